@@ -1,3 +1,9 @@
 import { defineConfig } from "tsup";
 
-export default defineConfig({ entry: ["src/main.ts"], format: ["esm"], sourcemap: true, clean: true, target: "node20" });
+export default defineConfig({
+  entry: ["src/main.ts"],
+  format: ["esm"],
+  sourcemap: true,
+  clean: true,
+  target: "node20",
+});

@@ -1,1 +1,69 @@
-export {};
+/**
+ * `npm run bench`: the same netns guest behind desktopd, slirp4netns and pasta in turn, at each
+ * MTU; prints one table (with desktopd/peer ratios) and writes the figures as JSON.
+ */
+import { fileURLToPath } from "node:url";
+import { type Options, parseOptions, usage } from "./args.js";
+import { cleanupAll, installExitHandlers } from "./cleanup.js";
+import type { SessionResult } from "./metrics.js";
+import { peers } from "./peers/index.js";
+import { writeResults } from "./results.js";
+import { runSession } from "./session.js";
+import { renderFailures, renderRetransmits, renderTable } from "./table.js";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+
+/** Generous upper bound of one session: two iperf3 runs, connection rate, RR, start and stop. */
+function sessionBudgetMs(o: Options): number {
+  return (2 * (o.duration + 1 + 25) + 2 * (Math.min(3, o.duration) + 15) + 40) * 1000;
+}
+
+async function main(): Promise<number> {
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${usage}\n`);
+    return 2;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write("bench: needs root (ip netns, slirp4netns/pasta as root)\n");
+    return 2;
+  }
+  const sessions = options.peers.length * options.mtus.length;
+  installExitHandlers(sessions * sessionBudgetMs(options) + 30_000);
+  const started = new Date();
+  const results: SessionResult[] = [];
+  try {
+    for (const mtu of options.mtus) {
+      for (const name of options.peers) {
+        results.push(
+          await runSession(peers[name], mtu, { root, duration: options.duration, cpuProf: options.cpuProf }),
+        );
+      }
+    }
+  } finally {
+    await cleanupAll();
+  }
+  const out: string[] = ["", renderTable(results, options.peers, options.mtus), ""];
+  out.push("address plans (guest dials the host's 127.0.0.1 at the host-loopback address):");
+  for (const name of options.peers) out.push(`  ${name}: ${peers[name].addressPlan}`);
+  const retrans = renderRetransmits(results);
+  if (retrans.length > 0)
+    out.push("", "iperf3 sender retransmits (a high count marks an erratic figure):", ...retrans);
+  const failures = renderFailures(results);
+  if (failures.length > 0) out.push("", "failures:", ...failures.map((l) => `  ${l}`));
+  out.push("", `${sessions} sessions, iperf3 ${options.duration} s each way (first second omitted)`);
+  process.stdout.write(`${out.join("\n")}\n`);
+  process.stdout.write(`results: ${writeResults(root, options, started, results)}\n`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err: unknown) => {
+    process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`);
+    await cleanupAll();
+    process.exit(1);
+  },
+);

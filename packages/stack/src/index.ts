@@ -1,1 +1,35 @@
-export {};
+/**
+ * @desktopd/stack — a userspace Ethernet/ARP/IPv4/ICMP/UDP/TCP stack with DHCP that plugs a
+ * Linux guest's NIC in and turns every guest flow into an ordinary socket of this process,
+ * so the host's routes, VPN and firewall apply to the guest as if the host made the call.
+ *
+ * @example
+ * ```ts
+ * import { createStack, openTap } from "@desktopd/stack";
+ *
+ * const stack = createStack({ subnet: "192.168.65.0/24" });
+ * stack.attach(await openTap({ netns: "guest" }));   // eth0 inside netns "guest"
+ * // In the guest: `udhcpc -i eth0`, then `curl http://192.168.65.254:8080/` reaches the host's 127.0.0.1:8080.
+ * const conn = await stack.connect("192.168.65.3", 22); // a Duplex into the guest
+ * ```
+ */
+
+export { type Clock, cryptoRandom, ManualClock, type Random, SeededRandom, systemClock } from "./clock.js";
+export { MAX_MTU, MIN_MTU, type NetworkOptions, type StaticLease } from "./config.js";
+export type { FlowStats, StackCounters } from "./counters.js";
+export { ConfigError, DialError, StackError, TransportError, WireError } from "./errors.js";
+export type { Logger } from "./logger.js";
+export type { TcpLayerOptions } from "./nat/tcp.js";
+export type { UdpLayerOptions } from "./nat/udp.js";
+export type {
+  DatagramHandler,
+  DatagramReply,
+  FlowInfo,
+  FlowPolicy,
+  StreamHandler,
+  TcpDecision,
+  UdpDecision,
+} from "./policy.js";
+export { createStack, type LeaseInfo, type Stack, type StackConfig, type StackOptions } from "./stack.js";
+export * from "./transport/index.js";
+export { ipv4ToString, macToString, parseIpv4Address, parseMac } from "./wire/address.js";

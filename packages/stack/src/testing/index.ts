@@ -1,1 +1,2 @@
-export {};
+export * from "./netns.js";
+export { createTransportPair, type TransportPairOptions } from "./pair.js";

@@ -1,0 +1,21 @@
+/** `desktopd run`: attach an existing network namespace to the stack until stopped. */
+import type { RunConfig } from "../config.js";
+import { runDaemon } from "../daemon.js";
+import { createLogger } from "../logger.js";
+import { listenForShutdown } from "../signals.js";
+import type { CliIo } from "./io.js";
+import { serveUntilStopped } from "./serve.js";
+
+export async function runCommand(config: RunConfig, io: CliIo): Promise<number> {
+  const { logLevel, ...options } = config;
+  const logger = createLogger(logLevel);
+  // Listen before setup: a Ctrl-C during setup then still cleans up instead of killing us mid-way.
+  const signals = listenForShutdown();
+  try {
+    const handle = await runDaemon({ ...options, logger });
+    io.out(`${handle.readyLine}\n`);
+    return await serveUntilStopped(handle, signals, logger);
+  } finally {
+    signals.dispose();
+  }
+}

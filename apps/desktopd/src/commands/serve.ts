@@ -1,0 +1,31 @@
+/** Keeps a daemon running until a signal arrives or its link disappears, then cleans up. */
+import type { DaemonHandle, Logger } from "../daemon.js";
+import { LinkLostError } from "../errors.js";
+import type { ShutdownSignals } from "../signals.js";
+
+/** Resolves with the exit code (0 after a signal); throws LinkLostError if the link went away. */
+export async function serveUntilStopped(
+  handle: DaemonHandle,
+  signals: ShutdownSignals,
+  logger: Logger,
+): Promise<number> {
+  // The TAP's reads may not hold the event loop open on their own; this timer does until we stop.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  try {
+    const outcome = await Promise.race([
+      signals.received.then((signal) => ({ signal })),
+      handle.linkClosed.then((error) => ({ error })),
+    ]);
+    if ("signal" in outcome) {
+      logger.info({ signal: outcome.signal }, "shutting down");
+      await handle.close();
+      return 0;
+    }
+    await handle.close();
+    const { ifname, netns } = handle.ready;
+    const reason = outcome.error ? `: ${outcome.error.message}` : "";
+    throw new LinkLostError(`${ifname} in network namespace "${netns}" went away${reason}`);
+  } finally {
+    clearInterval(keepAlive);
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Validation of `run`/`demo` options (from the command line or from `runDaemon`). Everything
+ * a user can get wrong is rejected here, before the process touches the system, with a
+ * one-line message that names the option.
+ */
+import { z } from "zod";
+import { InvalidOptionError } from "./errors.js";
+import { parseIpv4Cidr } from "./ipv4.js";
+
+export const DEFAULT_SUBNET = "192.168.65.0/24";
+export const DEFAULT_MTU = 1500;
+export const DEFAULT_IFNAME = "eth0";
+export const DEFAULT_DEMO_NETNS = "desktopd";
+export const MIN_MTU = 68;
+export const MAX_MTU = 65520;
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+// Stricter than iproute2 (which takes any file name): the name also becomes a path under
+// /etc/netns and a value in the space-separated ready line.
+const NETNS_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+const netnsSchema = z
+  .string({ error: "is required" })
+  .regex(
+    NETNS_NAME,
+    "must be 1-63 characters of letters, digits, '_', '.', '-', starting with a letter or digit",
+  );
+
+// The kernel limits interface names to 15 bytes (IFNAMSIZ - 1).
+const ifnameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,15}$/, "must be 1-15 letters, digits, '_', '.', '-'");
+
+const subnetSchema = z.string().transform((text, ctx) => {
+  const parsed = parseIpv4Cidr(text.trim());
+  if ("problem" in parsed) {
+    ctx.addIssue({ code: "custom", message: parsed.problem });
+    return z.NEVER;
+  }
+  // /29 is the smallest subnet with room for the gateway, the host address and a lease.
+  if (parsed.prefixLength < 1 || parsed.prefixLength > 29) {
+    ctx.addIssue({
+      code: "custom",
+      message: `prefix length must be between /1 and /29, got /${parsed.prefixLength}`,
+    });
+    return z.NEVER;
+  }
+  return text.trim();
+});
+
+// Commander hands over strings; runDaemon callers pass numbers. Both end up as an integer.
+const mtuSchema = z.coerce
+  .number({ error: "must be a number" })
+  .int("must be an integer")
+  .min(MIN_MTU, `must be between ${MIN_MTU} and ${MAX_MTU}`)
+  .max(MAX_MTU, `must be between ${MIN_MTU} and ${MAX_MTU}`);
+
+const logLevelSchema = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
+
+export const runOptionsSchema = z.object({
+  netns: netnsSchema,
+  ifname: ifnameSchema.default(DEFAULT_IFNAME),
+  configure: z.boolean().default(false),
+  subnet: subnetSchema.default(DEFAULT_SUBNET),
+  mtu: mtuSchema.default(DEFAULT_MTU),
+  pcap: z.string().min(1, "must be a file path").optional(),
+  logLevel: logLevelSchema.default("info"),
+});
+
+/** Options of `desktopd run` / `runDaemon` as given (strings allowed where the CLI has them). */
+export type RunOptionsInput = z.input<typeof runOptionsSchema>;
+/** Validated options with every default filled in. */
+export type RunConfig = z.output<typeof runOptionsSchema>;
+
+export const demoOptionsSchema = runOptionsSchema
+  .omit({ configure: true })
+  .extend({ netns: netnsSchema.default(DEFAULT_DEMO_NETNS) });
+
+export type DemoOptionsInput = z.input<typeof demoOptionsSchema>;
+export type DemoConfig = z.output<typeof demoOptionsSchema>;
+
+export function parseRunOptions(input: unknown): RunConfig {
+  return parseWith(runOptionsSchema, input);
+}
+
+export function parseDemoOptions(input: unknown): DemoConfig {
+  return parseWith(demoOptionsSchema, input);
+}
+
+function parseWith<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  // One line, first problem only: the user fixes one thing and runs again.
+  const issue = result.error.issues[0]!;
+  const key = issue.path.map(String).join(".");
+  const option = key ? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : "options";
+  throw new InvalidOptionError(`${option}: ${issue.message}`);
+}

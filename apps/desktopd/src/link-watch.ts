@@ -1,0 +1,43 @@
+/**
+ * A FrameTransport decorator that tells the daemon when the guest's link goes away on its own
+ * (device deleted, namespace removed), so `run` can exit instead of serving a dead link.
+ */
+import type { FrameTransport } from "@desktopd/stack";
+
+type FrameReceiver = Parameters<FrameTransport["start"]>[0];
+
+export interface WatchedLink {
+  transport: FrameTransport;
+  /** Settles when the link closes; with the error if it failed. Never rejects. */
+  closed: Promise<Error | undefined>;
+}
+
+export function watchLink(inner: FrameTransport): WatchedLink {
+  let settle!: (error: Error | undefined) => void;
+  const closed = new Promise<Error | undefined>((resolve) => {
+    settle = resolve;
+  });
+  const transport: FrameTransport = {
+    get name() {
+      return inner.name;
+    },
+    get stats() {
+      return inner.stats;
+    },
+    send: (frame) => inner.send(frame),
+    start(receiver: FrameReceiver) {
+      inner.start({
+        onFrame: (frame) => receiver.onFrame(frame),
+        onClose: (error) => {
+          settle(error);
+          receiver.onClose?.(error);
+        },
+      });
+    },
+    async close() {
+      await inner.close();
+      settle(undefined);
+    },
+  };
+  return { transport, closed };
+}

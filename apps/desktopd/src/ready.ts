@@ -1,0 +1,44 @@
+/**
+ * The one line `desktopd run` prints on stdout once the guest can use the network. Scripts
+ * and tests wait for it, so the format is a contract: `desktopd ready` then key=value pairs.
+ */
+export const READY_PREFIX = "desktopd ready";
+
+export interface ReadyInfo {
+  netns: string;
+  ifname: string;
+  /** The guest NIC's MAC address. */
+  mac: string;
+  gateway: string;
+  /** Address that reaches the host's 127.0.0.1. */
+  host: string;
+  /** The guest's address with prefix length; only when desktopd configured the guest. */
+  address?: string;
+  mtu: number;
+}
+
+export function formatReadyLine(info: ReadyInfo): string {
+  const pairs: [string, string | number | undefined][] = [
+    ["netns", info.netns],
+    ["ifname", info.ifname],
+    ["mac", info.mac],
+    ["gateway", info.gateway],
+    ["host", info.host],
+    ["address", info.address],
+    ["mtu", info.mtu],
+  ];
+  const fields = pairs.filter(([, value]) => value !== undefined).map(([key, value]) => `${key}=${value}`);
+  return `${READY_PREFIX} ${fields.join(" ")}`;
+}
+
+/** Reads the key=value pairs of a ready line; undefined if `line` is not one. */
+export function parseReadyLine(line: string): Record<string, string> | undefined {
+  const trimmed = line.trim();
+  if (trimmed !== READY_PREFIX && !trimmed.startsWith(`${READY_PREFIX} `)) return undefined;
+  const fields: Record<string, string> = {};
+  for (const token of trimmed.slice(READY_PREFIX.length).split(" ")) {
+    const eq = token.indexOf("=");
+    if (eq > 0) fields[token.slice(0, eq)] = token.slice(eq + 1);
+  }
+  return fields;
+}

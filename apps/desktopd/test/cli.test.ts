@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import type { CliIo } from "../src/commands/io.js";
+import { runCli } from "../src/program.js";
+
+// Only paths that end before the system is touched: option errors and help.
+async function cli(...argv: string[]) {
+  let out = "";
+  let err = "";
+  const io: CliIo = {
+    out: (text) => {
+      out += text;
+    },
+    err: (text) => {
+      err += text;
+    },
+  };
+  const code = await runCli(argv, io);
+  return { code, out, err };
+}
+
+describe("desktopd CLI", () => {
+  it("prints help for run with its options and exits 0", async () => {
+    const { code, out } = await cli("run", "--help");
+    expect(code).toBe(0);
+    for (const option of [
+      "--netns <name>",
+      "--configure",
+      "--subnet <cidr>",
+      "--mtu <bytes>",
+      "--pcap <file>",
+    ]) {
+      expect(out).toContain(option);
+    }
+    expect(out).toContain("--log-level <level>");
+  });
+
+  it.each([
+    [
+      ["run", "--netns", "n", "--subnet", "10.0.0.0/33"],
+      "desktopd: --subnet: prefix length /33 is larger than 32",
+    ],
+    [["run", "--netns", "n", "--mtu", "60"], "desktopd: --mtu: must be between 68 and 65520"],
+    [["run", "--netns", "bad/name"], "desktopd: --netns: must be 1-63 characters"],
+    [["demo", "--log-level", "chatty"], "desktopd: --log-level: must be one of"],
+  ])("rejects %j with one line on stderr and exit code 1", async (argv, start) => {
+    const { code, out, err } = await cli(...argv);
+    expect(code).toBe(1);
+    expect(out).toBe("");
+    expect(err.startsWith(start)).toBe(true);
+    expect(err.trimEnd().split("\n")).toHaveLength(1);
+  });
+
+  it("lets commander report a missing --netns", async () => {
+    const { code, err } = await cli("run");
+    expect(code).toBe(1);
+    expect(err).toContain("required option '--netns <name>' not specified");
+  });
+
+  it("rejects an unknown command", async () => {
+    const { code, err } = await cli("fly");
+    expect(code).toBe(1);
+    expect(err).toContain("unknown command 'fly'");
+  });
+});

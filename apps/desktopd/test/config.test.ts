@@ -1,0 +1,98 @@
+import { describe, expect, it } from "vitest";
+import { parseDemoOptions, parseRunOptions } from "../src/config.js";
+import { InvalidOptionError } from "../src/errors.js";
+
+function rejection(input: unknown): InvalidOptionError {
+  try {
+    parseRunOptions(input);
+  } catch (error) {
+    expect(InvalidOptionError.isInstance(error)).toBe(true);
+    return error as InvalidOptionError;
+  }
+  throw new Error(`accepted ${JSON.stringify(input)}`);
+}
+
+describe("parseRunOptions", () => {
+  it("fills in the documented defaults", () => {
+    expect(parseRunOptions({ netns: "dtd-a-1" })).toEqual({
+      netns: "dtd-a-1",
+      ifname: "eth0",
+      configure: false,
+      subnet: "192.168.65.0/24",
+      mtu: 1500,
+      logLevel: "info",
+    });
+  });
+
+  it("takes the strings commander hands over", () => {
+    const config = parseRunOptions({
+      netns: "guest",
+      configure: true,
+      subnet: "10.0.2.0/24",
+      mtu: "9000",
+      pcap: "/tmp/x.pcap",
+      logLevel: "debug",
+    });
+    expect(config).toMatchObject({ configure: true, subnet: "10.0.2.0/24", mtu: 9000, pcap: "/tmp/x.pcap" });
+    expect(config.logLevel).toBe("debug");
+  });
+
+  it("accepts the MTU range bounds 68 and 65520", () => {
+    expect(parseRunOptions({ netns: "n", mtu: 68 }).mtu).toBe(68);
+    expect(parseRunOptions({ netns: "n", mtu: "65520" }).mtu).toBe(65520);
+  });
+
+  it.each([
+    [{ netns: "n", mtu: 67 }, "--mtu: must be between 68 and 65520"],
+    [{ netns: "n", mtu: "65521" }, "--mtu: must be between 68 and 65520"],
+    [{ netns: "n", mtu: "1500.5" }, "--mtu: must be an integer"],
+    [{ netns: "n", mtu: "big" }, "--mtu: must be a number"],
+  ])("rejects MTU %j", (input, message) => {
+    expect(rejection(input).message).toBe(message);
+  });
+
+  it.each([
+    ["192.168.65.0", "not in CIDR notation"],
+    ["192.168.65.0/33", "larger than 32"],
+    ["192.168.65.0/30", "between /1 and /29"],
+    ["0.0.0.0/0", "between /1 and /29"],
+    ["192.168.65.7/24", "did you mean 192.168.65.0/24?"],
+    ["192.168.256.0/24", "not an IPv4 address"],
+    ["192.168.065.0/24", "not an IPv4 address"],
+    ["fd00::/64", "not in CIDR notation"],
+  ])("rejects subnet %s", (subnet, fragment) => {
+    const error = rejection({ netns: "n", subnet });
+    expect(error.message).toMatch(/^--subnet: /);
+    expect(error.message).toContain(fragment);
+  });
+
+  it("accepts the smallest usable subnet, a /29", () => {
+    expect(parseRunOptions({ netns: "n", subnet: "10.1.2.8/29" }).subnet).toBe("10.1.2.8/29");
+  });
+
+  it.each(["", "a/b", "..", "-x", "has space", "x".repeat(64)])("rejects netns name %j", (netns) => {
+    expect(rejection({ netns }).message).toMatch(/^--netns: must be 1-63 characters/);
+  });
+
+  it("says --netns is required when it is missing", () => {
+    expect(rejection({}).message).toBe("--netns: is required");
+  });
+
+  it("names the option in kebab case", () => {
+    expect(rejection({ netns: "n", logLevel: "loud" }).message).toMatch(
+      /^--log-level: must be one of trace, /,
+    );
+  });
+
+  it("rejects an interface name longer than the kernel allows", () => {
+    expect(rejection({ netns: "n", ifname: "a-very-long-ifname" }).message).toMatch(/^--ifname: /);
+  });
+});
+
+describe("parseDemoOptions", () => {
+  it("defaults the namespace to desktopd and has no --configure", () => {
+    const config = parseDemoOptions({});
+    expect(config.netns).toBe("desktopd");
+    expect("configure" in config).toBe(false);
+  });
+});

@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { formatReadyLine, parseReadyLine, type ReadyInfo } from "../src/ready.js";
+
+const info: ReadyInfo = {
+  netns: "dtd-x-1",
+  ifname: "eth0",
+  mac: "02:00:00:aa:bb:cc",
+  gateway: "192.168.65.1",
+  host: "192.168.65.254",
+  address: "192.168.65.3/24",
+  mtu: 1500,
+};
+
+describe("ready line", () => {
+  it("lists the pairs in the documented order", () => {
+    expect(formatReadyLine(info)).toBe(
+      "desktopd ready netns=dtd-x-1 ifname=eth0 mac=02:00:00:aa:bb:cc gateway=192.168.65.1 " +
+        "host=192.168.65.254 address=192.168.65.3/24 mtu=1500",
+    );
+  });
+
+  it("leaves address out when the guest configures itself", () => {
+    const line = formatReadyLine({ ...info, address: undefined });
+    expect(line).not.toContain("address=");
+    expect(line.endsWith("host=192.168.65.254 mtu=1500")).toBe(true);
+  });
+
+  it("round-trips through parseReadyLine", () => {
+    expect(parseReadyLine(`${formatReadyLine(info)}\n`)).toEqual({
+      netns: "dtd-x-1",
+      ifname: "eth0",
+      mac: "02:00:00:aa:bb:cc",
+      gateway: "192.168.65.1",
+      host: "192.168.65.254",
+      address: "192.168.65.3/24",
+      mtu: "1500",
+    });
+  });
+
+  it("does not take other lines for a ready line", () => {
+    expect(parseReadyLine('{"level":30,"msg":"desktopd ready"}')).toBeUndefined();
+    expect(parseReadyLine("desktopd readyish netns=x")).toBeUndefined();
+  });
+});

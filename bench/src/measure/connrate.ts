@@ -1,0 +1,37 @@
+/** TCP connections per second: the guest opens and closes connections (small concurrency) to a host server. */
+import { type Figure, failed } from "./figure.js";
+import { runGuestScript } from "./guest.js";
+import { startAcceptCloseServer } from "./hostserver.js";
+
+export const connrateConcurrency = 8;
+
+interface ConnrateReport {
+  connections: number;
+  errors: number;
+  seconds: number;
+  perSecond: number;
+  firstError?: string;
+}
+
+export async function measureConnrate(
+  root: string,
+  netns: string,
+  hostAddress: string,
+  seconds: number,
+): Promise<Figure> {
+  const server = await startAcceptCloseServer();
+  try {
+    const args = [hostAddress, server.port, seconds, connrateConcurrency];
+    const r = await runGuestScript<ConnrateReport>(root, netns, "connrate.mjs", args, (seconds + 15) * 1000);
+    if (r.connections === 0)
+      return failed(`no connection completed${r.firstError ? `: ${r.firstError}` : ""}`);
+    return {
+      value: r.perSecond,
+      detail: { connections: r.connections, errors: r.errors, seconds: r.seconds },
+    };
+  } catch (err) {
+    return failed(err);
+  } finally {
+    await server.close();
+  }
+}

@@ -1,0 +1,35 @@
+/** Request/response latency: 1-byte ping-pong over one TCP connection from the guest to a host echo server. */
+import { type Figure, failed } from "./figure.js";
+import { runGuestScript } from "./guest.js";
+import { startEchoServer } from "./hostserver.js";
+
+interface RrReport {
+  samples: number;
+  medianUs: number;
+  p99Us: number;
+}
+
+export interface RrFigures {
+  median: Figure;
+  p99: Figure;
+}
+
+export async function measureRr(
+  root: string,
+  netns: string,
+  hostAddress: string,
+  seconds: number,
+): Promise<RrFigures> {
+  const server = await startEchoServer();
+  try {
+    const args = [hostAddress, server.port, seconds];
+    const r = await runGuestScript<RrReport>(root, netns, "rr.mjs", args, (seconds + 15) * 1000);
+    const detail = { samples: r.samples };
+    return { median: { value: r.medianUs, detail }, p99: { value: r.p99Us, detail } };
+  } catch (err) {
+    const f = failed(err);
+    return { median: f, p99: f };
+  } finally {
+    await server.close();
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The text table: one block per MTU, one row per metric, one column per peer, then desktopd/peer
+ * ratios. A ratio above 1 favours desktopd for "higher" metrics and disfavours it for "lower" ones.
+ */
+import { type MetricKey, metrics, type SessionResult } from "./metrics.js";
+import type { PeerName } from "./peers/index.js";
+
+export function renderTable(
+  results: readonly SessionResult[],
+  peers: readonly PeerName[],
+  mtus: readonly number[],
+) {
+  const others = peers.includes("desktopd") ? peers.filter((p) => p !== "desktopd") : [];
+  const header = ["MTU", "metric", "unit", "better", ...peers, ...others.map((p) => `desktopd/${p}`)];
+  const rows: string[][] = [];
+  for (const mtu of mtus) {
+    for (const m of metrics) {
+      const value = (peer: PeerName): number | null => find(results, peer, mtu)?.figures[m.key].value ?? null;
+      const cells = peers.map((p) => {
+        const v = value(p);
+        return v === null ? "fail" : v.toFixed(m.digits);
+      });
+      const ratios = others.map((p) => ratio(value("desktopd"), value(p)));
+      rows.push([String(mtu), m.label, m.unit, m.better, ...cells, ...ratios]);
+    }
+  }
+  return format([header, ...rows]);
+}
+
+/** One line per failed figure, so the table can stay compact. */
+export function renderFailures(results: readonly SessionResult[]): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    const where = `${r.peer} mtu ${r.mtu}`;
+    if (r.startError) {
+      lines.push(`${where}: did not start: ${short(r.startError)}`);
+      continue;
+    }
+    for (const m of metrics) {
+      const f = r.figures[m.key as MetricKey];
+      if (f.value === null) lines.push(`${where} ${m.label}: ${short(f.error ?? "failed")}`);
+    }
+  }
+  return lines;
+}
+
+/** iperf3 runs whose sender retransmitted, one line per session. */
+export function renderRetransmits(results: readonly SessionResult[]): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    const parts = (["g2h", "h2g"] as const)
+      .map((k) => [k, r.figures[k].detail?.retransmits ?? 0] as const)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k === "g2h" ? "guest→host" : "host→guest"} ${n}`);
+    if (parts.length > 0) lines.push(`  ${r.peer} mtu ${r.mtu}: ${parts.join(", ")}`);
+  }
+  return lines;
+}
+
+function find(results: readonly SessionResult[], peer: PeerName, mtu: number): SessionResult | undefined {
+  return results.find((r) => r.peer === peer && r.mtu === mtu);
+}
+
+function ratio(ours: number | null, theirs: number | null): string {
+  if (ours === null || theirs === null || theirs === 0) return "–";
+  return `${(ours / theirs).toFixed(2)}×`;
+}
+
+function short(s: string, max = 160): string {
+  const one = s.replace(/\s+/g, " ").trim();
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one;
+}
+
+function format(table: string[][]): string {
+  const widths = table[0].map((_, i) => Math.max(...table.map((row) => [...row[i]].length)));
+  const line = (row: string[]): string =>
+    row
+      .map((cell, i) => {
+        const pad = " ".repeat(widths[i] - [...cell].length);
+        return i < 4 ? cell + pad : pad + cell;
+      })
+      .join("  ")
+      .trimEnd();
+  const rule = widths.map((w) => "-".repeat(w)).join("  ");
+  const out = [line(table[0]), rule];
+  let lastMtu = table[1]?.[0];
+  for (const row of table.slice(1)) {
+    if (row[0] !== lastMtu) out.push(rule);
+    lastMtu = row[0];
+    out.push(line(row));
+  }
+  return out.join("\n");
+}

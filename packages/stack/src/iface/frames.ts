@@ -1,0 +1,89 @@
+import { ARP_LEN, emitArp, type ArpPacket } from "../wire/arp.js";
+import { emitEthernetHeader, ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from "../wire/ethernet.js";
+import { emitIcmpv4, ICMP_HEADER_LEN, type IcmpPacket } from "../wire/icmpv4.js";
+import { emitIpv4Header, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_HEADER_LEN } from "../wire/ipv4.js";
+import { emitTcp, tcpHeaderLength, type TcpEmitFields } from "../wire/tcp.js";
+import { emitUdp, UDP_HEADER_LEN } from "../wire/udp.js";
+import { sum16, finish } from "../wire/checksum.js";
+
+/** Link-layer and IP addressing of one outgoing packet. */
+export interface Route {
+  srcMac: Buffer;
+  dstMac: Buffer;
+  srcIp: number;
+  dstIp: number;
+}
+
+const L3 = ETH_HEADER_LEN;
+const L4 = ETH_HEADER_LEN + IPV4_HEADER_LEN;
+
+let nextIpId = 1;
+function ipId(): number {
+  nextIpId = (nextIpId + 1) & 0xffff;
+  return nextIpId;
+}
+
+/** One frame holding a TCP segment; the payload is copied in once. */
+export function tcpFrame(r: Route, f: TcpEmitFields, payload: Buffer | undefined): Buffer {
+  const hlen = tcpHeaderLength(f);
+  const plen = payload ? payload.length : 0;
+  const frame = Buffer.allocUnsafe(L4 + hlen + plen);
+  emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
+  emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, protocol: IPPROTO_TCP, payloadLength: hlen + plen, id: ipId() });
+  if (payload) payload.copy(frame, L4 + hlen);
+  emitTcp(frame, L4, r.srcIp, r.dstIp, f, plen);
+  return frame;
+}
+
+/**
+ * Frames holding one UDP datagram, fragmented at `mtu` when it does not fit
+ * (DNS answers over 1472 bytes, for instance).
+ */
+export function udpFrames(r: Route, srcPort: number, dstPort: number, payload: Buffer, mtu: number): Buffer[] {
+  const udpLen = UDP_HEADER_LEN + payload.length;
+  if (IPV4_HEADER_LEN + udpLen <= mtu) {
+    const frame = Buffer.allocUnsafe(L4 + udpLen);
+    emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
+    emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, protocol: IPPROTO_UDP, payloadLength: udpLen, id: ipId() });
+    payload.copy(frame, L4 + UDP_HEADER_LEN);
+    emitUdp(frame, L4, r.srcIp, r.dstIp, srcPort, dstPort, payload.length);
+    return [frame];
+  }
+  // Build the whole datagram once, then cut it into 8-byte-aligned fragments.
+  const datagram = Buffer.allocUnsafe(udpLen);
+  payload.copy(datagram, UDP_HEADER_LEN);
+  emitUdp(datagram, 0, r.srcIp, r.dstIp, srcPort, dstPort, payload.length);
+  const chunk = Math.floor((mtu - IPV4_HEADER_LEN) / 8) * 8;
+  const id = ipId();
+  const frames: Buffer[] = [];
+  for (let off = 0; off < udpLen; off += chunk) {
+    const len = Math.min(chunk, udpLen - off);
+    const more = off + len < udpLen;
+    const frame = Buffer.allocUnsafe(L4 + len);
+    emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
+    emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, protocol: IPPROTO_UDP, payloadLength: len, id, dontFragment: false });
+    // Fragment offset and MF flag, then the header checksum again.
+    frame.writeUInt16BE((more ? 0x2000 : 0) | (off / 8), L3 + 6);
+    frame.writeUInt16BE(0, L3 + 10);
+    frame.writeUInt16BE(finish(sum16(frame, L3, L4)), L3 + 10);
+    datagram.copy(frame, L4, off, off + len);
+    frames.push(frame);
+  }
+  return frames;
+}
+
+export function icmpFrame(r: Route, p: IcmpPacket): Buffer {
+  const len = ICMP_HEADER_LEN + p.payload.length;
+  const frame = Buffer.allocUnsafe(L4 + len);
+  emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
+  emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, protocol: IPPROTO_ICMP, payloadLength: len, id: ipId() });
+  emitIcmpv4(frame, L4, p);
+  return frame;
+}
+
+export function arpFrame(srcMac: Buffer, dstMac: Buffer, p: ArpPacket): Buffer {
+  const frame = Buffer.alloc(ETH_HEADER_LEN + ARP_LEN);
+  emitEthernetHeader(frame, 0, dstMac, srcMac, ETHERTYPE_ARP);
+  emitArp(frame, ETH_HEADER_LEN, p);
+  return frame;
+}

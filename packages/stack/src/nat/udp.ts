@@ -1,0 +1,159 @@
+import dgram from "node:dgram";
+import type { NetworkConfig } from "../config.js";
+import type { DropCounters, FlowStats } from "../counters.js";
+import type { IpOutput } from "../iface/ip-output.js";
+import type { Logger } from "../logger.js";
+import type { FlowInfo, FlowPolicy, UdpDecision } from "../policy.js";
+import { ipv4ToString } from "../wire/address.js";
+import { ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
+import type { Ipv4Packet } from "../wire/ipv4.js";
+import type { UdpDatagram } from "../wire/udp.js";
+import { guestSource, hostTarget } from "./host-map.js";
+
+export interface UdpLayerOptions {
+  /** A flow with no traffic either way for this long is closed (default 60 s). */
+  idleTimeoutMs?: number;
+  /** Most flows at once; the least recently used is closed to make room (default 4096). */
+  maxFlows?: number;
+}
+
+interface UdpFlow {
+  key: string;
+  guestIp: number;
+  guestPort: number;
+  socket: dgram.Socket;
+  lastActive: number;
+  bytesFromGuest: number;
+  bytesToGuest: number;
+}
+
+/**
+ * The stack's UDP NAT: one host socket per guest source endpoint (endpoint-independent
+ * mapping, so a guest socket can talk to several servers), closed after an idle timeout.
+ */
+export class UdpLayer {
+  private readonly flows = new Map<string, UdpFlow>();
+  private readonly sweeper: NodeJS.Timeout;
+  readonly counters = { opened: 0, closed: 0, datagramsIn: 0, datagramsOut: 0 };
+  private readonly idleTimeoutMs: number;
+  private readonly maxFlows: number;
+
+  constructor(
+    private readonly cfg: NetworkConfig,
+    private readonly out: IpOutput,
+    private readonly drops: DropCounters,
+    private readonly log: Logger,
+    private readonly policy: FlowPolicy | undefined,
+    options: UdpLayerOptions = {},
+  ) {
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+    this.maxFlows = options.maxFlows ?? 4096;
+    this.sweeper = setInterval(() => this.sweep(), Math.min(this.idleTimeoutMs, 10_000));
+    this.sweeper.unref();
+  }
+
+  get openCount(): number {
+    return this.flows.size;
+  }
+
+  onDatagram(ip: Ipv4Packet, udp: UdpDatagram): void {
+    this.counters.datagramsIn++;
+    const flow: FlowInfo = {
+      protocol: "udp",
+      guestIp: ipv4ToString(ip.src),
+      guestPort: udp.srcPort,
+      dstIp: ipv4ToString(ip.dst),
+      dstPort: udp.dstPort,
+    };
+    const decision = this.decide(ip.dst, flow);
+    if (decision.action === "reject") {
+      this.drops.count("udp-rejected");
+      const header = Buffer.from(ip.payload.buffer, ip.payload.byteOffset - ip.headerLength, ip.headerLength + 8);
+      this.out.sendUnreachable(ip.dst, ip.src, ICMP_CODE_PORT_UNREACHABLE, Buffer.from(header));
+      return;
+    }
+    if (decision.action === "handle") {
+      const src = ip.src;
+      const dst = ip.dst;
+      const reply = (data: Buffer) => {
+        this.counters.datagramsOut++;
+        this.out.sendUdp(dst, src, udp.dstPort, udp.srcPort, data);
+      };
+      decision.handler(Buffer.from(udp.payload), flow, reply);
+      return;
+    }
+    const f = this.flowFor(ip.src, udp.srcPort);
+    f.lastActive = Date.now();
+    f.bytesFromGuest += udp.payload.length;
+    // Refresh LRU order.
+    this.flows.delete(f.key);
+    this.flows.set(f.key, f);
+    f.socket.send(udp.payload, decision.port ?? udp.dstPort, decision.host ?? hostTarget(this.cfg, ip.dst), (err) => {
+      if (err) this.drops.count("udp-host-send-failed");
+    });
+  }
+
+  private decide(dst: number, flow: FlowInfo): UdpDecision {
+    const d = this.policy?.udp?.(flow);
+    if (d) return d;
+    if (dst === this.cfg.gateway) return { action: "reject" };
+    return { action: "nat" };
+  }
+
+  private flowFor(guestIp: number, guestPort: number): UdpFlow {
+    const key = `${guestIp}:${guestPort}`;
+    const existing = this.flows.get(key);
+    if (existing) return existing;
+    if (this.flows.size >= this.maxFlows) {
+      const oldest = this.flows.values().next().value;
+      if (oldest) {
+        this.drops.count("udp-flow-evicted");
+        this.closeFlow(oldest);
+      }
+    }
+    const socket = dgram.createSocket("udp4");
+    const f: UdpFlow = { key, guestIp, guestPort, socket, lastActive: Date.now(), bytesFromGuest: 0, bytesToGuest: 0 };
+    socket.on("message", (msg, rinfo) => {
+      f.lastActive = Date.now();
+      f.bytesToGuest += msg.length;
+      this.counters.datagramsOut++;
+      const src = guestSource(this.cfg, rinfo.address, this.cfg.hostAddress);
+      this.out.sendUdp(src, guestIp, rinfo.port, guestPort, msg);
+    });
+    socket.on("error", (err) => {
+      this.log.debug({ err: err.message }, "udp flow socket error");
+      this.drops.count("udp-host-socket-error");
+    });
+    socket.bind(0);
+    this.flows.set(key, f);
+    this.counters.opened++;
+    return f;
+  }
+
+  private closeFlow(f: UdpFlow): void {
+    this.flows.delete(f.key);
+    f.socket.close();
+    this.counters.closed++;
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - this.idleTimeoutMs;
+    for (const f of [...this.flows.values()]) if (f.lastActive < cutoff) this.closeFlow(f);
+  }
+
+  flowStats(): FlowStats[] {
+    return [...this.flows.values()].map((f) => ({
+      protocol: "udp" as const,
+      guest: `${ipv4ToString(f.guestIp)}:${f.guestPort}`,
+      remote: "*",
+      state: "OPEN",
+      bytesFromGuest: f.bytesFromGuest,
+      bytesToGuest: f.bytesToGuest,
+    }));
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const f of [...this.flows.values()]) this.closeFlow(f);
+  }
+}

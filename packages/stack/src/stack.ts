@@ -1,0 +1,380 @@
+import type { Duplex } from "node:stream";
+import { type Clock, cryptoRandom, type Random, systemClock } from "./clock.js";
+import { type NetworkConfig, type NetworkOptions, resolveNetworkConfig } from "./config.js";
+import { DropCounters, type StackCounters } from "./counters.js";
+import { DhcpServer } from "./dhcp/server.js";
+import { ConfigError, DialError, WireError } from "./errors.js";
+import { ArpCache } from "./iface/arp-cache.js";
+import { arpFrame, icmpFrame, tcpFrame, udpFrames } from "./iface/frames.js";
+import type { IpOutput } from "./iface/ip-output.js";
+import { type Logger, silentLogger } from "./logger.js";
+import { type TcpLayerOptions, TcpLayer } from "./nat/tcp.js";
+import { type UdpLayerOptions, UdpLayer } from "./nat/udp.js";
+import type { FlowPolicy } from "./policy.js";
+import type { FrameTransport } from "./transport/types.js";
+import { BROADCAST_MAC, ipv4ToString, isBroadcastMac, isMulticastMac, macToString, parseIpv4Address } from "./wire/address.js";
+import { ARP_REPLY, ARP_REQUEST, parseArp } from "./wire/arp.js";
+import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, parseDhcp } from "./wire/dhcp.js";
+import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, parseEthernet } from "./wire/ethernet.js";
+import { ICMP_DEST_UNREACHABLE, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, parseIcmpv4 } from "./wire/icmpv4.js";
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, type Ipv4Packet, parseIpv4 } from "./wire/ipv4.js";
+import { Ipv4Reassembler } from "./wire/reassembly.js";
+import { parseTcp, type TcpEmitFields } from "./wire/tcp.js";
+import { parseUdp } from "./wire/udp.js";
+
+export interface StackOptions extends NetworkOptions {
+  /** Per-flow hook: NAT to the host (default), an in-process handler, or reject. */
+  policy?: FlowPolicy;
+  logger?: Logger;
+  clock?: Clock;
+  random?: Random;
+  tcp?: TcpLayerOptions;
+  udp?: UdpLayerOptions;
+  /** Verify checksums of received packets (default true). */
+  verifyChecksums?: boolean;
+}
+
+/** Addressing of the virtual network, for people and for guest configuration. */
+export interface StackConfig {
+  subnet: string;
+  prefixLength: number;
+  netmask: string;
+  gateway: string;
+  hostAddress: string;
+  firstLease: string;
+  mtu: number;
+  gatewayMac: string;
+  dnsServers: string[];
+  searchDomains: string[];
+}
+
+export interface LeaseInfo {
+  mac: string;
+  ip: string;
+  hostname?: string;
+  expiresAt: number;
+  static: boolean;
+}
+
+export interface Stack {
+  readonly config: StackConfig;
+  /** Plugs a guest NIC in. The stack owns the transport from now on and closes it on `close()`. */
+  attach(transport: FrameTransport): void;
+  addStaticLease(mac: string, ip: string, hostname?: string): void;
+  leases(): LeaseInfo[];
+  /** Opens a TCP connection into the guest, from the host address. Rejects with DialError. */
+  connect(ip: string, port: number, options?: { timeoutMs?: number }): Promise<Duplex>;
+  counters(): StackCounters;
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the userspace network stack: gateway with ARP, DHCP and ICMP echo, and NAT of
+ * every guest TCP/UDP flow onto host sockets.
+ */
+export function createStack(options: StackOptions = {}): Stack {
+  return new NetworkStack(options);
+}
+
+class NetworkStack implements Stack, IpOutput {
+  readonly config: StackConfig;
+  private readonly net: NetworkConfig;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly drops = new DropCounters();
+  private readonly arp = new ArpCache();
+  private readonly dhcp: DhcpServer;
+  private readonly tcp: TcpLayer;
+  private readonly udp: UdpLayer;
+  private readonly reassembler: Ipv4Reassembler;
+  private readonly verify: boolean;
+  private transport: FrameTransport | undefined;
+  private readonly frames = { in: 0, out: 0, bytesIn: 0, bytesOut: 0 };
+  private readonly icmpCounters = { echoReplies: 0 };
+  private readonly arpCounters = { requests: 0, replies: 0 };
+  private closed = false;
+
+  constructor(o: StackOptions) {
+    this.net = resolveNetworkConfig(o);
+    this.log = o.logger ?? silentLogger;
+    this.clock = o.clock ?? systemClock;
+    const random = o.random ?? cryptoRandom;
+    this.verify = o.verifyChecksums !== false;
+    const n = this.net;
+    this.config = {
+      subnet: n.subnet,
+      prefixLength: n.prefixLength,
+      netmask: ipv4ToString(n.netmask),
+      gateway: ipv4ToString(n.gateway),
+      hostAddress: ipv4ToString(n.hostAddress),
+      firstLease: ipv4ToString(n.firstLease),
+      mtu: n.mtu,
+      gatewayMac: macToString(n.gatewayMac),
+      dnsServers: n.dnsServers.map(ipv4ToString),
+      searchDomains: n.searchDomains,
+    };
+    this.dhcp = new DhcpServer({
+      serverIp: n.gateway,
+      subnetMask: n.netmask,
+      router: n.gateway,
+      dnsServers: n.dnsServers,
+      searchDomains: n.searchDomains,
+      mtu: n.mtu,
+      poolStart: n.firstLease,
+      poolEnd: n.lastLease,
+      reserved: [n.gateway, n.hostAddress],
+      leaseTimeSeconds: n.leaseTimeSeconds,
+      staticLeases: n.staticLeases.map((l) => ({ mac: l.mac, ip: parseIpv4Address(l.ip)!, hostname: l.hostname })),
+      clock: { now: () => Date.now() },
+    });
+    this.tcp = new TcpLayer(n, this, this.drops, this.clock, random, this.log, o.policy, o.tcp);
+    this.udp = new UdpLayer(n, this, this.drops, this.log, o.policy, o.udp);
+    this.reassembler = new Ipv4Reassembler({ clock: this.clock });
+  }
+
+  attach(transport: FrameTransport): void {
+    if (this.transport) throw new ConfigError("a transport is already attached");
+    this.transport = transport;
+    transport.start({
+      onFrame: (frame) => this.onFrame(frame),
+      onClose: (error) => {
+        this.log.info({ link: transport.name, err: error?.message }, "guest link closed");
+        if (this.transport === transport) this.transport = undefined;
+      },
+    });
+  }
+
+  addStaticLease(mac: string, ip: string, hostname?: string): void {
+    const addr = parseIpv4Address(ip);
+    if (addr === undefined) throw new ConfigError(`"${ip}" is not an IPv4 address`);
+    this.dhcp.addStaticLease(mac, addr, hostname);
+  }
+
+  leases(): LeaseInfo[] {
+    return this.dhcp.leases().map((l) => ({ ...l, ip: ipv4ToString(l.ip) }));
+  }
+
+  async connect(ip: string, port: number, options: { timeoutMs?: number } = {}): Promise<Duplex> {
+    const addr = parseIpv4Address(ip);
+    if (addr === undefined) throw new DialError("unreachable", `"${ip}" is not an IPv4 address`);
+    if (!(await this.resolveMac(addr, options.timeoutMs ?? 10_000))) {
+      throw new DialError("unreachable", `no guest answers ARP for ${ip}`);
+    }
+    return this.tcp.connect(addr, port, options.timeoutMs);
+  }
+
+  /** Waits until the guest's MAC for `ip` is known, asking by ARP. */
+  private async resolveMac(ip: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + Math.min(timeoutMs, 3_000);
+    while (!this.arp.lookup(ip)) {
+      if (Date.now() >= deadline || this.closed) return false;
+      this.sendFrame(
+        arpFrame(this.net.gatewayMac, BROADCAST_MAC, {
+          op: ARP_REQUEST,
+          senderMac: this.net.gatewayMac,
+          senderIp: this.net.gateway,
+          targetMac: Buffer.alloc(6),
+          targetIp: ip,
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return true;
+  }
+
+  counters(): StackCounters {
+    return {
+      frames: { ...this.frames },
+      tcp: { ...this.tcp.counters, open: this.tcp.openCount, pendingConnects: this.tcp.pendingConnects },
+      udp: { ...this.udp.counters, open: this.udp.openCount },
+      icmp: { ...this.icmpCounters },
+      arp: { ...this.arpCounters },
+      drops: { ...this.drops.byReason, ...prefixed("reassembly-", this.reassembler.drops) },
+      flows: [...this.tcp.flows(), ...this.udp.flowStats()],
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.tcp.close();
+    this.udp.close();
+    const t = this.transport;
+    this.transport = undefined;
+    await t?.close();
+  }
+
+  // ---- Receive path ---------------------------------------------------------------------
+
+  private onFrame(frame: Buffer): void {
+    this.frames.in++;
+    this.frames.bytesIn += frame.length;
+    try {
+      const eth = parseEthernet(frame);
+      if (!eth.dst.equals(this.net.gatewayMac) && !isBroadcastMac(eth.dst)) {
+        this.drops.count(isMulticastMac(eth.dst) ? "multicast" : "not-for-gateway");
+        return;
+      }
+      switch (eth.ethertype) {
+        case ETHERTYPE_ARP:
+          this.onArp(eth.payload);
+          return;
+        case ETHERTYPE_IPV4:
+          this.onIpv4(eth.payload, eth.src);
+          return;
+        case ETHERTYPE_IPV6:
+          this.drops.count("ipv6");
+          return;
+        default:
+          this.drops.count("unknown-ethertype");
+      }
+    } catch (err) {
+      if (WireError.isInstance(err)) this.drops.count(`${err.layer}-${err.reason}`);
+      else {
+        this.drops.count("internal-error");
+        this.log.error({ err: (err as Error).stack }, "frame handling failed");
+      }
+    }
+  }
+
+  private onArp(payload: Buffer): void {
+    const p = parseArp(payload);
+    if (p.senderIp !== 0 && this.inSubnet(p.senderIp)) this.arp.learn(p.senderIp, p.senderMac);
+    if (p.op !== ARP_REQUEST) return;
+    this.arpCounters.requests++;
+    if (p.targetIp !== this.net.gateway && p.targetIp !== this.net.hostAddress) return;
+    this.arpCounters.replies++;
+    this.sendFrame(
+      arpFrame(this.net.gatewayMac, p.senderMac, {
+        op: ARP_REPLY,
+        senderMac: this.net.gatewayMac,
+        senderIp: p.targetIp,
+        targetMac: p.senderMac,
+        targetIp: p.senderIp,
+      }),
+    );
+  }
+
+  private onIpv4(payload: Buffer, srcMac: Buffer): void {
+    let ip = parseIpv4(payload, { verifyChecksum: this.verify });
+    if (ip.src !== 0 && this.inSubnet(ip.src) && !this.arp.lookup(ip.src)) this.arp.learn(ip.src, srcMac);
+    if (ip.moreFragments || ip.fragmentOffset > 0) {
+      const whole = this.reassembler.push(ip);
+      if (!whole) return;
+      ip = whole;
+    }
+    switch (ip.protocol) {
+      case IPPROTO_TCP: {
+        if (ip.dst === this.net.broadcast || ip.dst === 0xffffffff) {
+          this.drops.count("tcp-broadcast");
+          return;
+        }
+        this.tcp.onSegment(ip, parseTcp(ip.payload, ip.src, ip.dst, { verifyChecksum: this.verify }));
+        return;
+      }
+      case IPPROTO_UDP:
+        this.onUdp(ip, srcMac);
+        return;
+      case IPPROTO_ICMP:
+        this.onIcmp(ip);
+        return;
+      default:
+        this.drops.count("unknown-ip-protocol");
+    }
+  }
+
+  private onUdp(ip: Ipv4Packet, srcMac: Buffer): void {
+    const udp = parseUdp(ip.payload, ip.src, ip.dst, { verifyChecksum: this.verify });
+    if (udp.dstPort === DHCP_SERVER_PORT) {
+      this.onDhcp(udp.payload, srcMac);
+      return;
+    }
+    if (ip.dst === 0xffffffff || ip.dst === this.net.broadcast || ip.dst >>> 28 === 0xe) {
+      this.drops.count("udp-broadcast");
+      return;
+    }
+    this.udp.onDatagram(ip, udp);
+  }
+
+  private onDhcp(payload: Buffer, srcMac: Buffer): void {
+    const msg = parseDhcp(payload);
+    const reply = this.dhcp.handle(msg);
+    if (!reply) return;
+    const dstMac = reply.broadcast ? BROADCAST_MAC : reply.dstMac;
+    if (!reply.broadcast) this.arp.learn(reply.dstIp, reply.dstMac);
+    const route = { srcMac: this.net.gatewayMac, dstMac: dstMac ?? srcMac, srcIp: this.net.gateway, dstIp: reply.dstIp };
+    for (const f of udpFrames(route, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, reply.message, this.net.mtu)) this.sendFrame(f);
+  }
+
+  private onIcmp(ip: Ipv4Packet): void {
+    const icmp = parseIcmpv4(ip.payload, { verifyChecksum: this.verify });
+    if (icmp.type !== ICMP_ECHO_REQUEST) {
+      this.drops.count(`icmp-type-${icmp.type}`);
+      return;
+    }
+    if (ip.dst === this.net.gateway || ip.dst === this.net.hostAddress) {
+      const dstMac = this.arp.lookup(ip.src);
+      if (!dstMac) return;
+      this.icmpCounters.echoReplies++;
+      this.sendFrame(
+        icmpFrame(
+          { srcMac: this.net.gatewayMac, dstMac, srcIp: ip.dst, dstIp: ip.src },
+          { type: ICMP_ECHO_REPLY, code: 0, rest: icmp.rest, payload: icmp.payload },
+        ),
+      );
+      return;
+    }
+    // Relaying echo to other hosts needs unprivileged ICMP sockets, which Node cannot open.
+    this.drops.count("icmp-echo-not-relayed");
+  }
+
+  // ---- Send path (IpOutput) -------------------------------------------------------------
+
+  sendTcp(srcIp: number, dstIp: number, fields: TcpEmitFields, payload: Buffer | undefined): void {
+    const dstMac = this.arp.lookup(dstIp);
+    if (!dstMac) {
+      this.drops.count("tx-no-arp-entry");
+      return;
+    }
+    this.sendFrame(tcpFrame({ srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp }, fields, payload));
+  }
+
+  sendUdp(srcIp: number, dstIp: number, srcPort: number, dstPort: number, payload: Buffer): void {
+    const dstMac = this.arp.lookup(dstIp);
+    if (!dstMac) {
+      this.drops.count("tx-no-arp-entry");
+      return;
+    }
+    const route = { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp };
+    for (const f of udpFrames(route, srcPort, dstPort, payload, this.net.mtu)) this.sendFrame(f);
+  }
+
+  sendUnreachable(srcIp: number, dstIp: number, code: number, original: Buffer): void {
+    const dstMac = this.arp.lookup(dstIp);
+    if (!dstMac) return;
+    this.sendFrame(
+      icmpFrame({ srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp }, { type: ICMP_DEST_UNREACHABLE, code, rest: 0, payload: original }),
+    );
+  }
+
+  private sendFrame(frame: Buffer): void {
+    const t = this.transport;
+    if (!t) {
+      this.drops.count("tx-no-link");
+      return;
+    }
+    this.frames.out++;
+    this.frames.bytesOut += frame.length;
+    t.send(frame);
+  }
+
+  private inSubnet(ip: number): boolean {
+    return ((ip & this.net.netmask) >>> 0) === this.net.network;
+  }
+}
+
+function prefixed(prefix: string, record: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(record)) if (v) out[prefix + k] = v;
+  return out;
+}

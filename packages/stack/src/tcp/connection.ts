@@ -1,0 +1,704 @@
+import type { Clock, Random } from "../clock.js";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
+import { Assembler } from "./assembler.js";
+import { NewReno } from "./congestion.js";
+import { RttEstimator } from "./rtt.js";
+import { SendBuffer } from "./send-buffer.js";
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.js";
+import { canReceive, TcpState } from "./state.js";
+
+export type CloseReason = "closed" | "reset" | "refused" | "timeout" | "aborted";
+
+/** What a connection asks of its owner. The connection itself does no I/O and sets no timers. */
+export interface ConnectionHooks {
+  /** Emit a segment to the peer. `payload` is a view the owner must copy or send before returning. */
+  output(fields: TcpEmitFields, payload: Buffer | undefined): void;
+  /** In-order data from the peer. The receiver may keep the buffer. */
+  onData(data: Buffer): void;
+  /** The handshake completed. */
+  onEstablished(): void;
+  /** The peer will send no more data. */
+  onFin(): void;
+  /** Room opened up in the send buffer after it was full. */
+  onSendSpace(): void;
+  /** The connection is gone; the owner drops it. Called once. */
+  onClose(reason: CloseReason): void;
+  /** Bytes delivered with onData that the application has not consumed yet (shrinks the window). */
+  receiveBacklog(): number;
+  /** Ask the owner to call `flush()` soon (coalesces ACKs across a batch of segments). */
+  requestFlush(): void;
+}
+
+export interface ConnectionOptions {
+  clock: Clock;
+  random: Random;
+  /** Largest segment payload our side accepts (MTU - 40). */
+  mss: number;
+  /** Receive buffer: the most unconsumed data we let the peer send. */
+  receiveBuffer?: number;
+  /** Send buffer limit above which `send` reports backpressure. */
+  sendBuffer?: number;
+  timeWaitMs?: number;
+  /** Give up after this many consecutive retransmission timeouts. */
+  maxRetransmits?: number;
+  maxSynRetransmits?: number;
+  /** FIN-WAIT-2 with a peer that never closes. */
+  finWait2TimeoutMs?: number;
+}
+
+const RCV_WSCALE = 7;
+
+/**
+ * One TCP connection as a passive state machine (RFC 793/9293): segments in via
+ * `onSegment`, segments out via `hooks.output`, time via `poll(now)` and `pollAt()`.
+ */
+export class Connection {
+  state: TcpState = TcpState.Closed;
+  readonly localPort: number;
+  readonly remotePort: number;
+
+  // Send side.
+  private iss = 0;
+  private sndUna = 0;
+  private sndNxt = 0;
+  /** Highest sequence sent so far; sndNxt is rewound on timeout and catches up to it again. */
+  private sndMax = 0;
+  private sndWnd = 0;
+  private sndWl1 = 0;
+  private sndWl2 = 0;
+  private sndWscale = 0;
+  private sndMss = 536;
+  /** Sequence number of the first byte in `sendBuf`. */
+  private sndBufSeq = 0;
+  private readonly sendBuf = new SendBuffer();
+  private finQueued = false;
+  private finSent = false;
+  private sendBlocked = false;
+
+  // Receive side.
+  private irs = 0;
+  private rcvNxt = 0;
+  private rcvWscale = 0;
+  private rcvAdvertisedEdge = 0;
+  private readonly assembler = new Assembler();
+  private peerFinSeq: number | undefined;
+  private finReceived = false;
+  private sackOk = false;
+
+  // Timers (absolute ms; undefined = not armed).
+  private rtoAt: number | undefined;
+  private persistAt: number | undefined;
+  private timeWaitAt: number | undefined;
+  private idleAt: number | undefined;
+  private persistBackoff = 0;
+  private retransmits = 0;
+  private readonly rtt = new RttEstimator();
+  private timed: { seq: number; at: number } | undefined;
+  private cc: NewReno;
+  private dupAcks = 0;
+
+  private ackPending = false;
+  private closed = false;
+
+  private readonly rcvBufSize: number;
+  private readonly sndBufSize: number;
+  private readonly opts: Required<ConnectionOptions>;
+
+  private constructor(
+    localPort: number,
+    remotePort: number,
+    options: ConnectionOptions,
+    private readonly hooks: ConnectionHooks,
+  ) {
+    this.localPort = localPort;
+    this.remotePort = remotePort;
+    this.opts = {
+      receiveBuffer: 4 * 1024 * 1024,
+      sendBuffer: 4 * 1024 * 1024,
+      timeWaitMs: 30_000,
+      maxRetransmits: 15,
+      maxSynRetransmits: 6,
+      finWait2TimeoutMs: 60_000,
+      ...options,
+    };
+    this.rcvBufSize = this.opts.receiveBuffer;
+    this.sndBufSize = this.opts.sendBuffer;
+    this.cc = new NewReno(this.sndMss);
+  }
+
+  /** Answers a peer's SYN: the connection starts in SYN-RECEIVED and sends SYN-ACK. */
+  static accept(syn: TcpSegment, options: ConnectionOptions, hooks: ConnectionHooks): Connection {
+    const c = new Connection(syn.dstPort, syn.srcPort, options, hooks);
+    c.irs = syn.seq;
+    c.rcvNxt = seqAdd(syn.seq, 1);
+    c.negotiate(syn);
+    c.sndWnd = syn.window; // never scaled in a SYN
+    c.sndWl1 = syn.seq;
+    c.startSend(options.random.u32());
+    c.setState(TcpState.SynReceived);
+    c.sendSyn();
+    return c;
+  }
+
+  /** Opens a connection to the peer: sends SYN and waits in SYN-SENT. */
+  static connect(localPort: number, remotePort: number, options: ConnectionOptions, hooks: ConnectionHooks): Connection {
+    const c = new Connection(localPort, remotePort, options, hooks);
+    c.startSend(options.random.u32());
+    c.setState(TcpState.SynSent);
+    c.sendSyn();
+    return c;
+  }
+
+  private negotiate(syn: TcpSegment): void {
+    if (syn.windowScale !== undefined) {
+      this.sndWscale = syn.windowScale;
+      this.rcvWscale = RCV_WSCALE;
+    } else {
+      this.sndWscale = 0;
+      this.rcvWscale = 0;
+    }
+    this.sndMss = Math.max(64, Math.min(syn.mss ?? 536, this.opts.mss));
+    this.sackOk = syn.sackPermitted;
+    this.cc = new NewReno(this.sndMss);
+  }
+
+  private startSend(iss: number): void {
+    this.iss = iss >>> 0;
+    this.sndUna = this.iss;
+    this.sndNxt = this.iss;
+    this.sndMax = this.iss;
+    this.sndBufSeq = seqAdd(this.iss, 1);
+  }
+
+  private setState(next: TcpState): void {
+    this.state = next;
+  }
+
+  // ---- Application side --------------------------------------------------------------
+
+  /** Queues data to send. Takes ownership of `data`. Returns false when the caller should wait for onSendSpace. */
+  send(data: Buffer): boolean {
+    if (this.finQueued || this.closed) return false;
+    this.sendBuf.push(data);
+    this.transmit();
+    if (this.sendBuf.length >= this.sndBufSize) {
+      this.sendBlocked = true;
+      return false;
+    }
+    return true;
+  }
+
+  get sendBuffered(): number {
+    return this.sendBuf.length;
+  }
+
+  /** Half-closes our side: FIN after all queued data. */
+  close(): void {
+    if (this.finQueued || this.closed) return;
+    if (this.state === TcpState.SynSent) {
+      this.terminate("closed");
+      return;
+    }
+    this.finQueued = true;
+    this.transmit();
+  }
+
+  /** Resets the connection (RST to the peer) and drops it. */
+  abort(): void {
+    if (this.closed) return;
+    if (this.state !== TcpState.SynSent && this.state !== TcpState.TimeWait) {
+      this.emit(this.sndNxt, TCP_RST | TCP_ACK, undefined);
+    }
+    this.terminate("aborted");
+  }
+
+  /** The application consumed data: advertise the larger window if it grew noticeably. */
+  receiveSpaceOpened(): void {
+    if (!canReceive(this.state) || this.closed) return;
+    const wnd = this.receiveWindow();
+    const advertised = seqDiff(this.rcvAdvertisedEdge, this.rcvNxt);
+    if (wnd - advertised >= Math.min(2 * this.opts.mss, this.rcvBufSize / 2) || (advertised < this.opts.mss && wnd >= this.opts.mss)) {
+      this.sendAck();
+    }
+  }
+
+  /** Sends a coalesced ACK if one is owed. Called by the owner after a batch of segments. */
+  flush(): void {
+    if (this.ackPending && !this.closed) this.sendAck();
+  }
+
+  // ---- Segment arrival (RFC 9293 3.10.7) --------------------------------------------
+
+  onSegment(seg: TcpSegment): void {
+    if (this.closed) return;
+    const now = this.opts.clock.now();
+    if (this.state === TcpState.SynSent) {
+      this.onSegmentSynSent(seg, now);
+      return;
+    }
+    const len = seg.payload.length + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0);
+
+    // A retransmitted SYN while our SYN-ACK is unanswered: send it again.
+    if (this.state === TcpState.SynReceived && seg.flags & TCP_SYN && !(seg.flags & TCP_ACK) && seg.seq === this.irs) {
+      this.sendSyn();
+      return;
+    }
+    if (this.state === TcpState.TimeWait && seg.flags & TCP_FIN) {
+      // Our last ACK was lost: acknowledge again and restart the 2MSL wait.
+      this.timeWaitAt = now + this.opts.timeWaitMs;
+      this.sendAck();
+      return;
+    }
+
+    if (!this.acceptable(seg.seq, len)) {
+      if (!(seg.flags & TCP_RST)) this.sendAck();
+      return;
+    }
+    if (seg.flags & TCP_RST) {
+      // RFC 5961: only an RST at exactly rcvNxt resets; others get a challenge ACK.
+      if (seg.seq === this.rcvNxt || this.state === TcpState.SynReceived) this.terminate("reset");
+      else this.sendAck();
+      return;
+    }
+    if (seg.flags & TCP_SYN) {
+      this.sendAck(); // challenge ACK (RFC 5961 4.2)
+      return;
+    }
+    if (!(seg.flags & TCP_ACK)) return;
+
+    if (this.state === TcpState.SynReceived) {
+      if (seqGt(seg.ack, this.sndUna) && seqLe(seg.ack, this.sndMax)) {
+        this.setState(TcpState.Established);
+        this.sndWnd = seg.window << this.sndWscale;
+        this.sndWl1 = seg.seq;
+        this.sndWl2 = seg.ack;
+        this.hooks.onEstablished();
+      } else {
+        this.emit(seg.ack, TCP_RST, undefined);
+        return;
+      }
+    }
+    if (!this.processAck(seg, now)) return;
+    if (this.closed) return;
+
+    if (seg.payload.length > 0 && canReceive(this.state)) this.receiveData(seg);
+    if (seg.flags & TCP_FIN) {
+      this.peerFinSeq = seqAdd(seg.seq, seg.payload.length);
+      this.ackPending = true;
+    }
+    this.maybeConsumeFin(now);
+    if (this.closed) return;
+    this.transmit();
+    if (this.ackPending) this.hooks.requestFlush();
+    this.armIdle(now);
+  }
+
+  private onSegmentSynSent(seg: TcpSegment, _now: number): void {
+    const ackOk = (seg.flags & TCP_ACK) !== 0 && seqGt(seg.ack, this.iss) && seqLe(seg.ack, this.sndMax);
+    if (seg.flags & TCP_ACK && !ackOk) {
+      if (!(seg.flags & TCP_RST)) this.emit(seg.ack, TCP_RST, undefined);
+      return;
+    }
+    if (seg.flags & TCP_RST) {
+      if (ackOk) this.terminate("refused");
+      return;
+    }
+    if (!(seg.flags & TCP_SYN) || !ackOk) return; // simultaneous open is not supported
+    this.irs = seg.seq;
+    this.rcvNxt = seqAdd(seg.seq, 1);
+    this.negotiate(seg);
+    this.sndUna = seg.ack;
+    this.sndWnd = seg.window << this.sndWscale;
+    this.sndWl1 = seg.seq;
+    this.sndWl2 = seg.ack;
+    this.rtoAt = undefined;
+    this.retransmits = 0;
+    this.setState(TcpState.Established);
+    this.sendAck();
+    this.hooks.onEstablished();
+    this.transmit();
+  }
+
+  /** RFC 9293 3.10.7.4 acceptability test against the window we advertised. */
+  private acceptable(seq: number, len: number): boolean {
+    const wnd = Math.max(0, seqDiff(this.rcvAdvertisedEdge, this.rcvNxt));
+    if (len === 0) {
+      if (wnd === 0) return seq === this.rcvNxt;
+      return seqGe(seq, this.rcvNxt) && seqLt(seq, seqAdd(this.rcvNxt, wnd));
+    }
+    if (wnd === 0) return false;
+    const end = seqAdd(seq, len - 1);
+    const inWindow = (s: number) => seqGe(s, this.rcvNxt) && seqLt(s, seqAdd(this.rcvNxt, wnd));
+    return inWindow(seq) || inWindow(end) || (seqLt(seq, this.rcvNxt) && seqGt(end, this.rcvNxt));
+  }
+
+  /** Returns false when the segment must be dropped. */
+  private processAck(seg: TcpSegment, now: number): boolean {
+    const ack = seg.ack;
+    if (seqGt(ack, this.sndMax)) {
+      this.sendAck(); // acknowledges something we never sent
+      return false;
+    }
+    const window = seg.window << this.sndWscale;
+    if (seqGt(ack, this.sndUna)) {
+      const acked = seqDiff(ack, this.sndUna);
+      this.onNewAck(ack, acked, now);
+    } else if (
+      ack === this.sndUna &&
+      seg.payload.length === 0 &&
+      !(seg.flags & (TCP_FIN | TCP_SYN)) &&
+      window === this.sndWnd &&
+      seqGt(this.sndMax, this.sndUna)
+    ) {
+      this.onDupAck();
+    }
+    // Window update (RFC 9293 3.10.7.4, SND.WL1/WL2 rule).
+    if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
+      const opened = this.sndWnd === 0 && window > 0;
+      this.sndWnd = window;
+      this.sndWl1 = seg.seq;
+      this.sndWl2 = ack;
+      if (opened) {
+        this.persistAt = undefined;
+        this.persistBackoff = 0;
+      }
+    }
+    return true;
+  }
+
+  private onNewAck(ack: number, acked: number, now: number): void {
+    if (this.timed && seqGe(ack, this.timed.seq)) {
+      this.rtt.sample(now - this.timed.at);
+      this.timed = undefined;
+    }
+    // Data bytes acknowledged (the SYN and FIN take sequence space but are not in sendBuf).
+    if (seqGt(ack, this.sndBufSeq)) {
+      const dataAcked = Math.min(seqDiff(ack, this.sndBufSeq), this.sendBuf.length);
+      this.sendBuf.consume(dataAcked);
+      this.sndBufSeq = seqAdd(this.sndBufSeq, dataAcked);
+    }
+    this.sndUna = ack;
+    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    this.retransmits = 0;
+    this.rtt.resetBackoff();
+
+    if (this.cc.recoverySeq !== undefined) {
+      if (seqGe(ack, this.cc.recoverySeq)) {
+        this.cc.onRecoveryEnd();
+        this.dupAcks = 0;
+      } else {
+        // Partial ACK (RFC 6582): the next hole is lost too; retransmit it at once.
+        this.retransmitFirst();
+        this.cc.cwnd = Math.max(this.cc.cwnd - acked + this.sndMss, this.sndMss);
+      }
+    } else {
+      this.dupAcks = 0;
+      this.cc.onAck(acked);
+    }
+    this.rtoAt = seqGt(this.sndMax, this.sndUna) ? now + this.rtt.rto : undefined;
+
+    const finAcked = this.finSent && ack === this.sndMax;
+    if (finAcked) {
+      if (this.state === TcpState.FinWait1) {
+        this.setState(TcpState.FinWait2);
+        this.idleAt = now + this.opts.finWait2TimeoutMs;
+      } else if (this.state === TcpState.Closing) this.enterTimeWait(now);
+      else if (this.state === TcpState.LastAck) {
+        this.terminate("closed");
+        return;
+      }
+    }
+    if (this.sendBlocked && this.sendBuf.length < this.sndBufSize / 2) {
+      this.sendBlocked = false;
+      this.hooks.onSendSpace();
+    }
+  }
+
+  private onDupAck(): void {
+    this.dupAcks++;
+    if (this.cc.recoverySeq !== undefined) {
+      this.cc.onDupAckInRecovery();
+    } else if (this.dupAcks === 3) {
+      this.cc.onFastRetransmit(seqDiff(this.sndMax, this.sndUna), this.sndMax);
+      this.timed = undefined;
+      this.retransmitFirst();
+    }
+  }
+
+  /** Resends the segment at sndUna without moving sndNxt. */
+  private retransmitFirst(): void {
+    const dataOffset = seqDiff(this.sndUna, this.sndBufSeq);
+    const available = this.sendBuf.length - dataOffset;
+    if (available > 0) {
+      const len = Math.min(this.sndMss, available);
+      this.emitData(this.sndUna, this.sendBuf.peek(dataOffset, len), false);
+    } else if (this.finSent) {
+      this.emit(this.sndUna, TCP_FIN | TCP_ACK, undefined);
+    }
+  }
+
+  private receiveData(seg: TcpSegment): void {
+    let seq = seg.seq;
+    let data = seg.payload;
+    // Trim what we already have and what lies beyond the advertised window.
+    if (seqLt(seq, this.rcvNxt)) {
+      data = data.subarray(seqDiff(this.rcvNxt, seq));
+      seq = this.rcvNxt;
+    }
+    const room = seqDiff(this.rcvAdvertisedEdge, seq);
+    if (data.length > room) data = data.subarray(0, Math.max(0, room));
+    if (data.length === 0) {
+      this.ackPending = true;
+      return;
+    }
+    if (seq === this.rcvNxt) {
+      this.rcvNxt = seqAdd(this.rcvNxt, data.length);
+      this.hooks.onData(data);
+      if (this.assembler.count > 0) {
+        for (const part of this.assembler.takeContiguous(this.rcvNxt)) {
+          this.rcvNxt = seqAdd(this.rcvNxt, part.length);
+          this.hooks.onData(part);
+        }
+        this.sendAck(); // filling a hole: tell the sender at once
+        return;
+      }
+      this.ackPending = true;
+    } else {
+      this.assembler.insert(seq, data);
+      this.sendAck(); // out of order: an immediate duplicate ACK drives the sender's fast retransmit
+    }
+  }
+
+  private maybeConsumeFin(now: number): void {
+    if (this.peerFinSeq === undefined || this.finReceived || this.peerFinSeq !== this.rcvNxt) return;
+    if (!canReceive(this.state)) return;
+    this.finReceived = true;
+    this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    this.sendAck();
+    if (this.state === TcpState.Established) this.setState(TcpState.CloseWait);
+    else if (this.state === TcpState.FinWait1) {
+      if (this.finSent && this.sndUna === this.sndMax) this.enterTimeWait(now);
+      else this.setState(TcpState.Closing);
+    } else if (this.state === TcpState.FinWait2) this.enterTimeWait(now);
+    this.hooks.onFin();
+  }
+
+  private enterTimeWait(now: number): void {
+    this.setState(TcpState.TimeWait);
+    this.rtoAt = undefined;
+    this.persistAt = undefined;
+    this.idleAt = undefined;
+    this.timeWaitAt = now + this.opts.timeWaitMs;
+    this.sendBuf.clear();
+    this.assembler.clear();
+  }
+
+  // ---- Output -------------------------------------------------------------------------
+
+  /** Sends as much queued data (and the FIN) as the windows allow. */
+  private transmit(): void {
+    if (this.closed) return;
+    const s = this.state;
+    if (s !== TcpState.Established && s !== TcpState.CloseWait && s !== TcpState.FinWait1 && s !== TcpState.Closing && s !== TcpState.LastAck) {
+      return;
+    }
+    const now = this.opts.clock.now();
+    for (;;) {
+      const inflight = seqDiff(this.sndNxt, this.sndUna);
+      const window = Math.min(this.sndWnd, this.cc.cwnd);
+      const dataOffset = seqDiff(this.sndNxt, this.sndBufSeq);
+      const available = this.sendBuf.length - dataOffset;
+      if (available > 0) {
+        const room = window - inflight;
+        if (room <= 0) break;
+        const len = Math.min(this.sndMss, available, room);
+        // Avoid silly-window segments unless it is all we have (RFC 9293 3.8.6.2.1).
+        if (len < this.sndMss && len < available && inflight > 0) break;
+        const seq = this.sndNxt;
+        this.emitData(seq, this.sendBuf.peek(dataOffset, len), len === available);
+        this.sndNxt = seqAdd(this.sndNxt, len);
+        if (seqGt(this.sndNxt, this.sndMax)) {
+          this.sndMax = this.sndNxt;
+          if (!this.timed) this.timed = { seq: this.sndNxt, at: now };
+        }
+        if (this.rtoAt === undefined) this.rtoAt = now + this.rtt.rto;
+        continue;
+      }
+      if (this.finQueued && available === 0 && !(this.finSent && seqGe(this.sndNxt, this.sndMax))) {
+        if (!this.finSent) {
+          this.finSent = true;
+          if (this.state === TcpState.Established) this.setState(TcpState.FinWait1);
+          else if (this.state === TcpState.CloseWait) this.setState(TcpState.LastAck);
+        }
+        this.emit(this.sndNxt, TCP_FIN | TCP_ACK, undefined);
+        this.sndNxt = seqAdd(this.sndNxt, 1);
+        if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
+        if (this.rtoAt === undefined) this.rtoAt = now + this.rtt.rto;
+      }
+      break;
+    }
+    // Zero window with data waiting and nothing in flight: probe until it opens.
+    const waiting = this.sendBuf.length - seqDiff(this.sndNxt, this.sndBufSeq) > 0;
+    if (this.sndWnd === 0 && waiting && this.sndNxt === this.sndUna) {
+      if (this.persistAt === undefined) this.persistAt = now + this.persistInterval();
+    } else {
+      this.persistAt = undefined;
+    }
+  }
+
+  private persistInterval(): number {
+    return Math.min(Math.max(this.rtt.rto, 200) * 2 ** this.persistBackoff, 60_000);
+  }
+
+  private emitData(seq: number, payload: Buffer, push: boolean): void {
+    this.emit(seq, TCP_ACK | (push ? TCP_PSH : 0), payload);
+  }
+
+  private sendAck(): void {
+    this.emit(this.sndNxt, TCP_ACK, undefined);
+  }
+
+  private sendSyn(): void {
+    const synAck = this.state === TcpState.SynReceived;
+    const fields: TcpEmitFields = {
+      srcPort: this.localPort,
+      dstPort: this.remotePort,
+      seq: this.iss,
+      ack: synAck ? this.rcvNxt : 0,
+      flags: TCP_SYN | (synAck ? TCP_ACK : 0),
+      window: Math.min(this.rcvBufSize, 65535),
+      mss: this.opts.mss,
+    };
+    // In a SYN-ACK, options are only echoed when the peer offered them.
+    if (!synAck || this.rcvWscale > 0) fields.windowScale = RCV_WSCALE;
+    if (!synAck || this.sackOk) fields.sackPermitted = true;
+    this.rcvAdvertisedEdge = seqAdd(this.rcvNxt, fields.window);
+    this.hooks.output(fields, undefined);
+    if (seqGe(this.iss, this.sndMax)) this.sndMax = seqAdd(this.iss, 1);
+    this.sndNxt = seqAdd(this.iss, 1);
+    const now = this.opts.clock.now();
+    this.rtoAt = now + this.rtt.rto;
+    this.idleAt = undefined;
+  }
+
+  private receiveWindow(): number {
+    return Math.max(0, this.rcvBufSize - this.hooks.receiveBacklog() - this.assembler.size);
+  }
+
+  private emit(seq: number, flags: number, payload: Buffer | undefined): void {
+    let window = 0;
+    if (flags & TCP_ACK) {
+      // Never shrink the right edge we already advertised (RFC 9293 3.8.6.2.2).
+      let wnd = this.receiveWindow();
+      const promised = seqDiff(this.rcvAdvertisedEdge, this.rcvNxt);
+      if (wnd < promised) wnd = promised;
+      window = Math.min(wnd >>> this.rcvWscale, 0xffff);
+      this.rcvAdvertisedEdge = seqAdd(this.rcvNxt, window << this.rcvWscale);
+      this.ackPending = false;
+    }
+    const fields: TcpEmitFields = {
+      srcPort: this.localPort,
+      dstPort: this.remotePort,
+      seq,
+      ack: flags & TCP_ACK ? this.rcvNxt : 0,
+      flags,
+      window,
+    };
+    if (this.sackOk && this.assembler.count > 0 && flags & TCP_ACK) fields.sack = this.assembler.blocks();
+    this.hooks.output(fields, payload);
+  }
+
+  // ---- Timers -------------------------------------------------------------------------
+
+  /** When `poll` must next run, or undefined when no timer is armed. */
+  pollAt(): number | undefined {
+    let at: number | undefined;
+    for (const t of [this.rtoAt, this.persistAt, this.timeWaitAt, this.idleAt]) {
+      if (t !== undefined && (at === undefined || t < at)) at = t;
+    }
+    return at;
+  }
+
+  poll(now: number): void {
+    if (this.closed) return;
+    if (this.timeWaitAt !== undefined && now >= this.timeWaitAt) {
+      this.terminate("closed");
+      return;
+    }
+    if (this.idleAt !== undefined && now >= this.idleAt) {
+      this.abort();
+      return;
+    }
+    if (this.rtoAt !== undefined && now >= this.rtoAt) this.onRetransmitTimeout(now);
+    if (this.closed) return;
+    if (this.persistAt !== undefined && now >= this.persistAt) {
+      // Zero-window probe: an old sequence number makes the peer answer with its window.
+      this.emit(seqAdd(this.sndUna, -1), TCP_ACK, undefined);
+      this.persistBackoff++;
+      this.persistAt = now + this.persistInterval();
+    }
+  }
+
+  private onRetransmitTimeout(now: number): void {
+    this.retransmits++;
+    this.timed = undefined;
+    const handshaking = this.state === TcpState.SynSent || this.state === TcpState.SynReceived;
+    const limit = handshaking ? this.opts.maxSynRetransmits : this.opts.maxRetransmits;
+    if (this.retransmits > limit) {
+      if (handshaking) this.terminate("timeout");
+      else {
+        this.emit(this.sndNxt, TCP_RST | TCP_ACK, undefined);
+        this.terminate("timeout");
+      }
+      return;
+    }
+    this.rtt.backoff();
+    if (handshaking) {
+      this.sendSyn();
+      return;
+    }
+    // Go back to the first unacknowledged byte with a window of one segment (RFC 5681 3.1).
+    this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna));
+    this.dupAcks = 0;
+    this.sndNxt = this.sndUna;
+    this.rtoAt = undefined;
+    if (this.finSent && seqDiff(this.sndMax, this.sndUna) === 1 && this.sendBuf.length === 0) {
+      this.emit(this.sndUna, TCP_FIN | TCP_ACK, undefined);
+      this.sndNxt = this.sndMax;
+      this.rtoAt = now + this.rtt.rto;
+      return;
+    }
+    this.transmit();
+    if (this.rtoAt === undefined && seqGt(this.sndMax, this.sndUna)) this.rtoAt = now + this.rtt.rto;
+  }
+
+  private armIdle(now: number): void {
+    if (this.state === TcpState.FinWait2) this.idleAt = now + this.opts.finWait2TimeoutMs;
+  }
+
+  private terminate(reason: CloseReason): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.setState(TcpState.Closed);
+    this.rtoAt = this.persistAt = this.timeWaitAt = this.idleAt = undefined;
+    this.sendBuf.clear();
+    this.assembler.clear();
+    this.hooks.onClose(reason);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Counters and state for diagnostics. */
+  info(): { state: TcpState; sendBuffered: number; outOfOrder: number; cwnd: number; rto: number; srtt?: number } {
+    return {
+      state: this.state,
+      sendBuffered: this.sendBuf.length,
+      outOfOrder: this.assembler.size,
+      cwnd: this.cc.cwnd,
+      rto: this.rtt.rto,
+      srtt: this.rtt.smoothed,
+    };
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The one native call a TAP needs: `ioctl(fd, TUNSETIFF, struct ifreq *)`, made through koffi
+ * so installing the package needs no C compiler. Everything else is plain file-descriptor I/O.
+ */
+import * as fs from "node:fs";
+import { constants as osConstants } from "node:os";
+import { TransportError } from "../errors.js";
+
+// <linux/if_tun.h>; TUNSETIFF is _IOW('T', 202, int).
+const TUNSETIFF = 0x400454ca;
+export const IFF_TAP = 0x0002;
+export const IFF_NO_PI = 0x1000;
+export const IFF_VNET_HDR = 0x4000;
+/** sizeof(struct ifreq) on Linux: a 16-byte name, then a union whose first member is the flags. */
+const IFREQ_LEN = 40;
+const IFNAMSIZ = 16;
+
+type Ioctl = (fd: number, request: number, ...variadic: unknown[]) => number;
+interface Native {
+  ioctl: Ioctl;
+  errno: () => number;
+}
+
+let native: Promise<Native> | undefined;
+
+// Loaded lazily: importing the stack must not load a native library on a host that never opens a TAP.
+function loadNative(): Promise<Native> {
+  native ??= import("koffi")
+    .then((koffi) => {
+      const libc = koffi.load("libc.so.6");
+      const ioctl = libc.func("int ioctl(int fd, unsigned long request, ...)") as Ioctl;
+      return { ioctl, errno: () => koffi.errno() };
+    })
+    .catch((error: unknown) => {
+      native = undefined;
+      throw new TransportError(`cannot load libc through koffi: ${(error as Error).message}`, {
+        cause: error,
+      });
+    });
+  return native;
+}
+
+function errnoName(code: number): string {
+  const entry = Object.entries(osConstants.errno).find(([, value]) => value === code);
+  return entry ? entry[0] : `errno ${code}`;
+}
+
+/**
+ * Opens /dev/net/tun non-blocking and attaches it to a new TAP device named `kernelName`
+ * in the caller's network namespace. The device lives exactly as long as the returned fd.
+ */
+export async function createTapDevice(kernelName: string, flags: number): Promise<number> {
+  const { ioctl, errno } = await loadNative();
+  let fd: number;
+  try {
+    fd = fs.openSync("/dev/net/tun", fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+  } catch (error) {
+    throw new TransportError(`cannot open /dev/net/tun: ${(error as Error).message}`, { cause: error });
+  }
+  const ifr = Buffer.alloc(IFREQ_LEN);
+  ifr.write(kernelName, 0, IFNAMSIZ - 1, "latin1");
+  ifr.writeUInt16LE(flags, IFNAMSIZ);
+  if (ioctl(fd, TUNSETIFF, "void *", ifr) !== 0) {
+    const name = errnoName(errno());
+    fs.closeSync(fd);
+    const hint = name === "EPERM" ? " (needs CAP_NET_ADMIN)" : "";
+    throw new TransportError(`ioctl(TUNSETIFF, ${kernelName}) failed: ${name}${hint}`);
+  }
+  return fd;
+}
