@@ -9,7 +9,7 @@ import type { SessionResult } from "./metrics.js";
 import { peers } from "./peers/index.js";
 import { writeResults } from "./results.js";
 import { runSession } from "./session.js";
-import { renderFailures, renderRetransmits, renderTable } from "./table.js";
+import { erraticRetransmits, renderFailures, renderRetransmits, renderTable } from "./table.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -50,7 +50,11 @@ async function main(): Promise<number> {
   for (const name of options.peers) out.push(`  ${name}: ${peers[name].addressPlan}`);
   const retrans = renderRetransmits(results);
   if (retrans.length > 0)
-    out.push("", "iperf3 sender retransmits (a high count marks an erratic figure):", ...retrans);
+    out.push(
+      "",
+      `iperf3 sender retransmits (* in the table: ${erraticRetransmits} or more, an erratic figure):`,
+      ...retrans,
+    );
   const failures = renderFailures(results);
   if (failures.length > 0) out.push("", "failures:", ...failures.map((l) => `  ${l}`));
   out.push("", `${sessions} sessions, iperf3 ${options.duration} s each way (first second omitted)`);

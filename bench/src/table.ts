@@ -17,8 +17,10 @@ export function renderTable(
     for (const m of metrics) {
       const value = (peer: PeerName): number | null => find(results, peer, mtu)?.figures[m.key].value ?? null;
       const cells = peers.map((p) => {
-        const v = value(p);
-        return v === null ? "fail" : v.toFixed(m.digits);
+        const f = find(results, p, mtu)?.figures[m.key];
+        if (!f || f.value === null) return "fail";
+        const erratic = (f.detail?.retransmits ?? 0) >= erraticRetransmits ? "*" : "";
+        return show(f.value, m.digits) + erratic;
       });
       const ratios = others.map((p) => ratio(value("desktopd"), value(p)));
       rows.push([String(mtu), m.label, m.unit, m.better, ...cells, ...ratios]);
@@ -55,6 +57,15 @@ export function renderRetransmits(results: readonly SessionResult[]): string[] {
     if (parts.length > 0) lines.push(`  ${r.peer} mtu ${r.mtu}: ${parts.join(", ")}`);
   }
   return lines;
+}
+
+/** iperf3 cells whose sender retransmitted at least this often are starred. */
+export const erraticRetransmits = 100;
+
+/** Fixed digits, but never rounds a small positive figure down to zero. */
+function show(v: number, digits: number): string {
+  const fixed = v.toFixed(digits);
+  return v > 0 && Number(fixed) === 0 ? v.toPrecision(2) : fixed;
 }
 
 function find(results: readonly SessionResult[], peer: PeerName, mtu: number): SessionResult | undefined {

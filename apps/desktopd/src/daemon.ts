@@ -3,7 +3,15 @@
  * guest configuration — everything `desktopd run` does except argument parsing, printing and
  * signals, so other tools and tests can embed it.
  */
-import { createStack, openTap, type Stack, type StackOptions, withPcap } from "@desktopd/stack";
+import {
+  createStack,
+  type Logger,
+  openTap,
+  type Stack,
+  type StackOptions,
+  type TapTransport,
+  withPcap,
+} from "@desktopd/stack";
 import { parseRunOptions, type RunOptionsInput } from "./config.js";
 import { configureGuest } from "./guest-config.js";
 import { watchLink } from "./link-watch.js";
@@ -11,9 +19,7 @@ import { checkNetns, checkRoot, checkTun } from "./preflight.js";
 import { formatReadyLine, type ReadyInfo } from "./ready.js";
 import { installResolvConf, renderResolvConf } from "./resolv-conf.js";
 
-/** pino-compatible logger, as the stack takes it. */
-export type Logger = NonNullable<StackOptions["logger"]>;
-export type TapTransport = Awaited<ReturnType<typeof openTap>>;
+export type { Logger, TapTransport };
 
 export interface DaemonOptions extends Omit<RunOptionsInput, "logLevel"> {
   /** Receives the daemon's and the stack's logs; none are written without one. */
@@ -59,7 +65,8 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     const tap = await openTap({ netns: config.netns, ifname: config.ifname, mtu: config.mtu });
     undo.push(() => tap.close());
     const watched = watchLink(config.pcap ? withPcap(tap, config.pcap) : tap);
-    // Closing the decorated link flushes the pcap file too; closing the TAP again is a no-op.
+    // Closing the decorated link flushes the pcap file too. The stack closes its link itself on
+    // close(), but setup may fail before attach; a second close of either is a no-op.
     undo.push(() => watched.transport.close());
 
     const net = stack.config;

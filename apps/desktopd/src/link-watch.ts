@@ -2,9 +2,7 @@
  * A FrameTransport decorator that tells the daemon when the guest's link goes away on its own
  * (device deleted, namespace removed), so `run` can exit instead of serving a dead link.
  */
-import type { FrameTransport } from "@desktopd/stack";
-
-type FrameReceiver = Parameters<FrameTransport["start"]>[0];
+import type { FrameReceiver, FrameTransport } from "@desktopd/stack";
 
 export interface WatchedLink {
   transport: FrameTransport;

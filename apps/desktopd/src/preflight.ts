@@ -14,7 +14,7 @@ export const TUN_DEVICE = "/dev/net/tun";
 export function checkRoot(euid: number | undefined = process.geteuid?.()): void {
   // Opening a TAP inside another namespace needs CAP_NET_ADMIN there and setns (CAP_SYS_ADMIN).
   if (euid !== 0)
-    throw new NotRootError("desktopd must run as root to create a network device in a namespace");
+    throw new NotRootError("root is required to create a network device in a namespace (try sudo)");
 }
 
 export async function checkTun(device = TUN_DEVICE): Promise<void> {

@@ -8,7 +8,7 @@ import { checkNetns, checkRoot, checkTun } from "../src/preflight.js";
 describe("preflight", () => {
   it("refuses a non-root user and accepts root", () => {
     expect(() => checkRoot(1000)).toThrow(NotRootError);
-    expect(() => checkRoot(1000)).toThrow(/must run as root/);
+    expect(() => checkRoot(1000)).toThrow(/root is required/);
     expect(() => checkRoot(0)).not.toThrow();
   });
 

@@ -36,6 +36,9 @@ interface Entry {
   stream?: TcpStream;
   /** Host socket being connected (SYN seen, SYN-ACK not sent yet). */
   pendingSocket?: net.Socket;
+  /** Host socket of a NATed flow; corked while a batch of guest segments is processed. */
+  socket?: net.Socket;
+  corked?: boolean;
   timer?: NodeJS.Timeout;
   timerAt?: number;
 }
@@ -157,7 +160,9 @@ export class TcpLayer {
   private connectHost(entry: Entry, ip: Ipv4Packet, syn: TcpSegment, host: string, port: number): void {
     this.pending++;
     this.table.set(entry.key, entry);
-    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    // A larger write buffer lets one writev carry a whole batch of guest segments.
+    const socketOptions = { allowHalfOpen: true, writableHighWaterMark: 1024 * 1024 } as net.SocketConstructorOpts;
+    const socket = new net.Socket(socketOptions).connect({ host, port, noDelay: true });
     entry.pendingSocket = socket;
     socket.setTimeout(this.opts.connectTimeoutMs);
     // The guest's SYN must outlive the frame buffer it came in.
@@ -178,6 +183,7 @@ export class TcpLayer {
         socket.destroy();
         return;
       }
+      entry.socket = socket;
       const stream = this.establish(entry, synCopy);
       this.bridge(stream, socket);
     });
@@ -280,7 +286,14 @@ export class TcpLayer {
     return {
       output: (fields: Parameters<IpOutput["sendTcp"]>[2], payload: Buffer | undefined) =>
         this.out.sendTcp(entry.localIp, entry.guestIp, fields, payload),
-      onData: (data: Buffer) => stream.deliver(data),
+      onData: (data: Buffer) => {
+        // Segments of one batch go to the host socket in a single writev at flush time.
+        if (entry.socket && !entry.corked) {
+          entry.socket.cork();
+          entry.corked = true;
+        }
+        stream.deliver(data);
+      },
       onEstablished: () => stream.emit("ready-established"),
       onFin: () => stream.peerFinished(),
       onSendSpace: () => stream.sendSpace(),
@@ -314,6 +327,10 @@ export class TcpLayer {
   private readonly flush = (): void => {
     this.flushScheduled = false;
     for (const entry of this.toFlush) {
+      if (entry.corked) {
+        entry.corked = false;
+        entry.socket!.uncork();
+      }
       entry.conn?.flush();
       this.armTimer(entry);
     }

@@ -109,10 +109,9 @@ type PipeWrap = { Pipe: new (type: number) => PipeHandle; constants: { SOCKET: n
  * --pending-deprecation.
  */
 function socketForFd(fd: number): net.Socket {
-  const binding = (process as unknown as { binding(name: string): unknown }).binding;
   let pipeWrap: PipeWrap;
   try {
-    pipeWrap = binding("pipe_wrap") as PipeWrap;
+    pipeWrap = (process as unknown as { binding(name: string): unknown }).binding("pipe_wrap") as PipeWrap;
   } catch (error) {
     throw new TransportError("tap: this Node.js has no pipe_wrap binding to poll the TAP fd", {
       cause: error,

@@ -30,7 +30,7 @@ ip netns exec "$SRV" dnsmasq --no-daemon --no-resolv --no-hosts --port=0 --inter
   --bind-interfaces --dhcp-range=10.77.0.50,10.77.0.60,255.255.255.0,1h \
   --dhcp-option=option:router,10.77.0.1 --dhcp-option=option:dns-server,10.77.0.1 \
   --dhcp-option=option:domain-search,home.arpa,example.test --dhcp-option=option:mtu,1400 \
-  --dhcp-leasefile="$DIR/leases" --pid-file="$DIR/dnsmasq.pid" >"$DIR/dnsmasq.log" 2>&1 &
+  --dhcp-leasefile="$DIR/leases" >"$DIR/dnsmasq.log" 2>&1 & echo $! >"$DIR/dnsmasq.pid"
 sleep 2
 
 # The script configures the address so that the renewal below can go out by unicast.

@@ -233,4 +233,22 @@ describe.skipIf(!env.ok)(`TAP transport (needs root, netns and /dev/net/tun: ${e
     second.send(Buffer.alloc(60));
     expect(second.stats.drops.closed).toBe(1);
   });
+  it("reports the device gone when its namespace is deleted", async () => {
+    const doomed = await createNetns("tapgone");
+    const gone = await openTap({ netns: doomed.name });
+    try {
+      const closed = new Promise<Error | undefined>((resolve) =>
+        gone.start({ onFrame: () => {}, onClose: (error) => resolve(error) }),
+      );
+      await doomed.remove();
+      const error = await closed;
+      expect(TransportError.isInstance(error)).toBe(true);
+      expect(error?.message).toMatch(/device was removed/);
+      gone.send(Buffer.alloc(60));
+      expect(gone.stats.drops["link-down"]).toBe(1);
+    } finally {
+      await gone.close();
+      await doomed.remove();
+    }
+  });
 });

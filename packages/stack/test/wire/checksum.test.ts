@@ -64,6 +64,8 @@ describe("checksum", () => {
   });
 
   it("sums the pseudo-header fields as 16-bit words", () => {
-    expect(pseudoHeaderSum(0x0a630001, 0xffffffff, 17, 0x1234)).toBe(0x0a63 + 0x0001 + 0xffff + 0xffff + 17 + 0x1234);
+    expect(pseudoHeaderSum(0x0a630001, 0xffffffff, 17, 0x1234)).toBe(
+      0x0a63 + 0x0001 + 0xffff + 0xffff + 17 + 0x1234,
+    );
   });
 });

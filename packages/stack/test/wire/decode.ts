@@ -5,12 +5,10 @@ import { bytes } from "../fixtures/hex.js";
 
 export function ipv4Of(hexFrame: string): Ipv4Packet {
   const eth = parseEthernet(bytes(hexFrame));
-  if (eth.ethertype !== ETHERTYPE_IPV4) throw new Error(`fixture is not IPv4: 0x${eth.ethertype.toString(16)}`);
+  if (eth.ethertype !== ETHERTYPE_IPV4)
+    throw new Error(`fixture is not IPv4: 0x${eth.ethertype.toString(16)}`);
   return parseIpv4(eth.payload);
 }
-
-/** Offset of the IPv4 payload inside an untagged Ethernet frame without IP options. */
-export const L4_OFFSET = 14 + 20;
 
 /** The IPv4 packet of a fixture frame as bytes (header included, Ethernet padding cut off). */
 export function ipv4BytesOf(hexFrame: string): Buffer {

@@ -9,9 +9,15 @@ import {
   formatEthernet,
   parseEthernet,
 } from "../../src/wire/ethernet.js";
-import { tcpSyn } from "../fixtures/tcp.js";
-import { arpReply, arpRequest, arpRequestVlan100, icmpEchoRequest, ipv6RouterSolicitation } from "../fixtures/frames.js";
+import {
+  arpReply,
+  arpRequest,
+  arpRequestVlan100,
+  icmpEchoRequest,
+  ipv6RouterSolicitation,
+} from "../fixtures/frames.js";
 import { bytes } from "../fixtures/hex.js";
+import { tcpSyn } from "../fixtures/tcp.js";
 import { parseOrReason, randomBuffers, truncations } from "./malformed.js";
 
 describe("parseEthernet", () => {

@@ -49,7 +49,12 @@ describe("parseIcmpv4", () => {
     const offending = ipv4Of(udpToClosedPort);
     expect(icmp.payload.equals(ipv4BytesOf(udpToClosedPort))).toBe(true);
     const quoted = parseIpv4(icmp.payload);
-    expect(quoted).toMatchObject({ src: offending.src, dst: offending.dst, protocol: IPPROTO_UDP, id: offending.id });
+    expect(quoted).toMatchObject({
+      src: offending.src,
+      dst: offending.dst,
+      protocol: IPPROTO_UDP,
+      id: offending.id,
+    });
     const udp = parseUdp(quoted.payload, quoted.src, quoted.dst);
     expect(udp).toMatchObject({ srcPort: 40001, dstPort: 9 });
     expect(udp.payload.toString()).toBe("hello\n");
@@ -73,14 +78,17 @@ describe("parseIcmpv4", () => {
     expect(icmp.payload.byteOffset).toBe(ip.payload.byteOffset + ICMP_HEADER_LEN);
   });
 
-  it.each(captured)("verifies the checksum of the captured %s and rejects any one changed byte", (_n, hexFrame) => {
-    const payload = ipv4Of(hexFrame).payload;
-    expect(parseOrReason(parseIcmpv4, payload)).toBe("ok");
-    for (const b of mutations(3, 200, payload)) expect(parseOrReason(parseIcmpv4, b)).toBe("checksum");
-    for (const b of mutations(4, 200, payload)) {
-      expect(parseOrReason((x) => parseIcmpv4(x, { verifyChecksum: false }), b)).toBe("ok");
-    }
-  });
+  it.each(captured)(
+    "verifies the checksum of the captured %s and rejects any one changed byte",
+    (_n, hexFrame) => {
+      const payload = ipv4Of(hexFrame).payload;
+      expect(parseOrReason(parseIcmpv4, payload)).toBe("ok");
+      for (const b of mutations(3, 200, payload)) expect(parseOrReason(parseIcmpv4, b)).toBe("checksum");
+      for (const b of mutations(4, 200, payload)) {
+        expect(parseOrReason((x) => parseIcmpv4(x, { verifyChecksum: false }), b)).toBe("ok");
+      }
+    },
+  );
 
   it("throws truncated below 8 bytes, and checksum for cuts that drop non-zero bytes", () => {
     const payload = ipv4Of(icmpPortUnreachable).payload;
@@ -96,7 +104,8 @@ describe("parseIcmpv4", () => {
 
   it("only ever throws WireError on random input", () => {
     for (const b of randomBuffers(5, 1000, 64)) parseOrReason(parseIcmpv4, b);
-    for (const b of randomBuffers(6, 300, 64)) parseOrReason((x) => parseIcmpv4(x, { verifyChecksum: false }), b);
+    for (const b of randomBuffers(6, 300, 64))
+      parseOrReason((x) => parseIcmpv4(x, { verifyChecksum: false }), b);
   });
 });
 
@@ -119,13 +128,23 @@ describe("emitIcmpv4", () => {
   it("builds the port unreachable Linux sent from the datagram it refused", () => {
     const quote = ipv4BytesOf(udpToClosedPort);
     const out = Buffer.alloc(ICMP_HEADER_LEN + quote.length);
-    emitIcmpv4(out, 0, { type: ICMP_DEST_UNREACHABLE, code: ICMP_CODE_PORT_UNREACHABLE, rest: 0, payload: quote });
+    emitIcmpv4(out, 0, {
+      type: ICMP_DEST_UNREACHABLE,
+      code: ICMP_CODE_PORT_UNREACHABLE,
+      rest: 0,
+      payload: quote,
+    });
     expect(out.equals(ipv4Of(icmpPortUnreachable).payload)).toBe(true);
   });
 
   it("fills a checksum that verifies for odd lengths and a frag-needed MTU", () => {
     const out = Buffer.alloc(ICMP_HEADER_LEN + 7);
-    const p = { type: ICMP_DEST_UNREACHABLE, code: ICMP_CODE_FRAG_NEEDED, rest: 1400, payload: Buffer.from("abcdefg") };
+    const p = {
+      type: ICMP_DEST_UNREACHABLE,
+      code: ICMP_CODE_FRAG_NEEDED,
+      rest: 1400,
+      payload: Buffer.from("abcdefg"),
+    };
     expect(emitIcmpv4(out, 0, p)).toBe(15);
     expect(parseIcmpv4(out)).toEqual(p);
   });
@@ -137,9 +156,9 @@ describe("formatIcmpv4", () => {
     expect(formatIcmpv4(icmpOf(icmpEchoReply))).toBe("ICMP echo reply id=5858 seq=0 len=32");
     expect(formatIcmpv4(icmpOf(icmpPortUnreachable))).toBe("ICMP unreachable port-unreachable len=34");
     const none = Buffer.alloc(0);
-    expect(formatIcmpv4({ type: ICMP_DEST_UNREACHABLE, code: ICMP_CODE_FRAG_NEEDED, rest: 1400, payload: none })).toBe(
-      "ICMP unreachable frag-needed mtu=1400 len=0",
-    );
+    expect(
+      formatIcmpv4({ type: ICMP_DEST_UNREACHABLE, code: ICMP_CODE_FRAG_NEEDED, rest: 1400, payload: none }),
+    ).toBe("ICMP unreachable frag-needed mtu=1400 len=0");
     expect(formatIcmpv4({ type: ICMP_TIME_EXCEEDED, code: 0, rest: 0, payload: none })).toBe(
       "ICMP time-exceeded ttl len=0",
     );

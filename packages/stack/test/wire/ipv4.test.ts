@@ -11,7 +11,13 @@ import {
   parseIpv4,
 } from "../../src/wire/ipv4.js";
 import { icmpFragment0, icmpFragment1, icmpFragment2 } from "../fixtures/fragments.js";
-import { icmpEchoReply, icmpEchoRequest, icmpPortUnreachable, udpRequest, udpToClosedPort } from "../fixtures/frames.js";
+import {
+  icmpEchoReply,
+  icmpEchoRequest,
+  icmpPortUnreachable,
+  udpRequest,
+  udpToClosedPort,
+} from "../fixtures/frames.js";
 import { tcpRst, tcpSynAck } from "../fixtures/tcp.js";
 import { ipv4BytesOf } from "./decode.js";
 import { mutations, parseOrReason, randomBuffers, truncations } from "./malformed.js";

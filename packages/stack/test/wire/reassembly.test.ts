@@ -52,7 +52,7 @@ function expectUdpDatagram(p: Ipv4Packet): void {
   expect(udp.payload.equals(UDP_TEXT)).toBe(true);
 }
 
-function with_(p: Ipv4Packet, fields: Partial<Ipv4Packet>): Ipv4Packet {
+function edit(p: Ipv4Packet, fields: Partial<Ipv4Packet>): Ipv4Packet {
   return { ...p, ...fields };
 }
 
@@ -100,7 +100,7 @@ describe("Ipv4Reassembler", () => {
   it("takes the header fields from the offset-0 fragment even when it arrives last", () => {
     const { r } = reassembler();
     const [f0, f1, f2] = udpFragments();
-    const [whole] = feed(r, [with_(f2!, { ttl: 3, tos: 9 }), with_(f1!, { ttl: 4 }), f0!]);
+    const [whole] = feed(r, [edit(f2!, { ttl: 3, tos: 9 }), edit(f1!, { ttl: 4 }), f0!]);
     expect(whole).toMatchObject({ ttl: 64, tos: 0 });
   });
 
@@ -125,7 +125,7 @@ describe("Ipv4Reassembler", () => {
 
   it("returns a packet that is not a fragment as it is", () => {
     const { r } = reassembler();
-    const p = with_(udpFragments()[0]!, { moreFragments: false });
+    const p = edit(udpFragments()[0]!, { moreFragments: false });
     expect(r.push(p)).toBe(p);
     expect(r.pending).toBe(0);
   });
@@ -144,7 +144,7 @@ describe("Ipv4Reassembler", () => {
     const [f0, f1, f2] = udpFragments();
     r.push(f0!);
     // The second fragment moved back by 8 bytes: its first 8 bytes would rewrite the first's last 8.
-    expect(r.push(with_(f1!, { fragmentOffset: f1!.fragmentOffset - 8 }))).toBeUndefined();
+    expect(r.push(edit(f1!, { fragmentOffset: f1!.fragmentOffset - 8 }))).toBeUndefined();
     expect(r.drops).toEqual({ overlap: 1 });
     expect(r.pending).toBe(0);
     // What follows starts a new datagram that never completes without its first fragment.
@@ -159,7 +159,7 @@ describe("Ipv4Reassembler", () => {
     r.push(f1!);
     const altered = Buffer.from(f1!.payload);
     altered[100] = altered[100]! ^ 1;
-    expect(r.push(with_(f1!, { payload: altered }))).toBeUndefined();
+    expect(r.push(edit(f1!, { payload: altered }))).toBeUndefined();
     expect(r.drops).toEqual({ overlap: 1 });
     expect(r.pending).toBe(0);
   });
@@ -168,14 +168,14 @@ describe("Ipv4Reassembler", () => {
     const { r } = reassembler();
     const [f0, f1] = udpFragments();
     r.push(f1!);
-    expect(r.push(with_(f0!, { payload: Buffer.concat([f0!.payload, Buffer.alloc(8)]) }))).toBeUndefined();
+    expect(r.push(edit(f0!, { payload: Buffer.concat([f0!.payload, Buffer.alloc(8)]) }))).toBeUndefined();
     expect(r.drops).toEqual({ overlap: 1 });
   });
 
   it("keeps datagrams with the same id from different sources apart", () => {
     const { r } = reassembler();
     const [f0, f1, f2] = udpFragments();
-    const other = (p: Ipv4Packet) => with_(p, { src: 0x0a630003 });
+    const other = (p: Ipv4Packet) => edit(p, { src: 0x0a630003 });
     const out = feed(r, [f0!, other(f1!), f1!, other(f0!), f2!]);
     expect(out).toHaveLength(1);
     expectUdpDatagram(out[0]!);
@@ -212,14 +212,14 @@ describe("Ipv4Reassembler", () => {
     const { clock, r } = reassembler({ maxDatagrams: 2 });
     const [f0, f1, f2] = udpFragments();
     for (const id of [1, 2, 3]) {
-      r.push(with_(f0!, { id }));
+      r.push(edit(f0!, { id }));
       clock.advance(10);
     }
     expect(r.pending).toBe(2);
     expect(r.drops).toEqual({ limit: 1 });
     // id 1 was evicted; id 3 completes.
-    expect(feed(r, [with_(f1!, { id: 1 }), with_(f2!, { id: 1 })])).toEqual([]);
-    const out = feed(r, [with_(f1!, { id: 3 }), with_(f2!, { id: 3 })]);
+    expect(feed(r, [edit(f1!, { id: 1 }), edit(f2!, { id: 1 })])).toEqual([]);
+    const out = feed(r, [edit(f1!, { id: 3 }), edit(f2!, { id: 3 })]);
     expect(out).toHaveLength(1);
     expect(out[0]!.payload.equals(feed(reassembler().r, udpFragments())[0]!.payload)).toBe(true);
   });
@@ -229,11 +229,11 @@ describe("Ipv4Reassembler", () => {
     const { r } = reassembler({ maxBytes: 1208 + 3 * FRAGMENT_OVERHEAD });
     const [f0, f1, f2] = udpFragments();
     feed(r, [f0!, f1!]);
-    expect(r.push(with_(f0!, { id: 2 }))).toBeUndefined();
+    expect(r.push(edit(f0!, { id: 2 }))).toBeUndefined();
     expect(r.drops).toEqual({ limit: 1 });
     expect(r.pending).toBe(1);
     // Datagram 2 still fits and completes; the budget is released when it does.
-    expect(feed(r, [with_(f1!, { id: 2 }), with_(f2!, { id: 2 })])).toHaveLength(1);
+    expect(feed(r, [edit(f1!, { id: 2 }), edit(f2!, { id: 2 })])).toHaveLength(1);
     expect(feed(r, [f0!, f1!, f2!])).toHaveLength(1);
     expect(r.pending).toBe(0);
   });
@@ -243,6 +243,10 @@ describe("Ipv4Reassembler", () => {
     const [f0, f1, f2] = udpFragments();
     expect(feed(r, [f0!, f1!, f2!])).toEqual([]);
     expect(r.drops.limit).toBe(1);
+    // Only the last fragment stays charged: another first fragment still fits beside it.
+    r.push(edit(f0!, { id: 9 }));
+    expect(r.drops.limit).toBe(1);
+    expect(r.pending).toBe(2);
     const { r: tiny } = reassembler({ maxBytes: 100 });
     expect(tiny.push(f0!)).toBeUndefined();
     expect(tiny.drops).toEqual({ limit: 1 });
@@ -254,11 +258,11 @@ describe("Ipv4Reassembler", () => {
     const [f0, , f2] = udpFragments();
     const eight = f0!.payload.subarray(0, 8);
     // 65512 + 8 payload bytes + a 20-byte header = 65540.
-    expect(r.push(with_(f2!, { fragmentOffset: 65512, payload: eight }))).toBeUndefined();
+    expect(r.push(edit(f2!, { fragmentOffset: 65512, payload: eight }))).toBeUndefined();
     expect(r.drops).toEqual({ "too-big": 1 });
     expect(r.pending).toBe(0);
     // 65504 + 8 + 20 = 65532 is still acceptable.
-    r.push(with_(f2!, { fragmentOffset: 65504, payload: eight }));
+    r.push(edit(f2!, { fragmentOffset: 65504, payload: eight }));
     expect(r.pending).toBe(1);
   });
 
@@ -266,26 +270,30 @@ describe("Ipv4Reassembler", () => {
     const { r } = reassembler();
     const [f0, , f2] = udpFragments();
     const body = Buffer.alloc(65504);
-    const first = with_(f0!, { headerLength: 24, payload: body });
-    const last = with_(f2!, { fragmentOffset: 65504, payload: Buffer.alloc(11) });
+    const first = edit(f0!, { headerLength: 24, payload: body });
+    const last = edit(f2!, { fragmentOffset: 65504, payload: Buffer.alloc(11) });
     expect(feed(r, [first, last])).toEqual([]);
     expect(r.drops).toEqual({ "too-big": 1 });
-    expect(feed(r, [with_(first, { headerLength: 20 }), last])).toHaveLength(1);
+    expect(feed(r, [edit(first, { headerLength: 20 }), last])).toHaveLength(1);
   });
 
   it("drops malformed fragments: unaligned, empty, or contradicting the known end", () => {
     const { r } = reassembler();
     const [f0, f1, f2] = udpFragments();
-    expect(r.push(with_(f0!, { payload: f0!.payload.subarray(0, 551) }))).toBeUndefined();
-    expect(r.push(with_(f1!, { payload: f1!.payload.subarray(0, 0) }))).toBeUndefined();
+    expect(r.push(edit(f0!, { payload: f0!.payload.subarray(0, 551) }))).toBeUndefined();
+    expect(r.push(edit(f1!, { payload: f1!.payload.subarray(0, 0) }))).toBeUndefined();
     expect(r.drops).toEqual({ malformed: 2 });
     r.push(f2!);
     // A second last fragment ending elsewhere, and a middle one reaching past the end.
-    r.push(with_(f2!, { fragmentOffset: f2!.fragmentOffset + 8 }));
+    r.push(edit(f2!, { fragmentOffset: f2!.fragmentOffset + 8 }));
     expect(r.drops).toEqual({ malformed: 3 });
     r.push(f2!);
-    r.push(with_(f1!, { fragmentOffset: 1104 }));
+    r.push(edit(f1!, { fragmentOffset: 1104 }));
     expect(r.drops).toEqual({ malformed: 4 });
+    // A middle fragment first, then a last fragment that ends before it.
+    r.push(edit(f1!, { fragmentOffset: 1216 }));
+    r.push(f2!);
+    expect(r.drops).toEqual({ malformed: 5 });
     expect(r.pending).toBe(0);
   });
 
@@ -298,14 +306,21 @@ describe("Ipv4Reassembler", () => {
       for (let start = 0; start < whole.payload.length; ) {
         const end = Math.min(whole.payload.length, start + 8 * (1 + (random.u32() % 40)));
         const moreFragments = end < whole.payload.length;
-        pieces.push(with_(template, { fragmentOffset: start, moreFragments, payload: whole.payload.subarray(start, end) }));
+        pieces.push(
+          edit(template, {
+            fragmentOffset: start,
+            moreFragments,
+            payload: whole.payload.subarray(start, end),
+          }),
+        );
         start = end;
       }
       for (let i = pieces.length - 1; i > 0; i--) {
         const j = random.u32() % (i + 1);
         [pieces[i], pieces[j]] = [pieces[j]!, pieces[i]!];
       }
-      if (pieces.length > 1) pieces.splice(random.u32() % pieces.length, 0, pieces[random.u32() % (pieces.length - 1)]!);
+      if (pieces.length > 1)
+        pieces.splice(random.u32() % pieces.length, 0, pieces[random.u32() % (pieces.length - 1)]!);
       const { r } = reassembler();
       const out = feed(r, pieces);
       expect(out, `round ${round}`).toHaveLength(1);

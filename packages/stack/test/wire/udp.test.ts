@@ -34,7 +34,9 @@ describe("parseUdp", () => {
   it("rejects a captured datagram given the wrong addresses for the pseudo-header", () => {
     const ip = ipv4Of(udpRequest);
     expect(parseOrReason((b) => parseUdp(b, ip.dst, ip.src + 1), ip.payload)).toBe("checksum");
-    expect(parseOrReason((b) => parseUdp(b, ip.dst + 1, ip.src, { verifyChecksum: false }), ip.payload)).toBe("ok");
+    expect(parseOrReason((b) => parseUdp(b, ip.dst + 1, ip.src, { verifyChecksum: false }), ip.payload)).toBe(
+      "ok",
+    );
   });
 
   it("bounds the payload by the UDP length, not by what follows it", () => {
@@ -83,7 +85,9 @@ describe("emitUdp", () => {
     d.payload.copy(out, at + UDP_HEADER_LEN); // the payload is written first, as the stack does
     expect(emitUdp(out, at, ip.src, ip.dst, d.srcPort, d.dstPort, d.payload.length)).toBe(ip.payload.length);
     expect(out.subarray(at, at + ip.payload.length).equals(ip.payload)).toBe(true);
-    expect([...out.subarray(0, at), ...out.subarray(at + ip.payload.length)]).toEqual([0xaa, 0xaa, 0xaa, 0xaa, 0xaa]);
+    expect([...out.subarray(0, at), ...out.subarray(at + ip.payload.length)]).toEqual([
+      0xaa, 0xaa, 0xaa, 0xaa, 0xaa,
+    ]);
   });
 
   it("always fills a checksum, even for the datagram captured without one", () => {
