@@ -68,13 +68,18 @@ export function resolveNetworkConfig(o: NetworkOptions = {}): NetworkConfig {
   const netmask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
   const network = (Number(range.getFirst().getValue()) & netmask) >>> 0;
   const broadcast = (network | ~netmask) >>> 0;
-  const inSubnet = (ip: number) => ((ip & netmask) >>> 0) === network && ip !== network && ip !== broadcast;
+  const inSubnet = (ip: number) => (ip & netmask) >>> 0 === network && ip !== network && ip !== broadcast;
 
   const gateway = o.gateway ? address("gateway", o.gateway) : network + 1;
   const hostAddress = o.hostAddress ? address("hostAddress", o.hostAddress) : broadcast - 1;
   const firstLease = o.firstLease ? address("firstLease", o.firstLease) : network + 3;
-  for (const [name, ip] of [["gateway", gateway], ["hostAddress", hostAddress], ["firstLease", firstLease]] as const) {
-    if (!inSubnet(ip)) throw new ConfigError(`${name}: ${ipv4ToString(ip)} is not a host address of ${subnetText}`);
+  for (const [name, ip] of [
+    ["gateway", gateway],
+    ["hostAddress", hostAddress],
+    ["firstLease", firstLease],
+  ] as const) {
+    if (!inSubnet(ip))
+      throw new ConfigError(`${name}: ${ipv4ToString(ip)} is not a host address of ${subnetText}`);
   }
   if (gateway === hostAddress) throw new ConfigError("gateway and hostAddress must differ");
   const mtu = o.mtu ?? 1500;
@@ -85,7 +90,8 @@ export function resolveNetworkConfig(o: NetworkOptions = {}): NetworkConfig {
   if (!gatewayMac) throw new ConfigError(`gatewayMac: "${o.gatewayMac}" is not a MAC address`);
   for (const lease of o.staticLeases ?? []) {
     if (!parseMac(lease.mac)) throw new ConfigError(`staticLeases: "${lease.mac}" is not a MAC address`);
-    if (!inSubnet(address("staticLeases", lease.ip))) throw new ConfigError(`staticLeases: ${lease.ip} is outside ${subnetText}`);
+    if (!inSubnet(address("staticLeases", lease.ip)))
+      throw new ConfigError(`staticLeases: ${lease.ip} is outside ${subnetText}`);
   }
   return {
     subnet: `${ipv4ToString(network)}/${prefixLength}`,

@@ -22,7 +22,15 @@ export interface FlowStats {
 
 export interface StackCounters {
   frames: { in: number; out: number; bytesIn: number; bytesOut: number };
-  tcp: { open: number; opened: number; closed: number; refused: number; reset: number; timedOut: number; pendingConnects: number };
+  tcp: {
+    open: number;
+    opened: number;
+    closed: number;
+    refused: number;
+    reset: number;
+    timedOut: number;
+    pendingConnects: number;
+  };
   udp: { open: number; opened: number; closed: number; datagramsIn: number; datagramsOut: number };
   icmp: { echoReplies: number };
   arp: { requests: number; replies: number };

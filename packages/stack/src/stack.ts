@@ -8,11 +8,18 @@ import { ArpCache } from "./iface/arp-cache.js";
 import { arpFrame, icmpFrame, tcpFrame, udpFrames } from "./iface/frames.js";
 import type { IpOutput } from "./iface/ip-output.js";
 import { type Logger, silentLogger } from "./logger.js";
-import { type TcpLayerOptions, TcpLayer } from "./nat/tcp.js";
-import { type UdpLayerOptions, UdpLayer } from "./nat/udp.js";
+import { TcpLayer, type TcpLayerOptions } from "./nat/tcp.js";
+import { UdpLayer, type UdpLayerOptions } from "./nat/udp.js";
 import type { FlowPolicy } from "./policy.js";
 import type { FrameTransport } from "./transport/types.js";
-import { BROADCAST_MAC, ipv4ToString, isBroadcastMac, isMulticastMac, macToString, parseIpv4Address } from "./wire/address.js";
+import {
+  BROADCAST_MAC,
+  ipv4ToString,
+  isBroadcastMac,
+  isMulticastMac,
+  macToString,
+  parseIpv4Address,
+} from "./wire/address.js";
 import { ARP_REPLY, ARP_REQUEST, parseArp } from "./wire/arp.js";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, parseDhcp } from "./wire/dhcp.js";
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, parseEthernet } from "./wire/ethernet.js";
@@ -124,7 +131,11 @@ class NetworkStack implements Stack, IpOutput {
       poolEnd: n.lastLease,
       reserved: [n.gateway, n.hostAddress],
       leaseTimeSeconds: n.leaseTimeSeconds,
-      staticLeases: n.staticLeases.map((l) => ({ mac: l.mac, ip: parseIpv4Address(l.ip)!, hostname: l.hostname })),
+      staticLeases: n.staticLeases.map((l) => ({
+        mac: l.mac,
+        ip: parseIpv4Address(l.ip)!,
+        hostname: l.hostname,
+      })),
       clock: { now: () => Date.now() },
     });
     this.tcp = new TcpLayer(n, this, this.drops, this.clock, random, this.log, o.policy, o.tcp);
@@ -302,8 +313,14 @@ class NetworkStack implements Stack, IpOutput {
     if (!reply) return;
     const dstMac = reply.broadcast ? BROADCAST_MAC : reply.dstMac;
     if (!reply.broadcast) this.arp.learn(reply.dstIp, reply.dstMac);
-    const route = { srcMac: this.net.gatewayMac, dstMac: dstMac ?? srcMac, srcIp: this.net.gateway, dstIp: reply.dstIp };
-    for (const f of udpFrames(route, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, reply.message, this.net.mtu)) this.sendFrame(f);
+    const route = {
+      srcMac: this.net.gatewayMac,
+      dstMac: dstMac ?? srcMac,
+      srcIp: this.net.gateway,
+      dstIp: reply.dstIp,
+    };
+    for (const f of udpFrames(route, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, reply.message, this.net.mtu))
+      this.sendFrame(f);
   }
 
   private onIcmp(ip: Ipv4Packet): void {
@@ -353,7 +370,10 @@ class NetworkStack implements Stack, IpOutput {
     const dstMac = this.arp.lookup(dstIp);
     if (!dstMac) return;
     this.sendFrame(
-      icmpFrame({ srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp }, { type: ICMP_DEST_UNREACHABLE, code, rest: 0, payload: original }),
+      icmpFrame(
+        { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp },
+        { type: ICMP_DEST_UNREACHABLE, code, rest: 0, payload: original },
+      ),
     );
   }
 
@@ -369,7 +389,7 @@ class NetworkStack implements Stack, IpOutput {
   }
 
   private inSubnet(ip: number): boolean {
-    return ((ip & this.net.netmask) >>> 0) === this.net.network;
+    return (ip & this.net.netmask) >>> 0 === this.net.network;
   }
 }
 

@@ -8,7 +8,9 @@ Run inside the guest namespace (root, AF_PACKET):
 Before the garbage it opens a real (kernel) TCP connection to HOST:PORT; among the garbage are
 segments outside that connection's window (data, RST, SYN, FIN). Afterwards it sends an HTTP
 request on that connection, so the report shows whether the stack kept it intact. Prints one
-JSON line: frames sent per kind, send errors, and the answer on the live connection.
+JSON line: frames sent per kind, send errors, how many frames the stack read from the TAP
+(tx_packets of the guest NIC, which includes the kernel's own packets) and how many the TAP
+dropped, and the answer on the live connection.
 """
 import argparse
 import json
@@ -26,6 +28,11 @@ def csum(data: bytes) -> int:
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return ~s & 0xFFFF
+
+
+def read_stat(path: str) -> int:
+    with open(path) as f:
+        return int(f.read())
 
 
 def mac_bytes(mac: str) -> bytes:
@@ -239,20 +246,38 @@ def main():
         plan += [name] * n
     g.r.shuffle(plan)
 
+    # Flow control: a TAP device drops frames when its reader falls behind, and a TAP counts a
+    # frame in tx_packets only once the reader (the stack) has taken it. Keep at most WINDOW
+    # frames outstanding, so every frame reaches the stack; give up waiting after a while (a
+    # stack that stopped reading shows up as missing frames in the report).
+    stats = f"/sys/class/net/{a.ifname}/statistics/"
+    tx_start, drop_start = read_stat(stats + "tx_packets"), read_stat(stats + "tx_dropped")
+    window = 200
+    total = 0
+    stalled = False
     sent = {name: 0 for name in makers}
     errors = {}
-    for i, name in enumerate(plan):
+    for name in plan:
         frame = makers[name]()
         try:
             raw.send(frame)
             sent[name] += 1
+            total += 1
         except OSError as e:
             key = f"{name}:{e.errno}"
             errors[key] = errors.get(key, 0) + 1
-            if e.errno == 105:  # ENOBUFS: let the queue drain
-                time.sleep(0.01)
-        if i % 200 == 199:
-            time.sleep(0.005)  # keep the guest's own qdisc from dropping most of it
+        if total % 50 == 0 and not stalled:
+            deadline = time.monotonic() + 20
+            while total - (read_stat(stats + "tx_packets") - tx_start) > window:
+                if time.monotonic() > deadline:
+                    stalled = True
+                    break
+                time.sleep(0.001)
+    deadline = time.monotonic() + 20
+    while read_stat(stats + "tx_packets") - tx_start < total and time.monotonic() < deadline:
+        time.sleep(0.005)
+    taken = read_stat(stats + "tx_packets") - tx_start
+    tap_dropped = read_stat(stats + "tx_dropped") - drop_start
 
     answer = ""
     try:
@@ -266,7 +291,8 @@ def main():
         answer = b"".join(chunks).decode("latin-1")
     except OSError as e:
         answer = f"error: {e}"
-    print(json.dumps({"sent": sent, "errors": errors, "live_connection": answer}))
+    print(json.dumps({"sent": sent, "errors": errors, "taken_by_stack": taken, "tap_dropped": tap_dropped,
+                      "stalled": stalled, "live_connection": answer}))
     sys.stdout.flush()
 
 

@@ -5,7 +5,7 @@ export class ArpCache {
 
   learn(ip: number, mac: Buffer): void {
     const known = this.entries.get(ip);
-    if (known && known.equals(mac)) return;
+    if (known?.equals(mac)) return;
     if (!known && this.entries.size >= this.limit) {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);

@@ -1,10 +1,10 @@
-import { ARP_LEN, emitArp, type ArpPacket } from "../wire/arp.js";
-import { emitEthernetHeader, ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4 } from "../wire/ethernet.js";
+import { ARP_LEN, type ArpPacket, emitArp } from "../wire/arp.js";
+import { finish, sum16 } from "../wire/checksum.js";
+import { ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, emitEthernetHeader } from "../wire/ethernet.js";
 import { emitIcmpv4, ICMP_HEADER_LEN, type IcmpPacket } from "../wire/icmpv4.js";
 import { emitIpv4Header, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_HEADER_LEN } from "../wire/ipv4.js";
-import { emitTcp, tcpHeaderLength, type TcpEmitFields } from "../wire/tcp.js";
+import { emitTcp, type TcpEmitFields, tcpHeaderLength } from "../wire/tcp.js";
 import { emitUdp, UDP_HEADER_LEN } from "../wire/udp.js";
-import { sum16, finish } from "../wire/checksum.js";
 
 /** Link-layer and IP addressing of one outgoing packet. */
 export interface Route {
@@ -29,7 +29,13 @@ export function tcpFrame(r: Route, f: TcpEmitFields, payload: Buffer | undefined
   const plen = payload ? payload.length : 0;
   const frame = Buffer.allocUnsafe(L4 + hlen + plen);
   emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
-  emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, protocol: IPPROTO_TCP, payloadLength: hlen + plen, id: ipId() });
+  emitIpv4Header(frame, L3, {
+    src: r.srcIp,
+    dst: r.dstIp,
+    protocol: IPPROTO_TCP,
+    payloadLength: hlen + plen,
+    id: ipId(),
+  });
   if (payload) payload.copy(frame, L4 + hlen);
   emitTcp(frame, L4, r.srcIp, r.dstIp, f, plen);
   return frame;
@@ -39,12 +45,24 @@ export function tcpFrame(r: Route, f: TcpEmitFields, payload: Buffer | undefined
  * Frames holding one UDP datagram, fragmented at `mtu` when it does not fit
  * (DNS answers over 1472 bytes, for instance).
  */
-export function udpFrames(r: Route, srcPort: number, dstPort: number, payload: Buffer, mtu: number): Buffer[] {
+export function udpFrames(
+  r: Route,
+  srcPort: number,
+  dstPort: number,
+  payload: Buffer,
+  mtu: number,
+): Buffer[] {
   const udpLen = UDP_HEADER_LEN + payload.length;
   if (IPV4_HEADER_LEN + udpLen <= mtu) {
     const frame = Buffer.allocUnsafe(L4 + udpLen);
     emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
-    emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, protocol: IPPROTO_UDP, payloadLength: udpLen, id: ipId() });
+    emitIpv4Header(frame, L3, {
+      src: r.srcIp,
+      dst: r.dstIp,
+      protocol: IPPROTO_UDP,
+      payloadLength: udpLen,
+      id: ipId(),
+    });
     payload.copy(frame, L4 + UDP_HEADER_LEN);
     emitUdp(frame, L4, r.srcIp, r.dstIp, srcPort, dstPort, payload.length);
     return [frame];
@@ -61,7 +79,14 @@ export function udpFrames(r: Route, srcPort: number, dstPort: number, payload: B
     const more = off + len < udpLen;
     const frame = Buffer.allocUnsafe(L4 + len);
     emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
-    emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, protocol: IPPROTO_UDP, payloadLength: len, id, dontFragment: false });
+    emitIpv4Header(frame, L3, {
+      src: r.srcIp,
+      dst: r.dstIp,
+      protocol: IPPROTO_UDP,
+      payloadLength: len,
+      id,
+      dontFragment: false,
+    });
     // Fragment offset and MF flag, then the header checksum again.
     frame.writeUInt16BE((more ? 0x2000 : 0) | (off / 8), L3 + 6);
     frame.writeUInt16BE(0, L3 + 10);
@@ -76,7 +101,13 @@ export function icmpFrame(r: Route, p: IcmpPacket): Buffer {
   const len = ICMP_HEADER_LEN + p.payload.length;
   const frame = Buffer.allocUnsafe(L4 + len);
   emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
-  emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, protocol: IPPROTO_ICMP, payloadLength: len, id: ipId() });
+  emitIpv4Header(frame, L3, {
+    src: r.srcIp,
+    dst: r.dstIp,
+    protocol: IPPROTO_ICMP,
+    payloadLength: len,
+    id: ipId(),
+  });
   emitIcmpv4(frame, L4, p);
   return frame;
 }

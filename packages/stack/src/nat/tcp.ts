@@ -130,7 +130,13 @@ export class TcpLayer {
       dstPort: seg.dstPort,
     };
     const decision = this.decide(ip.dst, flow);
-    const base: Entry = { key, guestIp: ip.src, guestPort: seg.srcPort, localIp: ip.dst, localPort: seg.dstPort };
+    const base: Entry = {
+      key,
+      guestIp: ip.src,
+      guestPort: seg.srcPort,
+      localIp: ip.dst,
+      localPort: seg.dstPort,
+    };
     if (decision.action === "reject") {
       this.counters.refused++;
       this.sendResetFor(ip, seg);
@@ -146,7 +152,13 @@ export class TcpLayer {
       this.drops.count("tcp-syn-backlog-full");
       return; // the guest retransmits its SYN later
     }
-    this.connectHost(base, ip, seg, decision.host ?? hostTarget(this.cfg, ip.dst), decision.port ?? seg.dstPort);
+    this.connectHost(
+      base,
+      ip,
+      seg,
+      decision.host ?? hostTarget(this.cfg, ip.dst),
+      decision.port ?? seg.dstPort,
+    );
   }
 
   private decide(dst: number, flow: FlowInfo): TcpDecision {
@@ -161,12 +173,19 @@ export class TcpLayer {
     this.pending++;
     this.table.set(entry.key, entry);
     // A larger write buffer lets one writev carry a whole batch of guest segments.
-    const socketOptions = { allowHalfOpen: true, writableHighWaterMark: 1024 * 1024 } as net.SocketConstructorOpts;
+    const socketOptions = {
+      allowHalfOpen: true,
+      writableHighWaterMark: 1024 * 1024,
+    } as net.SocketConstructorOpts;
     const socket = new net.Socket(socketOptions).connect({ host, port, noDelay: true });
     entry.pendingSocket = socket;
     socket.setTimeout(this.opts.connectTimeoutMs);
     // The guest's SYN must outlive the frame buffer it came in.
-    const header = Buffer.from(ip.payload.buffer, ip.payload.byteOffset - ip.headerLength, ip.headerLength + 8);
+    const header = Buffer.from(
+      ip.payload.buffer,
+      ip.payload.byteOffset - ip.headerLength,
+      ip.headerLength + 8,
+    );
     const original = Buffer.from(header);
     const synCopy: TcpSegment = { ...syn, payload: Buffer.alloc(0) };
     const settle = () => {
@@ -175,7 +194,9 @@ export class TcpLayer {
       socket.setTimeout(0);
       socket.removeAllListeners("timeout");
     };
-    socket.once("timeout", () => socket.destroy(Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" })));
+    socket.once("timeout", () =>
+      socket.destroy(Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" })),
+    );
     socket.once("connect", () => {
       settle();
       socket.removeAllListeners("error");
@@ -198,7 +219,10 @@ export class TcpLayer {
         this.sendResetTo(entry, synCopy);
       } else {
         this.counters.timedOut++;
-        const code = err.code === "ETIMEDOUT" || err.code === "EHOSTUNREACH" ? ICMP_CODE_HOST_UNREACHABLE : ICMP_CODE_PORT_UNREACHABLE;
+        const code =
+          err.code === "ETIMEDOUT" || err.code === "EHOSTUNREACH"
+            ? ICMP_CODE_HOST_UNREACHABLE
+            : ICMP_CODE_PORT_UNREACHABLE;
         this.out.sendUnreachable(entry.localIp, entry.guestIp, code, original);
       }
     });
@@ -244,7 +268,11 @@ export class TcpLayer {
     entry.stream = stream;
     this.table.set(key, entry);
     return new Promise<TcpStream>((resolve, reject) => {
-      const timer = setTimeout(() => stream.destroy(new DialError("timeout", `connect to ${ipv4ToString(guestIp)}:${port} timed out`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          stream.destroy(new DialError("timeout", `connect to ${ipv4ToString(guestIp)}:${port} timed out`)),
+        timeoutMs,
+      );
       const onError = (err: Error) => {
         clearTimeout(timer);
         reject(err);
@@ -346,12 +374,15 @@ export class TcpLayer {
     if (entry.timer && entry.timerAt !== undefined && entry.timerAt <= at) return;
     if (entry.timer) clearTimeout(entry.timer);
     entry.timerAt = at;
-    entry.timer = setTimeout(() => {
-      entry.timer = undefined;
-      entry.timerAt = undefined;
-      conn.poll(this.clock.now());
-      this.touch(entry);
-    }, Math.max(0, at - this.clock.now()) + 1);
+    entry.timer = setTimeout(
+      () => {
+        entry.timer = undefined;
+        entry.timerAt = undefined;
+        conn.poll(this.clock.now());
+        this.touch(entry);
+      },
+      Math.max(0, at - this.clock.now()) + 1,
+    );
     entry.timer.unref?.();
   }
 
@@ -360,7 +391,14 @@ export class TcpLayer {
     const fields =
       seg.flags & TCP_ACK
         ? { srcPort: seg.dstPort, dstPort: seg.srcPort, seq: seg.ack, ack: 0, flags: TCP_RST, window: 0 }
-        : { srcPort: seg.dstPort, dstPort: seg.srcPort, seq: 0, ack: (seg.seq + len) >>> 0, flags: TCP_RST | TCP_ACK, window: 0 };
+        : {
+            srcPort: seg.dstPort,
+            dstPort: seg.srcPort,
+            seq: 0,
+            ack: (seg.seq + len) >>> 0,
+            flags: TCP_RST | TCP_ACK,
+            window: 0,
+          };
     this.out.sendTcp(ip.dst, ip.src, fields, undefined);
   }
 
@@ -368,7 +406,14 @@ export class TcpLayer {
     this.out.sendTcp(
       entry.localIp,
       entry.guestIp,
-      { srcPort: entry.localPort, dstPort: entry.guestPort, seq: 0, ack: (syn.seq + 1) >>> 0, flags: TCP_RST | TCP_ACK, window: 0 },
+      {
+        srcPort: entry.localPort,
+        dstPort: entry.guestPort,
+        seq: 0,
+        ack: (syn.seq + 1) >>> 0,
+        flags: TCP_RST | TCP_ACK,
+        window: 0,
+      },
       undefined,
     );
   }

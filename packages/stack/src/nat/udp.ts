@@ -68,7 +68,11 @@ export class UdpLayer {
     const decision = this.decide(ip.dst, flow);
     if (decision.action === "reject") {
       this.drops.count("udp-rejected");
-      const header = Buffer.from(ip.payload.buffer, ip.payload.byteOffset - ip.headerLength, ip.headerLength + 8);
+      const header = Buffer.from(
+        ip.payload.buffer,
+        ip.payload.byteOffset - ip.headerLength,
+        ip.headerLength + 8,
+      );
       this.out.sendUnreachable(ip.dst, ip.src, ICMP_CODE_PORT_UNREACHABLE, Buffer.from(header));
       return;
     }
@@ -88,9 +92,14 @@ export class UdpLayer {
     // Refresh LRU order.
     this.flows.delete(f.key);
     this.flows.set(f.key, f);
-    f.socket.send(udp.payload, decision.port ?? udp.dstPort, decision.host ?? hostTarget(this.cfg, ip.dst), (err) => {
-      if (err) this.drops.count("udp-host-send-failed");
-    });
+    f.socket.send(
+      udp.payload,
+      decision.port ?? udp.dstPort,
+      decision.host ?? hostTarget(this.cfg, ip.dst),
+      (err) => {
+        if (err) this.drops.count("udp-host-send-failed");
+      },
+    );
   }
 
   private decide(dst: number, flow: FlowInfo): UdpDecision {
@@ -112,7 +121,15 @@ export class UdpLayer {
       }
     }
     const socket = dgram.createSocket("udp4");
-    const f: UdpFlow = { key, guestIp, guestPort, socket, lastActive: Date.now(), bytesFromGuest: 0, bytesToGuest: 0 };
+    const f: UdpFlow = {
+      key,
+      guestIp,
+      guestPort,
+      socket,
+      lastActive: Date.now(),
+      bytesFromGuest: 0,
+      bytesToGuest: 0,
+    };
     socket.on("message", (msg, rinfo) => {
       f.lastActive = Date.now();
       f.bytesToGuest += msg.length;

@@ -39,7 +39,10 @@ export class Assembler {
     }
     // Drop following segments that this one covers; trim against a partial overlap.
     const end = seqAdd(seq, data.length);
-    while (i < this.segments.length && seqLe(seqAdd(this.segments[i]!.seq, this.segments[i]!.data.length), end)) {
+    while (
+      i < this.segments.length &&
+      seqLe(seqAdd(this.segments[i]!.seq, this.segments[i]!.data.length), end)
+    ) {
       this.bytes -= this.segments[i]!.data.length;
       this.segments.splice(i, 1);
     }

@@ -1,5 +1,13 @@
 import type { Clock, Random } from "../clock.js";
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
+import {
+  TCP_ACK,
+  TCP_FIN,
+  TCP_PSH,
+  TCP_RST,
+  TCP_SYN,
+  type TcpEmitFields,
+  type TcpSegment,
+} from "../wire/tcp.js";
 import { Assembler } from "./assembler.js";
 import { NewReno } from "./congestion.js";
 import { RttEstimator } from "./rtt.js";
@@ -141,7 +149,12 @@ export class Connection {
   }
 
   /** Opens a connection to the peer: sends SYN and waits in SYN-SENT. */
-  static connect(localPort: number, remotePort: number, options: ConnectionOptions, hooks: ConnectionHooks): Connection {
+  static connect(
+    localPort: number,
+    remotePort: number,
+    options: ConnectionOptions,
+    hooks: ConnectionHooks,
+  ): Connection {
     const c = new Connection(localPort, remotePort, options, hooks);
     c.startSend(options.random.u32());
     c.setState(TcpState.SynSent);
@@ -217,7 +230,10 @@ export class Connection {
     if (!canReceive(this.state) || this.closed) return;
     const wnd = this.receiveWindow();
     const advertised = seqDiff(this.rcvAdvertisedEdge, this.rcvNxt);
-    if (wnd - advertised >= Math.min(2 * this.opts.mss, this.rcvBufSize / 2) || (advertised < this.opts.mss && wnd >= this.opts.mss)) {
+    if (
+      wnd - advertised >= Math.min(2 * this.opts.mss, this.rcvBufSize / 2) ||
+      (advertised < this.opts.mss && wnd >= this.opts.mss)
+    ) {
       this.sendAck();
     }
   }
@@ -239,7 +255,12 @@ export class Connection {
     const len = seg.payload.length + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0);
 
     // A retransmitted SYN while our SYN-ACK is unanswered: send it again.
-    if (this.state === TcpState.SynReceived && seg.flags & TCP_SYN && !(seg.flags & TCP_ACK) && seg.seq === this.irs) {
+    if (
+      this.state === TcpState.SynReceived &&
+      seg.flags & TCP_SYN &&
+      !(seg.flags & TCP_ACK) &&
+      seg.seq === this.irs
+    ) {
       this.sendSyn();
       return;
     }
@@ -499,7 +520,13 @@ export class Connection {
   private transmit(): void {
     if (this.closed) return;
     const s = this.state;
-    if (s !== TcpState.Established && s !== TcpState.CloseWait && s !== TcpState.FinWait1 && s !== TcpState.Closing && s !== TcpState.LastAck) {
+    if (
+      s !== TcpState.Established &&
+      s !== TcpState.CloseWait &&
+      s !== TcpState.FinWait1 &&
+      s !== TcpState.Closing &&
+      s !== TcpState.LastAck
+    ) {
       return;
     }
     const now = this.opts.clock.now();
@@ -691,7 +718,14 @@ export class Connection {
   }
 
   /** Counters and state for diagnostics. */
-  info(): { state: TcpState; sendBuffered: number; outOfOrder: number; cwnd: number; rto: number; srtt?: number } {
+  info(): {
+    state: TcpState;
+    sendBuffered: number;
+    outOfOrder: number;
+    cwnd: number;
+    rto: number;
+    srtt?: number;
+  } {
     return {
       state: this.state,
       sendBuffered: this.sendBuf.length,

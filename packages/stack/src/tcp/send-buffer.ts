@@ -34,7 +34,12 @@ export class SendBuffer {
     const out = Buffer.allocUnsafe(Math.min(len, this.total - offset));
     let written = first.copy(out, 0, skip);
     for (i++; i < this.chunks.length && written < out.length; i++) {
-      written += this.chunks[i]!.copy(out, written, 0, Math.min(this.chunks[i]!.length, out.length - written));
+      written += this.chunks[i]!.copy(
+        out,
+        written,
+        0,
+        Math.min(this.chunks[i]!.length, out.length - written),
+      );
     }
     return out;
   }

@@ -75,7 +75,13 @@ export class TcpStream extends Duplex {
       return;
     }
     const message =
-      reason === "reset" ? "connection reset by guest" : reason === "refused" ? "connection refused" : "connection timed out";
-    this.destroy(new DialError(reason === "reset" ? "reset" : reason === "refused" ? "refused" : "timeout", message));
+      reason === "reset"
+        ? "connection reset by guest"
+        : reason === "refused"
+          ? "connection refused"
+          : "connection timed out";
+    this.destroy(
+      new DialError(reason === "reset" ? "reset" : reason === "refused" ? "refused" : "timeout", message),
+    );
   }
 }

@@ -40,7 +40,13 @@ export function parseEthernet(frame: Buffer): EthernetFrame {
 }
 
 /** Writes a 14-byte Ethernet II header at `offset`; returns the header length. */
-export function emitEthernetHeader(buf: Buffer, offset: number, dst: Buffer, src: Buffer, ethertype: number): number {
+export function emitEthernetHeader(
+  buf: Buffer,
+  offset: number,
+  dst: Buffer,
+  src: Buffer,
+  ethertype: number,
+): number {
   dst.copy(buf, offset, 0, 6);
   src.copy(buf, offset + 6, 0, 6);
   buf.writeUInt16BE(ethertype, offset + 12);

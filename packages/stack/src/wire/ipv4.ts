@@ -1,6 +1,6 @@
 import { WireError } from "../errors.js";
 import { ipv4ToString } from "./address.js";
-import { checksum, sum16, finish } from "./checksum.js";
+import { checksum, finish, sum16 } from "./checksum.js";
 
 export const IPV4_HEADER_LEN = 20;
 export const IPPROTO_ICMP = 1;
@@ -86,6 +86,7 @@ export function emitIpv4Header(buf: Buffer, offset: number, h: Ipv4HeaderFields)
 }
 
 export function formatIpv4(p: Ipv4Packet): string {
-  const frag = p.moreFragments || p.fragmentOffset > 0 ? ` frag=${p.fragmentOffset}${p.moreFragments ? "+" : ""}` : "";
+  const frag =
+    p.moreFragments || p.fragmentOffset > 0 ? ` frag=${p.fragmentOffset}${p.moreFragments ? "+" : ""}` : "";
   return `IPv4 ${ipv4ToString(p.src)} > ${ipv4ToString(p.dst)} proto=${p.protocol} ttl=${p.ttl} id=${p.id} len=${p.totalLength}${frag}`;
 }

@@ -41,10 +41,16 @@ export interface TcpParseOptions {
   verifyChecksum?: boolean;
 }
 
-export function parseTcp(buf: Buffer, srcIp: number, dstIp: number, options: TcpParseOptions = {}): TcpSegment {
+export function parseTcp(
+  buf: Buffer,
+  srcIp: number,
+  dstIp: number,
+  options: TcpParseOptions = {},
+): TcpSegment {
   if (buf.length < TCP_HEADER_LEN) throw new WireError("tcp", "truncated");
   const headerLength = (buf[12]! >> 4) * 4;
-  if (headerLength < TCP_HEADER_LEN || headerLength > buf.length) throw new WireError("tcp", "bad-header-length");
+  if (headerLength < TCP_HEADER_LEN || headerLength > buf.length)
+    throw new WireError("tcp", "bad-header-length");
   if (options.verifyChecksum !== false) {
     const sum = sum16(buf, 0, buf.length, pseudoHeaderSum(srcIp, dstIp, IPPROTO_TCP, buf.length));
     if (finish(sum) !== 0) throw new WireError("tcp", "checksum");
