@@ -71,11 +71,16 @@ describe.skipIf(!env.ok)("garbage from the guest", () => {
       live_connection: string;
     };
     for (const [kind, n] of Object.entries(report.sent)) expect(n, kind).toBeGreaterThan(0);
-    // Every frame reached the stack: the sender paces itself on the TAP's tx_packets.
+    // The frames reached the stack: the sender paces itself on the TAP's tx_packets (frames the
+    // stack has read), and it never waited in vain. tx_packets also counts the kernel's own packets
+    // and the TAP may drop some of those (RSTs answering SYN-ACKs come in bursts), so this is a
+    // sanity check, not an exact count.
     const sent = Object.values(report.sent).reduce((a, b) => a + b, 0);
-    expect(report.stalled, `the stack stopped reading frames\n${guest.daemon.describe()}`).toBe(false);
-    expect(report.taken_by_stack).toBeGreaterThanOrEqual(sent);
-    expect(report.tap_dropped).toBe(0);
+    const summary = JSON.stringify({ ...report, live_connection: undefined });
+    expect(report.stalled, `the stack stopped reading frames: ${summary}\n${guest.daemon.describe()}`).toBe(
+      false,
+    );
+    expect(report.taken_by_stack, summary).toBeGreaterThanOrEqual(sent);
     // The connection opened before the garbage was hit by out-of-window segments and RSTs; it must still work.
     expect(report.live_connection).toMatch(/^HTTP\/1\.1 200 /);
     expect(report.live_connection).toContain("hello survivor\n");

@@ -20,7 +20,7 @@ describe.skipIf(!env.ok)("iperf3 through the stack", () => {
 
   beforeAll(async () => {
     port = await closedTcpPort();
-    server = spawn("iperf3", ["-s", "-B", "127.0.0.1", "-p", String(port)], {
+    server = spawn("iperf3", ["-s", "--forceflush", "-B", "127.0.0.1", "-p", String(port)], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     server.stdout?.on("data", (b: Buffer) => {
@@ -31,9 +31,10 @@ describe.skipIf(!env.ok)("iperf3 through the stack", () => {
     });
     guest = await startGuest("iperf", { configure: true });
     // Wait until the server listens (it prints its banner once the socket is bound).
-    for (let i = 0; i < 100 && !serverLog.includes("Server listening"); i++) {
+    for (let i = 0; i < 200 && !serverLog.includes("Server listening"); i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    if (!serverLog.includes("Server listening")) throw new Error(`iperf3 server did not start: ${serverLog}`);
   });
 
   afterAll(async () => {

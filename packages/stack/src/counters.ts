@@ -23,6 +23,9 @@ export interface FlowStats {
 export interface StackCounters {
   frames: { in: number; out: number; bytesIn: number; bytesOut: number };
   tcp: {
+    timeouts: number;
+    fastRetransmits: number;
+    segmentsRetransmitted: number;
     open: number;
     opened: number;
     closed: number;

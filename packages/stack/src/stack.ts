@@ -5,13 +5,13 @@ import { DropCounters, type StackCounters } from "./counters.js";
 import { DhcpServer } from "./dhcp/server.js";
 import { ConfigError, DialError, WireError } from "./errors.js";
 import { ArpCache } from "./iface/arp-cache.js";
-import { arpFrame, icmpFrame, tcpFrame, udpFrames } from "./iface/frames.js";
+import { arpFrame, icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, udpFrames } from "./iface/frames.js";
 import type { IpOutput } from "./iface/ip-output.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { TcpLayer, type TcpLayerOptions } from "./nat/tcp.js";
 import { UdpLayer, type UdpLayerOptions } from "./nat/udp.js";
 import type { FlowPolicy } from "./policy.js";
-import type { FrameTransport } from "./transport/types.js";
+import type { FrameMeta, FrameTransport } from "./transport/types.js";
 import {
   BROADCAST_MAC,
   ipv4ToString,
@@ -28,6 +28,14 @@ import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, type Ipv4Packet, parseIpv4 } fr
 import { Ipv4Reassembler } from "./wire/reassembly.js";
 import { parseTcp, type TcpEmitFields } from "./wire/tcp.js";
 import { parseUdp } from "./wire/udp.js";
+
+/** Offset of the checksum field in a TCP header (`FrameMeta.csumOffset`). */
+const TCP_CHECKSUM_OFFSET = 16;
+/**
+ * Largest TCP payload of one super-frame to a TSO link: the IPv4 total length is 16 bits,
+ * less 20 bytes of IP header and up to 60 of TCP header.
+ */
+const TSO_MAX_PAYLOAD = 0xffff - 20 - 60;
 
 export interface StackOptions extends NetworkOptions {
   /** Per-flow hook: NAT to the host (default), an in-process handler, or reject. */
@@ -146,8 +154,10 @@ class NetworkStack implements Stack, IpOutput {
   attach(transport: FrameTransport): void {
     if (this.transport) throw new ConfigError("a transport is already attached");
     this.transport = transport;
+    // A TSO link takes TCP super-segments: connections opened from now on may emit up to 64 KiB.
+    this.tcp.maxBurstSegment = transport.offload?.tso ? TSO_MAX_PAYLOAD : undefined;
     transport.start({
-      onFrame: (frame) => this.onFrame(frame),
+      onFrame: (frame, meta) => this.onFrame(frame, meta),
       onClose: (error) => {
         this.log.info({ link: transport.name, err: error?.message }, "guest link closed");
         if (this.transport === transport) this.transport = undefined;
@@ -217,7 +227,7 @@ class NetworkStack implements Stack, IpOutput {
 
   // ---- Receive path ---------------------------------------------------------------------
 
-  private onFrame(frame: Buffer): void {
+  private onFrame(frame: Buffer, meta?: FrameMeta): void {
     this.frames.in++;
     this.frames.bytesIn += frame.length;
     try {
@@ -231,7 +241,9 @@ class NetworkStack implements Stack, IpOutput {
           this.onArp(eth.payload);
           return;
         case ETHERTYPE_IPV4:
-          this.onIpv4(eth.payload, eth.src);
+          // A partial checksum (guest checksum offload) is not verifiable: the guest kernel
+          // vouches for the data, as it does for a NIC. The IP header checksum is still complete.
+          this.onIpv4(eth.payload, eth.src, meta?.checksumPartial === true);
           return;
         case ETHERTYPE_IPV6:
           this.drops.count("ipv6");
@@ -266,7 +278,8 @@ class NetworkStack implements Stack, IpOutput {
     );
   }
 
-  private onIpv4(payload: Buffer, srcMac: Buffer): void {
+  private onIpv4(payload: Buffer, srcMac: Buffer, checksumPartial = false): void {
+    const verifyL4 = this.verify && !checksumPartial;
     let ip = parseIpv4(payload, { verifyChecksum: this.verify });
     if (ip.src !== 0 && this.inSubnet(ip.src) && !this.arp.lookup(ip.src)) this.arp.learn(ip.src, srcMac);
     if (ip.moreFragments || ip.fragmentOffset > 0) {
@@ -280,11 +293,11 @@ class NetworkStack implements Stack, IpOutput {
           this.drops.count("tcp-broadcast");
           return;
         }
-        this.tcp.onSegment(ip, parseTcp(ip.payload, ip.src, ip.dst, { verifyChecksum: this.verify }));
+        this.tcp.onSegment(ip, parseTcp(ip.payload, ip.src, ip.dst, { verifyChecksum: verifyL4 }));
         return;
       }
       case IPPROTO_UDP:
-        this.onUdp(ip, srcMac);
+        this.onUdp(ip, srcMac, verifyL4);
         return;
       case IPPROTO_ICMP:
         this.onIcmp(ip);
@@ -294,8 +307,8 @@ class NetworkStack implements Stack, IpOutput {
     }
   }
 
-  private onUdp(ip: Ipv4Packet, srcMac: Buffer): void {
-    const udp = parseUdp(ip.payload, ip.src, ip.dst, { verifyChecksum: this.verify });
+  private onUdp(ip: Ipv4Packet, srcMac: Buffer, verify: boolean): void {
+    const udp = parseUdp(ip.payload, ip.src, ip.dst, { verifyChecksum: verify });
     if (udp.dstPort === DHCP_SERVER_PORT) {
       this.onDhcp(udp.payload, srcMac);
       return;
@@ -347,13 +360,34 @@ class NetworkStack implements Stack, IpOutput {
 
   // ---- Send path (IpOutput) -------------------------------------------------------------
 
-  sendTcp(srcIp: number, dstIp: number, fields: TcpEmitFields, payload: Buffer | undefined): void {
+  sendTcp(
+    srcIp: number,
+    dstIp: number,
+    fields: TcpEmitFields,
+    payload: Buffer | undefined,
+    segmentSize?: number,
+  ): void {
     const dstMac = this.arp.lookup(dstIp);
     if (!dstMac) {
       this.drops.count("tx-no-arp-entry");
       return;
     }
-    this.sendFrame(tcpFrame({ srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp }, fields, payload));
+    const route = { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp };
+    const offload = this.transport?.offload;
+    if (!offload?.csum) {
+      this.sendFrame(tcpFrame(route, fields, payload));
+      return;
+    }
+    // Checksum offload: the kernel finishes the checksum (and cuts a super-segment when TSO).
+    const meta: FrameMeta = {
+      checksumPartial: true,
+      csumStart: TCP_FRAME_L4_OFFSET,
+      csumOffset: TCP_CHECKSUM_OFFSET,
+    };
+    if (offload.tso && segmentSize !== undefined && payload && payload.length > segmentSize) {
+      meta.gsoSize = segmentSize;
+    }
+    this.sendFrame(tcpFrame(route, fields, payload, true), meta);
   }
 
   sendUdp(srcIp: number, dstIp: number, srcPort: number, dstPort: number, payload: Buffer): void {
@@ -377,7 +411,7 @@ class NetworkStack implements Stack, IpOutput {
     );
   }
 
-  private sendFrame(frame: Buffer): void {
+  private sendFrame(frame: Buffer, meta?: FrameMeta): void {
     const t = this.transport;
     if (!t) {
       this.drops.count("tx-no-link");
@@ -385,7 +419,8 @@ class NetworkStack implements Stack, IpOutput {
     }
     this.frames.out++;
     this.frames.bytesOut += frame.length;
-    t.send(frame);
+    if (meta) t.send(frame, meta);
+    else t.send(frame);
   }
 
   private inSubnet(ip: number): boolean {

@@ -252,7 +252,7 @@ def main():
     # stack that stopped reading shows up as missing frames in the report).
     stats = f"/sys/class/net/{a.ifname}/statistics/"
     tx_start, drop_start = read_stat(stats + "tx_packets"), read_stat(stats + "tx_dropped")
-    window = 200
+    window = 100
     total = 0
     stalled = False
     sent = {name: 0 for name in makers}

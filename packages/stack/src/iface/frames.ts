@@ -23,8 +23,19 @@ function ipId(): number {
   return nextIpId;
 }
 
-/** One frame holding a TCP segment; the payload is copied in once. */
-export function tcpFrame(r: Route, f: TcpEmitFields, payload: Buffer | undefined): Buffer {
+/** Offset of the TCP header in frames built here (`FrameMeta.csumStart`). */
+export const TCP_FRAME_L4_OFFSET = L4;
+
+/**
+ * One frame holding a TCP segment; the payload is copied in once. With `partialChecksum` the
+ * TCP checksum is left for the link to finish (checksum offload; required for a TSO super-frame).
+ */
+export function tcpFrame(
+  r: Route,
+  f: TcpEmitFields,
+  payload: Buffer | undefined,
+  partialChecksum = false,
+): Buffer {
   const hlen = tcpHeaderLength(f);
   const plen = payload ? payload.length : 0;
   const frame = Buffer.allocUnsafe(L4 + hlen + plen);
@@ -37,7 +48,7 @@ export function tcpFrame(r: Route, f: TcpEmitFields, payload: Buffer | undefined
     id: ipId(),
   });
   if (payload) payload.copy(frame, L4 + hlen);
-  emitTcp(frame, L4, r.srcIp, r.dstIp, f, plen);
+  emitTcp(frame, L4, r.srcIp, r.dstIp, f, plen, partialChecksum);
   return frame;
 }
 

@@ -47,6 +47,10 @@ const flowKey = (guestIp: number, guestPort: number, localIp: number, localPort:
   `${guestIp}:${guestPort}>${localIp}:${localPort}`;
 
 export interface TcpLayerCounters {
+  /** Retransmission timeouts, fast retransmits and resent segments, summed over closed connections. */
+  timeouts: number;
+  fastRetransmits: number;
+  segmentsRetransmitted: number;
   opened: number;
   closed: number;
   refused: number;
@@ -63,10 +67,24 @@ export class TcpLayer {
   private pending = 0;
   private readonly toFlush = new Set<Entry>();
   private flushScheduled = false;
-  readonly counters: TcpLayerCounters = { opened: 0, closed: 0, refused: 0, reset: 0, timedOut: 0 };
+  readonly counters: TcpLayerCounters = {
+    timeouts: 0,
+    fastRetransmits: 0,
+    segmentsRetransmitted: 0,
+    opened: 0,
+    closed: 0,
+    refused: 0,
+    reset: 0,
+    timedOut: 0,
+  };
   private readonly opts: Required<TcpLayerOptions>;
   private nextEphemeral = 49152;
   private closing = false;
+  /**
+   * Largest payload one emitted segment may carry when the link does TCP segmentation offload;
+   * undefined (no TSO): one MSS. Applies to connections opened after it is set.
+   */
+  maxBurstSegment: number | undefined;
 
   constructor(
     private readonly cfg: NetworkConfig,
@@ -300,7 +318,7 @@ export class TcpLayer {
   }
 
   private connectionOptions(): ConnectionOptions {
-    return {
+    const options: ConnectionOptions = {
       clock: this.clock,
       random: this.random,
       mss: this.cfg.mtu - 40,
@@ -308,12 +326,20 @@ export class TcpLayer {
       sendBuffer: this.opts.sendBuffer,
       timeWaitMs: this.opts.timeWaitMs,
     };
+    if (this.maxBurstSegment !== undefined) options.maxBurstSegment = this.maxBurstSegment;
+    return options;
   }
 
   private hooks(entry: Entry, stream: TcpStream) {
     return {
-      output: (fields: Parameters<IpOutput["sendTcp"]>[2], payload: Buffer | undefined) =>
-        this.out.sendTcp(entry.localIp, entry.guestIp, fields, payload),
+      output: (
+        fields: Parameters<IpOutput["sendTcp"]>[2],
+        payload: Buffer | undefined,
+        segmentSize?: number,
+      ) =>
+        segmentSize === undefined
+          ? this.out.sendTcp(entry.localIp, entry.guestIp, fields, payload)
+          : this.out.sendTcp(entry.localIp, entry.guestIp, fields, payload, segmentSize),
       onData: (data: Buffer) => {
         // Segments of one batch go to the host socket in a single writev at flush time.
         if (entry.socket && !entry.corked) {
@@ -337,6 +363,11 @@ export class TcpLayer {
     entry.timer = undefined;
     this.toFlush.delete(entry);
     this.counters.closed++;
+    if (entry.conn) {
+      this.counters.timeouts += entry.conn.recovery.timeouts;
+      this.counters.fastRetransmits += entry.conn.recovery.fastRetransmits;
+      this.counters.segmentsRetransmitted += entry.conn.recovery.segmentsRetransmitted;
+    }
     if (reason === "reset") this.counters.reset++;
     else if (reason === "timeout") this.counters.timedOut++;
     else if (reason === "refused") this.counters.refused++;

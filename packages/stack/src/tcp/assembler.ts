@@ -12,6 +12,8 @@ interface Hole {
 export class Assembler {
   private segments: Hole[] = [];
   private bytes = 0;
+  /** Sequence of the most recently inserted data: its block is reported first (RFC 2018 4). */
+  private latest: number | undefined;
 
   constructor(private readonly maxSegments = 512) {}
 
@@ -25,6 +27,7 @@ export class Assembler {
 
   /** Stores `data` at `seq`, trimming overlap with what is already held. Returns false when full. */
   insert(seq: number, data: Buffer): boolean {
+    this.latest = seq;
     let i = 0;
     while (i < this.segments.length && seqLt(this.segments[i]!.seq, seq)) i++;
     // Trim against the previous segment.
@@ -83,6 +86,11 @@ export class Assembler {
       if (last && last[1] === s.seq) last[1] = end;
       else out.push([s.seq, end]);
     }
+    const recent =
+      this.latest === undefined
+        ? -1
+        : out.findIndex(([l, r]) => seqLe(l, this.latest!) && seqLt(this.latest!, r));
+    if (recent > 0) out.unshift(...out.splice(recent, 1));
     return out.slice(0, max);
   }
 

@@ -19,8 +19,12 @@ export type CloseReason = "closed" | "reset" | "refused" | "timeout" | "aborted"
 
 /** What a connection asks of its owner. The connection itself does no I/O and sets no timers. */
 export interface ConnectionHooks {
-  /** Emit a segment to the peer. `payload` is a view the owner must copy or send before returning. */
-  output(fields: TcpEmitFields, payload: Buffer | undefined): void;
+  /**
+   * Emit a segment to the peer. `payload` is a view the owner must copy or send before returning.
+   * `segmentSize` is set when the payload is a super-segment (`maxBurstSegment`) that the link
+   * must cut into segments of that many bytes.
+   */
+  output(fields: TcpEmitFields, payload: Buffer | undefined, segmentSize?: number): void;
   /** In-order data from the peer. The receiver may keep the buffer. */
   onData(data: Buffer): void;
   /** The handshake completed. */
@@ -52,6 +56,12 @@ export interface ConnectionOptions {
   maxSynRetransmits?: number;
   /** FIN-WAIT-2 with a peer that never closes. */
   finWait2TimeoutMs?: number;
+  /**
+   * Largest payload of one emitted data segment, for a link with TCP segmentation offload
+   * (rounded down to whole segments). Default (or anything up to the MSS): one MSS.
+   * Windows and cwnd are still counted in bytes.
+   */
+  maxBurstSegment?: number;
 }
 
 const RCV_WSCALE = 7;
@@ -104,9 +114,21 @@ export class Connection {
   private timed: { seq: number; at: number } | undefined;
   private cc: NewReno;
   private dupAcks = 0;
+  /**
+   * Burst (TSO) mode: room in the send buffer opened during ACK processing; the application is
+   * told only after the window update, so data it queues at once is not sent against the old
+   * window measured from the new sndUna (which overshoots the peer's right edge).
+   */
+  private sendSpaceDeferred = false;
+  /** Ranges the peer reported holding beyond sndUna (SACK scoreboard), ascending. */
+  private sacked: [number, number][] = [];
+  /** Highest sequence retransmitted in the current recovery (RFC 6675 HighRxt). */
+  private highRxt = 0;
 
   private ackPending = false;
   private closed = false;
+  /** Loss-recovery events, for counters and diagnostics. */
+  readonly recovery = { timeouts: 0, fastRetransmits: 0, segmentsRetransmitted: 0 };
 
   private readonly rcvBufSize: number;
   private readonly sndBufSize: number;
@@ -127,6 +149,7 @@ export class Connection {
       maxRetransmits: 15,
       maxSynRetransmits: 6,
       finWait2TimeoutMs: 60_000,
+      maxBurstSegment: 0,
       ...options,
     };
     this.rcvBufSize = this.opts.receiveBuffer;
@@ -172,7 +195,8 @@ export class Connection {
     }
     this.sndMss = Math.max(64, Math.min(syn.mss ?? 536, this.opts.mss));
     this.sackOk = syn.sackPermitted;
-    this.cc = new NewReno(this.sndMss);
+    const burst = this.burstLimit();
+    this.cc = burst > this.sndMss ? new NewReno(this.sndMss, burst) : new NewReno(this.sndMss);
   }
 
   private startSend(iss: number): void {
@@ -272,6 +296,18 @@ export class Connection {
     }
 
     if (!this.acceptable(seg.seq, len)) {
+      // With our window closed, a segment at rcvNxt still carries a valid ACK (RFC 9293 3.10.7.4).
+      const windowClosed = seqDiff(this.rcvAdvertisedEdge, this.rcvNxt) <= 0;
+      if (
+        windowClosed &&
+        seg.seq === this.rcvNxt &&
+        seg.flags & TCP_ACK &&
+        !(seg.flags & (TCP_RST | TCP_SYN))
+      ) {
+        this.processAck(seg, now);
+        if (this.closed) return;
+        this.transmit();
+      }
       if (!(seg.flags & TCP_RST)) this.sendAck();
       return;
     }
@@ -327,6 +363,7 @@ export class Connection {
     if (!(seg.flags & TCP_SYN) || !ackOk) return; // simultaneous open is not supported
     this.irs = seg.seq;
     this.rcvNxt = seqAdd(seg.seq, 1);
+    this.rcvAdvertisedEdge = seqAdd(this.rcvNxt, Math.min(this.rcvBufSize, 65535));
     this.negotiate(seg);
     this.sndUna = seg.ack;
     this.sndWnd = seg.window << this.sndWscale;
@@ -361,6 +398,7 @@ export class Connection {
       return false;
     }
     const window = seg.window << this.sndWscale;
+    if (seg.sack && this.sackOk) this.updateScoreboard(seg.sack, ack);
     if (seqGt(ack, this.sndUna)) {
       const acked = seqDiff(ack, this.sndUna);
       this.onNewAck(ack, acked, now);
@@ -368,7 +406,8 @@ export class Connection {
       ack === this.sndUna &&
       seg.payload.length === 0 &&
       !(seg.flags & (TCP_FIN | TCP_SYN)) &&
-      window === this.sndWnd &&
+      // Linux's window moves while it queues out-of-order data; SACK blocks mark a duplicate too.
+      (window === this.sndWnd || (seg.sack !== undefined && this.sackOk)) &&
       seqGt(this.sndMax, this.sndUna)
     ) {
       this.onDupAck();
@@ -383,6 +422,10 @@ export class Connection {
         this.persistAt = undefined;
         this.persistBackoff = 0;
       }
+    }
+    if (this.sendSpaceDeferred) {
+      this.sendSpaceDeferred = false;
+      this.hooks.onSendSpace();
     }
     return true;
   }
@@ -409,7 +452,9 @@ export class Connection {
         this.dupAcks = 0;
       } else {
         // Partial ACK (RFC 6582): the next hole is lost too; retransmit it at once.
-        this.retransmitFirst();
+        if (seqLt(this.highRxt, this.sndUna)) this.highRxt = this.sndUna;
+        if (this.highRxt === this.sndUna) this.retransmitFirst();
+        this.retransmitNextHole();
         this.cc.cwnd = Math.max(this.cc.cwnd - acked + this.sndMss, this.sndMss);
       }
     } else {
@@ -431,7 +476,8 @@ export class Connection {
     }
     if (this.sendBlocked && this.sendBuf.length < this.sndBufSize / 2) {
       this.sendBlocked = false;
-      this.hooks.onSendSpace();
+      if (this.burstLimit() > this.sndMss) this.sendSpaceDeferred = true;
+      else this.hooks.onSendSpace();
     }
   }
 
@@ -439,10 +485,69 @@ export class Connection {
     this.dupAcks++;
     if (this.cc.recoverySeq !== undefined) {
       this.cc.onDupAckInRecovery();
-    } else if (this.dupAcks === 3) {
+      this.retransmitNextHole();
+    } else if (this.lossDetected()) {
+      this.recovery.fastRetransmits++;
       this.cc.onFastRetransmit(seqDiff(this.sndMax, this.sndUna), this.sndMax);
       this.timed = undefined;
+      this.highRxt = this.sndUna;
       this.retransmitFirst();
+    }
+  }
+
+  /**
+   * Three duplicate ACKs, or as much SACKed data (RFC 6675), or — with too little in flight to
+   * ever produce three — one fewer duplicate than segments outstanding (early retransmit, RFC 5827).
+   */
+  private lossDetected(): boolean {
+    if (this.dupAcks >= 3) return true;
+    let sackedBytes = 0;
+    for (const [l, r] of this.sacked) sackedBytes += seqDiff(r, l);
+    if (sackedBytes >= 3 * this.sndMss) return true;
+    const outstanding = Math.ceil(seqDiff(this.sndMax, this.sndUna) / this.sndMss);
+    return (
+      outstanding <= 3 &&
+      this.dupAcks >= Math.max(1, outstanding - 1) &&
+      this.sendBuf.length - seqDiff(this.sndMax, this.sndBufSeq) <= 0
+    );
+  }
+
+  /** Merges the peer's SACK blocks into the scoreboard and forgets what sndUna passed. */
+  private updateScoreboard(blocks: [number, number][], ack: number): void {
+    const board = this.sacked.filter(([, r]) => seqGt(r, ack));
+    for (const [l, r] of blocks) {
+      if (!seqGt(r, l) || !seqGt(r, ack) || seqGt(r, this.sndMax)) continue; // stale or bogus
+      board.push([seqGt(l, ack) ? l : ack, r]);
+    }
+    board.sort((a, b) => seqDiff(a[0], b[0]));
+    const merged: [number, number][] = [];
+    for (const b of board) {
+      const last = merged[merged.length - 1];
+      if (last && seqGe(last[1], b[0])) {
+        if (seqGt(b[1], last[1])) last[1] = b[1];
+      } else merged.push([b[0], b[1]]);
+    }
+    this.sacked = merged.slice(-32);
+  }
+
+  /**
+   * In recovery, resends the next hole below the highest SACKed byte that was not resent yet
+   * (a simplified RFC 6675 NextSeg): with several losses in one window, each is repaired in
+   * one round trip instead of one per round trip.
+   */
+  private retransmitNextHole(): void {
+    if (this.sacked.length === 0) return;
+    let start = seqGt(this.highRxt, this.sndUna) ? this.highRxt : this.sndUna;
+    for (const [l, r] of this.sacked) {
+      if (seqLt(start, l)) {
+        const dataOffset = seqDiff(start, this.sndBufSeq);
+        const len = Math.min(this.sndMss, seqDiff(l, start), this.sendBuf.length - dataOffset);
+        if (len <= 0) return;
+        this.emitData(start, this.sendBuf.peek(dataOffset, len), false);
+        this.highRxt = seqAdd(start, len);
+        return;
+      }
+      if (seqLt(start, r)) start = r;
     }
   }
 
@@ -453,6 +558,8 @@ export class Connection {
     if (available > 0) {
       const len = Math.min(this.sndMss, available);
       this.emitData(this.sndUna, this.sendBuf.peek(dataOffset, len), false);
+      const end = seqAdd(this.sndUna, len);
+      if (seqGt(end, this.highRxt)) this.highRxt = end;
     } else if (this.finSent) {
       this.emit(this.sndUna, TCP_FIN | TCP_ACK, undefined);
     }
@@ -532,15 +639,19 @@ export class Connection {
     const now = this.opts.clock.now();
     for (;;) {
       const inflight = seqDiff(this.sndNxt, this.sndUna);
-      const window = Math.min(this.sndWnd, this.cc.cwnd);
+      // Limited transmit (RFC 3042): each of the first two duplicate ACKs lets one new segment out.
+      const limited = this.cc.recoverySeq === undefined ? Math.min(this.dupAcks, 2) * this.sndMss : 0;
+      const window = Math.min(this.sndWnd, this.cc.cwnd + limited);
       const dataOffset = seqDiff(this.sndNxt, this.sndBufSeq);
       const available = this.sendBuf.length - dataOffset;
       if (available > 0) {
         const room = window - inflight;
         if (room <= 0) break;
-        const len = Math.min(this.sndMss, available, room);
+        let len = Math.min(this.burstLimit(), available, room);
         // Avoid silly-window segments unless it is all we have (RFC 9293 3.8.6.2.1).
         if (len < this.sndMss && len < available && inflight > 0) break;
+        // A super-segment (TSO) is whole segments unless it ends the data.
+        if (len > this.sndMss && len < available) len -= len % this.sndMss;
         const seq = this.sndNxt;
         this.emitData(seq, this.sendBuf.peek(dataOffset, len), len === available);
         this.sndNxt = seqAdd(this.sndNxt, len);
@@ -578,11 +689,22 @@ export class Connection {
   }
 
   private emitData(seq: number, payload: Buffer, push: boolean): void {
-    this.emit(seq, TCP_ACK | (push ? TCP_PSH : 0), payload);
+    if (seqLt(seq, this.sndMax)) this.recovery.segmentsRetransmitted++;
+    const segmentSize = payload.length > this.sndMss ? this.sndMss : undefined;
+    this.emit(seq, TCP_ACK | (push ? TCP_PSH : 0), payload, segmentSize);
   }
 
+  /** Most payload one data segment may carry: one MSS, or whole MSSes up to maxBurstSegment. */
+  private burstLimit(): number {
+    const burst = this.opts.maxBurstSegment;
+    if (burst <= this.sndMss) return this.sndMss;
+    return burst - (burst % this.sndMss);
+  }
+
+  /** A pure ACK carries sndMax: after a timeout rewinds sndNxt, an older number would fall
+   * outside the peer's window and the peer would drop the ACK unread. */
   private sendAck(): void {
-    this.emit(this.sndNxt, TCP_ACK, undefined);
+    this.emit(this.sndMax, TCP_ACK, undefined);
   }
 
   private sendSyn(): void {
@@ -612,7 +734,7 @@ export class Connection {
     return Math.max(0, this.rcvBufSize - this.hooks.receiveBacklog() - this.assembler.size);
   }
 
-  private emit(seq: number, flags: number, payload: Buffer | undefined): void {
+  private emit(seq: number, flags: number, payload: Buffer | undefined, segmentSize?: number): void {
     let window = 0;
     if (flags & TCP_ACK) {
       // Never shrink the right edge we already advertised (RFC 9293 3.8.6.2.2).
@@ -632,7 +754,8 @@ export class Connection {
       window,
     };
     if (this.sackOk && this.assembler.count > 0 && flags & TCP_ACK) fields.sack = this.assembler.blocks();
-    this.hooks.output(fields, payload);
+    if (segmentSize === undefined) this.hooks.output(fields, payload);
+    else this.hooks.output(fields, payload, segmentSize);
   }
 
   // ---- Timers -------------------------------------------------------------------------
@@ -668,6 +791,7 @@ export class Connection {
 
   private onRetransmitTimeout(now: number): void {
     this.retransmits++;
+    this.recovery.timeouts++;
     this.timed = undefined;
     const handshaking = this.state === TcpState.SynSent || this.state === TcpState.SynReceived;
     const limit = handshaking ? this.opts.maxSynRetransmits : this.opts.maxRetransmits;
@@ -687,6 +811,7 @@ export class Connection {
     // Go back to the first unacknowledged byte with a window of one segment (RFC 5681 3.1).
     this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna));
     this.dupAcks = 0;
+    this.sacked = [];
     this.sndNxt = this.sndUna;
     this.rtoAt = undefined;
     if (this.finSent && seqDiff(this.sndMax, this.sndUna) === 1 && this.sendBuf.length === 0) {

@@ -4,7 +4,7 @@
  */
 import { SeededRandom } from "../clock.js";
 import { ConfigError } from "../errors.js";
-import type { FrameReceiver, FrameTransport, TransportStats } from "./types.js";
+import type { FrameMeta, FrameReceiver, FrameTransport, OffloadCapability, TransportStats } from "./types.js";
 
 export interface FaultOptions {
   seed: number;
@@ -78,6 +78,7 @@ function mixSeed(seed: number, salt: number): number {
 /** One direction's fault pipeline: drop, then corrupt, then duplicate, then reorder. */
 class FaultLane {
   private held: Buffer | undefined;
+  private heldMeta: FrameMeta | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -85,11 +86,11 @@ class FaultLane {
     private readonly p: Probabilities,
     private readonly counters: FaultCounters,
     private readonly holdMs: number,
-    private readonly emit: (frame: Buffer) => void,
+    private readonly emit: (frame: Buffer, meta?: FrameMeta) => void,
   ) {}
 
-  /** Takes ownership of `frame` (it may be changed in place). */
-  push(frame: Buffer): void {
+  /** Takes ownership of `frame` (it may be changed in place); `meta` travels with it unchanged. */
+  push(frame: Buffer, meta?: FrameMeta): void {
     // A draw is made only for a fault that is switched on, so enabling one does not shift the others' stream needlessly.
     if (this.p.drop > 0 && this.rng.float() < this.p.drop) {
       this.counters.dropped++;
@@ -104,40 +105,49 @@ class FaultLane {
       this.counters.duplicated++;
       // The receiver owns each frame it gets, so the second delivery needs its own copy.
       const copy = Buffer.from(frame);
-      this.reorder(frame);
-      this.reorder(copy);
+      this.reorder(frame, meta);
+      this.reorder(copy, meta);
       return;
     }
-    this.reorder(frame);
+    this.reorder(frame, meta);
   }
 
   /** Delivers a held-back frame now (timer expiry or close). */
   release(): void {
+    const heldMeta = this.heldMeta;
     const held = this.takeHeld();
-    if (held) this.emit(held);
+    if (held) this.send(held, heldMeta);
   }
 
-  private reorder(frame: Buffer): void {
+  private send(frame: Buffer, meta: FrameMeta | undefined): void {
+    if (meta) this.emit(frame, meta);
+    else this.emit(frame);
+  }
+
+  private reorder(frame: Buffer, meta: FrameMeta | undefined): void {
+    const heldMeta = this.heldMeta;
     const held = this.takeHeld();
     if (held) {
       this.counters.reordered++;
-      this.emit(frame);
-      this.emit(held);
+      this.send(frame, meta);
+      this.send(held, heldMeta);
       return;
     }
     if (this.p.reorder > 0 && this.rng.float() < this.p.reorder) {
       this.held = frame;
+      this.heldMeta = meta;
       // Without a successor the frame would wait forever; the timer bounds it and never keeps the process alive.
       this.timer = setTimeout(() => this.release(), this.holdMs);
       this.timer.unref();
       return;
     }
-    this.emit(frame);
+    this.send(frame, meta);
   }
 
   private takeHeld(): Buffer | undefined {
     const held = this.held;
     this.held = undefined;
+    this.heldMeta = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     return held;
@@ -160,18 +170,27 @@ class Faults implements FaultTransport {
   ) {
     this.name = `faults(${inner.name})`;
     if (direction !== "in") {
-      this.outLane = new FaultLane(new SeededRandom(mixSeed(seed, 0x6f7574)), p, this.counters, holdMs, (f) =>
-        this.inner.send(f),
+      this.outLane = new FaultLane(
+        new SeededRandom(mixSeed(seed, 0x6f7574)),
+        p,
+        this.counters,
+        holdMs,
+        (f, m) => (m ? this.inner.send(f, m) : this.inner.send(f)),
       );
     }
+  }
+
+  get offload(): OffloadCapability | undefined {
+    return this.inner.offload;
   }
 
   get stats(): TransportStats & { faults: FaultCounters } {
     return { ...this.inner.stats, faults: { ...this.counters } };
   }
 
-  send(frame: Buffer): void {
-    if (this.outLane && !this.closing) this.outLane.push(frame);
+  send(frame: Buffer, meta?: FrameMeta): void {
+    if (this.outLane && !this.closing) this.outLane.push(frame, meta);
+    else if (meta) this.inner.send(frame, meta);
     else this.inner.send(frame);
   }
 
@@ -182,13 +201,14 @@ class Faults implements FaultTransport {
         this.p,
         this.counters,
         this.holdMs,
-        (f) => receiver.onFrame(f),
+        (f, m) => (m ? receiver.onFrame(f, m) : receiver.onFrame(f)),
       );
     }
     const lane = this.inLane;
     this.inner.start({
       // Once closing, nothing may be held back any more: it could surface after close() settles.
-      onFrame: (f) => (lane && !this.closing ? lane.push(f) : receiver.onFrame(f)),
+      onFrame: (f, m) =>
+        lane && !this.closing ? lane.push(f, m) : m ? receiver.onFrame(f, m) : receiver.onFrame(f),
       onClose: (error) => {
         lane?.release();
         receiver.onClose?.(error);

@@ -13,8 +13,10 @@ export { type PcapOptions, type PcapStats, type PcapTransport, withPcap } from "
 export { openTap, type TapOptions, type TapTransport } from "./tap.js";
 export {
   countDrop,
+  type FrameMeta,
   type FrameReceiver,
   type FrameTransport,
   newTransportStats,
+  type OffloadCapability,
   type TransportStats,
 } from "./types.js";

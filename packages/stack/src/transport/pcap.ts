@@ -4,7 +4,7 @@
  * costs capture records (counted in `stats.pcap`), never frames.
  */
 import { type PcapStats, PcapWriter, type PcapWriterOptions } from "./pcap-writer.js";
-import type { FrameReceiver, FrameTransport, TransportStats } from "./types.js";
+import type { FrameMeta, FrameReceiver, FrameTransport, OffloadCapability, TransportStats } from "./types.js";
 
 export type PcapOptions = PcapWriterOptions;
 export type { PcapStats };
@@ -34,21 +34,27 @@ class Pcap implements PcapTransport {
     this.name = `pcap(${inner.name})`;
   }
 
+  get offload(): OffloadCapability | undefined {
+    return this.inner.offload;
+  }
+
   get stats(): TransportStats & { pcap: PcapStats } {
     return { ...this.inner.stats, pcap: { ...this.writer.stats } };
   }
 
-  send(frame: Buffer): void {
+  send(frame: Buffer, meta?: FrameMeta): void {
     // Recorded (copied) first: once handed on, the frame belongs to the inner transport.
     this.writer.record(frame);
-    this.inner.send(frame);
+    if (meta) this.inner.send(frame, meta);
+    else this.inner.send(frame);
   }
 
   start(receiver: FrameReceiver): void {
     this.inner.start({
-      onFrame: (frame) => {
+      onFrame: (frame, meta) => {
         this.writer.record(frame);
-        receiver.onFrame(frame);
+        if (meta) receiver.onFrame(frame, meta);
+        else receiver.onFrame(frame);
       },
       onClose: (error) => receiver.onClose?.(error),
     });

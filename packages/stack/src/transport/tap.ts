@@ -9,8 +9,15 @@ import { ConfigError, TransportError } from "../errors.js";
 import { macToString, parseMac } from "../wire/address.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
 import { ipOrThrow, runIp } from "./ip-command.js";
-import { createTapDevice, IFF_NO_PI, IFF_TAP } from "./tun-device.js";
-import { countDrop, type FrameReceiver, type FrameTransport, newTransportStats } from "./types.js";
+import { createTapDevice, IFF_NO_PI, IFF_TAP, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4 } from "./tun-device.js";
+import {
+  countDrop,
+  type FrameMeta,
+  type FrameReceiver,
+  type FrameTransport,
+  newTransportStats,
+  type OffloadCapability,
+} from "./types.js";
 
 export interface TapOptions {
   /** Network namespace (as named by `ip netns`) to move the device into; default: stay in ours. */
@@ -23,6 +30,12 @@ export interface TapOptions {
   mac?: string;
   /** Bring the interface up (default true). */
   up?: boolean;
+  /**
+   * Exchange frames with a virtio-net header (IFF_VNET_HDR) and let the guest use checksum
+   * offload and TCP segmentation offload (IPv4): it then sends TCP super-segments of up to
+   * 64 KiB with partial checksums, and accepts the same from the stack (default false).
+   */
+  offload?: boolean;
 }
 
 export interface TapTransport extends FrameTransport {
@@ -39,6 +52,17 @@ const VLAN_TAG_LEN = 4;
 const NAME_PATTERN = /^[A-Za-z0-9_.-]+$/;
 /** Linux's EBADFD, which os.constants.errno does not list. */
 const EBADFD = 77;
+
+// struct virtio_net_hdr (<linux/virtio_net.h>), little-endian on the TAP of a little-endian host,
+// 12 bytes with the trailing num_buffers (always 0 here).
+const VNET_HDR_LEN = 12;
+const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+const VIRTIO_NET_HDR_GSO_NONE = 0;
+const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
+/** Largest frame with offload: a 64 KiB IPv4 packet, its Ethernet header and a VLAN tag. */
+const MAX_OFFLOAD_FRAME = 0xffff + ETH_HEADER_LEN + 4;
+/** One read must hold the largest super-frame the guest can hand us, header included. */
+const OFFLOAD_READ_BUFFER = 128 * 1024;
 
 /** Creates a TAP device, moves it into `netns`, and configures name, MTU, MAC and state. */
 export async function openTap(options: TapOptions = {}): Promise<TapTransport> {
@@ -71,7 +95,13 @@ export async function openTap(options: TapOptions = {}): Promise<TapTransport> {
 
   // A unique temporary name in our namespace, so two opens never collide before the move.
   const kernelName = `dtap${randomBytes(5).toString("hex")}`;
-  const fd = await createTapDevice(kernelName, IFF_TAP | IFF_NO_PI);
+  const offload = options.offload === true;
+  const fd = offload
+    ? await createTapDevice(kernelName, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, {
+        headerSize: VNET_HDR_LEN,
+        offloads: TUN_F_CSUM | TUN_F_TSO4,
+      })
+    : await createTapDevice(kernelName, IFF_TAP | IFF_NO_PI);
   try {
     if (netns !== undefined) {
       await ipOrThrow(
@@ -88,7 +118,7 @@ export async function openTap(options: TapOptions = {}): Promise<TapTransport> {
     fs.closeSync(fd);
     throw error;
   }
-  return new Tap(fd, ifname, netns, guestMac, mtu);
+  return new Tap(fd, ifname, netns, guestMac, mtu, offload);
 }
 
 function randomLocalMac(): Buffer {
@@ -108,7 +138,10 @@ type PipeWrap = { Pipe: new (type: number) => PipeHandle; constants: { SOCKET: n
  * character device; `pipe_wrap` is on process.binding's allow list and warns only under
  * --pending-deprecation.
  */
-function socketForFd(fd: number): net.Socket {
+function socketForFd(
+  fd: number,
+  onread?: { buffer: Buffer; callback: (bytes: number, buffer: Buffer) => void },
+): net.Socket {
   let pipeWrap: PipeWrap;
   try {
     pipeWrap = (process as unknown as { binding(name: string): unknown }).binding("pipe_wrap") as PipeWrap;
@@ -120,17 +153,22 @@ function socketForFd(fd: number): net.Socket {
   const handle = new pipeWrap.Pipe(pipeWrap.constants.SOCKET);
   const status = handle.open(fd);
   if (status !== 0) throw new TransportError(`tap: cannot poll the TAP fd (libuv status ${status})`);
-  return new net.Socket({ handle, readable: true, writable: false } as net.SocketConstructorOpts);
+  // With `onread`, libuv reads into that one large buffer (the default 64 KiB can cut a super-frame).
+  const options = onread
+    ? { handle, readable: true, writable: false, onread }
+    : { handle, readable: true, writable: false };
+  return new net.Socket(options as net.SocketConstructorOpts);
 }
 
 class Tap implements TapTransport {
   readonly name: string;
   readonly stats = newTransportStats();
   /**
-   * Bytes of `struct virtio_net_hdr` before each frame. 0 until IFF_VNET_HDR (checksum offload,
-   * TSO) is switched on; `toWire`/`fromWire` are the only places that would add or strip it.
+   * Bytes of `struct virtio_net_hdr` before each frame. 0 unless IFF_VNET_HDR (checksum offload,
+   * TSO) is switched on; `toWire`/`fromWire` are the only places that add or strip it.
    */
-  private readonly vnetHeaderLength = 0;
+  private readonly vnetHeaderLength: number;
+  readonly offload: OffloadCapability | undefined;
   private readonly maxFrame: number;
   private socket: net.Socket | undefined;
   private started = false;
@@ -144,12 +182,16 @@ class Tap implements TapTransport {
     readonly netns: string | undefined,
     readonly guestMac: string,
     readonly mtu: number,
+    offload = false,
   ) {
     this.name = `tap:${netns ? `${netns}/` : ""}${ifname}`;
     this.maxFrame = mtu + ETH_HEADER_LEN + VLAN_TAG_LEN;
+    this.vnetHeaderLength = offload ? VNET_HDR_LEN : 0;
+    this.offload = offload ? { tso: true, csum: true } : undefined;
+    if (offload) this.maxFrame = Math.max(this.maxFrame, MAX_OFFLOAD_FRAME);
   }
 
-  send(frame: Buffer): void {
+  send(frame: Buffer, meta?: FrameMeta): void {
     const refused = this.closing
       ? "closed"
       : this.gone
@@ -158,7 +200,7 @@ class Tap implements TapTransport {
           ? "oversize"
           : frame.length < ETH_HEADER_LEN
             ? "truncated"
-            : this.write(frame);
+            : this.write(frame, meta);
     if (refused) {
       countDrop(this.stats, refused);
       return;
@@ -168,10 +210,12 @@ class Tap implements TapTransport {
   }
 
   /** Writes one frame; returns the drop reason when the kernel refused it. */
-  private write(frame: Buffer): string | undefined {
+  private write(frame: Buffer, meta: FrameMeta | undefined): string | undefined {
     try {
       // One write() is one frame; never batch frames into a writev, the kernel would see one packet.
-      fs.writeSync(this.fd, this.toWire(frame));
+      // (With a virtio-net header, header and frame go in one writev: that is one packet.)
+      if (this.vnetHeaderLength === 0) fs.writeSync(this.fd, this.toWire(frame));
+      else fs.writevSync(this.fd, [this.vnetHeader(frame, meta), frame]);
       return undefined;
     } catch (error) {
       return (error as NodeJS.ErrnoException).code === "EAGAIN" ? "queue-full" : "write-error";
@@ -182,20 +226,43 @@ class Tap implements TapTransport {
     if (this.started) throw new TransportError(`${this.name}: start() called twice`);
     this.started = true;
     if (this.closing) return;
-    const socket = socketForFd(this.fd);
-    this.socket = socket;
     let failure: Error | undefined;
-    // A TAP read() returns exactly one frame, and a flowing stream emits each read as its own chunk.
-    socket.on("data", (chunk: Buffer) => {
-      const frame = this.fromWire(chunk);
-      if (frame.length < ETH_HEADER_LEN) {
-        countDrop(this.stats, "truncated");
-        return;
-      }
-      this.stats.framesIn++;
-      this.stats.bytesIn += frame.length;
-      receiver.onFrame(frame);
-    });
+    if (this.vnetHeaderLength === 0) {
+      const socket = socketForFd(this.fd);
+      this.socket = socket;
+      // A TAP read() returns exactly one frame, and a flowing stream emits each read as its own chunk.
+      socket.on("data", (chunk: Buffer) => {
+        const frame = this.fromWire(chunk);
+        if (frame.length < ETH_HEADER_LEN) {
+          countDrop(this.stats, "truncated");
+          return;
+        }
+        this.stats.framesIn++;
+        this.stats.bytesIn += frame.length;
+        receiver.onFrame(frame);
+      });
+    } else {
+      // Reads land in one reused buffer large enough for a super-frame; each frame is copied out
+      // because the receiver owns what it gets.
+      const buffer = Buffer.allocUnsafe(OFFLOAD_READ_BUFFER);
+      this.socket = socketForFd(this.fd, {
+        buffer,
+        callback: (bytes) => {
+          if (bytes < this.vnetHeaderLength + ETH_HEADER_LEN) {
+            countDrop(this.stats, "truncated");
+            return;
+          }
+          const chunk = Buffer.allocUnsafe(bytes);
+          buffer.copy(chunk, 0, 0, bytes);
+          const meta = vnetMeta(chunk);
+          const frame = this.fromWire(chunk);
+          this.stats.framesIn++;
+          this.stats.bytesIn += frame.length;
+          receiver.onFrame(frame, meta);
+        },
+      });
+    }
+    const socket = this.socket;
     socket.on("error", (error: NodeJS.ErrnoException) => {
       // EBADFD: the kernel removed the device under us, typically because its namespace was deleted.
       const what = error.errno === -EBADFD ? "device was removed" : error.message;
@@ -229,4 +296,39 @@ class Tap implements TapTransport {
   private fromWire(chunk: Buffer): Buffer {
     return this.vnetHeaderLength === 0 ? chunk : chunk.subarray(this.vnetHeaderLength);
   }
+
+  /** The virtio-net header that tells the kernel what is left to do for `meta`'s frame. */
+  private vnetHeader(frame: Buffer, meta: FrameMeta | undefined): Buffer {
+    const h = Buffer.alloc(this.vnetHeaderLength);
+    if (!meta) return h;
+    if (meta.checksumPartial && meta.csumStart !== undefined && meta.csumOffset !== undefined) {
+      h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+      h.writeUInt16LE(meta.csumStart, 6);
+      h.writeUInt16LE(meta.csumOffset, 8);
+    }
+    const l4 = meta.csumStart;
+    if (meta.gsoSize !== undefined && meta.gsoSize > 0 && l4 !== undefined && l4 + 13 <= frame.length) {
+      h[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+      // hdr_len: Ethernet, IP and TCP headers; the TCP data offset is at byte 12 of the TCP header.
+      h.writeUInt16LE(l4 + (frame[l4 + 12]! >> 4) * 4, 2);
+      h.writeUInt16LE(meta.gsoSize, 4);
+    }
+    return h;
+  }
+}
+
+/** Reads the virtio-net header at the start of `chunk` (Linux's virtio_net_hdr_from_skb). */
+function vnetMeta(chunk: Buffer): FrameMeta | undefined {
+  const flags = chunk[0]!;
+  const gsoType = chunk[1]! & 0x7f;
+  if (flags === 0 && gsoType === VIRTIO_NET_HDR_GSO_NONE) return undefined;
+  const meta: FrameMeta = {};
+  if (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+    meta.checksumPartial = true;
+    // The kernel counts csum_start from the start of the frame, past our header.
+    meta.csumStart = chunk.readUInt16LE(6);
+    meta.csumOffset = chunk.readUInt16LE(8);
+  }
+  if (gsoType !== VIRTIO_NET_HDR_GSO_NONE) meta.gsoSize = chunk.readUInt16LE(4);
+  return meta;
 }

@@ -8,6 +8,13 @@ import { TransportError } from "../errors.js";
 
 // <linux/if_tun.h>; TUNSETIFF is _IOW('T', 202, int).
 const TUNSETIFF = 0x400454ca;
+/** _IOW('T', 208, unsigned int): the argument is the flag word itself, not a pointer. */
+const TUNSETOFFLOAD = 0x400454d0;
+/** _IOW('T', 216, int): the argument points to the header size. */
+const TUNSETVNETHDRSZ = 0x400454d8;
+export const TUN_F_CSUM = 0x01;
+export const TUN_F_TSO4 = 0x02;
+export const TUN_F_TSO6 = 0x04;
 export const IFF_TAP = 0x0002;
 export const IFF_NO_PI = 0x1000;
 export const IFF_VNET_HDR = 0x4000;
@@ -45,11 +52,24 @@ function errnoName(code: number): string {
   return entry ? entry[0] : `errno ${code}`;
 }
 
+/** Settings for a TAP opened with IFF_VNET_HDR. */
+export interface VnetOptions {
+  /** Bytes of virtio-net header before each frame (10, or 12 with num_buffers). */
+  headerSize: number;
+  /** TUN_F_* offloads the guest may use on frames it sends us. */
+  offloads: number;
+}
+
 /**
  * Opens /dev/net/tun non-blocking and attaches it to a new TAP device named `kernelName`
  * in the caller's network namespace. The device lives exactly as long as the returned fd.
+ * With `vnet` (and IFF_VNET_HDR in `flags`), also sets the header size and the offloads.
  */
-export async function createTapDevice(kernelName: string, flags: number): Promise<number> {
+export async function createTapDevice(
+  kernelName: string,
+  flags: number,
+  vnet?: VnetOptions,
+): Promise<number> {
   const { ioctl, errno } = await loadNative();
   let fd: number;
   try {
@@ -65,6 +85,21 @@ export async function createTapDevice(kernelName: string, flags: number): Promis
     fs.closeSync(fd);
     const hint = name === "EPERM" ? " (needs CAP_NET_ADMIN)" : "";
     throw new TransportError(`ioctl(TUNSETIFF, ${kernelName}) failed: ${name}${hint}`);
+  }
+  if (vnet) {
+    const size = Buffer.alloc(4);
+    size.writeInt32LE(vnet.headerSize, 0);
+    const failed =
+      ioctl(fd, TUNSETVNETHDRSZ, "void *", size) !== 0
+        ? "TUNSETVNETHDRSZ"
+        : ioctl(fd, TUNSETOFFLOAD, "unsigned long", vnet.offloads) !== 0
+          ? "TUNSETOFFLOAD"
+          : undefined;
+    if (failed) {
+      const name = errnoName(errno());
+      fs.closeSync(fd);
+      throw new TransportError(`ioctl(${failed}, ${kernelName}) failed: ${name}`);
+    }
   }
   return fd;
 }

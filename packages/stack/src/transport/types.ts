@@ -11,7 +11,7 @@ export interface FrameTransport {
    * `frame`: the caller must not modify it afterwards. Frames the link cannot carry
    * (too large, link down, queue full) are dropped and counted by the transport.
    */
-  send(frame: Buffer): void;
+  send(frame: Buffer, meta?: FrameMeta): void;
   /**
    * Starts delivering received frames. The receiver takes ownership of each frame
    * (the transport never reuses the buffer). Called once.
@@ -21,10 +21,41 @@ export interface FrameTransport {
   close(): Promise<void>;
   /** Counters for this link. */
   readonly stats: TransportStats;
+  /**
+   * Offloads the link performs (virtio-net header on a TAP opened with `offload: true`).
+   * Absent: frames carry complete checksums and are at most one MTU.
+   */
+  readonly offload?: OffloadCapability;
+}
+
+/** What a link can do for the stack instead of JavaScript. */
+export interface OffloadCapability {
+  /** Frames to the guest may be TCP super-segments (`FrameMeta.gsoSize`), up to 64 KiB. */
+  tso: boolean;
+  /** Frames to the guest may carry a partial TCP/UDP checksum (`FrameMeta.checksumPartial`). */
+  csum: boolean;
+}
+
+/**
+ * Per-frame offload information (the virtio-net header). Only links with `offload` set pass
+ * or accept it; without it a frame is an ordinary, fully checksummed Ethernet frame.
+ */
+export interface FrameMeta {
+  /** The frame is a TCP super-segment (IPv4) to be cut into segments of this many payload bytes. */
+  gsoSize?: number;
+  /**
+   * The TCP/UDP checksum field holds only the pseudo-header sum: the checksum over the bytes
+   * from `csumStart` is still to be computed (and is written at `csumStart + csumOffset`).
+   */
+  checksumPartial?: boolean;
+  /** Offset in the frame where checksumming starts (the L4 header). */
+  csumStart?: number;
+  /** Offset of the checksum field from `csumStart` (16 for TCP, 6 for UDP). */
+  csumOffset?: number;
 }
 
 export interface FrameReceiver {
-  onFrame(frame: Buffer): void;
+  onFrame(frame: Buffer, meta?: FrameMeta): void;
   /** The link went away (guest gone, device removed). `error` is set when it failed. */
   onClose?(error?: Error): void;
 }

@@ -3,6 +3,7 @@ import { finish, pseudoHeaderSum, sum16 } from "./checksum.js";
 import { IPPROTO_TCP } from "./ipv4.js";
 
 export const TCP_HEADER_LEN = 20;
+export const TCP_MAX_HEADER_LEN = 60;
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
 export const TCP_RST = 0x04;
@@ -137,14 +138,24 @@ export function tcpHeaderLength(f: TcpEmitFields): number {
   if (f.windowScale !== undefined) len += 4; // NOP + 3
   if (f.sackPermitted) len += 4; // NOP NOP + 2
   if (f.timestamp) len += 12; // NOP NOP + 10
-  if (f.sack && f.sack.length > 0) len += 4 + 8 * Math.min(f.sack.length, 3); // NOP NOP + 2 + 8n
+  const blocks = sackBlocksThatFit(f, len);
+  if (blocks > 0) len += 4 + 8 * blocks; // NOP NOP + 2 + 8n
   return len;
+}
+
+/** TCP options are at most 40 bytes: SACK blocks are cut to what fits beside the others. */
+function sackBlocksThatFit(f: TcpEmitFields, lenWithoutSack: number): number {
+  if (!f.sack || f.sack.length === 0) return 0;
+  const room = Math.floor((TCP_MAX_HEADER_LEN - lenWithoutSack - 4) / 8);
+  return Math.max(0, Math.min(f.sack.length, 3, room));
 }
 
 /**
  * Writes the TCP header for `f` at `offset` and fills the checksum over header and the
  * `payloadLength` bytes that must already be in place right after the header.
  * Returns the segment length (header + payload).
+ * With `partialChecksum` the checksum field gets only the folded pseudo-header sum, which is
+ * what a NIC (or the kernel behind a virtio-net header with NEEDS_CSUM) completes.
  */
 export function emitTcp(
   buf: Buffer,
@@ -153,6 +164,7 @@ export function emitTcp(
   dstIp: number,
   f: TcpEmitFields,
   payloadLength: number,
+  partialChecksum = false,
 ): number {
   const hlen = tcpHeaderLength(f);
   buf.writeUInt16BE(f.srcPort, offset);
@@ -193,8 +205,9 @@ export function emitTcp(
     buf.writeUInt32BE(f.timestamp.echo >>> 0, i + 8);
     i += 12;
   }
-  if (f.sack && f.sack.length > 0) {
-    const blocks = f.sack.slice(0, 3);
+  const sackCount = sackBlocksThatFit(f, i - offset);
+  if (sackCount > 0) {
+    const blocks = f.sack!.slice(0, sackCount);
     buf[i] = OPT_NOP;
     buf[i + 1] = OPT_NOP;
     buf[i + 2] = OPT_SACK;
@@ -207,6 +220,10 @@ export function emitTcp(
     }
   }
   const length = hlen + payloadLength;
+  if (partialChecksum) {
+    buf.writeUInt16BE(~finish(pseudoHeaderSum(srcIp, dstIp, IPPROTO_TCP, length)) & 0xffff, offset + 16);
+    return length;
+  }
   const sum = sum16(buf, offset, offset + length, pseudoHeaderSum(srcIp, dstIp, IPPROTO_TCP, length));
   buf.writeUInt16BE(finish(sum), offset + 16);
   return length;

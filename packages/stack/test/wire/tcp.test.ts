@@ -315,3 +315,34 @@ describe("formatTcp", () => {
     expect(formatTcpFlags(0)).toBe("none");
   });
 });
+
+describe("tcp options limit", () => {
+  it("cuts SACK blocks so the header never exceeds 60 bytes", () => {
+    const fields = {
+      srcPort: 1,
+      dstPort: 2,
+      seq: 10,
+      ack: 20,
+      flags: 0x10,
+      window: 100,
+      mss: 1460,
+      windowScale: 7,
+      sackPermitted: true,
+      timestamp: { value: 1, echo: 2 },
+      sack: [
+        [100, 200],
+        [300, 400],
+        [500, 600],
+      ] as [number, number][],
+    };
+    const hlen = tcpHeaderLength(fields);
+    expect(hlen).toBeLessThanOrEqual(60);
+    const buf = Buffer.alloc(hlen);
+    emitTcp(buf, 0, 0x0a000001, 0x0a000002, fields, 0);
+    const seg = parseTcp(buf, 0x0a000001, 0x0a000002);
+    expect(seg.headerLength).toBe(hlen);
+    expect(seg.mss).toBe(1460);
+    expect(seg.timestamp).toEqual({ value: 1, echo: 2 });
+    expect(seg.sack).toEqual([[100, 200]]);
+  });
+});
