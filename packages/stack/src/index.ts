@@ -20,7 +20,7 @@ export type { FlowStats, StackCounters } from "./counters.js";
 export { ConfigError, DialError, StackError, TransportError, WireError } from "./errors.js";
 export type { Logger } from "./logger.js";
 export type { TcpLayerOptions } from "./nat/tcp.js";
-export type { UdpLayerOptions } from "./nat/udp.js";
+export type { GuestUdpSocket, UdpLayerOptions } from "./nat/udp.js";
 export type {
   DatagramHandler,
   DatagramReply,

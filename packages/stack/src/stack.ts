@@ -9,7 +9,7 @@ import { arpFrame, icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, udpFrames } from ".
 import type { IpOutput } from "./iface/ip-output.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { TcpLayer, type TcpLayerOptions } from "./nat/tcp.js";
-import { UdpLayer, type UdpLayerOptions } from "./nat/udp.js";
+import { type GuestUdpSocket, UdpLayer, type UdpLayerOptions } from "./nat/udp.js";
 import type { FlowPolicy } from "./policy.js";
 import type { FrameMeta, FrameTransport } from "./transport/types.js";
 import {
@@ -79,6 +79,8 @@ export interface Stack {
   leases(): LeaseInfo[];
   /** Opens a TCP connection into the guest, from the host address. Rejects with DialError. */
   connect(ip: string, port: number, options?: { timeoutMs?: number }): Promise<Duplex>;
+  /** Opens a UDP socket into the guest, from the host address. */
+  dialUdp(ip: string, port: number): Promise<GuestUdpSocket>;
   counters(): StackCounters;
   close(): Promise<void>;
 }
@@ -182,6 +184,14 @@ class NetworkStack implements Stack, IpOutput {
       throw new DialError("unreachable", `no guest answers ARP for ${ip}`);
     }
     return this.tcp.connect(addr, port, options.timeoutMs);
+  }
+
+  async dialUdp(ip: string, port: number): Promise<GuestUdpSocket> {
+    const addr = parseIpv4Address(ip);
+    if (addr === undefined) throw new DialError("unreachable", `"${ip}" is not an IPv4 address`);
+    if (!(await this.resolveMac(addr, 3_000)))
+      throw new DialError("unreachable", `no guest answers ARP for ${ip}`);
+    return this.udp.dial(addr, port);
   }
 
   /** Waits until the guest's MAC for `ip` is known, asking by ARP. */

@@ -1,6 +1,7 @@
 import dgram from "node:dgram";
 import type { NetworkConfig } from "../config.js";
 import type { DropCounters, FlowStats } from "../counters.js";
+import { DialError } from "../errors.js";
 import type { IpOutput } from "../iface/ip-output.js";
 import type { Logger } from "../logger.js";
 import type { FlowInfo, FlowPolicy, UdpDecision } from "../policy.js";
@@ -27,12 +28,28 @@ interface UdpFlow {
   bytesToGuest: number;
 }
 
+/** A UDP socket of the stack on the virtual network, talking to one guest endpoint. */
+export interface GuestUdpSocket {
+  /** The local port on the host address that the guest sees as the source. */
+  readonly localPort: number;
+  send(data: Buffer): void;
+  /** Datagrams from the guest endpoint. */
+  onMessage(handler: (data: Buffer) => void): void;
+  close(): void;
+}
+
 /**
  * The stack's UDP NAT: one host socket per guest source endpoint (endpoint-independent
  * mapping, so a guest socket can talk to several servers), closed after an idle timeout.
  */
 export class UdpLayer {
   private readonly flows = new Map<string, UdpFlow>();
+  /** Sockets dialled into guests, by local port on the host address. */
+  private readonly dialled = new Map<
+    number,
+    { guestIp: number; guestPort: number; handler?: (d: Buffer) => void }
+  >();
+  private nextDialPort = 49152;
   private readonly sweeper: NodeJS.Timeout;
   readonly counters = { opened: 0, closed: 0, datagramsIn: 0, datagramsOut: 0 };
   private readonly idleTimeoutMs: number;
@@ -58,6 +75,13 @@ export class UdpLayer {
 
   onDatagram(ip: Ipv4Packet, udp: UdpDatagram): void {
     this.counters.datagramsIn++;
+    if (ip.dst === this.cfg.hostAddress) {
+      const d = this.dialled.get(udp.dstPort);
+      if (d && d.guestIp === ip.src && d.guestPort === udp.srcPort) {
+        d.handler?.(Buffer.from(udp.payload));
+        return;
+      }
+    }
     const flow: FlowInfo = {
       protocol: "udp",
       guestIp: ipv4ToString(ip.src),
@@ -100,6 +124,35 @@ export class UdpLayer {
         if (err) this.drops.count("udp-host-send-failed");
       },
     );
+  }
+
+  /** Opens a UDP socket into a guest, from the host address (the UDP side of port forwarding). */
+  dial(guestIp: number, guestPort: number): GuestUdpSocket {
+    let localPort = 0;
+    for (let i = 0; i < 16384 && localPort === 0; i++) {
+      const p = this.nextDialPort;
+      this.nextDialPort = p >= 65535 ? 49152 : p + 1;
+      if (!this.dialled.has(p)) localPort = p;
+    }
+    if (localPort === 0) throw new DialError("unreachable", "no free local UDP port");
+    const entry: { guestIp: number; guestPort: number; handler?: (d: Buffer) => void } = {
+      guestIp,
+      guestPort,
+    };
+    this.dialled.set(localPort, entry);
+    return {
+      localPort,
+      send: (data) => {
+        this.counters.datagramsOut++;
+        this.out.sendUdp(this.cfg.hostAddress, guestIp, localPort, guestPort, data);
+      },
+      onMessage: (handler) => {
+        entry.handler = handler;
+      },
+      close: () => {
+        if (this.dialled.get(localPort) === entry) this.dialled.delete(localPort);
+      },
+    };
   }
 
   private decide(dst: number, flow: FlowInfo): UdpDecision {
@@ -171,6 +224,7 @@ export class UdpLayer {
 
   close(): void {
     clearInterval(this.sweeper);
+    this.dialled.clear();
     for (const f of [...this.flows.values()]) this.closeFlow(f);
   }
 }
