@@ -5,10 +5,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { haveRootAndNetns } from "@desktopd/stack/testing";
+import { type HostHttpServer, haveRootAndNetns, startHttpServer } from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Guest, q, startGuest } from "./support/guest.js";
-import { type HostHttpServer, startHttpServer } from "./support/http-server.js";
 import { readUdhcpcRecord, writeUdhcpcScript } from "./support/udhcpc.js";
 
 const env = haveRootAndNetns();

@@ -5,11 +5,15 @@
  * connection intact and still serve new connections.
  */
 import { fileURLToPath } from "node:url";
-import { haveCommand, haveRootAndNetns } from "@desktopd/stack/testing";
+import {
+  type HostHttpServer,
+  haveCommand,
+  haveRootAndNetns,
+  seededSha256,
+  startHttpServer,
+} from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { seededSha256 } from "./support/bytes.js";
 import { type Guest, q, startGuest } from "./support/guest.js";
-import { type HostHttpServer, startHttpServer } from "./support/http-server.js";
 
 const env = haveRootAndNetns();
 const GARBAGE_PY = fileURLToPath(new URL("./support/garbage.py", import.meta.url));

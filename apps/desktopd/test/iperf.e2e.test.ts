@@ -1,9 +1,8 @@
 /** iperf3 in both directions between the guest and an iperf3 server on the host's 127.0.0.1. */
 import { type ChildProcess, spawn } from "node:child_process";
-import { haveRootAndNetns } from "@desktopd/stack/testing";
+import { closedTcpPort, haveRootAndNetns } from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Guest, startGuest } from "./support/guest.js";
-import { closedTcpPort } from "./support/http-server.js";
 
 const env = haveRootAndNetns();
 

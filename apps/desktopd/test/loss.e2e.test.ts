@@ -2,11 +2,15 @@
  * A 16 MB transfer in each direction while the guest's kernel drops 3% of TCP packets each
  * way (nftables `numgen random`): the stack's retransmission must deliver every byte.
  */
-import { haveRootAndNetns } from "@desktopd/stack/testing";
+import {
+  type HostHttpServer,
+  haveRootAndNetns,
+  SEEDED_BYTES_PROGRAM,
+  seededSha256,
+  startHttpServer,
+} from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SEEDED_BYTES_PROGRAM, seededSha256 } from "./support/bytes.js";
 import { type Guest, q, startGuest } from "./support/guest.js";
-import { type HostHttpServer, startHttpServer } from "./support/http-server.js";
 
 const env = haveRootAndNetns();
 const SIZE = 16 * 1024 * 1024;

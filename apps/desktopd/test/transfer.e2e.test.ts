@@ -5,11 +5,16 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { haveRootAndNetns } from "@desktopd/stack/testing";
+import {
+  closedTcpPort,
+  type HostHttpServer,
+  haveRootAndNetns,
+  SEEDED_BYTES_PROGRAM,
+  seededSha256,
+  startHttpServer,
+} from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SEEDED_BYTES_PROGRAM, seededSha256 } from "./support/bytes.js";
 import { type Guest, q, startGuest } from "./support/guest.js";
-import { closedTcpPort, type HostHttpServer, startHttpServer } from "./support/http-server.js";
 import { startUdpEchoServer, type UdpEchoServer } from "./support/udp-echo.js";
 
 const env = haveRootAndNetns();

@@ -697,7 +697,7 @@ export class Connection {
   /** Most payload one data segment may carry: one MSS, or whole MSSes up to maxBurstSegment. */
   private burstLimit(): number {
     const burst = this.opts.maxBurstSegment;
-    if (burst <= this.sndMss) return this.sndMss;
+    if (!(burst > this.sndMss)) return this.sndMss; // also when passed as undefined
     return burst - (burst % this.sndMss);
   }
 

@@ -4,9 +4,15 @@
  * downloads and uploads must arrive whole.
  */
 import { createStack, openTap, type Stack, withFaults } from "@desktopd/stack";
-import { createNetns, haveRootAndNetns, type Netns } from "@desktopd/stack/testing";
+import {
+  createNetns,
+  haveRootAndNetns,
+  type Netns,
+  SEEDED_BYTES_PROGRAM,
+  seededSha256,
+  startHttpServer,
+} from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SEEDED_BYTES_PROGRAM, seededSha256, startHostHttp } from "./host-http.js";
 
 const env = haveRootAndNetns();
 const SIZE = 8 * 1024 * 1024;
@@ -15,7 +21,7 @@ const q = (s: string | number) => `'${String(s).replaceAll("'", `'\\''`)}'`;
 describe.skipIf(!env.ok)("transfers through the seeded fault injector", () => {
   let ns: Netns;
   let stack: Stack | undefined;
-  let http: Awaited<ReturnType<typeof startHostHttp>>;
+  let http: Awaited<ReturnType<typeof startHttpServer>>;
   let faults: ReturnType<typeof withFaults>;
   let url: string;
 
@@ -30,7 +36,7 @@ describe.skipIf(!env.ok)("transfers through the seeded fault injector", () => {
   };
 
   beforeAll(async () => {
-    http = await startHostHttp();
+    http = await startHttpServer();
     ns = await createNetns("faults");
     stack = createStack();
     faults = withFaults(await openTap({ netns: ns.name }), {

@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { type AddressInfo, createServer as createTcpServer } from "node:net";
-import { seededChunks } from "./bytes.js";
+import { seededChunks } from "./seeded-bytes.js";
 
 export interface HostHttpServerOptions {
   /** /hold requests are released together once this many are waiting. Default 200. */
