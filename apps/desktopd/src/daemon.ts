@@ -62,7 +62,12 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     // reverse, so the link goes down before the stack stops and no frame arrives mid-teardown.
     const stack = createStack({ ...stackOptions, subnet: config.subnet, mtu: config.mtu, logger });
     undo.push(() => stack.close());
-    const tap = await openTap({ netns: config.netns, ifname: config.ifname, mtu: config.mtu });
+    const tap = await openTap({
+      netns: config.netns,
+      ifname: config.ifname,
+      mtu: config.mtu,
+      offload: config.offload,
+    });
     undo.push(() => tap.close());
     const watched = watchLink(config.pcap ? withPcap(tap, config.pcap) : tap);
     // Closing the decorated link flushes the pcap file too. The stack closes its link itself on

@@ -22,10 +22,13 @@ export function watchLink(inner: FrameTransport): WatchedLink {
     get stats() {
       return inner.stats;
     },
-    send: (frame) => inner.send(frame),
+    get offload() {
+      return inner.offload;
+    },
+    send: (frame, meta) => (meta ? inner.send(frame, meta) : inner.send(frame)),
     start(receiver: FrameReceiver) {
       inner.start({
-        onFrame: (frame) => receiver.onFrame(frame),
+        onFrame: (frame, meta) => (meta ? receiver.onFrame(frame, meta) : receiver.onFrame(frame)),
         onClose: (error) => {
           settle(error);
           receiver.onClose?.(error);

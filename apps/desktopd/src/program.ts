@@ -31,6 +31,7 @@ function addSharedOptions(command: Command): Command {
     .option("--subnet <cidr>", `guest subnet (default: ${DEFAULT_SUBNET})`)
     .option("--mtu <bytes>", `link MTU, ${MIN_MTU}..${MAX_MTU} (default: ${DEFAULT_MTU})`)
     .option("--pcap <file>", "write every frame on the guest link to a pcap file")
+    .option("--no-offload", "turn off checksum offload and TSO on the TAP link (one frame per syscall)")
     .option("--log-level <level>", `${LOG_LEVELS.join("|")}; logs are JSON on stderr (default: info)`);
 }
 

@@ -20,8 +20,13 @@ describe("parseRunOptions", () => {
       configure: false,
       subnet: "192.168.65.0/24",
       mtu: 1500,
+      offload: true,
       logLevel: "info",
     });
+  });
+
+  it("turns offload off with --no-offload", () => {
+    expect(parseRunOptions({ netns: "dtd-a-1", offload: false }).offload).toBe(false);
   });
 
   it("takes the strings commander hands over", () => {

@@ -115,7 +115,7 @@ export class Connection {
   private cc: NewReno;
   private dupAcks = 0;
   /**
-   * Burst (TSO) mode: room in the send buffer opened during ACK processing; the application is
+   * Room in the send buffer opened during ACK processing; the application is
    * told only after the window update, so data it queues at once is not sent against the old
    * window measured from the new sndUna (which overshoots the peer's right edge).
    */
@@ -476,8 +476,7 @@ export class Connection {
     }
     if (this.sendBlocked && this.sendBuf.length < this.sndBufSize / 2) {
       this.sendBlocked = false;
-      if (this.burstLimit() > this.sndMss) this.sendSpaceDeferred = true;
-      else this.hooks.onSendSpace();
+      this.sendSpaceDeferred = true;
     }
   }
 
