@@ -1,8 +1,14 @@
 import { ARP_LEN, type ArpPacket, emitArp } from "../wire/arp.js";
-import { finish, sum16 } from "../wire/checksum.js";
 import { ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, emitEthernetHeader } from "../wire/ethernet.js";
 import { emitIcmpv4, ICMP_HEADER_LEN, type IcmpPacket } from "../wire/icmpv4.js";
-import { emitIpv4Header, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_HEADER_LEN } from "../wire/ipv4.js";
+import {
+  emitIpv4Header,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPV4_HEADER_LEN,
+  type Ipv4HeaderFields,
+} from "../wire/ipv4.js";
 import { emitTcp, type TcpEmitFields, tcpHeaderLength } from "../wire/tcp.js";
 import { emitUdp, UDP_HEADER_LEN } from "../wire/udp.js";
 
@@ -26,6 +32,14 @@ function ipId(): number {
 /** Offset of the TCP header in frames built here (`FrameMeta.csumStart`). */
 export const TCP_FRAME_L4_OFFSET = L4;
 
+/** A frame with its Ethernet and IPv4 headers written; the caller fills in `payloadLength` bytes at L4. */
+function ipv4Frame(r: Route, fields: Omit<Ipv4HeaderFields, "src" | "dst">): Buffer {
+  const frame = Buffer.allocUnsafe(L4 + fields.payloadLength);
+  emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
+  emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, ...fields, id: fields.id ?? ipId() });
+  return frame;
+}
+
 /**
  * One frame holding a TCP segment; the payload is copied in once. With `partialChecksum` the
  * TCP checksum is left for the link to finish (checksum offload; required for a TSO super-frame).
@@ -38,15 +52,7 @@ export function tcpFrame(
 ): Buffer {
   const hlen = tcpHeaderLength(f);
   const plen = payload ? payload.length : 0;
-  const frame = Buffer.allocUnsafe(L4 + hlen + plen);
-  emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
-  emitIpv4Header(frame, L3, {
-    src: r.srcIp,
-    dst: r.dstIp,
-    protocol: IPPROTO_TCP,
-    payloadLength: hlen + plen,
-    id: ipId(),
-  });
+  const frame = ipv4Frame(r, { protocol: IPPROTO_TCP, payloadLength: hlen + plen });
   if (payload) payload.copy(frame, L4 + hlen);
   emitTcp(frame, L4, r.srcIp, r.dstIp, f, plen, partialChecksum);
   return frame;
@@ -65,15 +71,7 @@ export function udpFrames(
 ): Buffer[] {
   const udpLen = UDP_HEADER_LEN + payload.length;
   if (IPV4_HEADER_LEN + udpLen <= mtu) {
-    const frame = Buffer.allocUnsafe(L4 + udpLen);
-    emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
-    emitIpv4Header(frame, L3, {
-      src: r.srcIp,
-      dst: r.dstIp,
-      protocol: IPPROTO_UDP,
-      payloadLength: udpLen,
-      id: ipId(),
-    });
+    const frame = ipv4Frame(r, { protocol: IPPROTO_UDP, payloadLength: udpLen });
     payload.copy(frame, L4 + UDP_HEADER_LEN);
     emitUdp(frame, L4, r.srcIp, r.dstIp, srcPort, dstPort, payload.length);
     return [frame];
@@ -87,21 +85,14 @@ export function udpFrames(
   const frames: Buffer[] = [];
   for (let off = 0; off < udpLen; off += chunk) {
     const len = Math.min(chunk, udpLen - off);
-    const more = off + len < udpLen;
-    const frame = Buffer.allocUnsafe(L4 + len);
-    emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
-    emitIpv4Header(frame, L3, {
-      src: r.srcIp,
-      dst: r.dstIp,
+    const frame = ipv4Frame(r, {
       protocol: IPPROTO_UDP,
       payloadLength: len,
       id,
       dontFragment: false,
+      fragmentOffset: off,
+      moreFragments: off + len < udpLen,
     });
-    // Fragment offset and MF flag, then the header checksum again.
-    frame.writeUInt16BE((more ? 0x2000 : 0) | (off / 8), L3 + 6);
-    frame.writeUInt16BE(0, L3 + 10);
-    frame.writeUInt16BE(finish(sum16(frame, L3, L4)), L3 + 10);
     datagram.copy(frame, L4, off, off + len);
     frames.push(frame);
   }
@@ -109,16 +100,7 @@ export function udpFrames(
 }
 
 export function icmpFrame(r: Route, p: IcmpPacket): Buffer {
-  const len = ICMP_HEADER_LEN + p.payload.length;
-  const frame = Buffer.allocUnsafe(L4 + len);
-  emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
-  emitIpv4Header(frame, L3, {
-    src: r.srcIp,
-    dst: r.dstIp,
-    protocol: IPPROTO_ICMP,
-    payloadLength: len,
-    id: ipId(),
-  });
+  const frame = ipv4Frame(r, { protocol: IPPROTO_ICMP, payloadLength: ICMP_HEADER_LEN + p.payload.length });
   emitIcmpv4(frame, L4, p);
   return frame;
 }

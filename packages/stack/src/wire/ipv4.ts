@@ -67,6 +67,9 @@ export interface Ipv4HeaderFields {
   id?: number;
   tos?: number;
   dontFragment?: boolean;
+  /** Fragment offset in bytes (a multiple of 8); set with `moreFragments` to emit a fragment. */
+  fragmentOffset?: number;
+  moreFragments?: boolean;
 }
 
 /** Writes a 20-byte IPv4 header (no options) with its checksum at `offset`; returns 20. */
@@ -75,7 +78,8 @@ export function emitIpv4Header(buf: Buffer, offset: number, h: Ipv4HeaderFields)
   buf[offset + 1] = h.tos ?? 0;
   buf.writeUInt16BE(IPV4_HEADER_LEN + h.payloadLength, offset + 2);
   buf.writeUInt16BE(h.id ?? 0, offset + 4);
-  buf.writeUInt16BE(h.dontFragment === false ? 0 : 0x4000, offset + 6);
+  const flags = (h.dontFragment === false ? 0 : 0x4000) | (h.moreFragments ? 0x2000 : 0);
+  buf.writeUInt16BE(flags | ((h.fragmentOffset ?? 0) >>> 3), offset + 6);
   buf[offset + 8] = h.ttl ?? 64;
   buf[offset + 9] = h.protocol;
   buf.writeUInt16BE(0, offset + 10);

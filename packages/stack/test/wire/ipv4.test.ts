@@ -177,3 +177,25 @@ describe("formatIpv4", () => {
     expect(formatIpv4(parseIpv4(ipv4BytesOf(icmpFragment2)))).toMatch(/ frag=2960$/);
   });
 });
+
+describe("emitIpv4Header fragments", () => {
+  it("writes the fragment offset and MF flag under a valid header checksum", () => {
+    const buf = Buffer.alloc(20 + 8);
+    emitIpv4Header(buf, 0, {
+      src: 0x0a000001,
+      dst: 0x0a000002,
+      protocol: 17,
+      payloadLength: 8,
+      id: 77,
+      dontFragment: false,
+      fragmentOffset: 1480,
+      moreFragments: true,
+    });
+    const p = parseIpv4(buf);
+    expect(p.fragmentOffset).toBe(1480);
+    expect(p.moreFragments).toBe(true);
+    expect(p.dontFragment).toBe(false);
+    expect(p.id).toBe(77);
+    expect(checksum(buf, 0, 20)).toBe(0);
+  });
+});
