@@ -10,7 +10,7 @@ import { type CloseReason, Connection, type ConnectionOptions } from "../tcp/con
 import { TcpStream } from "../tcp/stream.js";
 import { ipv4ToString } from "../wire/address.js";
 import { ICMP_CODE_HOST_UNREACHABLE, ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
-import type { Ipv4Packet } from "../wire/ipv4.js";
+import { type Ipv4Packet, icmpQuote } from "../wire/ipv4.js";
 import { TCP_ACK, TCP_RST, TCP_SYN, type TcpSegment } from "../wire/tcp.js";
 import { hostTarget } from "./host-map.js";
 
@@ -199,12 +199,7 @@ export class TcpLayer {
     entry.pendingSocket = socket;
     socket.setTimeout(this.opts.connectTimeoutMs);
     // The guest's SYN must outlive the frame buffer it came in.
-    const header = Buffer.from(
-      ip.payload.buffer,
-      ip.payload.byteOffset - ip.headerLength,
-      ip.headerLength + 8,
-    );
-    const original = Buffer.from(header);
+    const original = icmpQuote(ip);
     const synCopy: TcpSegment = { ...syn, payload: Buffer.alloc(0) };
     const settle = () => {
       this.pending--;

@@ -7,7 +7,7 @@ import type { Logger } from "../logger.js";
 import type { FlowInfo, FlowPolicy, UdpDecision } from "../policy.js";
 import { ipv4ToString } from "../wire/address.js";
 import { ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
-import type { Ipv4Packet } from "../wire/ipv4.js";
+import { type Ipv4Packet, icmpQuote } from "../wire/ipv4.js";
 import type { UdpDatagram } from "../wire/udp.js";
 import { guestSource, hostTarget } from "./host-map.js";
 
@@ -92,12 +92,7 @@ export class UdpLayer {
     const decision = this.decide(ip.dst, flow);
     if (decision.action === "reject") {
       this.drops.count("udp-rejected");
-      const header = Buffer.from(
-        ip.payload.buffer,
-        ip.payload.byteOffset - ip.headerLength,
-        ip.headerLength + 8,
-      );
-      this.out.sendUnreachable(ip.dst, ip.src, ICMP_CODE_PORT_UNREACHABLE, Buffer.from(header));
+      this.out.sendUnreachable(ip.dst, ip.src, ICMP_CODE_PORT_UNREACHABLE, icmpQuote(ip));
       return;
     }
     if (decision.action === "handle") {

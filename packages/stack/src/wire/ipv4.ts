@@ -89,6 +89,28 @@ export function emitIpv4Header(buf: Buffer, offset: number, h: Ipv4HeaderFields)
   return IPV4_HEADER_LEN;
 }
 
+/**
+ * What an ICMP error quotes of `p` (RFC 792): its IP header and the first 8 bytes of its payload,
+ * in a new buffer. The header is emitted again from the parsed fields rather than sliced from
+ * the receive buffer: a reassembled datagram's payload is a fresh buffer with no header before it.
+ */
+export function icmpQuote(p: Ipv4Packet): Buffer {
+  const n = Math.min(8, p.payload.length);
+  const out = Buffer.alloc(IPV4_HEADER_LEN + n);
+  emitIpv4Header(out, 0, {
+    src: p.src,
+    dst: p.dst,
+    protocol: p.protocol,
+    payloadLength: p.totalLength - p.headerLength,
+    ttl: p.ttl,
+    id: p.id,
+    tos: p.tos,
+    dontFragment: p.dontFragment,
+  });
+  p.payload.copy(out, IPV4_HEADER_LEN, 0, n);
+  return out;
+}
+
 export function formatIpv4(p: Ipv4Packet): string {
   const frag =
     p.moreFragments || p.fragmentOffset > 0 ? ` frag=${p.fragmentOffset}${p.moreFragments ? "+" : ""}` : "";
