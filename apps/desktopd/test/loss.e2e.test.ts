@@ -3,14 +3,15 @@
  * way (nftables `numgen random`): the stack's retransmission must deliver every byte.
  */
 import {
+  downloadScript,
   type HostHttpServer,
   haveRootAndNetns,
-  SEEDED_BYTES_PROGRAM,
   seededSha256,
   startHttpServer,
+  uploadScript,
 } from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Guest, q, startGuest } from "./support/guest.js";
+import { type Guest, startGuest } from "./support/guest.js";
 
 const env = haveRootAndNetns();
 const SIZE = 16 * 1024 * 1024;
@@ -51,10 +52,7 @@ describe.skipIf(!env.ok)("3% TCP loss in the guest", () => {
 
   it("downloads 16 MB intact", async () => {
     const before = await dropped(guest);
-    const out = await guest.shOk(
-      `curl -sS --fail --max-time 150 ${q(`${url}/bytes/${SIZE}/21`)} | sha256sum`,
-      180_000,
-    );
+    const out = await guest.shOk(downloadScript(url, SIZE, 21), 180_000);
     expect(out.split(" ")[0]).toBe(seededSha256(SIZE, 21));
     const after = await dropped(guest);
     // The loss really happened, in both directions.
@@ -64,11 +62,7 @@ describe.skipIf(!env.ok)("3% TCP loss in the guest", () => {
 
   it("uploads 16 MB intact", async () => {
     const before = await dropped(guest);
-    const out = await guest.shOk(
-      `${q(process.execPath)} --input-type=module -e ${q(SEEDED_BYTES_PROGRAM)} ${SIZE} 22 | ` +
-        `curl -sS --fail --max-time 150 -H 'Expect:' -T - ${q(`${url}/upload`)}`,
-      180_000,
-    );
+    const out = await guest.shOk(uploadScript(url, SIZE, 22), 180_000);
     expect(out.trim()).toBe(`${seededSha256(SIZE, 22)} ${SIZE}`);
     const after = await dropped(guest);
     expect(after.pre).toBeGreaterThan(before.pre ?? 0);

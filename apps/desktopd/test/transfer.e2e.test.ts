@@ -7,11 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   closedTcpPort,
+  downloadScript,
   type HostHttpServer,
   haveRootAndNetns,
-  SEEDED_BYTES_PROGRAM,
   seededSha256,
   startHttpServer,
+  uploadScript,
 } from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Guest, q, startGuest } from "./support/guest.js";
@@ -64,19 +65,12 @@ describe.skipIf(!env.ok)("TCP and UDP to the host", () => {
   });
 
   it("downloads 100 MB intact", async () => {
-    const out = await guest.shOk(
-      `curl -sS --fail --max-time 150 ${q(`${url}/bytes/${MB100}/11`)} | sha256sum`,
-      180_000,
-    );
+    const out = await guest.shOk(downloadScript(url, MB100, 11), 180_000);
     expect(out.split(" ")[0]).toBe(seededSha256(MB100, 11));
   }, 200_000);
 
   it("uploads 100 MB intact", async () => {
-    const out = await guest.shOk(
-      `${q(process.execPath)} --input-type=module -e ${q(SEEDED_BYTES_PROGRAM)} ${MB100} 12 | ` +
-        `curl -sS --fail --max-time 150 -H 'Expect:' -T - ${q(`${url}/upload`)}`,
-      180_000,
-    );
+    const out = await guest.shOk(uploadScript(url, MB100, 12), 180_000);
     expect(out.trim()).toBe(`${seededSha256(MB100, 12)} ${MB100}`);
   }, 200_000);
 

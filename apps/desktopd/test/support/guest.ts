@@ -54,6 +54,4 @@ export async function startGuest(prefix: string, opts: Omit<DaemonOptions, "netn
 }
 
 /** Quotes one argument for bash. */
-export function q(arg: string | number): string {
-  return `'${String(arg).replaceAll("'", `'\\''`)}'`;
-}
+export { shellQuote as q } from "@desktopd/stack/testing";

@@ -49,3 +49,21 @@ function pump() {
 }
 pump();
 `;
+
+/** Quotes one argument for bash. */
+export function shellQuote(arg: string | number): string {
+  return `'${String(arg).replaceAll("'", `'\\''`)}'`;
+}
+
+/** A guest pipeline that downloads `size` seeded bytes from a host server and prints their sha256. */
+export function downloadScript(url: string, size: number, seed: number): string {
+  return `curl -sS --fail --max-time 150 ${shellQuote(`${url}/bytes/${size}/${seed}`)} | sha256sum`;
+}
+
+/** A guest pipeline that uploads `size` seeded bytes; the server answers "<sha256> <bytes>". */
+export function uploadScript(url: string, size: number, seed: number): string {
+  return (
+    `${shellQuote(process.execPath)} --input-type=module -e ${shellQuote(SEEDED_BYTES_PROGRAM)} ${size} ${seed} | ` +
+    `curl -sS --fail --max-time 150 -H 'Expect:' -T - ${shellQuote(`${url}/upload`)}`
+  );
+}

@@ -4,8 +4,8 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { createStack, DialError, openTap, type Stack } from "@desktopd/stack";
-import { createNetns, haveRootAndNetns, type Netns } from "@desktopd/stack/testing";
+import { DialError } from "@desktopd/stack";
+import { haveRootAndNetns, type Netns, type StackGuest, startStackGuest } from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const env = haveRootAndNetns();
@@ -20,32 +20,23 @@ async function waitForListener(ns: Netns, proto: "t" | "u", port: number): Promi
 }
 
 describe.skipIf(!env.ok)("dialling into the guest", () => {
-  let ns: Netns;
-  let stack: Stack;
+  let guest: StackGuest;
 
   beforeAll(async () => {
-    ns = await createNetns("dial");
-    stack = createStack();
-    stack.attach(await openTap({ netns: ns.name }));
-    const setup = await ns.exec("bash", [
-      "-c",
-      "ip addr add 192.168.65.3/24 dev eth0 && ip route add default via 192.168.65.1",
-    ]);
-    expect(setup.code, setup.stderr).toBe(0);
-    ns.spawn("socat", ["TCP-LISTEN:7000,reuseaddr,fork", "EXEC:cat"]);
-    ns.spawn("socat", ["UDP-RECVFROM:7001,fork", "EXEC:cat"]);
-    await waitForListener(ns, "t", 7000);
-    await waitForListener(ns, "u", 7001);
+    guest = await startStackGuest({ prefix: "dial" });
+    guest.ns.spawn("socat", ["TCP-LISTEN:7000,reuseaddr,fork", "EXEC:cat"]);
+    guest.ns.spawn("socat", ["UDP-RECVFROM:7001,fork", "EXEC:cat"]);
+    await waitForListener(guest.ns, "t", 7000);
+    await waitForListener(guest.ns, "u", 7001);
   });
 
   afterAll(async () => {
-    await stack?.close();
-    await ns?.remove();
+    await guest?.close();
   });
 
   it("echoes 4 MB through a TCP connection the stack opened into the guest", async () => {
     const data = randomBytes(4 * 1024 * 1024);
-    const conn = await stack.connect("192.168.65.3", 7000);
+    const conn = await guest.stack.connect("192.168.65.3", 7000);
     const received: Buffer[] = [];
     conn.on("data", (chunk: Buffer) => received.push(chunk));
     conn.end(data);
@@ -58,19 +49,21 @@ describe.skipIf(!env.ok)("dialling into the guest", () => {
   });
 
   it("rejects with DialError 'refused' when nothing listens in the guest", async () => {
-    const err = await stack.connect("192.168.65.3", 7999).catch((e: unknown) => e);
+    const err = await guest.stack.connect("192.168.65.3", 7999).catch((e: unknown) => e);
     expect(DialError.isInstance(err)).toBe(true);
     expect((err as DialError).reason).toBe("refused");
   });
 
   it("rejects with DialError 'unreachable' for an address no guest answers", async () => {
-    const err = await stack.connect("192.168.65.77", 7000, { timeoutMs: 1000 }).catch((e: unknown) => e);
+    const err = await guest.stack
+      .connect("192.168.65.77", 7000, { timeoutMs: 1000 })
+      .catch((e: unknown) => e);
     expect(DialError.isInstance(err)).toBe(true);
     expect((err as DialError).reason).toBe("unreachable");
   });
 
   it("exchanges datagrams with a UDP server in the guest", async () => {
-    const sock = await stack.dialUdp("192.168.65.3", 7001);
+    const sock = await guest.stack.dialUdp("192.168.65.3", 7001);
     try {
       const reply = new Promise<Buffer>((resolve) => sock.onMessage(resolve));
       sock.send(Buffer.from("ping over udp"));
