@@ -36,3 +36,8 @@ export interface FlowPolicy {
   tcp?(flow: FlowInfo): TcpDecision | undefined;
   udp?(flow: FlowInfo): UdpDecision | undefined;
 }
+
+/** The decision when the policy has none: the gateway refuses (nothing listens there), the rest is NATed. */
+export function defaultDecision(dstIsGateway: boolean): { action: "nat" } | { action: "reject" } {
+  return dstIsGateway ? { action: "reject" } : { action: "nat" };
+}

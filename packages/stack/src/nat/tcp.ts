@@ -5,7 +5,7 @@ import type { DropCounters, FlowStats } from "../counters.js";
 import { DialError } from "../errors.js";
 import type { IpOutput } from "../iface/ip-output.js";
 import type { Logger } from "../logger.js";
-import type { FlowInfo, FlowPolicy, TcpDecision } from "../policy.js";
+import { defaultDecision, type FlowInfo, type FlowPolicy, type TcpDecision } from "../policy.js";
 import { type CloseReason, Connection, type ConnectionOptions } from "../tcp/connection.js";
 import { TcpStream } from "../tcp/stream.js";
 import { ipv4ToString } from "../wire/address.js";
@@ -180,10 +180,7 @@ export class TcpLayer {
   }
 
   private decide(dst: number, flow: FlowInfo): TcpDecision {
-    const d = this.policy?.tcp?.(flow);
-    if (d) return d;
-    if (dst === this.cfg.gateway) return { action: "reject" };
-    return { action: "nat" };
+    return this.policy?.tcp?.(flow) ?? defaultDecision(dst === this.cfg.gateway);
   }
 
   /** Opens the host connection first; the guest's handshake completes only if it succeeds. */

@@ -4,7 +4,7 @@ import type { DropCounters, FlowStats } from "../counters.js";
 import { DialError } from "../errors.js";
 import type { IpOutput } from "../iface/ip-output.js";
 import type { Logger } from "../logger.js";
-import type { FlowInfo, FlowPolicy, UdpDecision } from "../policy.js";
+import { defaultDecision, type FlowInfo, type FlowPolicy, type UdpDecision } from "../policy.js";
 import { ipv4ToString } from "../wire/address.js";
 import { ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
 import { type Ipv4Packet, icmpQuote } from "../wire/ipv4.js";
@@ -151,10 +151,7 @@ export class UdpLayer {
   }
 
   private decide(dst: number, flow: FlowInfo): UdpDecision {
-    const d = this.policy?.udp?.(flow);
-    if (d) return d;
-    if (dst === this.cfg.gateway) return { action: "reject" };
-    return { action: "nat" };
+    return this.policy?.udp?.(flow) ?? defaultDecision(dst === this.cfg.gateway);
   }
 
   private flowFor(guestIp: number, guestPort: number): UdpFlow {
