@@ -43,6 +43,9 @@ interface Entry {
   timerAt?: number;
 }
 
+/** Error code of a pending host connect the guest reset: nothing is sent back. */
+const GUEST_RESET = "ERR_DESKTOPD_GUEST_RESET";
+
 const flowKey = (guestIp: number, guestPort: number, localIp: number, localPort: number) =>
   `${guestIp}:${guestPort}>${localIp}:${localPort}`;
 
@@ -123,8 +126,8 @@ export class TcpLayer {
         entry.conn.onSegment(seg);
         this.touch(entry);
       } else if (seg.flags & TCP_RST) {
-        // The guest gave up before the host answered.
-        entry.pendingSocket?.destroy();
+        // The guest gave up before the host answered: the error path frees the entry.
+        entry.pendingSocket?.destroy(Object.assign(new Error("guest reset"), { code: GUEST_RESET }));
       }
       return; // retransmitted SYNs while the host connect is pending are absorbed
     }
@@ -222,7 +225,7 @@ export class TcpLayer {
       const wasPending = entry.pendingSocket === socket;
       if (wasPending) settle();
       if (this.table.get(entry.key) === entry && !entry.conn) this.table.delete(entry.key);
-      if (!wasPending) return;
+      if (!wasPending || err.code === GUEST_RESET) return;
       this.log.debug({ err: err.code ?? err.message, host, port }, "host connect failed");
       if (err.code === "ECONNREFUSED") {
         this.counters.refused++;
