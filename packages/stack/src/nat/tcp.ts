@@ -11,7 +11,7 @@ import { TcpStream } from "../tcp/stream.js";
 import { ipv4ToString } from "../wire/address.js";
 import { ICMP_CODE_HOST_UNREACHABLE, ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
 import { type Ipv4Packet, icmpQuote } from "../wire/ipv4.js";
-import { TCP_ACK, TCP_RST, TCP_SYN, type TcpSegment } from "../wire/tcp.js";
+import { TCP_ACK, TCP_RST, TCP_SYN, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
 import { hostTarget } from "./host-map.js";
 
 export interface TcpLayerOptions {
@@ -327,14 +327,8 @@ export class TcpLayer {
 
   private hooks(entry: Entry, stream: TcpStream) {
     return {
-      output: (
-        fields: Parameters<IpOutput["sendTcp"]>[2],
-        payload: Buffer | undefined,
-        segmentSize?: number,
-      ) =>
-        segmentSize === undefined
-          ? this.out.sendTcp(entry.localIp, entry.guestIp, fields, payload)
-          : this.out.sendTcp(entry.localIp, entry.guestIp, fields, payload, segmentSize),
+      output: (fields: TcpEmitFields, payload: Buffer | undefined, segmentSize?: number) =>
+        this.out.sendTcp(entry.localIp, entry.guestIp, fields, payload, segmentSize),
       onData: (data: Buffer) => {
         // Segments of one batch go to the host socket in a single writev at flush time.
         if (entry.socket && !entry.corked) {
@@ -354,6 +348,11 @@ export class TcpLayer {
 
   private onClosed(entry: Entry, stream: TcpStream, reason: CloseReason): void {
     if (this.table.get(entry.key) === entry) this.table.delete(entry.key);
+    // Data written during this batch must not stay corked now that no flush will come.
+    if (entry.corked) {
+      entry.corked = false;
+      entry.socket!.uncork();
+    }
     if (entry.timer) clearTimeout(entry.timer);
     entry.timer = undefined;
     this.toFlush.delete(entry);

@@ -753,8 +753,7 @@ export class Connection {
       window,
     };
     if (this.sackOk && this.assembler.count > 0 && flags & TCP_ACK) fields.sack = this.assembler.blocks();
-    if (segmentSize === undefined) this.hooks.output(fields, payload);
-    else this.hooks.output(fields, payload, segmentSize);
+    this.hooks.output(fields, payload, segmentSize);
   }
 
   // ---- Timers -------------------------------------------------------------------------
