@@ -253,7 +253,9 @@ export class TcpLayer {
       if (!socket.destroyed) socket.resetAndDestroy();
     });
     stream.on("close", () => {
-      if (!socket.destroyed && !socket.writableFinished) socket.destroy();
+      // A guest that ended cleanly reached the socket through the pipe as end(), which still
+      // flushes what the host has not read; only a connection that did not end tears it down.
+      if (!socket.destroyed && (stream.errored || !stream.readableEnded)) socket.destroy();
     });
   }
 
