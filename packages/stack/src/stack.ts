@@ -307,7 +307,7 @@ class NetworkStack implements Stack, IpOutput {
         return;
       }
       case IPPROTO_UDP:
-        this.onUdp(ip, srcMac, verifyL4);
+        this.onUdp(ip, verifyL4);
         return;
       case IPPROTO_ICMP:
         this.onIcmp(ip);
@@ -317,10 +317,10 @@ class NetworkStack implements Stack, IpOutput {
     }
   }
 
-  private onUdp(ip: Ipv4Packet, srcMac: Buffer, verify: boolean): void {
+  private onUdp(ip: Ipv4Packet, verify: boolean): void {
     const udp = parseUdp(ip.payload, ip.src, ip.dst, { verifyChecksum: verify });
     if (udp.dstPort === DHCP_SERVER_PORT) {
-      this.onDhcp(udp.payload, srcMac);
+      this.onDhcp(udp.payload);
       return;
     }
     if (ip.dst === 0xffffffff || ip.dst === this.net.broadcast || ip.dst >>> 28 === 0xe) {
@@ -330,15 +330,14 @@ class NetworkStack implements Stack, IpOutput {
     this.udp.onDatagram(ip, udp);
   }
 
-  private onDhcp(payload: Buffer, srcMac: Buffer): void {
+  private onDhcp(payload: Buffer): void {
     const msg = parseDhcp(payload);
     const reply = this.dhcp.handle(msg);
     if (!reply) return;
-    const dstMac = reply.broadcast ? BROADCAST_MAC : reply.dstMac;
     if (!reply.broadcast) this.arp.learn(reply.dstIp, reply.dstMac);
     const route = {
       srcMac: this.net.gatewayMac,
-      dstMac: dstMac ?? srcMac,
+      dstMac: reply.broadcast ? BROADCAST_MAC : reply.dstMac,
       srcIp: this.net.gateway,
       dstIp: reply.dstIp,
     };

@@ -165,7 +165,7 @@ class Tap implements TapTransport {
   readonly stats = newTransportStats();
   /**
    * Bytes of `struct virtio_net_hdr` before each frame. 0 unless IFF_VNET_HDR (checksum offload,
-   * TSO) is switched on; `toWire`/`fromWire` are the only places that add or strip it.
+   * TSO) is switched on; `vnetHeader` adds it on write and `fromWire` strips it on read.
    */
   private readonly vnetHeaderLength: number;
   readonly offload: OffloadCapability | undefined;
@@ -214,7 +214,7 @@ class Tap implements TapTransport {
     try {
       // One write() is one frame; never batch frames into a writev, the kernel would see one packet.
       // (With a virtio-net header, header and frame go in one writev: that is one packet.)
-      if (this.vnetHeaderLength === 0) fs.writeSync(this.fd, this.toWire(frame));
+      if (this.vnetHeaderLength === 0) fs.writeSync(this.fd, frame);
       else fs.writevSync(this.fd, [this.vnetHeader(frame, meta), frame]);
       return undefined;
     } catch (error) {
@@ -287,10 +287,6 @@ class Tap implements TapTransport {
       socket.destroy();
     });
     return this.closing;
-  }
-
-  private toWire(frame: Buffer): Buffer {
-    return this.vnetHeaderLength === 0 ? frame : Buffer.concat([Buffer.alloc(this.vnetHeaderLength), frame]);
   }
 
   private fromWire(chunk: Buffer): Buffer {
