@@ -195,8 +195,8 @@ export class Connection {
     }
     this.sndMss = Math.max(64, Math.min(syn.mss ?? 536, this.opts.mss));
     this.sackOk = syn.sackPermitted;
-    const burst = this.burstLimit();
-    this.cc = burst > this.sndMss ? new NewReno(this.sndMss, burst) : new NewReno(this.sndMss);
+    // burstLimit() is one MSS without TSO, which is NewReno's own default ACK limit.
+    this.cc = new NewReno(this.sndMss, this.burstLimit());
   }
 
   private startSend(iss: number): void {
