@@ -38,6 +38,13 @@ export interface GuestUdpSocket {
   close(): void;
 }
 
+/** A socket dialled into a guest: only datagrams from that guest endpoint reach its handler. */
+interface DialledUdp {
+  guestIp: number;
+  guestPort: number;
+  handler?: (data: Buffer) => void;
+}
+
 /**
  * The stack's UDP NAT: one host socket per guest source endpoint (endpoint-independent
  * mapping, so a guest socket can talk to several servers), closed after an idle timeout.
@@ -45,10 +52,7 @@ export interface GuestUdpSocket {
 export class UdpLayer {
   private readonly flows = new Map<string, UdpFlow>();
   /** Sockets dialled into guests, by local port on the host address. */
-  private readonly dialled = new Map<
-    number,
-    { guestIp: number; guestPort: number; handler?: (d: Buffer) => void }
-  >();
+  private readonly dialled = new Map<number, DialledUdp>();
   private nextDialPort = 49152;
   private readonly sweeper: NodeJS.Timeout;
   readonly counters = { opened: 0, closed: 0, datagramsIn: 0, datagramsOut: 0 };
@@ -130,7 +134,7 @@ export class UdpLayer {
       if (!this.dialled.has(p)) localPort = p;
     }
     if (localPort === 0) throw new DialError("unreachable", "no free local UDP port");
-    const entry: { guestIp: number; guestPort: number; handler?: (d: Buffer) => void } = {
+    const entry: DialledUdp = {
       guestIp,
       guestPort,
     };
