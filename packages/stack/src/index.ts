@@ -31,5 +31,6 @@ export type {
   UdpDecision,
 } from "./policy.js";
 export { createStack, type LeaseInfo, type Stack, type StackConfig, type StackOptions } from "./stack.js";
+export * from "./switch/index.js";
 export * from "./transport/index.js";
 export { ipv4ToString, macToString, parseIpv4Address, parseMac } from "./wire/address.js";

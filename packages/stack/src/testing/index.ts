@@ -4,3 +4,4 @@ export { createTransportPair, type TransportPairOptions } from "./pair.js";
 export * from "./seeded-bytes.js";
 export * from "./stack-guest.js";
 export * from "./tcp-harness.js";
+export * from "./vm.js";

@@ -9,7 +9,26 @@
  */
 
 export { type FaultCounters, type FaultOptions, type FaultTransport, withFaults } from "./fault.js";
+export {
+  LENGTH_PREFIX_BYTES,
+  LengthPrefixDecoder,
+  type LengthPrefixLimits,
+  type LengthPrefixSink,
+  lengthPrefix,
+} from "./length-prefix.js";
 export { type PcapOptions, type PcapStats, type PcapTransport, withPcap } from "./pcap.js";
+export {
+  connectQemuStream,
+  formatStreamAddress,
+  listenQemuStream,
+  parseStreamAddress,
+  type QemuStreamConnector,
+  type QemuStreamListener,
+  type QemuStreamOptions,
+  type StreamAddress,
+} from "./qemu-stream.js";
+export { stdioTransport } from "./stdio.js";
+export { type StreamTransportOptions, streamTransport } from "./stream.js";
 export { openTap, type TapOptions, type TapTransport } from "./tap.js";
 export {
   countDrop,
@@ -20,3 +39,9 @@ export {
   type OffloadCapability,
   type TransportStats,
 } from "./types.js";
+export {
+  listenUnixDatagram,
+  type UnixDatagramListener,
+  type UnixDatagramOptions,
+} from "./unix-datagram.js";
+export { type Datagram, UnixDgramSocket, type UnixDgramSocketOptions } from "./unix-dgram-socket.js";

@@ -1,0 +1,238 @@
+/**
+ * A learning Ethernet switch between guest links and the stack. Several guests (VMs, network
+ * namespaces) share one subnet: each gets its own DHCP lease from the stack, talks to the others
+ * directly (frames never reach the stack), and to the host through the stack's NAT.
+ *
+ * The switch is itself the stack's `FrameTransport` (its uplink): `stack.attach(sw)`, then
+ * `sw.addPort(link)` for every guest, at any time. A link that closes leaves the switch; a guest
+ * that comes back (VM reboot, reconnect) is simply a new port.
+ */
+
+import {
+  countDrop,
+  type FrameMeta,
+  type FrameReceiver,
+  type FrameTransport,
+  newTransportStats,
+  type OffloadCapability,
+  type TransportStats,
+} from "../transport/types.js";
+import { macToString } from "../wire/address.js";
+import { ETH_HEADER_LEN } from "../wire/ethernet.js";
+import { completeChecksum, segmentTcpFrame } from "./software-offload.js";
+
+export interface SwitchOptions {
+  /**
+   * Offer checksum offload and TSO to the stack, finishing checksums and cutting super-frames in
+   * software for links that cannot (default true: links with offload, like a TAP, then get
+   * 64 KiB frames, and the rest costs what the stack would spend anyway).
+   */
+  offload?: boolean;
+  /** Most MAC addresses remembered; the oldest is forgotten beyond (default 4096). */
+  maxMacs?: number;
+  /** Told when a port joins or leaves (for logs). */
+  onPortChange?(event: "added" | "removed", port: SwitchPortInfo, error?: Error): void;
+}
+
+export interface SwitchPortInfo {
+  id: number;
+  name: string;
+  /** MAC addresses learned on this port. */
+  macs: string[];
+  stats: TransportStats;
+}
+
+export interface SwitchPort {
+  readonly id: number;
+  readonly link: FrameTransport;
+  /** Takes the port off the switch and closes its link. */
+  close(): Promise<void>;
+}
+
+export interface VirtualSwitch extends FrameTransport {
+  addPort(link: FrameTransport): SwitchPort;
+  ports(): SwitchPortInfo[];
+}
+
+export function createSwitch(options: SwitchOptions = {}): VirtualSwitch {
+  return new LearningSwitch(options);
+}
+
+/** The stack's side of the switch: frames it sends are learned like any port's. */
+const UPLINK = 0;
+
+interface Port {
+  id: number;
+  link: FrameTransport;
+  canCsum: boolean;
+  canTso: boolean;
+}
+
+class LearningSwitch implements VirtualSwitch {
+  readonly name = "switch";
+  readonly stats = newTransportStats();
+  readonly offload: OffloadCapability | undefined;
+  private readonly portsById = new Map<number, Port>();
+  /** MAC (as a 48-bit number) → port id; insertion order is age. */
+  private readonly macs = new Map<number, number>();
+  private readonly maxMacs: number;
+  private uplink: FrameReceiver | undefined;
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly options: SwitchOptions) {
+    this.offload = options.offload === false ? undefined : { tso: true, csum: true };
+    this.maxMacs = options.maxMacs ?? 4096;
+  }
+
+  start(receiver: FrameReceiver): void {
+    if (this.uplink) throw new Error("switch: start() called twice");
+    this.uplink = receiver;
+  }
+
+  addPort(link: FrameTransport): SwitchPort {
+    if (this.closed) throw new Error("switch: closed");
+    const port: Port = {
+      id: this.nextId++,
+      link,
+      canCsum: link.offload?.csum === true,
+      canTso: link.offload?.tso === true,
+    };
+    this.portsById.set(port.id, port);
+    link.start({
+      onFrame: (frame, meta) => this.fromPort(port, frame, meta),
+      onClose: (error) => this.removePort(port, error),
+    });
+    this.options.onPortChange?.("added", this.info(port));
+    return {
+      id: port.id,
+      link,
+      close: async () => {
+        this.removePort(port);
+        await link.close();
+      },
+    };
+  }
+
+  ports(): SwitchPortInfo[] {
+    return [...this.portsById.values()].map((p) => this.info(p));
+  }
+
+  /** A frame from the stack. */
+  send(frame: Buffer, meta?: FrameMeta): void {
+    if (frame.length < ETH_HEADER_LEN) return;
+    this.stats.framesIn++;
+    this.stats.bytesIn += frame.length;
+    this.learn(frame, UPLINK);
+    this.forward(frame, meta, UPLINK);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const links = [...this.portsById.values()].map((p) => p.link);
+    this.portsById.clear();
+    this.macs.clear();
+    await Promise.all(links.map((l) => l.close().catch(() => {})));
+    this.uplink?.onClose?.();
+  }
+
+  private fromPort(port: Port, frame: Buffer, meta?: FrameMeta): void {
+    if (frame.length < ETH_HEADER_LEN) {
+      countDrop(port.link.stats, "truncated");
+      return;
+    }
+    // A port may only speak for unicast source addresses: a broadcast source is forged.
+    if (frame[6]! & 1) {
+      countDrop(this.stats, "multicast-source");
+      return;
+    }
+    this.learn(frame, port.id);
+    this.forward(frame, meta, port.id);
+  }
+
+  private forward(frame: Buffer, meta: FrameMeta | undefined, from: number): void {
+    // The group bit covers broadcast and multicast.
+    const flood = (frame[0]! & 1) === 1;
+    const to = flood ? undefined : this.macs.get(macKey(frame, 0));
+    if (to === from) {
+      countDrop(this.stats, "hairpin");
+      return;
+    }
+    if (to !== undefined) {
+      this.deliver(to, frame, meta, false);
+      return;
+    }
+    // Broadcast, multicast and unknown unicast go everywhere but back; a frame shared by several
+    // links must not be finished in place.
+    const targets: number[] = [];
+    if (from !== UPLINK) targets.push(UPLINK);
+    for (const id of this.portsById.keys()) if (id !== from) targets.push(id);
+    for (const id of targets) this.deliver(id, frame, meta, targets.length > 1);
+  }
+
+  private deliver(to: number, frame: Buffer, meta: FrameMeta | undefined, shared: boolean): void {
+    if (to === UPLINK) {
+      if (!this.uplink) return;
+      this.stats.framesOut++;
+      this.stats.bytesOut += frame.length;
+      this.uplink.onFrame(frame, meta);
+      return;
+    }
+    const port = this.portsById.get(to);
+    if (!port) return;
+    if (!meta || (!meta.checksumPartial && !meta.gsoSize)) {
+      port.link.send(frame);
+      return;
+    }
+    const needsTso = meta.gsoSize !== undefined && meta.gsoSize > 0;
+    if ((!needsTso || port.canTso) && (!meta.checksumPartial || port.canCsum)) {
+      port.link.send(frame, meta);
+      return;
+    }
+    if (needsTso) {
+      for (const seg of segmentTcpFrame(frame, meta.gsoSize!)) port.link.send(seg);
+      return;
+    }
+    const own = shared ? Buffer.from(frame) : frame;
+    completeChecksum(own, meta.csumStart ?? 0, meta.csumOffset ?? 0);
+    port.link.send(own);
+  }
+
+  private learn(frame: Buffer, portId: number): void {
+    const key = macKey(frame, 6);
+    const known = this.macs.get(key);
+    if (known === portId) return;
+    // Moved (a guest reconnected on a new link) or new: either way it becomes the youngest.
+    this.macs.delete(key);
+    this.macs.set(key, portId);
+    if (this.macs.size > this.maxMacs) {
+      const oldest = this.macs.keys().next().value!;
+      this.macs.delete(oldest);
+      countDrop(this.stats, "mac-table-full");
+    }
+  }
+
+  private removePort(port: Port, error?: Error): void {
+    if (!this.portsById.delete(port.id)) return;
+    const info = this.info(port);
+    for (const [mac, id] of this.macs) if (id === port.id) this.macs.delete(mac);
+    this.options.onPortChange?.("removed", info, error);
+  }
+
+  private info(port: Port): SwitchPortInfo {
+    const macs: string[] = [];
+    for (const [mac, id] of this.macs) if (id === port.id) macs.push(macFromKey(mac));
+    return { id: port.id, name: port.link.name, macs, stats: port.link.stats };
+  }
+}
+
+function macKey(frame: Buffer, offset: number): number {
+  return frame.readUIntBE(offset, 6);
+}
+
+function macFromKey(key: number): string {
+  const b = Buffer.allocUnsafe(6);
+  b.writeUIntBE(key, 0, 6);
+  return macToString(b);
+}

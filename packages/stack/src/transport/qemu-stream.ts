@@ -1,0 +1,140 @@
+/**
+ * qemu's stream netdev: `-netdev stream` (qemu 7.2+) and the older `-netdev socket`, frames with
+ * a 4-byte length prefix over a unix or TCP socket. desktopd either listens (qemu connects with
+ * `server=off`) or connects to a qemu that listens (`server=on`), reconnecting when qemu restarts.
+ */
+import { existsSync, rmSync, statSync } from "node:fs";
+import * as net from "node:net";
+import { TransportError } from "../errors.js";
+import { type StreamTransportOptions, streamTransport } from "./stream.js";
+import type { FrameTransport } from "./types.js";
+
+/** A unix socket path, or a TCP host and port. */
+export type StreamAddress = { path: string } | { host: string; port: number };
+
+export type QemuStreamOptions = Omit<StreamTransportOptions, "name">;
+
+export interface QemuStreamListener {
+  /** Where qemu connects: the path, or "host:port" with the port actually bound. */
+  readonly address: StreamAddress;
+  close(): Promise<void>;
+}
+
+/** Parses "PATH", "unix:PATH", "tcp:HOST:PORT" or "HOST:PORT" (a bare path contains a "/"). */
+export function parseStreamAddress(text: string): StreamAddress | undefined {
+  if (text.startsWith("unix:")) return text.length > 5 ? { path: text.slice(5) } : undefined;
+  const tcp = /^(?:tcp:)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  if (tcp && !text.includes("/")) {
+    const port = Number(tcp[2]);
+    if (port > 65_535) return undefined;
+    return { host: tcp[1]!.replace(/^\[|\]$/g, ""), port };
+  }
+  return text.includes("/") || !text.includes(":") ? { path: text } : undefined;
+}
+
+export function formatStreamAddress(a: StreamAddress): string {
+  if ("path" in a) return a.path;
+  return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/** Listens for qemu; every connection is a new link (qemu restarts, or several VMs). */
+export async function listenQemuStream(
+  address: StreamAddress,
+  onLink: (link: FrameTransport) => void,
+  options: QemuStreamOptions = {},
+): Promise<QemuStreamListener> {
+  let label = formatStreamAddress(address);
+  if ("path" in address && existsSync(address.path)) {
+    // Only a socket is ours to replace: a mistyped path must not delete someone's file.
+    if (!statSync(address.path).isSocket())
+      throw new TransportError(`${address.path} exists and is not a socket`);
+    if (await isListening(address.path))
+      throw new TransportError(`${address.path} is in use by another process`);
+    rmSync(address.path, { force: true });
+  }
+  const server = net.createServer({ noDelay: true });
+  let count = 0;
+  const sockets = new Set<net.Socket>();
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    onLink(streamTransport(socket, socket, { ...options, name: `qemu:${label}#${++count}` }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (error) =>
+      reject(new TransportError(`cannot listen on ${label}: ${(error as Error).message}`)),
+    );
+    if ("path" in address) server.listen(address.path, resolve);
+    else server.listen(address.port, address.host, resolve);
+  });
+  const bound = server.address();
+  const actual: StreamAddress =
+    "path" in address || !bound || typeof bound === "string"
+      ? address
+      : { host: address.host, port: bound.port };
+  // Links are named after the port actually bound (port 0 asks for any).
+  label = formatStreamAddress(actual);
+  return {
+    address: actual,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if ("path" in address) rmSync(address.path, { force: true });
+    },
+  };
+}
+
+export interface QemuStreamConnector {
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to a qemu listening with `server=on`, and again whenever the link drops (qemu
+ * restarted), every `retryMs` until it answers.
+ */
+export function connectQemuStream(
+  address: StreamAddress,
+  onLink: (link: FrameTransport) => void,
+  options: QemuStreamOptions & { retryMs?: number } = {},
+): QemuStreamConnector {
+  const label = formatStreamAddress(address);
+  const retryMs = options.retryMs ?? 1000;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let current: net.Socket | undefined;
+  let count = 0;
+  const attempt = () => {
+    if (stopped) return;
+    const socket = "path" in address ? net.connect(address.path) : net.connect(address.port, address.host);
+    current = socket;
+    socket.setNoDelay(true);
+    socket.once("connect", () => {
+      onLink(streamTransport(socket, socket, { ...options, name: `qemu:${label}#${++count}` }));
+    });
+    socket.once("close", () => {
+      if (current === socket) current = undefined;
+      if (!stopped) timer = setTimeout(attempt, retryMs);
+    });
+    // Refused or reset: "close" follows and schedules the next attempt.
+    socket.on("error", () => {});
+  };
+  attempt();
+  return {
+    async close() {
+      stopped = true;
+      clearTimeout(timer);
+      current?.destroy();
+    },
+  };
+}
+
+function isListening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+}

@@ -1,0 +1,218 @@
+/**
+ * Guest links over a unix datagram socket, one Ethernet frame per datagram: vfkit and krunkit
+ * (`virtio-net,unixSocketPath=PATH`, what Lima, Podman machine and CRC use) and qemu
+ * (`-netdev dgram,local.type=unix,...,remote.type=unix,remote.path=PATH`).
+ *
+ * desktopd binds PATH; every peer that sends from its own bound address becomes a link of its
+ * own, and replies go to that address. A peer whose address stops accepting datagrams (its VMM
+ * exited) loses its link; when it sends again (VM restarted) it gets a new one.
+ */
+import { existsSync, rmSync, statSync } from "node:fs";
+import { TransportError } from "../errors.js";
+import { ETH_HEADER_LEN } from "../wire/ethernet.js";
+import { countDrop, type FrameReceiver, type FrameTransport, newTransportStats } from "./types.js";
+import { type Datagram, UnixDgramSocket } from "./unix-dgram-socket.js";
+
+/** Old vfkit versions send this 4-byte datagram first, to make their address known. */
+const VFKIT_HANDSHAKE = Buffer.from("VFKT");
+/** Largest frame: MTU 65520 and an Ethernet header. */
+const DEFAULT_MAX_FRAME = 65_534;
+/** Send errors that mean the peer's socket is gone (its VMM exited). */
+const PEER_GONE = new Set(["ENOENT", "ECONNREFUSED", "ENOTCONN", "EPERM"]);
+/** Send errors that mean the peer's receive queue is full for now. */
+const FULL = new Set(["EAGAIN", "EWOULDBLOCK", "ENOBUFS"]);
+const DEFAULT_MAX_BACKLOG = 512;
+
+export interface UnixDatagramOptions {
+  /** Frames longer than this are dropped as "oversize" (default 65534: MTU 65520 + Ethernet). */
+  maxFrame?: number;
+  /** Frames held per peer while its receive queue is full, beyond which they are dropped (default 512). */
+  maxBacklog?: number;
+  /** Remove a stale socket file left by an earlier run at `path` (default true). */
+  replaceStale?: boolean;
+}
+
+export interface UnixDatagramListener {
+  readonly path: string;
+  /** Datagrams that belong to no link: from an unbound (nameless) sender, or after close. */
+  readonly stats: { drops: Record<string, number> };
+  close(): Promise<void>;
+}
+
+/** Binds `path` and calls `onLink` for every peer that starts sending frames. */
+export async function listenUnixDatagram(
+  path: string,
+  onLink: (link: FrameTransport) => void,
+  options: UnixDatagramOptions = {},
+): Promise<UnixDatagramListener> {
+  if (existsSync(path)) {
+    if (options.replaceStale === false) throw new TransportError(`${path} already exists`);
+    // Only a socket is ours to replace: a mistyped path must not delete someone's file.
+    if (!statSync(path).isSocket()) throw new TransportError(`${path} exists and is not a socket`);
+    rmSync(path, { force: true });
+  }
+  const socket = await UnixDgramSocket.bind(path, {
+    maxDatagram: (options.maxFrame ?? DEFAULT_MAX_FRAME) + 1,
+  });
+  const listener = new DatagramListener(path, socket, onLink, options);
+  return listener;
+}
+
+class DatagramListener implements UnixDatagramListener {
+  readonly stats = { drops: {} as Record<string, number> };
+  private readonly peers = new Map<string, PeerLink>();
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    readonly socket: UnixDgramSocket,
+    private readonly onLink: (link: FrameTransport) => void,
+    readonly options: UnixDatagramOptions,
+  ) {
+    socket.startReceiving(
+      (batch) => {
+        for (const d of batch) this.onDatagram(d);
+      },
+      (error) => {
+        for (const peer of [...this.peers.values()]) peer.shutdown(error);
+      },
+    );
+  }
+
+  private onDatagram({ data: datagram, from, truncated }: Datagram): void {
+    if (this.closed) return;
+    if (!from) {
+      countDrop(this.stats, "unaddressable-peer");
+      return;
+    }
+    let peer = this.peers.get(from);
+    if (!peer) {
+      peer = new PeerLink(this, from);
+      this.peers.set(from, peer);
+      this.onLink(peer);
+    }
+    if (datagram.length === VFKIT_HANDSHAKE.length && datagram.equals(VFKIT_HANDSHAKE)) return;
+    peer.receive(datagram, truncated);
+  }
+
+  forget(peer: PeerLink): void {
+    if (this.peers.get(peer.address) === peer) this.peers.delete(peer.address);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const peer of [...this.peers.values()]) peer.shutdown();
+    await this.socket.close();
+    rmSync(this.path, { force: true });
+  }
+}
+
+class PeerLink implements FrameTransport {
+  readonly name: string;
+  readonly stats = newTransportStats();
+  private receiver: FrameReceiver | undefined;
+  private closed = false;
+  private readonly maxFrame: number;
+  private readonly maxBacklog: number;
+  private backlog: Buffer[] = [];
+  private retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly listener: DatagramListener,
+    readonly address: string,
+  ) {
+    this.name = `unixgram:${address}`;
+    this.maxFrame = listener.options.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.maxBacklog = listener.options.maxBacklog ?? DEFAULT_MAX_BACKLOG;
+  }
+
+  start(receiver: FrameReceiver): void {
+    if (this.receiver) throw new Error(`${this.name}: start() called twice`);
+    this.receiver = receiver;
+  }
+
+  receive(datagram: Buffer, truncated: boolean): void {
+    if (datagram.length < ETH_HEADER_LEN) {
+      countDrop(this.stats, "truncated");
+      return;
+    }
+    if (truncated || datagram.length > this.maxFrame) {
+      countDrop(this.stats, "oversize");
+      return;
+    }
+    this.stats.framesIn++;
+    this.stats.bytesIn += datagram.length;
+    this.receiver?.onFrame(datagram);
+  }
+
+  send(frame: Buffer): void {
+    if (this.closed) {
+      countDrop(this.stats, "link-down");
+      return;
+    }
+    if (this.backlog.length > 0) {
+      this.enqueue(frame);
+      return;
+    }
+    const error = this.listener.socket.sendTo(frame, this.address);
+    if (error === undefined) this.sent(frame);
+    else if (FULL.has(error)) this.enqueue(frame);
+    else this.failed(error);
+  }
+
+  private sent(frame: Buffer): void {
+    this.stats.framesOut++;
+    this.stats.bytesOut += frame.length;
+  }
+
+  /**
+   * The peer's receive queue is full (a burst, or its VMM is busy): hold a bounded backlog and
+   * retry shortly, as a NIC's ring would; beyond it, drop.
+   */
+  private enqueue(frame: Buffer): void {
+    if (this.backlog.length >= this.maxBacklog) {
+      countDrop(this.stats, "queue-full");
+      return;
+    }
+    this.backlog.push(frame);
+    this.retry ??= setTimeout(() => this.flush(), 1);
+  }
+
+  private flush(): void {
+    this.retry = undefined;
+    let sent = 0;
+    while (sent < this.backlog.length && !this.closed) {
+      const error = this.listener.socket.sendTo(this.backlog[sent]!, this.address);
+      if (error !== undefined && FULL.has(error)) break;
+      if (error === undefined) this.sent(this.backlog[sent]!);
+      else this.failed(error);
+      sent++;
+    }
+    this.backlog.splice(0, sent);
+    if (this.backlog.length > 0 && !this.closed) this.retry = setTimeout(() => this.flush(), 1);
+  }
+
+  private failed(error: string): void {
+    if (!PEER_GONE.has(error)) {
+      countDrop(this.stats, `send-${error}`);
+      return;
+    }
+    countDrop(this.stats, "peer-gone");
+    this.shutdown(new Error(`${this.address}: ${error}`));
+  }
+
+  close(): Promise<void> {
+    this.shutdown();
+    return Promise.resolve();
+  }
+
+  shutdown(error?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.retry);
+    this.backlog = [];
+    this.listener.forget(this);
+    this.receiver?.onClose?.(error);
+  }
+}

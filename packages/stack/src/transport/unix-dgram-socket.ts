@@ -1,0 +1,252 @@
+/**
+ * A unix datagram socket through koffi (Node has none): bind, sendto without blocking, and a
+ * receive loop of blocking recvmmsg() calls on a libuv worker thread, each returning up to
+ * `batch` datagrams with their senders' addresses. No native addon to compile.
+ */
+import { constants as osConstants } from "node:os";
+import { TransportError } from "../errors.js";
+
+const AF_UNIX = 1;
+const SOCK_DGRAM = 2;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+const MSG_TRUNC = 0x20;
+const MSG_DONTWAIT = 0x40;
+const MSG_NOSIGNAL = 0x4000;
+const MSG_WAITFORONE = 0x10000;
+const SHUT_RDWR = 2;
+const EINTR = 4;
+
+// x86-64 / aarch64 Linux layouts: struct sockaddr_un, iovec, msghdr, mmsghdr.
+const SUN_PATH_MAX = 108;
+const SOCKADDR_UN_LEN = 2 + SUN_PATH_MAX;
+const IOVEC_LEN = 16;
+const MSGHDR_LEN = 56;
+const MMSGHDR_LEN = 64;
+const MSG_NAMELEN_AT = 8;
+const MSG_FLAGS_AT = 48;
+const MMSG_LEN_AT = 56;
+
+/** A received datagram: a copy of its bytes and the sender's path ("" when the sender is unbound). */
+export interface Datagram {
+  data: Buffer;
+  from: string;
+  /** The datagram was longer than the receive buffer and was cut. */
+  truncated: boolean;
+}
+
+type Fn = ((...args: unknown[]) => number) & {
+  async: (...args: unknown[]) => void;
+};
+
+interface Libc {
+  socket: Fn;
+  bind: Fn;
+  sendto: Fn;
+  setsockopt: Fn;
+  recvmmsg: Fn;
+  shutdown: Fn;
+  close: Fn;
+  errno: () => number;
+  alloc: (bytes: number) => bigint;
+  free: (ptr: bigint) => void;
+  view: (ptr: bigint, bytes: number) => ArrayBuffer;
+}
+
+let libc: Promise<Libc> | undefined;
+
+function loadLibc(): Promise<Libc> {
+  libc ??= import("koffi")
+    .then((koffi) => {
+      const lib = koffi.load("libc.so.6");
+      const fn = (proto: string) => lib.func(proto) as unknown as Fn;
+      return {
+        socket: fn("int socket(int domain, int type, int protocol)"),
+        bind: fn("int bind(int fd, const void *addr, uint32_t len)"),
+        sendto: fn(
+          "intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)",
+        ),
+        setsockopt: fn("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)"),
+        recvmmsg: fn("int recvmmsg(int fd, uint64_t vec, unsigned int vlen, int flags, void *timeout)"),
+        shutdown: fn("int shutdown(int fd, int how)"),
+        close: fn("int close(int fd)"),
+        errno: () => koffi.errno(),
+        alloc: (bytes: number) => koffi.alloc("uint8_t", bytes) as unknown as bigint,
+        free: (ptr: bigint) => koffi.free(ptr as never),
+        view: (ptr: bigint, bytes: number) => koffi.view(ptr as never, bytes),
+      };
+    })
+    .catch((error: unknown) => {
+      libc = undefined;
+      throw new TransportError(`cannot load libc through koffi: ${(error as Error).message}`, {
+        cause: error,
+      });
+    });
+  return libc;
+}
+
+function errnoName(code: number): string {
+  const entry = Object.entries(osConstants.errno).find(([, value]) => value === code);
+  return entry ? entry[0] : `errno ${code}`;
+}
+
+/** struct sockaddr_un for `path`, and its length as bind/sendto take it. */
+export function sockaddrUn(path: string): Buffer {
+  const bytes = Buffer.from(path);
+  if (bytes.length === 0 || bytes.length >= SUN_PATH_MAX) {
+    throw new TransportError(`unix socket path must be 1..${SUN_PATH_MAX - 1} bytes: ${path}`);
+  }
+  const addr = Buffer.alloc(2 + bytes.length + 1);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  bytes.copy(addr, 2);
+  return addr;
+}
+
+export interface UnixDgramSocketOptions {
+  /** Datagrams taken per receive call (default 64). */
+  batch?: number;
+  /** Receive buffer per datagram (default 65536: larger datagrams are reported truncated). */
+  maxDatagram?: number;
+  recvBufferBytes?: number;
+  sendBufferBytes?: number;
+}
+
+export class UnixDgramSocket {
+  private closed = false;
+  private receiving = false;
+  private readonly addrCache = new Map<string, Buffer>();
+  private ring: { base: bigint; view: Buffer } | undefined;
+  private loopDone: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly c: Libc,
+    readonly fd: number,
+    readonly path: string,
+    private readonly batch: number,
+    private readonly maxDatagram: number,
+  ) {}
+
+  /** Creates a socket bound at `path` (which must not exist). */
+  static async bind(path: string, options: UnixDgramSocketOptions = {}): Promise<UnixDgramSocket> {
+    const c = await loadLibc();
+    const addr = sockaddrUn(path);
+    const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new TransportError(`socket(AF_UNIX, SOCK_DGRAM): ${errnoName(c.errno())}`);
+    if (c.bind(fd, addr, addr.length) !== 0) {
+      const code = c.errno();
+      c.close(fd);
+      throw new TransportError(`cannot bind ${path}: ${errnoName(code)}`);
+    }
+    const setInt = (name: number, value: number) => {
+      const v = Buffer.alloc(4);
+      v.writeInt32LE(value);
+      c.setsockopt(fd, SOL_SOCKET, name, v, 4);
+    };
+    setInt(SO_RCVBUF, options.recvBufferBytes ?? 4 * 1024 * 1024);
+    setInt(SO_SNDBUF, options.sendBufferBytes ?? 1024 * 1024);
+    return new UnixDgramSocket(c, fd, path, options.batch ?? 64, options.maxDatagram ?? 65_536);
+  }
+
+  /**
+   * Sends one datagram without blocking. Returns undefined when sent, else the errno name
+   * ("EAGAIN" when the receiver's queue is full, "ECONNREFUSED"/"ENOENT" when it is gone).
+   */
+  sendTo(data: Buffer, path: string): string | undefined {
+    if (this.closed) return "EBADF";
+    let addr = this.addrCache.get(path);
+    if (!addr) {
+      addr = sockaddrUn(path);
+      if (this.addrCache.size > 1024) this.addrCache.clear();
+      this.addrCache.set(path, addr);
+    }
+    const n = this.c.sendto(this.fd, data, data.length, MSG_DONTWAIT | MSG_NOSIGNAL, addr, addr.length);
+    return n < 0 ? errnoName(this.c.errno()) : undefined;
+  }
+
+  /** Starts the receive loop; `onBatch` gets each batch, `onError` a fatal receive error. */
+  startReceiving(onBatch: (datagrams: Datagram[]) => void, onError: (error: Error) => void): void {
+    if (this.receiving || this.closed) return;
+    this.receiving = true;
+    const slot = MMSGHDR_LEN + IOVEC_LEN + SOCKADDR_UN_LEN;
+    const headerBytes = this.batch * slot;
+    const total = headerBytes + this.batch * this.maxDatagram;
+    const base = this.c.alloc(total);
+    const view = Buffer.from(this.c.view(base, total));
+    this.ring = { base, view };
+    // Fixed parts of every header: where the name, the iovec and the data buffer live.
+    for (let i = 0; i < this.batch; i++) {
+      const msg = i * MMSGHDR_LEN;
+      const iov = this.batch * MMSGHDR_LEN + i * IOVEC_LEN;
+      const name = this.batch * (MMSGHDR_LEN + IOVEC_LEN) + i * SOCKADDR_UN_LEN;
+      const data = headerBytes + i * this.maxDatagram;
+      view.writeBigUInt64LE(base + BigInt(name), msg);
+      view.writeBigUInt64LE(base + BigInt(iov), msg + 16);
+      view.writeBigUInt64LE(1n, msg + 24);
+      view.writeBigUInt64LE(0n, msg + 32);
+      view.writeBigUInt64LE(0n, msg + 40);
+      view.writeBigUInt64LE(base + BigInt(data), iov);
+      view.writeBigUInt64LE(BigInt(this.maxDatagram), iov + 8);
+    }
+    this.loopDone = new Promise<void>((resolve) => {
+      const next = () => {
+        if (this.closed) return resolve();
+        for (let i = 0; i < this.batch; i++) {
+          view.writeUInt32LE(SOCKADDR_UN_LEN, i * MMSGHDR_LEN + MSG_NAMELEN_AT);
+          view.writeInt32LE(0, i * MMSGHDR_LEN + MSG_FLAGS_AT);
+        }
+        this.c.recvmmsg.async(this.fd, base, this.batch, MSG_WAITFORONE, null, (err: unknown, n: number) => {
+          if (this.closed) return resolve();
+          if (err || n < 0) {
+            const code = err ? undefined : this.c.errno();
+            if (code === EINTR) return next();
+            resolve();
+            onError(new TransportError(`recvmmsg on ${this.path}: ${err ? String(err) : errnoName(code!)}`));
+            return;
+          }
+          onBatch(this.collect(view, n, headerBytes));
+          next();
+        });
+      };
+      next();
+    });
+  }
+
+  private collect(view: Buffer, n: number, headerBytes: number): Datagram[] {
+    const out: Datagram[] = [];
+    for (let i = 0; i < n; i++) {
+      const msg = i * MMSGHDR_LEN;
+      const length = view.readUInt32LE(msg + MMSG_LEN_AT);
+      const flags = view.readInt32LE(msg + MSG_FLAGS_AT);
+      const nameLen = view.readUInt32LE(msg + MSG_NAMELEN_AT);
+      const nameAt = this.batch * (MMSGHDR_LEN + IOVEC_LEN) + i * SOCKADDR_UN_LEN;
+      let from = "";
+      if (nameLen > 2) {
+        const raw = view.subarray(nameAt + 2, nameAt + Math.min(nameLen, SOCKADDR_UN_LEN));
+        const nul = raw.indexOf(0);
+        from = raw.toString("utf8", 0, nul < 0 ? raw.length : nul);
+      }
+      const dataAt = headerBytes + i * this.maxDatagram;
+      const kept = Math.min(length, this.maxDatagram);
+      // A copy: the native buffers are reused by the next call while the stack holds frames.
+      out.push({
+        data: Buffer.from(view.subarray(dataAt, dataAt + kept)),
+        from,
+        truncated: (flags & MSG_TRUNC) !== 0,
+      });
+    }
+    return out;
+  }
+
+  /** Stops receiving and closes the socket (the blocked receive is woken by shutdown). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.c.shutdown(this.fd, SHUT_RDWR);
+    if (this.receiving) await this.loopDone;
+    this.c.close(this.fd);
+    if (this.ring) this.c.free(this.ring.base);
+    this.ring = undefined;
+  }
+}
