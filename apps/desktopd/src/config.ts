@@ -3,6 +3,8 @@
  * a user can get wrong is rejected here, before the process touches the system, with a
  * one-line message that names the option.
  */
+
+import { parseStreamAddress } from "@desktopd/stack";
 import { z } from "zod";
 import { InvalidOptionError } from "./errors.js";
 import { parseIpv4Cidr } from "./ipv4.js";
@@ -57,11 +59,26 @@ const mtuSchema = z.coerce
   .min(MIN_MTU, `must be between ${MIN_MTU} and ${MAX_MTU}`)
   .max(MAX_MTU, `must be between ${MIN_MTU} and ${MAX_MTU}`);
 
+const streamAddressSchema = z.string().refine((text) => parseStreamAddress(text) !== undefined, {
+  error: (issue) => `"${String(issue.input)}" is neither a unix socket path nor tcp:HOST:PORT`,
+});
+
 const logLevelSchema = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
 
+const pathSchema = z.string().min(1, "must be a path");
+
 export const runOptionsSchema = z.object({
-  netns: netnsSchema,
+  /** A network namespace to attach through a TAP device. */
+  netns: netnsSchema.optional(),
   ifname: ifnameSchema.default(DEFAULT_IFNAME),
+  /** Listen for qemu's stream netdev: unix socket paths, or tcp:HOST:PORT for `-netdev socket`. */
+  qemuSocket: z.array(streamAddressSchema).default([]),
+  /** Connect to a qemu that listens (`server=on`), again whenever it restarts. */
+  qemuConnect: z.array(streamAddressSchema).default([]),
+  /** Bind unix datagram sockets for vfkit/krunkit and qemu's dgram netdev. */
+  vfkitSocket: z.array(pathSchema).default([]),
+  /** A guest link on stdin/stdout (qemu stream framing). */
+  stdio: z.boolean().default(false),
   configure: z.boolean().default(false),
   subnet: subnetSchema.default(DEFAULT_SUBNET),
   mtu: mtuSchema.default(DEFAULT_MTU),
@@ -71,20 +88,30 @@ export const runOptionsSchema = z.object({
   logLevel: logLevelSchema.default("info"),
 });
 
+/** The keys a config file may hold. */
+export const RUN_OPTION_KEYS = Object.keys(runOptionsSchema.shape);
+
 /** Options of `desktopd run` / `runDaemon` as given (strings allowed where the CLI has them). */
 export type RunOptionsInput = z.input<typeof runOptionsSchema>;
 /** Validated options with every default filled in. */
 export type RunConfig = z.output<typeof runOptionsSchema>;
 
 export const demoOptionsSchema = runOptionsSchema
-  .omit({ configure: true })
+  .omit({ configure: true, qemuSocket: true, qemuConnect: true, vfkitSocket: true, stdio: true })
   .extend({ netns: netnsSchema.default(DEFAULT_DEMO_NETNS) });
 
 export type DemoOptionsInput = z.input<typeof demoOptionsSchema>;
 export type DemoConfig = z.output<typeof demoOptionsSchema>;
 
 export function parseRunOptions(input: unknown): RunConfig {
-  return parseWith(runOptionsSchema, input);
+  const config = parseWith(runOptionsSchema, input);
+  if (config.configure && !config.netns) throw new InvalidOptionError("--configure: needs --netns");
+  return config;
+}
+
+/** True when no transport is named: `run` then listens on the default qemu and vfkit sockets. */
+export function namesNoTransport(c: RunConfig): boolean {
+  return !c.netns && !c.stdio && c.qemuSocket.length + c.qemuConnect.length + c.vfkitSocket.length === 0;
 }
 
 export function parseDemoOptions(input: unknown): DemoConfig {
@@ -96,7 +123,11 @@ function parseWith<T extends z.ZodType>(schema: T, input: unknown): z.output<T> 
   if (result.success) return result.data;
   // One line, first problem only: the user fixes one thing and runs again.
   const issue = result.error.issues[0]!;
-  const key = issue.path.map(String).join(".");
+  // Repeatable options: the index in the list means nothing on the command line.
+  const key = issue.path
+    .filter((p) => typeof p !== "number")
+    .map(String)
+    .join(".");
   const option = key ? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : "options";
   throw new InvalidOptionError(`${option}: ${issue.message}`);
 }

@@ -1,52 +1,86 @@
 /**
- * `runDaemon`: the composition of the stack, a TAP in the guest's namespace, optional pcap and
- * guest configuration — everything `desktopd run` does except argument parsing, printing and
- * signals, so other tools and tests can embed it.
+ * `runDaemon`: the composition behind `desktopd run` — the stack, a virtual switch, and every
+ * guest link named (qemu stream sockets, vfkit/qemu datagram sockets, stdio, a network namespace
+ * through a TAP), with optional pcap and guest configuration. Everything except argument
+ * parsing, printing and signals, so other tools and tests can embed it.
  */
+import { join } from "node:path";
 import {
+  connectQemuStream,
   createStack,
+  createSwitch,
+  type FrameTransport,
   type Logger,
+  listenQemuStream,
+  listenUnixDatagram,
   openTap,
+  parseStreamAddress,
   type Stack,
   type StackOptions,
+  type StreamAddress,
+  stdioTransport,
   type TapTransport,
+  type VirtualSwitch,
   withPcap,
 } from "@desktopd/stack";
-import { parseRunOptions, type RunOptionsInput } from "./config.js";
+import { attachHelp } from "./attach-help.js";
+import { namesNoTransport, parseRunOptions, type RunOptionsInput } from "./config.js";
 import { configureGuest } from "./guest-config.js";
 import { watchLink } from "./link-watch.js";
 import { checkNetns, checkRoot, checkTun } from "./preflight.js";
 import { formatReadyLine, type ReadyInfo } from "./ready.js";
 import { installResolvConf, renderResolvConf } from "./resolv-conf.js";
+import { ensurePrivateDir, runtimeDir } from "./runtime-dir.js";
 
 export type { Logger, TapTransport };
+
+/** Ethernet header and a VLAN tag on top of the MTU: the largest frame a guest may send. */
+const FRAME_OVERHEAD = 18;
 
 export interface DaemonOptions extends Omit<RunOptionsInput, "logLevel"> {
   /** Receives the daemon's and the stack's logs; none are written without one. */
   logger?: Logger;
   /** Further stack options (DNS servers, search domains, policy...); subnet and MTU come from above. */
   stackOptions?: Omit<StackOptions, "subnet" | "mtu" | "logger">;
+  /** Where the default sockets go when no transport is named (default: the per-user runtime directory). */
+  runtimeDir?: string;
+}
+
+/** A guest link whose loss ends the daemon: the namespace it was started for, or its stdio. */
+export interface LinkLoss {
+  link: string;
+  error?: Error;
 }
 
 export interface DaemonHandle {
   stack: Stack;
-  /** The TAP device in the guest's namespace (undecorated: pcap wraps it on the stack's side). */
-  transport: TapTransport;
+  switch: VirtualSwitch;
+  /** The TAP device in the guest's namespace, with --netns. */
+  tap?: TapTransport;
   ready: ReadyInfo;
   /** `ready` as the line `desktopd run` prints. */
   readyLine: string;
-  /** Settles if the guest's link goes away by itself (device or namespace deleted). Never rejects. */
-  linkClosed: Promise<Error | undefined>;
-  /** Detaches the guest: removes the device, the resolv.conf written by `configure`, stops the stack. Idempotent. */
+  /** VMM arguments that attach a VM to each socket served. */
+  attachHelp: string[];
+  /** Settles if the namespace's link or stdio goes away by itself. Never rejects. */
+  linkClosed: Promise<LinkLoss>;
+  /** Stops serving: closes sockets and links, removes the device and the resolv.conf written by `configure`. Idempotent. */
   close(): Promise<void>;
 }
 
 export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
-  const { logger, stackOptions, ...rest } = options;
+  const { logger, stackOptions, runtimeDir: dirOption, ...rest } = options;
   const config = parseRunOptions(rest);
-  checkRoot();
-  await checkTun();
-  await checkNetns(config.netns);
+  if (namesNoTransport(config)) {
+    const dir = ensurePrivateDir(dirOption ?? runtimeDir());
+    config.qemuSocket = [join(dir, "qemu.sock")];
+    config.vfkitSocket = [join(dir, "vfkit.sock")];
+  }
+  if (config.netns) {
+    checkRoot();
+    await checkTun();
+    await checkNetns(config.netns);
+  }
 
   // Undo steps, run in reverse if setup fails half way or when the daemon closes.
   const undo: (() => Promise<void>)[] = [];
@@ -58,69 +92,112 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
   };
 
   try {
-    // The stack first: it rejects a bad configuration before any device exists. Undo runs in
-    // reverse, so the link goes down before the stack stops and no frame arrives mid-teardown.
+    // The stack first: it rejects a bad configuration before any socket or device exists.
     const stack = createStack({ ...stackOptions, subnet: config.subnet, mtu: config.mtu, logger });
     undo.push(() => stack.close());
-    const tap = await openTap({
-      netns: config.netns,
-      ifname: config.ifname,
-      mtu: config.mtu,
+    const sw = createSwitch({
       offload: config.offload,
+      onPortChange: (event, port, error) =>
+        logger?.info({ link: port.name, macs: port.macs, err: error?.message }, `guest link ${event}`),
     });
-    undo.push(() => tap.close());
-    const watched = watchLink(config.pcap ? withPcap(tap, config.pcap) : tap);
-    // Closing the decorated link flushes the pcap file too. The stack closes its link itself on
-    // close(), but setup may fail before attach; a second close of either is a no-op.
-    undo.push(() => watched.transport.close());
+    // pcap sees what passes between the guests and the stack (not guest-to-guest frames).
+    stack.attach(config.pcap ? withPcap(sw, config.pcap) : sw);
+    const addPort = (link: FrameTransport) => void sw.addPort(link);
+    const maxFrame = config.mtu + FRAME_OVERHEAD;
+    const losses: Promise<LinkLoss>[] = [];
+
+    const qemuListen: StreamAddress[] = [];
+    for (const text of config.qemuSocket) {
+      const listener = await listenQemuStream(parseStreamAddress(text)!, addPort, { maxFrame });
+      undo.push(() => listener.close());
+      qemuListen.push(listener.address);
+    }
+    const qemuConnect: StreamAddress[] = [];
+    for (const text of config.qemuConnect) {
+      const address = parseStreamAddress(text)!;
+      const connector = connectQemuStream(address, addPort, { maxFrame });
+      undo.push(() => connector.close());
+      qemuConnect.push(address);
+    }
+    for (const path of config.vfkitSocket) {
+      const listener = await listenUnixDatagram(path, addPort, { maxFrame });
+      undo.push(() => listener.close());
+    }
+    if (config.stdio) {
+      const watched = watchLink(stdioTransport({ maxFrame }));
+      sw.addPort(watched.transport);
+      losses.push(watched.closed.then((error) => ({ link: "stdio", error })));
+    }
 
     const net = stack.config;
+    let tap: TapTransport | undefined;
     let address: string | undefined;
-    if (config.configure) {
-      // A static lease keeps the stack's DHCP server from handing the address to anyone else
-      // and lets the guest's own DHCP client, if it runs later, get the same one.
-      stack.addStaticLease(tap.guestMac, net.firstLease);
-      address = `${net.firstLease}/${net.prefixLength}`;
-    }
-    stack.attach(watched.transport);
-    logger?.info({ netns: config.netns, ifname: tap.ifname, mac: tap.guestMac }, "guest link attached");
-
-    if (config.configure) {
-      await configureGuest({
+    if (config.netns) {
+      tap = await openTap({
         netns: config.netns,
-        ifname: tap.ifname,
-        address: net.firstLease,
-        prefixLength: net.prefixLength,
-        gateway: net.gateway,
-        mtu: tap.mtu,
+        ifname: config.ifname,
+        mtu: config.mtu,
+        offload: config.offload,
       });
-      const content = renderResolvConf({
-        netns: config.netns,
-        nameservers: net.dnsServers,
-        searchDomains: net.searchDomains,
-      });
-      undo.push(await installResolvConf(config.netns, content));
-      logger?.info({ address, gateway: net.gateway, dns: net.dnsServers }, "guest configured");
+      const opened = tap;
+      undo.push(() => opened.close());
+      const watched = watchLink(tap);
+      if (config.configure) {
+        // A static lease keeps the DHCP server from handing the address to anyone else and lets
+        // the guest's own DHCP client, if it runs later, get the same one.
+        stack.addStaticLease(tap.guestMac, net.firstLease);
+        address = `${net.firstLease}/${net.prefixLength}`;
+      }
+      sw.addPort(watched.transport);
+      const name = `${tap.ifname} in network namespace "${config.netns}"`;
+      losses.push(watched.closed.then((error) => ({ link: name, error })));
+      logger?.info(
+        { netns: config.netns, ifname: tap.ifname, mac: tap.guestMac },
+        "network namespace attached",
+      );
+      if (config.configure) {
+        await configureGuest({
+          netns: config.netns,
+          ifname: tap.ifname,
+          address: net.firstLease,
+          prefixLength: net.prefixLength,
+          gateway: net.gateway,
+          mtu: tap.mtu,
+        });
+        const content = renderResolvConf({
+          netns: config.netns,
+          nameservers: net.dnsServers,
+          searchDomains: net.searchDomains,
+        });
+        undo.push(await installResolvConf(config.netns, content));
+        logger?.info({ address, gateway: net.gateway, dns: net.dnsServers }, "guest configured");
+      }
     }
 
     const ready: ReadyInfo = {
       netns: config.netns,
-      ifname: tap.ifname,
-      mac: tap.guestMac,
+      ifname: tap?.ifname,
+      mac: tap?.guestMac,
       gateway: net.gateway,
       host: net.hostAddress,
       address,
-      mtu: tap.mtu,
+      mtu: config.mtu,
+      subnet: net.subnet,
+      qemu: [...qemuListen, ...qemuConnect].map((a) => ("path" in a ? a.path : `tcp:${a.host}:${a.port}`)),
+      vfkit: config.vfkitSocket,
+      stdio: config.stdio || undefined,
     };
     let closing: Promise<void> | undefined;
     return {
       stack,
-      transport: tap,
+      switch: sw,
+      tap,
       ready,
       readyLine: formatReadyLine(ready),
-      linkClosed: watched.closed,
+      attachHelp: attachHelp({ qemuListen, qemuConnect, vfkit: config.vfkitSocket }),
+      linkClosed: losses.length > 0 ? Promise.race(losses) : new Promise<LinkLoss>(() => {}),
       close() {
-        closing ??= unwind().then(() => logger?.info({ netns: config.netns }, "guest link detached"));
+        closing ??= unwind().then(() => logger?.info({}, "stopped"));
         return closing;
       },
     };

@@ -15,7 +15,9 @@ import {
   MIN_MTU,
   parseDemoOptions,
   parseRunOptions,
+  RUN_OPTION_KEYS,
 } from "./config.js";
+import { mergeOptions, readConfigFile } from "./config-file.js";
 import { DesktopdError } from "./errors.js";
 
 // src/ and dist/ both sit next to package.json.
@@ -47,12 +49,47 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
   addSharedOptions(
     program
       .command("run")
-      .description("attach an existing network namespace: create its NIC and serve it until SIGINT/SIGTERM")
-      .requiredOption("--netns <name>", "existing network namespace (ip netns add NAME)")
-      .option("--configure", "set the guest's address, default route and resolv.conf as DHCP would")
-      .option("--ifname <name>", `name of the guest's NIC (default: ${DEFAULT_IFNAME})`),
-  ).action(async (options: Record<string, unknown>) => {
-    const config = parseRunOptions(options);
+      .description(
+        "serve guests until SIGINT/SIGTERM: VMs over qemu/vfkit sockets or stdio, network namespaces over a TAP " +
+          "(with no transport named: listen on a qemu and a vfkit socket in the per-user runtime directory)",
+      )
+      .option(
+        "--config <file>",
+        "JSON file with any of these options (camelCase keys); the command line wins",
+      )
+      .option(
+        "--netns <name>",
+        "attach an existing network namespace (ip netns add NAME) through a TAP device",
+      )
+      .option(
+        "--configure",
+        "with --netns: set the guest's address, default route and resolv.conf as DHCP would",
+      )
+      .option("--ifname <name>", `with --netns: name of the guest's NIC (default: ${DEFAULT_IFNAME})`)
+      .option(
+        "--qemu-socket <address>",
+        "listen for qemu -netdev stream (a unix path) or -netdev socket (tcp:HOST:PORT); repeatable",
+        collect,
+      )
+      .option(
+        "--qemu-connect <address>",
+        "connect to a qemu listening with server=on (unix path or tcp:HOST:PORT); repeatable",
+        collect,
+      )
+      .option(
+        "--vfkit-socket <path>",
+        "bind a unix datagram socket for vfkit/krunkit or qemu -netdev dgram; repeatable",
+        collect,
+      )
+      .option(
+        "--stdio",
+        "a guest link on stdin/stdout with qemu stream framing (logs and the ready line go to stderr)",
+      ),
+  ).action(async (options: Record<string, unknown>, command: Command) => {
+    const given = givenOptions(options, command);
+    const { config: file, ...cli } = given;
+    const fromFile = typeof file === "string" ? readConfigFile(file, RUN_OPTION_KEYS) : {};
+    const config = parseRunOptions(mergeOptions(fromFile, cli));
     // Loaded only now: help and option errors need neither the stack nor its native TAP code.
     const { runCommand } = await import("./commands/run.js");
     setExitCode(await runCommand(config, io));
@@ -70,6 +107,19 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
   });
 
   return program;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** Only what the user typed: commander's own defaults (such as --no-offload's) must not hide the file's values. */
+function givenOptions(options: Record<string, unknown>, command: Command): Record<string, unknown> {
+  const given: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (command.getOptionValueSource(key) !== "default") given[key] = value;
+  }
+  return given;
 }
 
 /** Parses `argv` (without node and script) and runs the command; resolves with the exit code. */

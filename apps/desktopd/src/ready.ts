@@ -5,16 +5,23 @@
 export const READY_PREFIX = "desktopd ready";
 
 export interface ReadyInfo {
-  netns: string;
-  ifname: string;
-  /** The guest NIC's MAC address. */
-  mac: string;
+  /** With --netns: the namespace, its NIC and the NIC's MAC. */
+  netns?: string;
+  ifname?: string;
+  mac?: string;
   gateway: string;
   /** Address that reaches the host's 127.0.0.1. */
   host: string;
   /** The guest's address with prefix length; only when desktopd configured the guest. */
   address?: string;
   mtu: number;
+  /** The guests' subnet, "192.168.65.0/24". */
+  subnet: string;
+  /** Sockets served for qemu (unix paths, tcp:HOST:PORT). */
+  qemu: string[];
+  /** Unix datagram sockets served for vfkit/krunkit/qemu dgram. */
+  vfkit: string[];
+  stdio?: boolean;
 }
 
 export function formatReadyLine(info: ReadyInfo): string {
@@ -26,6 +33,10 @@ export function formatReadyLine(info: ReadyInfo): string {
     ["host", info.host],
     ["address", info.address],
     ["mtu", info.mtu],
+    ["subnet", info.subnet],
+    ["qemu", info.qemu.length > 0 ? info.qemu.join(",") : undefined],
+    ["vfkit", info.vfkit.length > 0 ? info.vfkit.join(",") : undefined],
+    ["stdio", info.stdio ? "yes" : undefined],
   ];
   const fields = pairs.filter(([, value]) => value !== undefined).map(([key, value]) => `${key}=${value}`);
   return `${READY_PREFIX} ${fields.join(" ")}`;

@@ -1,4 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 import type { CliIo } from "../src/commands/io.js";
 import { runCli } from "../src/program.js";
 
@@ -50,10 +53,50 @@ describe("desktopd CLI", () => {
     expect(err.trimEnd().split("\n")).toHaveLength(1);
   });
 
-  it("lets commander report a missing --netns", async () => {
-    const { code, err } = await cli("run");
+  it("refuses --configure without a namespace to configure", async () => {
+    const { code, err } = await cli("run", "--configure");
     expect(code).toBe(1);
-    expect(err).toContain("required option '--netns <name>' not specified");
+    expect(err).toBe("desktopd: --configure: needs --netns\n");
+  });
+
+  it("names a malformed --qemu-socket address", async () => {
+    const { code, err } = await cli("run", "--qemu-socket", "tcp:localhost:99999");
+    expect(code).toBe(1);
+    expect(err).toBe(
+      'desktopd: --qemu-socket: "tcp:localhost:99999" is neither a unix socket path nor tcp:HOST:PORT\n',
+    );
+  });
+
+  describe("--config", () => {
+    const dir = mkdtempSync(join(tmpdir(), "desktopd-config-"));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const file = (name: string, text: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      return path;
+    };
+
+    it("validates the file's values like options", async () => {
+      const { code, err } = await cli("run", "--config", file("mtu.json", '{"mtu": 10}'));
+      expect(code).toBe(1);
+      expect(err).toBe("desktopd: --mtu: must be between 68 and 65520\n");
+    });
+
+    it("lets the command line win over the file", async () => {
+      const path = file("both.json", '{"mtu": 10, "configure": true}');
+      const { err } = await cli("run", "--config", path, "--mtu", "1400");
+      // The file's bad MTU is overridden; its "configure" is still read.
+      expect(err).toBe("desktopd: --configure: needs --netns\n");
+    });
+
+    it("rejects unknown keys, bad JSON and missing files", async () => {
+      expect((await cli("run", "--config", file("k.json", '{"mtuu": 1}'))).err).toContain(
+        'unknown key "mtuu"',
+      );
+      expect((await cli("run", "--config", file("j.json", "{mtu: 1}"))).err).toContain("is not valid JSON");
+      expect((await cli("run", "--config", file("a.json", "[1]"))).err).toContain("must hold a JSON object");
+      expect((await cli("run", "--config", join(dir, "none.json"))).err).toContain("cannot read");
+    });
   });
 
   it("rejects an unknown command", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseDemoOptions, parseRunOptions } from "../src/config.js";
+import { namesNoTransport, parseDemoOptions, parseRunOptions } from "../src/config.js";
 import { InvalidOptionError } from "../src/errors.js";
 
 function rejection(input: unknown): InvalidOptionError {
@@ -17,12 +17,23 @@ describe("parseRunOptions", () => {
     expect(parseRunOptions({ netns: "dtd-a-1" })).toEqual({
       netns: "dtd-a-1",
       ifname: "eth0",
+      qemuSocket: [],
+      qemuConnect: [],
+      vfkitSocket: [],
+      stdio: false,
       configure: false,
       subnet: "192.168.65.0/24",
       mtu: 1500,
       offload: true,
       logLevel: "info",
     });
+  });
+
+  it("names no transport when given none (run then listens on the default sockets)", () => {
+    expect(namesNoTransport(parseRunOptions({}))).toBe(true);
+    expect(namesNoTransport(parseRunOptions({ stdio: true }))).toBe(false);
+    expect(namesNoTransport(parseRunOptions({ vfkitSocket: ["/tmp/v.sock"] }))).toBe(false);
+    expect(namesNoTransport(parseRunOptions({ qemuSocket: ["tcp:127.0.0.1:5555"] }))).toBe(false);
   });
 
   it("turns offload off with --no-offload", () => {
@@ -79,8 +90,8 @@ describe("parseRunOptions", () => {
     expect(rejection({ netns }).message).toMatch(/^--netns: must be 1-63 characters/);
   });
 
-  it("says --netns is required when it is missing", () => {
-    expect(rejection({}).message).toBe("--netns: is required");
+  it("says --configure needs a namespace", () => {
+    expect(rejection({ configure: true }).message).toBe("--configure: needs --netns");
   });
 
   it("names the option in kebab case", () => {

@@ -9,20 +9,23 @@ const info: ReadyInfo = {
   host: "192.168.65.254",
   address: "192.168.65.3/24",
   mtu: 1500,
+  subnet: "192.168.65.0/24",
+  qemu: [],
+  vfkit: [],
 };
 
 describe("ready line", () => {
   it("lists the pairs in the documented order", () => {
     expect(formatReadyLine(info)).toBe(
       "desktopd ready netns=dtd-x-1 ifname=eth0 mac=02:00:00:aa:bb:cc gateway=192.168.65.1 " +
-        "host=192.168.65.254 address=192.168.65.3/24 mtu=1500",
+        "host=192.168.65.254 address=192.168.65.3/24 mtu=1500 subnet=192.168.65.0/24",
     );
   });
 
   it("leaves address out when the guest configures itself", () => {
     const line = formatReadyLine({ ...info, address: undefined });
     expect(line).not.toContain("address=");
-    expect(line.endsWith("host=192.168.65.254 mtu=1500")).toBe(true);
+    expect(line.endsWith("host=192.168.65.254 mtu=1500 subnet=192.168.65.0/24")).toBe(true);
   });
 
   it("round-trips through parseReadyLine", () => {
@@ -34,6 +37,29 @@ describe("ready line", () => {
       host: "192.168.65.254",
       address: "192.168.65.3/24",
       mtu: "1500",
+      subnet: "192.168.65.0/24",
+    });
+  });
+
+  it("lists the sockets served for VMs, comma-separated", () => {
+    const line = formatReadyLine({
+      ...info,
+      netns: undefined,
+      ifname: undefined,
+      mac: undefined,
+      address: undefined,
+      qemu: ["/run/user/0/desktopd/qemu.sock", "tcp:127.0.0.1:4444"],
+      vfkit: ["/run/user/0/desktopd/vfkit.sock"],
+      stdio: true,
+    });
+    expect(parseReadyLine(line)).toEqual({
+      gateway: "192.168.65.1",
+      host: "192.168.65.254",
+      mtu: "1500",
+      subnet: "192.168.65.0/24",
+      qemu: "/run/user/0/desktopd/qemu.sock,tcp:127.0.0.1:4444",
+      vfkit: "/run/user/0/desktopd/vfkit.sock",
+      stdio: "yes",
     });
   });
 

@@ -8,12 +8,19 @@ import { serveUntilStopped } from "./serve.js";
 
 export async function runCommand(config: RunConfig, io: CliIo): Promise<number> {
   const { logLevel, ...options } = config;
+  // With --stdio, stdout carries frames: everything for people goes to stderr.
+  const say = options.stdio ? io.err : io.out;
   const logger = createLogger(logLevel);
   // Listen before setup: a Ctrl-C during setup then still cleans up instead of killing us mid-way.
   const signals = listenForShutdown();
   try {
     const handle = await runDaemon({ ...options, logger });
-    io.out(`${handle.readyLine}\n`);
+    say(`${handle.readyLine}\n`);
+    if (handle.attachHelp.length > 0) {
+      say(
+        `Attach a VM with (each VM needs its own MAC address):\n${handle.attachHelp.map((l) => `  ${l}\n`).join("")}`,
+      );
+    }
     return await serveUntilStopped(handle, signals, logger);
   } finally {
     signals.dispose();

@@ -14,7 +14,7 @@ export async function serveUntilStopped(
   try {
     const outcome = await Promise.race([
       signals.received.then((signal) => ({ signal })),
-      handle.linkClosed.then((error) => ({ error })),
+      handle.linkClosed.then((loss) => ({ loss })),
     ]);
     if ("signal" in outcome) {
       logger.info({ signal: outcome.signal }, "shutting down");
@@ -22,9 +22,8 @@ export async function serveUntilStopped(
       return 0;
     }
     await handle.close();
-    const { ifname, netns } = handle.ready;
-    const reason = outcome.error ? `: ${outcome.error.message}` : "";
-    throw new LinkLostError(`${ifname} in network namespace "${netns}" went away${reason}`);
+    const { link, error } = outcome.loss;
+    throw new LinkLostError(`${link} went away${error ? `: ${error.message}` : ""}`);
   } finally {
     clearInterval(keepAlive);
   }

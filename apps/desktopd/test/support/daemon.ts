@@ -1,5 +1,5 @@
 /**
- * Runs the built daemon (`apps/desktopd/dist/cli.js run --netns NAME ...`) as a child process
+ * Runs the built daemon (`apps/desktopd/dist/cli.js run [--netns NAME] ...`) as a child process
  * and waits for its `desktopd ready key=value ...` line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 export const CLI_PATH = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 
 export interface DaemonOptions {
-  netns: string;
+  /** Attach this network namespace (--netns). */
+  netns?: string;
   /** Pass --configure (static address, route and resolv.conf in the guest). */
   configure?: boolean;
   /** Further CLI arguments, e.g. ["--mtu", "1400"]. */
@@ -44,7 +45,12 @@ export function parseReadyLine(line: string): Record<string, string> {
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   if (!existsSync(CLI_PATH)) throw new Error(`${CLI_PATH} is missing: run \`npm run build\` first`);
-  const args = [CLI_PATH, "run", "--netns", opts.netns, ...(opts.configure ? ["--configure"] : [])];
+  const args = [
+    CLI_PATH,
+    "run",
+    ...(opts.netns ? ["--netns", opts.netns] : []),
+    ...(opts.configure ? ["--configure"] : []),
+  ];
   args.push(...(opts.args ?? []));
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
