@@ -147,6 +147,11 @@ class LearningSwitch implements VirtualSwitch {
       countDrop(this.stats, "multicast-source");
       return;
     }
+    // The stack's own MAC cannot move to a guest: that guest would take the gateway over.
+    if (this.macs.get(macKey(frame, 6)) === UPLINK) {
+      countDrop(this.stats, "spoofed-gateway-source");
+      return;
+    }
     this.learn(frame, port.id);
     this.forward(frame, meta, port.id);
   }
@@ -207,8 +212,13 @@ class LearningSwitch implements VirtualSwitch {
     this.macs.delete(key);
     this.macs.set(key, portId);
     if (this.macs.size > this.maxMacs) {
-      const oldest = this.macs.keys().next().value!;
-      this.macs.delete(oldest);
+      // The oldest guest address goes, never the stack's: forgetting it would flood every guest's
+      // traffic to the host to all the other guests.
+      for (const [mac, id] of this.macs) {
+        if (id === UPLINK) continue;
+        this.macs.delete(mac);
+        break;
+      }
       countDrop(this.stats, "mac-table-full");
     }
   }

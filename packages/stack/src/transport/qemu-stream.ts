@@ -58,6 +58,8 @@ export async function listenQemuStream(
   server.on("connection", (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    // Until the link starts, an early reset must not be an unhandled error.
+    socket.on("error", () => {});
     onLink(streamTransport(socket, socket, { ...options, name: `qemu:${label}#${++count}` }));
   });
   await new Promise<void>((resolve, reject) => {
@@ -67,6 +69,8 @@ export async function listenQemuStream(
     if ("path" in address) server.listen(address.path, resolve);
     else server.listen(address.port, address.host, resolve);
   });
+  // Once listening, errors are failed accepts (out of descriptors): the next connection may work.
+  server.on("error", () => {});
   const bound = server.address();
   const actual: StreamAddress =
     "path" in address || !bound || typeof bound === "string"

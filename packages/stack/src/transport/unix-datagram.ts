@@ -8,6 +8,7 @@
  * exited) loses its link; when it sends again (VM restarted) it gets a new one.
  */
 import { existsSync, rmSync, statSync } from "node:fs";
+import * as net from "node:net";
 import { TransportError } from "../errors.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
 import { countDrop, type FrameReceiver, type FrameTransport, newTransportStats } from "./types.js";
@@ -49,6 +50,7 @@ export async function listenUnixDatagram(
     if (options.replaceStale === false) throw new TransportError(`${path} already exists`);
     // Only a socket is ours to replace: a mistyped path must not delete someone's file.
     if (!statSync(path).isSocket()) throw new TransportError(`${path} exists and is not a socket`);
+    if (await isBound(path)) throw new TransportError(`${path} is in use by another process`);
     rmSync(path, { force: true });
   }
   const socket = await UnixDgramSocket.bind(path, {
@@ -56,6 +58,23 @@ export async function listenUnixDatagram(
   });
   const listener = new DatagramListener(path, socket, onLink, options);
   return listener;
+}
+
+/**
+ * Whether a process is bound to the socket at `path`: a stream connect to a live datagram socket
+ * fails with EPROTOTYPE (or succeeds, on a stream socket), to a stale one with ECONNREFUSED.
+ */
+function isBound(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", (error: NodeJS.ErrnoException) =>
+      resolve(error.code !== "ECONNREFUSED" && error.code !== "ENOENT"),
+    );
+  });
 }
 
 class DatagramListener implements UnixDatagramListener {

@@ -19,11 +19,11 @@ const MSG_WAITFORONE = 0x10000;
 const SHUT_RDWR = 2;
 const EINTR = 4;
 
-// x86-64 / aarch64 Linux layouts: struct sockaddr_un, iovec, msghdr, mmsghdr.
+// x86-64 / aarch64 Linux layouts: struct sockaddr_un, iovec, and mmsghdr (a 56-byte msghdr,
+// then msg_len, padded to 64).
 const SUN_PATH_MAX = 108;
 const SOCKADDR_UN_LEN = 2 + SUN_PATH_MAX;
 const IOVEC_LEN = 16;
-const MSGHDR_LEN = 56;
 const MMSGHDR_LEN = 64;
 const MSG_NAMELEN_AT = 8;
 const MSG_FLAGS_AT = 48;
