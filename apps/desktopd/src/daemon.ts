@@ -50,6 +50,8 @@ export interface DaemonOptions extends Omit<RunOptionsInput, "logLevel"> {
 export interface LinkLoss {
   link: string;
   error?: Error;
+  /** The end of stdin: whoever spawned desktopd is done with it, a normal exit. */
+  finished?: boolean;
 }
 
 export interface DaemonHandle {
@@ -126,7 +128,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     if (config.stdio) {
       const watched = watchLink(stdioTransport({ maxFrame }));
       sw.addPort(watched.transport);
-      losses.push(watched.closed.then((error) => ({ link: "stdio", error })));
+      losses.push(watched.closed.then((error) => ({ link: "stdio", error, finished: !error })));
     }
 
     const net = stack.config;

@@ -22,7 +22,11 @@ export async function serveUntilStopped(
       return 0;
     }
     await handle.close();
-    const { link, error } = outcome.loss;
+    const { link, error, finished } = outcome.loss;
+    if (finished) {
+      logger.info({ link }, "guest link ended");
+      return 0;
+    }
     throw new LinkLostError(`${link} went away${error ? `: ${error.message}` : ""}`);
   } finally {
     clearInterval(keepAlive);

@@ -1,0 +1,68 @@
+/**
+ * `desktopd run --stdio` as a VMM wrapper spawns it: frames with qemu's length prefix on
+ * stdin/stdout, everything for people on stderr, and a clean exit when stdin ends.
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { existsSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { CLI_PATH } from "./support/daemon.js";
+
+const GUEST_MAC = Buffer.from("5254000a0b0c", "hex");
+
+/** An ARP request "who has 192.168.65.1, tell 192.168.65.9" from GUEST_MAC. */
+function arpWhoHasGateway(): Buffer {
+  const f = Buffer.alloc(42);
+  Buffer.from("ffffffffffff", "hex").copy(f, 0);
+  GUEST_MAC.copy(f, 6);
+  f.writeUInt16BE(0x0806, 12);
+  f.writeUInt16BE(1, 14); // Ethernet
+  f.writeUInt16BE(0x0800, 16); // IPv4
+  f[18] = 6;
+  f[19] = 4;
+  f.writeUInt16BE(1, 20); // request
+  GUEST_MAC.copy(f, 22);
+  Buffer.from([192, 168, 65, 9]).copy(f, 28);
+  Buffer.from([192, 168, 65, 1]).copy(f, 38);
+  return f;
+}
+
+function framed(frame: Buffer): Buffer {
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32BE(frame.length);
+  return Buffer.concat([prefix, frame]);
+}
+
+describe.skipIf(!existsSync(CLI_PATH))("desktopd run --stdio", () => {
+  it("answers ARP over stdin/stdout, keeps stdout for frames, and exits 0 when stdin ends", async () => {
+    const child = spawn(process.execPath, [CLI_PATH, "run", "--stdio", "--log-level", "warn"], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (s: string) => {
+      stderr += s;
+    });
+    const chunks: Buffer[] = [];
+    const gotReply = new Promise<Buffer>((resolve) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        const all = Buffer.concat(chunks);
+        if (all.length >= 4 && all.length >= 4 + all.readUInt32BE(0))
+          resolve(all.subarray(4, 4 + all.readUInt32BE(0)));
+      });
+    });
+    // A garbage-length frame first: counted and skipped, the link stays up.
+    child.stdin.write(framed(Buffer.alloc(5)));
+    child.stdin.write(framed(arpWhoHasGateway()));
+    const reply = await gotReply;
+    expect(reply.subarray(0, 6)).toEqual(GUEST_MAC);
+    expect(reply.readUInt16BE(12)).toBe(0x0806);
+    expect(reply.readUInt16BE(20)).toBe(2); // ARP reply
+    expect([...reply.subarray(28, 32)]).toEqual([192, 168, 65, 1]);
+    expect(stderr).toContain("desktopd ready");
+    expect(stderr).toContain("stdio=yes");
+    child.stdin.end();
+    const [code] = await once(child, "exit");
+    expect(code, stderr).toBe(0);
+  });
+});
