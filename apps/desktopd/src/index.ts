@@ -1,5 +1,5 @@
 /**
- * desktopd: host-style networking for Linux network namespaces. A guest gets a NIC whose
+ * desktopd: host-style networking for Linux VMs and network namespaces. A guest gets a NIC whose
  * frames go to the userspace stack of `@desktopd/stack`, which NATs its flows onto ordinary
  * host sockets. This module is the programmatic face of `desktopd run`.
  *

@@ -39,7 +39,9 @@ function addSharedOptions(command: Command): Command {
 
 export function createProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   const program = new Command("desktopd")
-    .description("Host-style networking for Linux network namespaces through a userspace TCP/IP stack.")
+    .description(
+      "Host-style networking for Linux VMs and network namespaces through a userspace TCP/IP stack.",
+    )
     .version(version())
     // Set before adding commands: subcommands inherit both.
     .exitOverride()
