@@ -100,7 +100,15 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     const sw = createSwitch({
       offload: config.offload,
       onPortChange: (event, port, error) =>
-        logger?.info({ link: port.name, macs: port.macs, err: error?.message }, `guest link ${event}`),
+        logger?.info(
+          {
+            link: port.name,
+            macs: port.macs,
+            err: error?.message,
+            ...(event === "removed" ? { stats: port.stats } : {}),
+          },
+          `guest link ${event}`,
+        ),
     });
     // pcap sees what passes between the guests and the stack (not guest-to-guest frames).
     stack.attach(config.pcap ? withPcap(sw, config.pcap) : sw);
