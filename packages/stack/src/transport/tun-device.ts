@@ -1,10 +1,10 @@
 /**
- * The one native call a TAP needs: `ioctl(fd, TUNSETIFF, struct ifreq *)`, made through koffi
- * so installing the package needs no C compiler. Everything else is plain file-descriptor I/O.
+ * The native calls a TAP needs: `ioctl(fd, TUNSETIFF, struct ifreq *)` and the offload settings,
+ * through koffi (libc.ts). Everything else is plain file-descriptor I/O.
  */
 import * as fs from "node:fs";
-import { constants as osConstants } from "node:os";
 import { TransportError } from "../errors.js";
+import { errnoName, loadLibc } from "./libc.js";
 
 // <linux/if_tun.h>; TUNSETIFF is _IOW('T', 202, int).
 const TUNSETIFF = 0x400454ca;
@@ -21,36 +21,6 @@ export const IFF_VNET_HDR = 0x4000;
 /** sizeof(struct ifreq) on Linux: a 16-byte name, then a union whose first member is the flags. */
 const IFREQ_LEN = 40;
 const IFNAMSIZ = 16;
-
-type Ioctl = (fd: number, request: number, ...variadic: unknown[]) => number;
-interface Native {
-  ioctl: Ioctl;
-  errno: () => number;
-}
-
-let native: Promise<Native> | undefined;
-
-// Loaded lazily: importing the stack must not load a native library on a host that never opens a TAP.
-function loadNative(): Promise<Native> {
-  native ??= import("koffi")
-    .then((koffi) => {
-      const libc = koffi.load("libc.so.6");
-      const ioctl = libc.func("int ioctl(int fd, unsigned long request, ...)") as Ioctl;
-      return { ioctl, errno: () => koffi.errno() };
-    })
-    .catch((error: unknown) => {
-      native = undefined;
-      throw new TransportError(`cannot load libc through koffi: ${(error as Error).message}`, {
-        cause: error,
-      });
-    });
-  return native;
-}
-
-function errnoName(code: number): string {
-  const entry = Object.entries(osConstants.errno).find(([, value]) => value === code);
-  return entry ? entry[0] : `errno ${code}`;
-}
 
 /** Settings for a TAP opened with IFF_VNET_HDR. */
 export interface VnetOptions {
@@ -70,7 +40,7 @@ export async function createTapDevice(
   flags: number,
   vnet?: VnetOptions,
 ): Promise<number> {
-  const { ioctl, errno } = await loadNative();
+  const { ioctl, errno } = await loadLibc();
   let fd: number;
   try {
     fd = fs.openSync("/dev/net/tun", fs.constants.O_RDWR | fs.constants.O_NONBLOCK);

@@ -3,8 +3,8 @@
  * receive loop of blocking recvmmsg() calls on a libuv worker thread, each returning up to
  * `batch` datagrams with their senders' addresses. No native addon to compile.
  */
-import { constants as osConstants } from "node:os";
 import { TransportError } from "../errors.js";
+import { errnoName, type Libc, loadLibc } from "./libc.js";
 
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
@@ -35,61 +35,6 @@ export interface Datagram {
   from: string;
   /** The datagram was longer than the receive buffer and was cut. */
   truncated: boolean;
-}
-
-type Fn = ((...args: unknown[]) => number) & {
-  async: (...args: unknown[]) => void;
-};
-
-interface Libc {
-  socket: Fn;
-  bind: Fn;
-  sendto: Fn;
-  setsockopt: Fn;
-  recvmmsg: Fn;
-  shutdown: Fn;
-  close: Fn;
-  errno: () => number;
-  alloc: (bytes: number) => bigint;
-  free: (ptr: bigint) => void;
-  view: (ptr: bigint, bytes: number) => ArrayBuffer;
-}
-
-let libc: Promise<Libc> | undefined;
-
-function loadLibc(): Promise<Libc> {
-  libc ??= import("koffi")
-    .then((koffi) => {
-      const lib = koffi.load("libc.so.6");
-      const fn = (proto: string) => lib.func(proto) as unknown as Fn;
-      return {
-        socket: fn("int socket(int domain, int type, int protocol)"),
-        bind: fn("int bind(int fd, const void *addr, uint32_t len)"),
-        sendto: fn(
-          "intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)",
-        ),
-        setsockopt: fn("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)"),
-        recvmmsg: fn("int recvmmsg(int fd, uint64_t vec, unsigned int vlen, int flags, void *timeout)"),
-        shutdown: fn("int shutdown(int fd, int how)"),
-        close: fn("int close(int fd)"),
-        errno: () => koffi.errno(),
-        alloc: (bytes: number) => koffi.alloc("uint8_t", bytes) as unknown as bigint,
-        free: (ptr: bigint) => koffi.free(ptr as never),
-        view: (ptr: bigint, bytes: number) => koffi.view(ptr as never, bytes),
-      };
-    })
-    .catch((error: unknown) => {
-      libc = undefined;
-      throw new TransportError(`cannot load libc through koffi: ${(error as Error).message}`, {
-        cause: error,
-      });
-    });
-  return libc;
-}
-
-function errnoName(code: number): string {
-  const entry = Object.entries(osConstants.errno).find(([, value]) => value === code);
-  return entry ? entry[0] : `errno ${code}`;
 }
 
 /** struct sockaddr_un for `path`, and its length as bind/sendto take it. */

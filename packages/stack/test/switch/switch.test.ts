@@ -39,18 +39,11 @@ import { parseUdp } from "../../src/wire/udp.js";
 import { discover, LEASED_IP, request, SERVER_IP, XID } from "../fixtures/dhcp.js";
 import { arpReply, arpRequest, icmpEchoReply, icmpEchoRequest } from "../fixtures/frames.js";
 import { bytes } from "../fixtures/hex.js";
+import { until } from "../fixtures/streams.js";
 
 /** Lets in-memory links deliver (each hop is one setImmediate). */
 async function settle(turns = 6): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((r) => setImmediate(r));
-}
-
-async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 const hexes = (frames: Buffer[]) => frames.map((f) => f.toString("hex"));

@@ -11,13 +11,10 @@ import {
 } from "../../src/transport/length-prefix.js";
 import { arpReply, arpRequest, icmpEchoRequest, udpRequest } from "../fixtures/frames.js";
 import { bytes } from "../fixtures/hex.js";
+import { framed } from "../fixtures/streams.js";
 
 const LIMITS: LengthPrefixLimits = { minFrame: 14, maxFrame: 1518, maxSkip: 256 * 1024 };
 const captured = [arpRequest, icmpEchoRequest, udpRequest, arpReply].map(bytes);
-
-function framed(...frames: Buffer[]): Buffer {
-  return Buffer.concat(frames.flatMap((f) => [lengthPrefix(f.length), f]));
-}
 
 /**
  * A copy in memory of its own (Buffer.alloc never uses the shared pool that small Buffer.concat

@@ -27,6 +27,7 @@ import {
   udpRequest,
 } from "../fixtures/frames.js";
 import { bytes } from "../fixtures/hex.js";
+import { framed, until } from "../fixtures/streams.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dtd-qemu-stream-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,25 +38,6 @@ const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/** Polls until `check` holds (real sockets: no fixed delay is long enough on a loaded machine). */
-async function until(check: () => boolean, what = "condition", timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-function framed(...frames: Buffer[]): Buffer {
-  return Buffer.concat(
-    frames.flatMap((f) => {
-      const h = Buffer.alloc(4);
-      h.writeUInt32BE(f.length);
-      return [h, f];
-    }),
-  );
-}
 
 /** A started link that records its frames and its close. */
 interface Recorded {

@@ -16,6 +16,7 @@ import { stdioTransport } from "../../src/transport/stdio.js";
 import type { FrameTransport } from "../../src/transport/types.js";
 import { arpReply, arpRequest, icmpEchoRequest, udpRequest } from "../fixtures/frames.js";
 import { bytes } from "../fixtures/hex.js";
+import { framed, until } from "../fixtures/streams.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dtd-stdio-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,24 +24,6 @@ const children: ChildProcessWithoutNullStreams[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
 });
-
-async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-function framed(...frames: Buffer[]): Buffer {
-  return Buffer.concat(
-    frames.flatMap((f) => {
-      const h = Buffer.alloc(4);
-      h.writeUInt32BE(f.length);
-      return [h, f];
-    }),
-  );
-}
 
 /** Reads qemu-framed frames from a stream by hand. */
 function reader(stream: NodeJS.ReadableStream) {

@@ -22,6 +22,7 @@ import {
   udpRequest,
 } from "../fixtures/frames.js";
 import { bytes } from "../fixtures/hex.js";
+import { until } from "../fixtures/streams.js";
 
 const dir = mkdtempSync(join(tmpdir(), "dtd-unixgram-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,13 +34,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const [arpQ, arpA, pingQ, pingA, udpQ, udpA] = [

@@ -1,0 +1,67 @@
+/**
+ * The few libc calls Node does not offer (TAP ioctls, unix datagram sockets), bound through koffi
+ * so installing the package needs no compiler. Loaded on first use: importing the stack must not
+ * load a native library on a host that never opens a TAP or a datagram socket.
+ */
+import { constants as osConstants } from "node:os";
+import { TransportError } from "../errors.js";
+
+/** A bound C function; `.async` runs it on a libuv worker thread and calls back with the result. */
+export type CFunction = ((...args: unknown[]) => number) & {
+  async: (...args: unknown[]) => void;
+};
+
+export interface Libc {
+  ioctl: CFunction;
+  socket: CFunction;
+  bind: CFunction;
+  sendto: CFunction;
+  setsockopt: CFunction;
+  recvmmsg: CFunction;
+  shutdown: CFunction;
+  close: CFunction;
+  errno: () => number;
+  /** Native memory that stays put while a worker thread writes into it. */
+  alloc: (bytes: number) => bigint;
+  free: (ptr: bigint) => void;
+  view: (ptr: bigint, bytes: number) => ArrayBuffer;
+}
+
+let loaded: Promise<Libc> | undefined;
+
+export function loadLibc(): Promise<Libc> {
+  loaded ??= import("koffi")
+    .then((koffi) => {
+      const lib = koffi.load("libc.so.6");
+      const fn = (proto: string) => lib.func(proto) as unknown as CFunction;
+      return {
+        ioctl: fn("int ioctl(int fd, unsigned long request, ...)"),
+        socket: fn("int socket(int domain, int type, int protocol)"),
+        bind: fn("int bind(int fd, const void *addr, uint32_t len)"),
+        sendto: fn(
+          "intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)",
+        ),
+        setsockopt: fn("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)"),
+        recvmmsg: fn("int recvmmsg(int fd, uint64_t vec, unsigned int vlen, int flags, void *timeout)"),
+        shutdown: fn("int shutdown(int fd, int how)"),
+        close: fn("int close(int fd)"),
+        errno: () => koffi.errno(),
+        alloc: (bytes: number) => koffi.alloc("uint8_t", bytes) as unknown as bigint,
+        free: (ptr: bigint) => koffi.free(ptr as never),
+        view: (ptr: bigint, bytes: number) => koffi.view(ptr as never, bytes),
+      };
+    })
+    .catch((error: unknown) => {
+      loaded = undefined;
+      throw new TransportError(`cannot load libc through koffi: ${(error as Error).message}`, {
+        cause: error,
+      });
+    });
+  return loaded;
+}
+
+/** "EAGAIN" for 11: the names Node uses in its own errors. */
+export function errnoName(code: number): string {
+  const entry = Object.entries(osConstants.errno).find(([, value]) => value === code);
+  return entry ? entry[0] : `errno ${code}`;
+}
