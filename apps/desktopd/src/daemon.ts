@@ -3,6 +3,7 @@
  * guest configuration — everything `desktopd run` does except argument parsing, printing and
  * signals, so other tools and tests can embed it.
  */
+import type { Forwarder } from "@desktopd/portfwd";
 import {
   createStack,
   type Logger,
@@ -16,6 +17,7 @@ import { parseRunOptions, type RunOptionsInput } from "./config.js";
 import { configureGuest } from "./guest-config.js";
 import { watchLink } from "./link-watch.js";
 import { checkNetns, checkRoot, checkTun } from "./preflight.js";
+import { formatPublished, leasedAddress, type PublishFailure, startPublishing } from "./publish.js";
 import { formatReadyLine, type ReadyInfo } from "./ready.js";
 import { installResolvConf, renderResolvConf } from "./resolv-conf.js";
 
@@ -35,6 +37,10 @@ export interface DaemonHandle {
   ready: ReadyInfo;
   /** `ready` as the line `desktopd run` prints. */
   readyLine: string;
+  /** Published ports: add, remove and list them at runtime. */
+  forwarder: Forwarder;
+  /** `publish` specs that could not be bound (the others are served). */
+  publishFailures: PublishFailure[];
   /** Settles if the guest's link goes away by itself (device or namespace deleted). Never rejects. */
   linkClosed: Promise<Error | undefined>;
   /** Detaches the guest: removes the device, the resolv.conf written by `configure`, stops the stack. Idempotent. */
@@ -103,6 +109,9 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       logger?.info({ address, gateway: net.gateway, dns: net.dnsServers }, "guest configured");
     }
 
+    const publishing = await startPublishing(config, stack, leasedAddress(stack, tap.guestMac), logger);
+    undo.push(() => publishing.close());
+
     const ready: ReadyInfo = {
       netns: config.netns,
       ifname: tap.ifname,
@@ -111,11 +120,14 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       host: net.hostAddress,
       address,
       mtu: tap.mtu,
+      published: formatPublished(publishing.published),
     };
     let closing: Promise<void> | undefined;
     return {
       stack,
       transport: tap,
+      forwarder: publishing.forwarder,
+      publishFailures: publishing.failed,
       ready,
       readyLine: formatReadyLine(ready),
       linkClosed: watched.closed,

@@ -50,7 +50,14 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       .description("attach an existing network namespace: create its NIC and serve it until SIGINT/SIGTERM")
       .requiredOption("--netns <name>", "existing network namespace (ip netns add NAME)")
       .option("--configure", "set the guest's address, default route and resolv.conf as DHCP would")
-      .option("--ifname <name>", `name of the guest's NIC (default: ${DEFAULT_IFNAME})`),
+      .option("--ifname <name>", `name of the guest's NIC (default: ${DEFAULT_IFNAME})`)
+      .option(
+        "-p, --publish <spec>",
+        "publish a guest port on the host: [host_ip:][host_port[-end]:]container_port[-end][/tcp|/udp]; " +
+          "repeatable; host_ip defaults to 127.0.0.1",
+        (spec: string, previous: string[] = []) => [...previous, spec],
+      )
+      .option("--publish-target <ip>", "guest address published ports lead to (default: the guest's lease)"),
   ).action(async (options: Record<string, unknown>) => {
     const config = parseRunOptions(options);
     // Loaded only now: help and option errors need neither the stack nor its native TAP code.

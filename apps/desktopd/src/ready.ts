@@ -15,6 +15,8 @@ export interface ReadyInfo {
   /** The guest's address with prefix length; only when desktopd configured the guest. */
   address?: string;
   mtu: number;
+  /** Published ports, `tcp/127.0.0.1:8080>80,...` (host side > guest port); only when any are. */
+  published?: string;
 }
 
 export function formatReadyLine(info: ReadyInfo): string {
@@ -26,6 +28,7 @@ export function formatReadyLine(info: ReadyInfo): string {
     ["host", info.host],
     ["address", info.address],
     ["mtu", info.mtu],
+    ["published", info.published],
   ];
   const fields = pairs.filter(([, value]) => value !== undefined).map(([key, value]) => `${key}=${value}`);
   return `${READY_PREFIX} ${fields.join(" ")}`;

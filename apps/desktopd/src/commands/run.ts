@@ -13,6 +13,7 @@ export async function runCommand(config: RunConfig, io: CliIo): Promise<number> 
   const signals = listenForShutdown();
   try {
     const handle = await runDaemon({ ...options, logger });
+    for (const failure of handle.publishFailures) io.err(`desktopd: publish failed: ${failure.message}\n`);
     io.out(`${handle.readyLine}\n`);
     return await serveUntilStopped(handle, signals, logger);
   } finally {
