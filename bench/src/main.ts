@@ -13,9 +13,9 @@ import { erraticRetransmits, renderFailures, renderRetransmits, renderTable } fr
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
-/** Generous upper bound of one session: two iperf3 runs, connection rate, RR, start and stop. */
+/** Generous upper bound of one session: three iperf3 runs, two connection rates, RR, start and stop. */
 function sessionBudgetMs(o: Options): number {
-  return (2 * (o.duration + 1 + 25) + 2 * (Math.min(3, o.duration) + 15) + 40) * 1000;
+  return (3 * (o.duration + 1 + 25) + 3 * (Math.min(3, o.duration) + 15) + 40) * 1000;
 }
 
 async function main(): Promise<number> {

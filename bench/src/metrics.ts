@@ -8,6 +8,8 @@ export const metrics = [
   { key: "connRate", label: "TCP connect+close", unit: "conn/s", better: "higher", digits: 0 },
   { key: "rrMedian", label: "1-byte RR median", unit: "µs", better: "lower", digits: 0 },
   { key: "rrP99", label: "1-byte RR p99", unit: "µs", better: "lower", digits: 0 },
+  { key: "fwdH2g", label: "fwd iperf3 host→guest", unit: "Gbit/s", better: "higher", digits: 2 },
+  { key: "fwdConnRate", label: "fwd TCP connect+close", unit: "conn/s", better: "higher", digits: 0 },
   { key: "peakRss", label: "peak RSS", unit: "MiB", better: "lower", digits: 1 },
 ] as const;
 

@@ -2,6 +2,13 @@
 import { onCleanup } from "./cleanup.js";
 import { connrateConcurrency, measureConnrate } from "./measure/connrate.js";
 import { type Figure, failed } from "./measure/figure.js";
+import {
+  GUEST_ACCEPT_PORT,
+  GUEST_IPERF_PORT,
+  measureForwardConnrate,
+  measureForwardIperf,
+} from "./measure/forward.js";
+import { freePort } from "./measure/hostserver.js";
 import { measureIperf } from "./measure/iperf.js";
 import { measureRr } from "./measure/rr.js";
 import { measurePeakRss } from "./measure/rss.js";
@@ -34,9 +41,16 @@ export async function runSession(peer: Peer, mtu: number, opts: SessionOptions):
   const removeNetns = onCleanup(`netns ${netns}`, () => deleteNetns(netns));
   try {
     await createNetns(netns);
+    // Host → guest forwards every peer sets up at start, on ports free a moment ago.
+    const iperfPort = await freePort();
+    const acceptPort = await freePort();
+    const forwards = [
+      { hostPort: iperfPort, guestPort: GUEST_IPERF_PORT },
+      { hostPort: acceptPort, guestPort: GUEST_ACCEPT_PORT },
+    ];
     let session: Awaited<ReturnType<Peer["start"]>>;
     try {
-      session = await peer.start(netns, mtu, { root: opts.root, cpuProf: opts.cpuProf });
+      session = await peer.start(netns, mtu, { root: opts.root, cpuProf: opts.cpuProf, forwards });
     } catch (err) {
       result.startError = (err as Error).message;
       result.figures = allFailed(result.startError);
@@ -64,6 +78,12 @@ export async function runSession(peer: Peer, mtu: number, opts: SessionOptions):
       f.rrMedian = rr.median;
       f.rrP99 = rr.p99;
       log(`${tag} 1-byte RR: ${show(rr.median)} / p99 ${show(rr.p99)}`);
+      f.fwdH2g = await step(tag, "forwarded iperf3 host→guest", () =>
+        measureForwardIperf(netns, iperfPort, opts.duration),
+      );
+      f.fwdConnRate = await step(tag, `forwarded connect+close x${connrateConcurrency}`, () =>
+        measureForwardConnrate(opts.root, netns, acceptPort, short),
+      );
       f.peakRss = await step(tag, "peak RSS MiB", () => measurePeakRss(session.pid));
     } finally {
       await stopPeer();
@@ -90,5 +110,14 @@ function show(f: Figure): string {
 
 function allFailed(error = "not measured"): Record<MetricKey, Figure> {
   const f = (): Figure => failed(error);
-  return { g2h: f(), h2g: f(), connRate: f(), rrMedian: f(), rrP99: f(), peakRss: f() };
+  return {
+    g2h: f(),
+    h2g: f(),
+    connRate: f(),
+    rrMedian: f(),
+    rrP99: f(),
+    fwdH2g: f(),
+    fwdConnRate: f(),
+    peakRss: f(),
+  };
 }

@@ -4,6 +4,8 @@
  * one-line message that names the option.
  */
 
+import { isIPv4 } from "node:net";
+import { parsePublishSpec, SpecError } from "@desktopd/portfwd";
 import { parseStreamAddress } from "@desktopd/stack";
 import { z } from "zod";
 import { InvalidOptionError } from "./errors.js";
@@ -63,6 +65,21 @@ const streamAddressSchema = z.string().refine((text) => parseStreamAddress(text)
   error: (issue) => `"${String(issue.input)}" is neither a unix socket path nor tcp:HOST:PORT`,
 });
 
+// Checked here so a bad spec stops the daemon before it touches the system; kept as text.
+const publishSchema = z.array(z.string()).superRefine((specs, ctx) => {
+  for (const spec of specs) {
+    try {
+      parsePublishSpec(spec);
+    } catch (error) {
+      if (!SpecError.isInstance(error)) throw error;
+      ctx.addIssue({ code: "custom", message: error.message });
+      return;
+    }
+  }
+});
+
+const publishTargetSchema = z.string().refine(isIPv4, "must be an IPv4 address of the guest");
+
 const logLevelSchema = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
 
 const pathSchema = z.string().min(1, "must be a path");
@@ -85,6 +102,10 @@ export const runOptionsSchema = z.object({
   pcap: z.string().min(1, "must be a file path").optional(),
   /** virtio-net checksum offload and TSO on the TAP link (one syscall per 64 KB, not per frame). */
   offload: z.boolean().default(true),
+  /** Guest ports to publish on the host, Docker's -p syntax. */
+  publish: publishSchema.optional(),
+  /** Where published ports lead; default: the guest's leased address. */
+  publishTarget: publishTargetSchema.optional(),
   logLevel: logLevelSchema.default("info"),
 });
 

@@ -5,6 +5,7 @@
  * parsing, printing and signals, so other tools and tests can embed it.
  */
 import { join } from "node:path";
+import type { Forwarder } from "@desktopd/portfwd";
 import {
   connectQemuStream,
   createStack,
@@ -28,6 +29,13 @@ import { namesNoTransport, parseRunOptions, type RunOptionsInput } from "./confi
 import { configureGuest } from "./guest-config.js";
 import { watchLink } from "./link-watch.js";
 import { checkNetns, checkRoot, checkTun } from "./preflight.js";
+import {
+  firstLease,
+  formatPublished,
+  leasedAddress,
+  type PublishFailure,
+  startPublishing,
+} from "./publish.js";
 import { formatReadyLine, type ReadyInfo } from "./ready.js";
 import { installResolvConf, renderResolvConf } from "./resolv-conf.js";
 import { ensurePrivateDir, runtimeDir } from "./runtime-dir.js";
@@ -64,6 +72,10 @@ export interface DaemonHandle {
   readyLine: string;
   /** VMM arguments that attach a VM to each socket served. */
   attachHelp: string[];
+  /** Published ports: add, remove and list them at runtime. */
+  forwarder: Forwarder;
+  /** `publish` specs that could not be bound (the others are served). */
+  publishFailures: PublishFailure[];
   /** Settles if the namespace's link or stdio goes away by itself. Never rejects. */
   linkClosed: Promise<LinkLoss>;
   /** Stops serving: closes sockets and links, removes the device and the resolv.conf written by `configure`. Idempotent. */
@@ -184,6 +196,11 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       }
     }
 
+    // Published ports lead to the namespace's guest, else to the first guest that took a lease.
+    const target = tap ? leasedAddress(stack, tap.guestMac) : firstLease(stack);
+    const publishing = await startPublishing(config, stack, target, logger);
+    undo.push(() => publishing.close());
+
     const ready: ReadyInfo = {
       netns: config.netns,
       ifname: tap?.ifname,
@@ -196,12 +213,15 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       qemu: [...qemuListen, ...qemuConnect].map((a) => ("path" in a ? a.path : `tcp:${a.host}:${a.port}`)),
       vfkit: config.vfkitSocket,
       stdio: config.stdio || undefined,
+      published: formatPublished(publishing.published),
     };
     let closing: Promise<void> | undefined;
     return {
       stack,
       switch: sw,
       tap,
+      forwarder: publishing.forwarder,
+      publishFailures: publishing.failed,
       ready,
       readyLine: formatReadyLine(ready),
       attachHelp: attachHelp({ qemuListen, qemuConnect, vfkit: config.vfkitSocket }),

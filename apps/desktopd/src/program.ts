@@ -86,6 +86,16 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       .option(
         "--stdio",
         "a guest link on stdin/stdout with qemu stream framing (logs and the ready line go to stderr)",
+      )
+      .option(
+        "-p, --publish <spec>",
+        "publish a guest port on the host: [host_ip:][host_port[-end]:]container_port[-end][/tcp|/udp]; " +
+          "repeatable; host_ip defaults to 127.0.0.1",
+        collect,
+      )
+      .option(
+        "--publish-target <ip>",
+        "guest address published ports lead to (default: the namespace's lease, else the first guest's)",
       ),
   ).action(async (options: Record<string, unknown>, command: Command) => {
     const given = givenOptions(options, command);

@@ -22,6 +22,8 @@ export interface ReadyInfo {
   /** Unix datagram sockets served for vfkit/krunkit/qemu dgram. */
   vfkit: string[];
   stdio?: boolean;
+  /** Published ports, `tcp/127.0.0.1:8080>80,...` (host side > guest port); only when any are. */
+  published?: string;
 }
 
 export function formatReadyLine(info: ReadyInfo): string {
@@ -37,6 +39,7 @@ export function formatReadyLine(info: ReadyInfo): string {
     ["qemu", info.qemu.length > 0 ? info.qemu.join(",") : undefined],
     ["vfkit", info.vfkit.length > 0 ? info.vfkit.join(",") : undefined],
     ["stdio", info.stdio ? "yes" : undefined],
+    ["published", info.published],
   ];
   const fields = pairs.filter(([, value]) => value !== undefined).map(([key, value]) => `${key}=${value}`);
   return `${READY_PREFIX} ${fields.join(" ")}`;

@@ -2,6 +2,7 @@
  * iperf3 throughput: the server listens on the host's 127.0.0.1, the client runs in the guest and
  * dials the peer's host-loopback address. `reverse` (-R) makes the host send (host→guest).
  * The figure is the receiver's rate (`end.sum_received`), the first second omitted (-O 1).
+ * The VM mode (src/vm/iperf.ts) runs its client in the VM with the same server and parsing.
  */
 import { Daemon, describeExit, run } from "../proc.js";
 import { type Figure, failed } from "./figure.js";
@@ -15,36 +16,70 @@ interface IperfJson {
   };
 }
 
+export interface IperfServer {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** A one-test iperf3 server on the host's 127.0.0.1, resolved once it listens. */
+export async function startIperfServer(): Promise<IperfServer> {
+  const port = await freePort();
+  const server = new Daemon("iperf3", ["-s", "-1", "-B", "127.0.0.1", "-p", String(port), "--forceflush"]);
+  try {
+    await server.waitForLine((l) => l.includes("Server listening"), 5000, "iperf3 server");
+  } catch (err) {
+    await server.stop(2000);
+    throw err;
+  }
+  return { port, stop: () => server.stop(2000) };
+}
+
+/** The client's arguments after the program name. */
+export function iperfClientArgs(
+  hostAddress: string,
+  port: number,
+  seconds: number,
+  reverse: boolean,
+  connectTimeoutMs: number,
+): string[] {
+  const args = ["-c", hostAddress, "-p", String(port), "-t", String(seconds), "-O", "1", "-J"];
+  args.push("--connect-timeout", String(connectTimeoutMs));
+  if (reverse) args.push("-R");
+  return args;
+}
+
+/** The receiver's rate from the client's `-J` output; `exit` says how the client ended, for errors. */
+export function iperfFigure(output: string, exit: string): Figure {
+  let json: IperfJson | undefined;
+  try {
+    json = JSON.parse(output) as IperfJson;
+  } catch {
+    return failed(`iperf3 client: ${exit}`);
+  }
+  if (json.error) return failed(`iperf3: ${json.error}`);
+  const received = json.end?.sum_received?.bits_per_second;
+  if (received === undefined) return failed(`iperf3: no summary (${exit})`);
+  const detail: Record<string, number> = { sentGbps: (json.end?.sum_sent?.bits_per_second ?? 0) / 1e9 };
+  const retransmits = json.end?.sum_sent?.retransmits;
+  if (retransmits !== undefined) detail.retransmits = retransmits;
+  return { value: received / 1e9, detail };
+}
+
 export async function measureIperf(
   netns: string,
   hostAddress: string,
   seconds: number,
   reverse: boolean,
 ): Promise<Figure> {
-  const port = await freePort();
-  const server = new Daemon("iperf3", ["-s", "-1", "-B", "127.0.0.1", "-p", String(port), "--forceflush"]);
+  let server: IperfServer | undefined;
   try {
-    await server.waitForLine((l) => l.includes("Server listening"), 5000, "iperf3 server");
-    const args = ["netns", "exec", netns, "iperf3", "-c", hostAddress, "-p", String(port)];
-    args.push("-t", String(seconds), "-O", "1", "-J", "--connect-timeout", "3000");
-    if (reverse) args.push("-R");
-    const r = await run("ip", args, (seconds + 20) * 1000);
-    let json: IperfJson | undefined;
-    try {
-      json = JSON.parse(r.stdout) as IperfJson;
-    } catch {
-      return failed(`iperf3 client: ${describeExit(r)}`);
-    }
-    if (json.error) return failed(`iperf3: ${json.error}`);
-    const received = json.end?.sum_received?.bits_per_second;
-    if (received === undefined) return failed(`iperf3: no summary (${describeExit(r)})`);
-    const detail: Record<string, number> = { sentGbps: (json.end?.sum_sent?.bits_per_second ?? 0) / 1e9 };
-    const retransmits = json.end?.sum_sent?.retransmits;
-    if (retransmits !== undefined) detail.retransmits = retransmits;
-    return { value: received / 1e9, detail };
+    server = await startIperfServer();
+    const client = iperfClientArgs(hostAddress, server.port, seconds, reverse, 3000);
+    const r = await run("ip", ["netns", "exec", netns, "iperf3", ...client], (seconds + 20) * 1000);
+    return iperfFigure(r.stdout, describeExit(r));
   } catch (err) {
     return failed(err);
   } finally {
-    await server.stop(2000);
+    await server?.stop();
   }
 }

@@ -18,6 +18,7 @@ export const desktopd: Peer = {
       nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${dir}`);
     }
     const args = [...nodeArgs, cli, "run", "--netns", netns, "--configure", "--mtu", String(mtu)];
+    for (const f of opts.forwards) args.push("--publish", `127.0.0.1:${f.hostPort}:${f.guestPort}`);
     const d = new Daemon(process.execPath, args);
     let note: string;
     try {

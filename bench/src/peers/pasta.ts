@@ -17,7 +17,7 @@ export const pasta: Peer = {
   name: "pasta",
   addressPlan: `eth0 ${guest}/24, gw ${gateway}; host loopback = gw ${gateway} (gateway mapped to host, the default)`,
   guestAddress: guest,
-  async start(netns, mtu): Promise<PeerSession> {
+  async start(netns, mtu, opts): Promise<PeerSession> {
     const args = [
       "--runas",
       "0",
@@ -36,9 +36,10 @@ export const pasta: Peer = {
       "24",
       "--gateway",
       gateway,
-      // No port forwarding in either direction: the benchmark only dials out of the guest.
-      "-t",
-      "none",
+      // Only the benchmark's host → guest forwards; nothing from the namespace to the host.
+      ...(opts.forwards.length > 0
+        ? opts.forwards.flatMap((f) => ["-t", `127.0.0.1/${f.hostPort}:${f.guestPort}`])
+        : ["-t", "none"]),
       "-u",
       "none",
       "-T",

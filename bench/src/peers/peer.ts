@@ -10,7 +10,15 @@ export interface PeerSession {
   stop(): Promise<void>;
 }
 
+/** A TCP port forward host → guest the peer sets up at start: 127.0.0.1:hostPort → guest:guestPort. */
+export interface PortForward {
+  hostPort: number;
+  guestPort: number;
+}
+
 export interface PeerStartOptions {
+  /** Host → guest TCP forwards to set up (desktopd -p, pasta -t, slirp4netns add_hostfwd). */
+  forwards: readonly PortForward[];
   /** Repository root, for paths such as apps/desktopd/dist/cli.js. */
   root: string;
   /** Pass --cpu-prof to node peers; profiles go to bench/results/prof. */

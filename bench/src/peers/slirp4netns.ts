@@ -1,18 +1,26 @@
-/** slirp4netns (libslirp) run as root against a named netns; it creates and configures tap0 there. */
+/**
+ * slirp4netns (libslirp) run as root against a named netns; it creates and configures tap0 there.
+ * Host → guest forwards go through its API socket (`add_hostfwd`).
+ */
 
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { netnsPath } from "../netns.js";
 import { Daemon } from "../proc.js";
-import type { Peer, PeerSession } from "./peer.js";
+import type { Peer, PeerSession, PortForward } from "./peer.js";
 
 export const slirp4netns: Peer = {
   name: "slirp4netns",
   addressPlan: "tap0 10.0.2.100/24, gw 10.0.2.2; host loopback = 10.0.2.2 (libslirp default)",
   guestAddress: "10.0.2.100",
-  async start(netns, mtu): Promise<PeerSession> {
+  async start(netns, mtu, opts): Promise<PeerSession> {
+    const apiSocket = join(tmpdir(), `${netns}.slirp4netns.sock`);
     const args = [
       "--configure",
       `--mtu=${mtu}`,
       "--ready-fd=3",
+      `--api-socket=${apiSocket}`,
       "--netns-type=path",
       netnsPath(netns),
       "tap0",
@@ -20,6 +28,7 @@ export const slirp4netns: Peer = {
     const d = new Daemon("slirp4netns", args, ["ignore", "pipe", "pipe", "pipe"]);
     try {
       await waitReadyFd(d, 10_000);
+      for (const f of opts.forwards) await addHostfwd(apiSocket, f);
     } catch (err) {
       await d.stop(1000);
       throw err;
@@ -27,6 +36,33 @@ export const slirp4netns: Peer = {
     return { hostAddress: "10.0.2.2", pid: d.pid, stop: () => d.stop() };
   },
 };
+
+/** One `add_hostfwd` request on the API socket; rejects with the error slirp4netns answers. */
+function addHostfwd(path: string, f: PortForward): Promise<void> {
+  const request = {
+    execute: "add_hostfwd",
+    arguments: { proto: "tcp", host_addr: "127.0.0.1", host_port: f.hostPort, guest_port: f.guestPort },
+  };
+  return new Promise((resolve, reject) => {
+    const s = net.connect(path);
+    let answer = "";
+    s.setTimeout(5000, () => s.destroy(new Error("slirp4netns API: no answer within 5 s")));
+    s.on("connect", () => s.end(JSON.stringify(request)));
+    s.on("data", (b: Buffer) => {
+      answer += b.toString();
+    });
+    s.on("error", reject);
+    s.on("close", () => {
+      try {
+        const parsed = JSON.parse(answer) as { return?: unknown; error?: { desc?: string } };
+        if (parsed.error) reject(new Error(`slirp4netns add_hostfwd: ${parsed.error.desc ?? answer}`));
+        else resolve();
+      } catch {
+        reject(new Error(`slirp4netns add_hostfwd: unreadable answer ${JSON.stringify(answer)}`));
+      }
+    });
+  });
+}
 
 /** slirp4netns writes "1" to --ready-fd once tap0 is configured. */
 function waitReadyFd(d: Daemon, timeoutMs: number): Promise<void> {

@@ -15,6 +15,7 @@ export async function runCommand(config: RunConfig, io: CliIo): Promise<number> 
   const signals = listenForShutdown();
   try {
     const handle = await runDaemon({ ...options, logger });
+    for (const failure of handle.publishFailures) io.err(`desktopd: publish failed: ${failure.message}\n`);
     say(`${handle.readyLine}\n`);
     if (handle.attachHelp.length > 0) {
       say(

@@ -1,9 +1,10 @@
 /**
  * Builds the test VM's initramfs from what Debian installs: busybox-static as every tool, and
  * the virtio-net and virtio-pci modules of the `linux-image-cloud-amd64` kernel (with their
- * dependencies, loaded in order by /init). The archive is cached per kernel and recipe.
+ * dependencies, loaded in order by /init), plus any host binaries asked for with the shared
+ * libraries they load. The archive is cached per kernel and recipe.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -17,7 +18,15 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
+
+export interface VmImageOptions {
+  /**
+   * Absolute paths of host binaries to copy into the image at the same paths, each with every
+   * shared library `ldd` lists and the dynamic loader (e.g. `["/usr/bin/iperf3"]`).
+   */
+  extraBinaries?: readonly string[];
+}
 
 /** What the VM needs from the host: a kernel, busybox, and the modules behind a virtio NIC. */
 export interface VmImage {
@@ -118,17 +127,46 @@ function moduleName(file: string): string {
     .replace(/-/g, "_");
 }
 
+/**
+ * Absolute paths of the libraries in `ldd` output, the dynamic loader included; the vDSO (no
+ * path) is skipped. Throws when a library is "not found": the binary could not run in the VM.
+ */
+export function sharedLibraries(lddOutput: string): string[] {
+  const paths: string[] = [];
+  for (const line of lddOutput.split("\n")) {
+    if (line.includes("=> not found")) throw new Error(`ldd: ${line.trim()}`);
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x[0-9a-f]+\)/.exec(line);
+    if (m) paths.push(m[1]!);
+  }
+  return paths;
+}
+
+/** The binaries and everything they load; a static binary (ldd finds nothing) comes alone. */
+function hostFiles(binaries: readonly string[]): string[] {
+  const files = new Set<string>();
+  for (const binary of binaries) {
+    if (!existsSync(binary)) throw new Error(`cannot build the test VM: ${binary} does not exist`);
+    files.add(binary);
+    const ldd = spawnSync("ldd", [binary], { encoding: "utf8" });
+    for (const lib of sharedLibraries(ldd.stdout ?? "")) files.add(lib);
+  }
+  return [...files].sort();
+}
+
 /** Builds (or reuses) the image; throws with the reason when the host lacks a part. */
-export function buildVmImage(): VmImage {
+export function buildVmImage(options: VmImageOptions = {}): VmImage {
   const missing = vmUnavailableReason();
   if (missing) throw new Error(`cannot build the test VM: ${missing}`);
   const kernel = findKernel()!;
   const moduleDir = join("/lib/modules", kernel.version);
   const order = moduleLoadOrder(readFileSync(join(moduleDir, "modules.dep"), "utf8"), ROOT_MODULES);
-  const recipe = createHash("sha256")
-    .update([RECIPE_VERSION, kernel.version, INIT_SCRIPT, UDHCPC_SCRIPT, ...order].join("\0"))
-    .digest("hex")
-    .slice(0, 16);
+  const extras = hostFiles(options.extraBinaries ?? []);
+  const hash = createHash("sha256").update(
+    [RECIPE_VERSION, kernel.version, INIT_SCRIPT, UDHCPC_SCRIPT, ...order].join("\0"),
+  );
+  // By content too: a package upgrade must not reuse an image with the old binary.
+  for (const file of extras) hash.update(`\0${file}\0`).update(readFileSync(file));
+  const recipe = hash.digest("hex").slice(0, 16);
   const dir = join(tmpdir(), `desktopd-vm-${recipe}`);
   const initrd = join(dir, "initrd.cpio");
   if (existsSync(initrd)) return { kernel: kernel.path, initrd, kernelVersion: kernel.version };
@@ -158,6 +196,13 @@ export function buildVmImage(): VmImage {
     loaded.push(name);
   }
   writeFileSync(join(root, "etc/modules.order"), `${loaded.join("\n")}\n`);
+  // Symlinks are followed: each path becomes a regular file, which is all the loader needs.
+  for (const file of extras) {
+    const target = join(root, file);
+    mkdirSync(dirname(target), { recursive: true });
+    copyFileSync(file, target);
+    chmodSync(target, 0o755);
+  }
   const files = execFileSync(BUSYBOX, ["find", "."], { cwd: root, encoding: "utf8" });
   const archive = execFileSync(BUSYBOX, ["cpio", "-o", "-H", "newc", "-R", "0:0"], {
     cwd: root,

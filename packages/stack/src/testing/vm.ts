@@ -17,7 +17,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildVmImage, type VmImage } from "./initramfs.js";
 
-export { buildVmImage, moduleLoadOrder, type VmImage, vmUnavailableReason } from "./initramfs.js";
+export {
+  buildVmImage,
+  moduleLoadOrder,
+  sharedLibraries,
+  type VmImage,
+  type VmImageOptions,
+  vmUnavailableReason,
+} from "./initramfs.js";
 
 export interface VmOptions {
   /** Used in the console log's file name. */
@@ -30,6 +37,8 @@ export interface VmOptions {
   memoryMiB?: number;
   /** Boot deadline (default 60 s: TCG on a busy 2-core machine). */
   bootTimeoutMs?: number;
+  /** Host binaries (with their libraries) to add to the image; ignored when `image` is given. */
+  extraBinaries?: readonly string[];
   image?: VmImage;
 }
 
@@ -58,7 +67,7 @@ const READY = "@@VM-READY@@";
 let sequence = 0;
 
 export async function bootVm(o: VmOptions): Promise<TestVm> {
-  const image = o.image ?? buildVmImage();
+  const image = o.image ?? buildVmImage({ extraBinaries: o.extraBinaries });
   const mac = o.mac ?? randomMac();
   const logDir = join(tmpdir(), "desktopd-vm-logs");
   mkdirSync(logDir, { recursive: true });

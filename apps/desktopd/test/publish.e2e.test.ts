@@ -1,0 +1,94 @@
+/**
+ * `desktopd run --configure -p ...` with a real guest: host clients reach guest servers through
+ * published ports; a host port already taken fails that publish alone, naming its holder.
+ */
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { haveRootAndNetns } from "@desktopd/stack/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Guest, startGuest } from "./support/guest.js";
+
+const env = haveRootAndNetns();
+const run = promisify(execFile);
+
+const GUEST_UDP_ECHO = `const u = require("dgram").createSocket("udp4");
+u.on("message", (m, r) => u.send(Buffer.concat([Buffer.from(r.address + " "), m]), r.port, r.address));
+u.bind(7001);`;
+
+/** Host port of the published forward leading to `guestPort` over `protocol`, from the ready line. */
+function publishedPort(guest: Guest, protocol: "tcp" | "udp", guestPort: number): number {
+  const entry = (guest.daemon.info.published ?? "")
+    .split(",")
+    .find((p) => p.startsWith(`${protocol}/`) && p.endsWith(`>${guestPort}`));
+  if (!entry) throw new Error(`no ${protocol} port published for ${guestPort}: ${guest.daemon.describe()}`);
+  return Number(entry.slice(entry.lastIndexOf(":") + 1, entry.indexOf(">")));
+}
+
+describe.skipIf(!env.ok)("desktopd run --publish", () => {
+  let guest: Guest;
+  let holder: ReturnType<typeof spawn>;
+  let takenPort: number;
+  let webRoot: string;
+
+  beforeAll(async () => {
+    // Another process holds a host port before the daemon starts.
+    holder = spawn(
+      process.execPath,
+      ["-e", `const s=require("net").createServer().listen(0,"127.0.0.1",()=>console.log(s.address().port))`],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    takenPort = Number(((await once(holder.stdout!, "data")) as [Buffer])[0].toString().trim());
+    guest = await startGuest("pub", {
+      configure: true,
+      args: ["-p", "0:8000", "--publish", "127.0.0.1::7001/udp", "-p", `${takenPort}:8000`],
+    });
+    webRoot = await mkdtemp(join(tmpdir(), "dtd-pub-"));
+    await writeFile(join(webRoot, "hello.txt"), "published from the guest\n");
+    guest.ns.spawn("python3", ["-m", "http.server", "--bind", "0.0.0.0", "--directory", webRoot, "8000"], {
+      stdio: "ignore",
+    });
+    guest.ns.spawn(process.execPath, ["-e", GUEST_UDP_ECHO]);
+    await guest.shOk(
+      "for i in $(seq 100); do ss -ltn 'sport = :8000' | grep -q 8000 && ss -lun 'sport = :7001' | grep -q 7001 && exit 0; sleep 0.05; done; exit 1",
+    );
+  });
+
+  afterAll(async () => {
+    try {
+      await guest?.close();
+    } finally {
+      holder?.kill();
+      if (webRoot) await rm(webRoot, { recursive: true, force: true });
+    }
+  });
+
+  it("host curl reaches the guest's HTTP server", async () => {
+    const port = publishedPort(guest, "tcp", 8000);
+    const { stdout } = await run("curl", [
+      "-sS",
+      "--fail",
+      "--max-time",
+      "20",
+      `http://127.0.0.1:${port}/hello.txt`,
+    ]);
+    expect(stdout).toBe("published from the guest\n");
+  });
+
+  it("UDP reaches the guest's echo server, from the host address", async () => {
+    const port = publishedPort(guest, "udp", 7001);
+    const { stdout } = await run("bash", ["-c", `printf ping | socat -t 1 - UDP:127.0.0.1:${port}`]);
+    expect(stdout).toBe(`${guest.daemon.info.host} ping`);
+  });
+
+  it("a host port already taken fails that publish alone, and says who holds it", () => {
+    expect(guest.daemon.alive()).toBe(true);
+    expect(guest.daemon.info.published?.split(",")).toHaveLength(2);
+    expect(guest.daemon.stderr()).toContain(
+      `tcp 127.0.0.1:${takenPort} is already in use: held by node (pid ${holder.pid}`,
+    );
+  });
+});

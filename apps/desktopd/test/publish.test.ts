@@ -1,0 +1,89 @@
+/** `desktopd run -p/--publish`: validation before the system is touched, and the ready line. */
+import { describe, expect, it } from "vitest";
+import type { CliIo } from "../src/commands/io.js";
+import { parseRunOptions } from "../src/config.js";
+import { InvalidOptionError } from "../src/errors.js";
+import { runCli } from "../src/program.js";
+import { formatReadyLine, parseReadyLine } from "../src/ready.js";
+
+async function cli(...argv: string[]) {
+  let out = "";
+  let err = "";
+  const io: CliIo = {
+    out: (text) => {
+      out += text;
+    },
+    err: (text) => {
+      err += text;
+    },
+  };
+  return { code: await runCli(argv, io), out: () => out, err: () => err };
+}
+
+describe("--publish", () => {
+  it("is listed in run's help", async () => {
+    const r = await cli("run", "--help");
+    expect(r.code).toBe(0);
+    expect(r.out()).toContain("-p, --publish <spec>");
+    expect(r.out()).toContain("--publish-target <ip>");
+  });
+
+  it("keeps the specs as given, in order", () => {
+    const config = parseRunOptions({
+      netns: "n",
+      publish: ["8080:80", "[::1]::53/udp"],
+      publishTarget: "192.168.65.9",
+    });
+    expect(config.publish).toEqual(["8080:80", "[::1]::53/udp"]);
+    expect(config.publishTarget).toBe("192.168.65.9");
+    expect(parseRunOptions({ netns: "n" }).publish).toBeUndefined();
+  });
+
+  it.each([
+    [
+      ["-p", "8080:80", "-p", "8080:80a"],
+      '--publish: publish spec "8080:80a": container port "80a" is not a number',
+    ],
+    [
+      ["--publish", "1.2.3.4:80"],
+      '--publish: publish spec "1.2.3.4:80": "1.2.3.4" is an address, not a host port',
+    ],
+    [["-p", "80/sctp"], "sctp is not supported"],
+    [["-p", "9000-9001:80"], "differ in length"],
+    [["--publish-target", "guest"], "--publish-target: must be an IPv4 address of the guest"],
+  ])("rejects %j with one line and exit code 1, before touching the system", async (args, message) => {
+    const r = await cli("run", "--netns", "dtd-does-not-exist", ...args);
+    expect(r.code).toBe(1);
+    expect(r.err()).toContain(message);
+    expect(r.err().trimEnd().split("\n")).toHaveLength(1);
+    // Validation comes first: no complaint about the namespace, root or /dev/net/tun.
+    expect(r.err()).not.toMatch(/namespace|root|tun/);
+  });
+
+  it("is an InvalidOptionError for runDaemon callers too", () => {
+    let error: unknown;
+    try {
+      parseRunOptions({ netns: "n", publish: ["70000"] });
+    } catch (e) {
+      error = e;
+    }
+    expect(InvalidOptionError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toContain("container port 70000 is out of range 1-65535");
+  });
+
+  it("lists published ports on the ready line", () => {
+    const line = formatReadyLine({
+      netns: "n",
+      ifname: "eth0",
+      mac: "02:00:00:00:00:01",
+      gateway: "192.168.65.1",
+      host: "192.168.65.254",
+      mtu: 1500,
+      subnet: "192.168.65.0/24",
+      qemu: [],
+      vfkit: [],
+      published: "tcp/127.0.0.1:8080>80,udp/[::1]:5353>53",
+    });
+    expect(parseReadyLine(line)?.published).toBe("tcp/127.0.0.1:8080>80,udp/[::1]:5353>53");
+  });
+});

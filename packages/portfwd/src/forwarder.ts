@@ -1,0 +1,242 @@
+/**
+ * The runtime API: publish specs, unpublish them, list forwards with live stats, and events.
+ * Each host port maps to one target at a time; a spec that cannot be bound fails alone and
+ * leaves nothing of itself behind.
+ */
+import { EventEmitter } from "node:events";
+import type { Dialer } from "./dialer.js";
+import {
+  ForwardConflictError,
+  ForwarderClosedError,
+  ForwardNotFoundError,
+  formatHostPort,
+  TargetUnavailableError,
+} from "./errors.js";
+import {
+  emptyStats,
+  type ForwardContext,
+  type ForwarderEvents,
+  type ForwardInfoBase,
+  type ForwardStats,
+  type RunningForward,
+} from "./forward.js";
+import { type Logger, silentLogger } from "./logger.js";
+import { DEFAULT_HOST_IP, type PortMapping, type PublishSpec, parsePublishSpec } from "./spec.js";
+import { TcpForward } from "./tcp-forward.js";
+import { UdpForward } from "./udp-forward.js";
+
+/** A target address, or a function asked at each new connection (e.g. the guest's current lease). */
+export type TargetAddress = string | (() => string | undefined);
+
+export interface ForwarderOptions {
+  /** How targets are reached: `@desktopd/stack`'s Stack, or `createSocketDialer()`. */
+  dialer: Dialer;
+  /** Target address of forwards whose `add` names none. */
+  target?: TargetAddress;
+  /** Host address of specs that name none (default 127.0.0.1, not Docker's 0.0.0.0). */
+  defaultHostIp?: string;
+  /** Close a TCP connection after this long with no traffic either way (default: never). */
+  tcpIdleTimeoutMs?: number;
+  /** Close a UDP client flow after this long with no traffic either way (default 60 s). */
+  udpIdleTimeoutMs?: number;
+  /** Most UDP client flows per forward (default 1024). */
+  udpMaxFlows?: number;
+  logger?: Logger;
+}
+
+export interface AddOptions {
+  /** Overrides the forwarder's target address for this spec. */
+  target?: TargetAddress;
+}
+
+export interface RemoveOptions {
+  /** Also close the forward's open connections (TCP clients are reset). Default false: they live on. */
+  closeConnections?: boolean;
+}
+
+export interface ForwardInfo extends ForwardInfoBase {
+  stats: ForwardStats;
+}
+
+export interface Forwarder {
+  /**
+   * Publishes a spec (`"8080:80"`, `"127.0.0.1:5353:53/udp"`, `"9000-9002:9000-9002"`). Resolves
+   * when every port of it listens; if one cannot be bound, none stays open and the typed error
+   * (PortInUseError, PrivilegedPortError, ForwardConflictError, SpecError...) rejects.
+   */
+  add(spec: string | PublishSpec, options?: AddOptions): Promise<ForwardInfo[]>;
+  /** Unpublishes by forward id (`tcp/127.0.0.1:8080`) or by spec; rejects ForwardNotFoundError. */
+  remove(idOrSpec: string, options?: RemoveOptions): Promise<ForwardInfo[]>;
+  list(): ForwardInfo[];
+  on<K extends keyof ForwarderEvents>(event: K, listener: (payload: ForwarderEvents[K]) => void): this;
+  off<K extends keyof ForwarderEvents>(event: K, listener: (payload: ForwarderEvents[K]) => void): this;
+  /** Removes every forward and closes its connections. */
+  close(): Promise<void>;
+}
+
+export function createForwarder(options: ForwarderOptions): Forwarder {
+  return new PortForwarder(options);
+}
+
+interface Entry {
+  info: ForwardInfoBase;
+  stats: ForwardStats;
+  forward: RunningForward;
+  resolveTarget: () => string | undefined;
+}
+
+const WILDCARDS = new Set(["0.0.0.0", "::"]);
+
+class PortForwarder extends EventEmitter implements Forwarder {
+  private readonly entries = new Map<string, Entry>();
+  /** Ports being bound by an add in progress, so two concurrent adds cannot both claim one. */
+  private readonly claimed = new Set<string>();
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(private readonly options: ForwarderOptions) {
+    super();
+    this.log = options.logger ?? silentLogger;
+  }
+
+  async add(spec: string | PublishSpec, options: AddOptions = {}): Promise<ForwardInfo[]> {
+    if (this.closed) throw new ForwarderClosedError();
+    const parsed =
+      typeof spec === "string"
+        ? parsePublishSpec(spec, { defaultHostIp: this.options.defaultHostIp ?? DEFAULT_HOST_IP })
+        : spec;
+    const target = options.target ?? this.options.target;
+    if (target === undefined) {
+      throw new TargetUnavailableError(
+        `${parsed.spec}: no target address; give createForwarder or add() one`,
+      );
+    }
+    const resolveTarget = typeof target === "function" ? target : () => target;
+    for (const m of parsed.mappings) this.checkConflict(m);
+    const claims = parsed.mappings.filter((m) => m.hostPort !== 0).map(keyOf);
+    for (const c of claims) this.claimed.add(c);
+    const started: Entry[] = [];
+    try {
+      for (const m of parsed.mappings) started.push(await this.startOne(parsed.spec, m, resolveTarget));
+    } catch (err) {
+      await Promise.all(started.map((e) => e.forward.close(true)));
+      throw err;
+    } finally {
+      for (const c of claims) this.claimed.delete(c);
+    }
+    if (this.closed) {
+      await Promise.all(started.map((e) => e.forward.close(true)));
+      throw new ForwarderClosedError();
+    }
+    for (const e of started) {
+      this.entries.set(e.info.id, e);
+      this.log.info({ id: e.info.id, target: `${e.info.targetIp}:${e.info.targetPort}` }, "published");
+      this.emit("added", { id: e.info.id, info: { ...e.info } });
+    }
+    return started.map((e) => this.infoOf(e));
+  }
+
+  async remove(idOrSpec: string, options: RemoveOptions = {}): Promise<ForwardInfo[]> {
+    const matches = this.match(idOrSpec);
+    if (matches.length === 0) throw new ForwardNotFoundError(`no forward matches "${idOrSpec}"`);
+    const infos = matches.map((e) => this.infoOf(e));
+    for (const e of matches) this.entries.delete(e.info.id);
+    await Promise.all(matches.map((e) => e.forward.close(options.closeConnections === true)));
+    for (const e of matches) {
+      this.log.info({ id: e.info.id }, "unpublished");
+      this.emit("removed", { id: e.info.id });
+    }
+    return infos;
+  }
+
+  list(): ForwardInfo[] {
+    return [...this.entries.values()].map((e) => this.infoOf(e));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.all(all.map((e) => e.forward.close(true)));
+  }
+
+  private async startOne(
+    spec: string,
+    mapping: PortMapping,
+    resolveTarget: () => string | undefined,
+  ): Promise<Entry> {
+    const stats = emptyStats();
+    const info: ForwardInfoBase = {
+      id: "",
+      spec,
+      protocol: mapping.protocol,
+      hostIp: mapping.hostIp,
+      hostPort: mapping.hostPort,
+      targetIp: undefined,
+      targetPort: mapping.targetPort,
+    };
+    const ctx: ForwardContext = {
+      id: "",
+      mapping,
+      dialer: this.options.dialer,
+      resolveTarget,
+      stats,
+      log: this.log,
+      emit: (event, payload) => this.emit(event, payload),
+      udpIdleTimeoutMs: this.options.udpIdleTimeoutMs ?? 60_000,
+      udpMaxFlows: this.options.udpMaxFlows ?? 1024,
+    };
+    if (this.options.tcpIdleTimeoutMs !== undefined) ctx.tcpIdleTimeoutMs = this.options.tcpIdleTimeoutMs;
+    const forward = mapping.protocol === "tcp" ? new TcpForward(ctx) : new UdpForward(ctx);
+    const port = await forward.start();
+    info.hostPort = port;
+    info.id = idOf(mapping.protocol, mapping.hostIp, port);
+    ctx.id = info.id;
+    return { info, stats, forward, resolveTarget };
+  }
+
+  /** Each host port maps to one target: equal addresses, or a wildcard on either side, collide. */
+  private checkConflict(m: PortMapping): void {
+    if (m.hostPort === 0) return;
+    if (this.claimed.has(keyOf(m))) {
+      throw new ForwardConflictError(m.protocol, m.hostIp, m.hostPort, { id: "(being added)", target: "?" });
+    }
+    for (const e of this.entries.values()) {
+      const i = e.info;
+      if (i.protocol !== m.protocol || i.hostPort !== m.hostPort) continue;
+      if (i.hostIp === m.hostIp || WILDCARDS.has(i.hostIp) || WILDCARDS.has(m.hostIp)) {
+        const target = `${e.resolveTarget() ?? "?"}:${i.targetPort}`;
+        throw new ForwardConflictError(m.protocol, m.hostIp, m.hostPort, { id: i.id, target });
+      }
+    }
+  }
+
+  private match(idOrSpec: string): Entry[] {
+    const byId = this.entries.get(idOrSpec);
+    if (byId) return [byId];
+    if (/^(tcp|udp)\//.test(idOrSpec)) return [];
+    const spec = parsePublishSpec(idOrSpec, { defaultHostIp: this.options.defaultHostIp ?? DEFAULT_HOST_IP });
+    const found: Entry[] = [];
+    for (const m of spec.mappings) {
+      for (const e of this.entries.values()) {
+        const i = e.info;
+        if (i.protocol !== m.protocol || i.hostIp !== m.hostIp) continue;
+        // A spec that let the port be chosen matches by target port.
+        if (m.hostPort === 0 ? i.targetPort === m.targetPort : i.hostPort === m.hostPort) found.push(e);
+      }
+    }
+    return [...new Set(found)];
+  }
+
+  private infoOf(e: Entry): ForwardInfo {
+    return { ...e.info, targetIp: e.resolveTarget(), stats: { ...e.stats } };
+  }
+}
+
+function idOf(protocol: string, hostIp: string, port: number): string {
+  return `${protocol}/${formatHostPort(hostIp, port)}`;
+}
+
+function keyOf(m: PortMapping): string {
+  return idOf(m.protocol, m.hostIp, m.hostPort);
+}

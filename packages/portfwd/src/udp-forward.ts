@@ -1,0 +1,152 @@
+/**
+ * One UDP forward: a host socket; each client address gets its own flow (a channel dialled to
+ * the target), so the target sees one stable source per client and answers go back to the
+ * right one. Flows close after an idle timeout; the least recently used makes room at the limit.
+ */
+import dgram from "node:dgram";
+import { isIPv6 } from "node:net";
+import { bindUdp } from "./bind.js";
+import type { UdpChannel } from "./dialer.js";
+import { TargetUnavailableError } from "./errors.js";
+import { type ForwardContext, type RunningForward, remoteOf } from "./forward.js";
+
+/** Datagrams held per flow while its channel is being dialled. */
+const MAX_PENDING = 64;
+
+interface Flow {
+  remote: string;
+  address: string;
+  port: number;
+  channel?: UdpChannel;
+  pending: Buffer[];
+  lastActive: number;
+  bytesIn: number;
+  bytesOut: number;
+  closed: boolean;
+}
+
+export class UdpForward implements RunningForward {
+  private readonly socket: dgram.Socket;
+  /** By client "address|port", in least-recently-used order. */
+  private readonly flows = new Map<string, Flow>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(private readonly ctx: ForwardContext) {
+    this.socket = dgram.createSocket(isIPv6(ctx.mapping.hostIp) ? "udp6" : "udp4");
+    this.socket.on("message", (msg, rinfo) => this.onDatagram(msg, rinfo.address, rinfo.port));
+    this.socket.on("error", (err) => ctx.log.warn({ id: ctx.id, err: err.message }, "udp socket error"));
+  }
+
+  async start(): Promise<number> {
+    const port = await bindUdp(this.socket, this.ctx.mapping.hostIp, this.ctx.mapping.hostPort);
+    const every = Math.max(100, Math.min(this.ctx.udpIdleTimeoutMs / 2, 10_000));
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref();
+    return port;
+  }
+
+  async close(_closeConnections: boolean): Promise<void> {
+    // A flow has no life without the listening socket (answers leave through it): all close.
+    clearInterval(this.sweeper);
+    for (const f of [...this.flows.values()]) this.closeFlow(f);
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+
+  private onDatagram(msg: Buffer, address: string, port: number): void {
+    const key = `${address}|${port}`;
+    let flow = this.flows.get(key);
+    if (flow) {
+      // Refresh the LRU order.
+      this.flows.delete(key);
+      this.flows.set(key, flow);
+    } else {
+      flow = this.openFlow(key, address, port);
+    }
+    flow.lastActive = Date.now();
+    flow.bytesIn += msg.length;
+    this.ctx.stats.bytesIn += msg.length;
+    if (flow.channel) flow.channel.send(msg);
+    else if (flow.pending.length < MAX_PENDING) flow.pending.push(msg);
+    else this.ctx.stats.dropped++;
+  }
+
+  private openFlow(key: string, address: string, port: number): Flow {
+    const { ctx } = this;
+    if (this.flows.size >= ctx.udpMaxFlows) {
+      const oldest = this.flows.values().next().value;
+      if (oldest) this.closeFlow(oldest);
+    }
+    const remote = remoteOf(address, port);
+    const flow: Flow = {
+      remote,
+      address,
+      port,
+      pending: [],
+      lastActive: Date.now(),
+      bytesIn: 0,
+      bytesOut: 0,
+      closed: false,
+    };
+    this.flows.set(key, flow);
+    ctx.stats.open++;
+    ctx.stats.accepted++;
+    ctx.emit("connection", { id: ctx.id, remote });
+    const targetIp = ctx.resolveTarget();
+    const dial = !targetIp
+      ? Promise.reject(new TargetUnavailableError("the target address is not known yet (no guest lease)"))
+      : ctx.dialer.dialUdp
+        ? ctx.dialer.dialUdp(targetIp, ctx.mapping.targetPort)
+        : Promise.reject(new TargetUnavailableError("this dialer has no UDP"));
+    dial.then(
+      (channel) => {
+        if (flow.closed) {
+          channel.close();
+          return;
+        }
+        flow.channel = channel;
+        channel.onMessage((data) => this.toClient(flow, data));
+        for (const d of flow.pending) channel.send(d);
+        flow.pending = [];
+      },
+      (error: Error) => {
+        ctx.stats.dialFailures++;
+        ctx.stats.dropped += flow.pending.length;
+        const target = `${targetIp ?? "?"}:${ctx.mapping.targetPort}`;
+        ctx.emit("dial-failed", { id: ctx.id, remote, target, error });
+        this.closeFlow(flow, error);
+      },
+    );
+    return flow;
+  }
+
+  private toClient(flow: Flow, data: Buffer): void {
+    if (flow.closed) return;
+    flow.lastActive = Date.now();
+    flow.bytesOut += data.length;
+    this.ctx.stats.bytesOut += data.length;
+    this.socket.send(data, flow.port, flow.address, (err) => {
+      if (err) this.ctx.stats.dropped++;
+    });
+  }
+
+  private closeFlow(flow: Flow, error?: Error): void {
+    if (flow.closed) return;
+    flow.closed = true;
+    this.flows.delete(`${flow.address}|${flow.port}`);
+    flow.channel?.close();
+    this.ctx.stats.open--;
+    const { bytesIn, bytesOut, remote } = flow;
+    this.ctx.emit("connection-closed", {
+      id: this.ctx.id,
+      remote,
+      bytesIn,
+      bytesOut,
+      ...(error ? { error } : {}),
+    });
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - this.ctx.udpIdleTimeoutMs;
+    for (const f of [...this.flows.values()]) if (f.lastActive < cutoff) this.closeFlow(f);
+  }
+}
