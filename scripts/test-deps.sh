@@ -2,7 +2,7 @@
 # The Debian packages the end-to-end tests drive as real peers. `npm test` calls this first:
 # as root with apt-get it installs what is missing; otherwise it says what is missing.
 set -euo pipefail
-PACKAGES=(iproute2 iputils-ping busybox-static curl socat nftables iperf3 tcpdump python3 dnsmasq-base bind9-dnsutils hping3)
+PACKAGES=(iproute2 iputils-ping busybox-static curl socat nftables iperf3 tcpdump python3 dnsmasq-base bind9-dnsutils hping3 dnsperf)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,7 @@
  * a user can get wrong is rejected here, before the process touches the system, with a
  * one-line message that names the option.
  */
+import { parseForwardRule, parseRecord, parseServer } from "@desktopd/dns";
 import { z } from "zod";
 import { InvalidOptionError } from "./errors.js";
 import { parseIpv4Cidr } from "./ipv4.js";
@@ -57,6 +58,20 @@ const mtuSchema = z.coerce
   .min(MIN_MTU, `must be between ${MIN_MTU} and ${MAX_MTU}`)
   .max(MAX_MTU, `must be between ${MIN_MTU} and ${MAX_MTU}`);
 
+/** A string the DNS package's parser accepts; its message names the problem. */
+function parsedBy(parse: (text: string) => unknown) {
+  return z.string().superRefine((text, ctx) => {
+    try {
+      parse(text);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+    }
+  });
+}
+// Repeatable on the command line; a config file may give one string.
+const repeated = (item: ReturnType<typeof parsedBy>) =>
+  z.preprocess((v) => (typeof v === "string" ? [v] : v), z.array(item)).default([]);
+
 const logLevelSchema = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
 
 export const runOptionsSchema = z.object({
@@ -69,6 +84,12 @@ export const runOptionsSchema = z.object({
   /** virtio-net checksum offload and TSO on the TAP link (one syscall per 64 KB, not per frame). */
   offload: z.boolean().default(true),
   logLevel: logLevelSchema.default("info"),
+  /** Fixed DNS records for guests, NAME=ADDRESS. */
+  dnsRecord: repeated(parsedBy(parseRecord)),
+  /** Split-horizon forwarding, DOMAIN=IP[:PORT]. */
+  dnsForward: repeated(parsedBy(parseForwardRule)),
+  /** Nameserver that replaces the host's resolution, IP[:PORT]. */
+  dnsUpstream: parsedBy(parseServer).optional(),
 });
 
 /** Options of `desktopd run` / `runDaemon` as given (strings allowed where the CLI has them). */
@@ -96,7 +117,8 @@ function parseWith<T extends z.ZodType>(schema: T, input: unknown): z.output<T> 
   if (result.success) return result.data;
   // One line, first problem only: the user fixes one thing and runs again.
   const issue = result.error.issues[0]!;
-  const key = issue.path.map(String).join(".");
+  // Array indices (the n-th --dns-record) are left out of the option's name.
+  const key = issue.path.filter((p) => typeof p === "string").join(".");
   const option = key ? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : "options";
   throw new InvalidOptionError(`${option}: ${issue.message}`);
 }
