@@ -63,7 +63,7 @@ export function renderRetransmits(results: readonly SessionResult[]): string[] {
 export const erraticRetransmits = 100;
 
 /** Fixed digits, but never rounds a small positive figure down to zero. */
-function show(v: number, digits: number): string {
+export function show(v: number, digits: number): string {
   const fixed = v.toFixed(digits);
   return v > 0 && Number(fixed) === 0 ? v.toPrecision(2) : fixed;
 }
@@ -72,17 +72,17 @@ function find(results: readonly SessionResult[], peer: PeerName, mtu: number): S
   return results.find((r) => r.peer === peer && r.mtu === mtu);
 }
 
-function ratio(ours: number | null, theirs: number | null): string {
+export function ratio(ours: number | null, theirs: number | null): string {
   if (ours === null || theirs === null || theirs === 0) return "–";
   return `${(ours / theirs).toFixed(2)}×`;
 }
 
-function short(s: string, max = 160): string {
+export function short(s: string, max = 160): string {
   const one = s.replace(/\s+/g, " ").trim();
   return one.length > max ? `${one.slice(0, max - 1)}…` : one;
 }
 
-function format(table: string[][]): string {
+export function format(table: string[][]): string {
   const widths = table[0].map((_, i) => Math.max(...table.map((row) => [...row[i]].length)));
   const line = (row: string[]): string =>
     row

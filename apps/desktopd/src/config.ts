@@ -5,6 +5,7 @@
  */
 
 import { isIPv4 } from "node:net";
+import { parseForwardRule, parseRecord, parseServer } from "@desktopd/dns";
 import { parsePublishSpec, SpecError } from "@desktopd/portfwd";
 import { parseStreamAddress } from "@desktopd/stack";
 import { z } from "zod";
@@ -80,6 +81,20 @@ const publishSchema = z.array(z.string()).superRefine((specs, ctx) => {
 
 const publishTargetSchema = z.string().refine(isIPv4, "must be an IPv4 address of the guest");
 
+/** A string the DNS package's parser accepts; its message names the problem. */
+function parsedBy(parse: (text: string) => unknown) {
+  return z.string().superRefine((text, ctx) => {
+    try {
+      parse(text);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+    }
+  });
+}
+// Repeatable on the command line; a config file may give one string.
+const repeated = (item: ReturnType<typeof parsedBy>) =>
+  z.preprocess((v) => (typeof v === "string" ? [v] : v), z.array(item)).default([]);
+
 const logLevelSchema = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
 
 const pathSchema = z.string().min(1, "must be a path");
@@ -107,6 +122,12 @@ export const runOptionsSchema = z.object({
   /** Where published ports lead; default: the guest's leased address. */
   publishTarget: publishTargetSchema.optional(),
   logLevel: logLevelSchema.default("info"),
+  /** Fixed DNS records for guests, NAME=ADDRESS. */
+  dnsRecord: repeated(parsedBy(parseRecord)),
+  /** Split-horizon forwarding, DOMAIN=IP[:PORT]. */
+  dnsForward: repeated(parsedBy(parseForwardRule)),
+  /** Nameserver that replaces the host's resolution, IP[:PORT]. */
+  dnsUpstream: parsedBy(parseServer).optional(),
 });
 
 /** The keys a config file may hold. */

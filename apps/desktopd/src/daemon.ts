@@ -26,6 +26,7 @@ import {
 } from "@desktopd/stack";
 import { attachHelp } from "./attach-help.js";
 import { namesNoTransport, parseRunOptions, type RunOptionsInput } from "./config.js";
+import { createGuestDns } from "./dns.js";
 import { configureGuest } from "./guest-config.js";
 import { watchLink } from "./link-watch.js";
 import { checkNetns, checkRoot, checkTun } from "./preflight.js";
@@ -107,8 +108,13 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
 
   try {
     // The stack first: it rejects a bad configuration before any socket or device exists.
-    const stack = createStack({ ...stackOptions, subnet: config.subnet, mtu: config.mtu, logger });
+    // DNS on the gateway: its policy goes into the stack, then it learns the stack's addresses.
+    const dns = createGuestDns(config, logger);
+    const policy = dns.policy(stackOptions?.policy);
+    const stack = createStack({ ...stackOptions, policy, subnet: config.subnet, mtu: config.mtu, logger });
     undo.push(() => stack.close());
+    dns.bind(stack.config, () => stack.leases());
+    undo.push(async () => dns.close());
     const sw = createSwitch({
       offload: config.offload,
       onPortChange: (event, port, error) =>

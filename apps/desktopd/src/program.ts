@@ -28,13 +28,24 @@ function version(): string {
   return pkg.version;
 }
 
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
 function addSharedOptions(command: Command): Command {
   return command
     .option("--subnet <cidr>", `guest subnet (default: ${DEFAULT_SUBNET})`)
     .option("--mtu <bytes>", `link MTU, ${MIN_MTU}..${MAX_MTU} (default: ${DEFAULT_MTU})`)
     .option("--pcap <file>", "write every frame on the guest link to a pcap file")
     .option("--no-offload", "turn off checksum offload and TSO on the TAP link (one frame per syscall)")
-    .option("--log-level <level>", `${LOG_LEVELS.join("|")}; logs are JSON on stderr (default: info)`);
+    .option("--log-level <level>", `${LOG_LEVELS.join("|")}; logs are JSON on stderr (default: info)`)
+    .option("--dns-record <name=address>", "fixed A/AAAA record for guests; repeatable", collect)
+    .option(
+      "--dns-forward <domain=ip[:port]>",
+      "send DOMAIN and below to this nameserver; repeatable",
+      collect,
+    )
+    .option("--dns-upstream <ip[:port]>", "nameserver replacing the host's resolution (default: the host's)");
 }
 
 export function createProgram(io: CliIo, setExitCode: (code: number) => void): Command {
@@ -119,10 +130,6 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
   });
 
   return program;
-}
-
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
 }
 
 /** Only what the user typed: commander's own defaults (such as --no-offload's) must not hide the file's values. */

@@ -31,6 +31,9 @@ describe("desktopd CLI", () => {
       "--subnet <cidr>",
       "--mtu <bytes>",
       "--pcap <file>",
+      "--dns-record <name=address>",
+      "--dns-forward <domain=ip[:port]>",
+      "--dns-upstream <ip[:port]>",
     ]) {
       expect(out).toContain(option);
     }
@@ -45,6 +48,11 @@ describe("desktopd CLI", () => {
     [["run", "--netns", "n", "--mtu", "60"], "desktopd: --mtu: must be between 68 and 65520"],
     [["run", "--netns", "bad/name"], "desktopd: --netns: must be 1-63 characters"],
     [["demo", "--log-level", "chatty"], "desktopd: --log-level: must be one of"],
+    [
+      ["run", "--netns", "n", "--dns-record", "a.test=10.0.0.1", "--dns-record", "b.test=x"],
+      'desktopd: --dns-record: "b.test=x": "x" is not an IP address',
+    ],
+    [["run", "--netns", "n", "--dns-forward", "corp.example=10.0.0.1:0"], "desktopd: --dns-forward:"],
   ])("rejects %j with one line on stderr and exit code 1", async (argv, start) => {
     const { code, out, err } = await cli(...argv);
     expect(code).toBe(1);

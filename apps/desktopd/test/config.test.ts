@@ -26,6 +26,8 @@ describe("parseRunOptions", () => {
       mtu: 1500,
       offload: true,
       logLevel: "info",
+      dnsRecord: [],
+      dnsForward: [],
     });
   });
 
@@ -34,6 +36,31 @@ describe("parseRunOptions", () => {
     expect(namesNoTransport(parseRunOptions({ stdio: true }))).toBe(false);
     expect(namesNoTransport(parseRunOptions({ vfkitSocket: ["/tmp/v.sock"] }))).toBe(false);
     expect(namesNoTransport(parseRunOptions({ qemuSocket: ["tcp:127.0.0.1:5555"] }))).toBe(false);
+  });
+
+  it("takes repeatable DNS records and forwarding rules, and an upstream", () => {
+    const config = parseRunOptions({
+      netns: "n",
+      dnsRecord: ["db.test=10.0.0.7", "*.apps.internal=fd00::7"],
+      dnsForward: "corp.example=10.0.0.53:5353",
+      dnsUpstream: "10.0.0.1",
+    });
+    expect(config).toMatchObject({
+      dnsRecord: ["db.test=10.0.0.7", "*.apps.internal=fd00::7"],
+      dnsForward: ["corp.example=10.0.0.53:5353"],
+      dnsUpstream: "10.0.0.1",
+    });
+  });
+
+  it.each([
+    [
+      { dnsRecord: ["db.test=10.0.0.7", "db.test=nowhere"] },
+      /^--dns-record: "db.test=nowhere": "nowhere" is not/,
+    ],
+    [{ dnsForward: ["corp.example"] }, /^--dns-forward: "corp.example": expected DOMAIN=IP\[:PORT\]/],
+    [{ dnsUpstream: "10.0.0.1:99999" }, /^--dns-upstream: "10.0.0.1:99999": port must be 1..65535/],
+  ])("rejects the DNS option %j naming the option", (dns, message) => {
+    expect(rejection({ netns: "n", ...dns }).message).toMatch(message);
   });
 
   it("turns offload off with --no-offload", () => {

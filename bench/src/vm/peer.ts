@@ -25,6 +25,8 @@ export interface VmPeer {
   readonly name: VmPeerName;
   /** Human-readable address plan, printed under the table. */
   readonly addressPlan: string;
+  /** The only MTU the peer can give the guest; sessions at other MTUs are skipped. */
+  readonly fixedMtu?: number;
   start(mtu: number, opts: VmPeerStartOptions): Promise<VmPeerSession>;
 }
 

@@ -26,6 +26,9 @@ From another terminal, as root:
   python3 -m http.server --bind 127.0.0.1 8000
   ${ns} curl http://${ready.host}:8000/
 
+  # names resolve through desktopd's DNS on the gateway (host.docker.internal is this host)
+  ${ns} getent hosts host.docker.internal
+
   # any other address is NATed onto ordinary sockets of this host
   ${ns} curl http://ADDRESS-THIS-HOST-CAN-REACH/
 

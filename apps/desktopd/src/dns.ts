@@ -1,0 +1,127 @@
+/**
+ * The guests' DNS server (`@desktopd/dns`) on the gateway address, port 53, UDP and TCP — the
+ * address DHCP and `--configure` hand out. Kept apart from daemon.ts: the daemon only asks for
+ * the policy and binds it once the stack knows its addresses.
+ */
+import {
+  createDns,
+  type Dns,
+  type DnsOptions,
+  gatewayDnsPolicy,
+  type Layer,
+  normalizeName,
+  parseForwardRule,
+  parseRecord,
+  parseServer,
+  type Resolution,
+  reverseNameToIp,
+} from "@desktopd/dns";
+import type { FlowPolicy, LeaseInfo, Logger, StackConfig } from "@desktopd/stack";
+import type { RunConfig } from "./config.js";
+
+export type GuestDnsConfig = Pick<RunConfig, "dnsRecord" | "dnsForward" | "dnsUpstream">;
+
+export interface GuestDns {
+  /** The stack's policy: DNS to the gateway first, then `next` (the caller's own policy). */
+  policy(next?: FlowPolicy): FlowPolicy;
+  /**
+   * Starts serving with this stack's addresses (gateway, host address, subnet) and the names
+   * guests ask for in DHCP (`leases`, read at each query). Once.
+   */
+  bind(net: StackConfig, leases?: () => LeaseInfo[]): Dns;
+  close(): void;
+}
+
+/** Options were validated by the config schema, so parsing here does not fail. */
+export function guestDnsOptions(config: GuestDnsConfig, net: StackConfig, logger?: Logger): DnsOptions {
+  return {
+    hostAddress: net.hostAddress,
+    gatewayAddress: net.gateway,
+    records: config.dnsRecord.map(parseRecord),
+    forward: config.dnsForward.map(parseForwardRule),
+    registry: { subnets: [net.subnet] },
+    // The stack does not fragment: a UDP answer must fit the link (IPv4 20 + UDP 8 bytes).
+    server: { maxUdpSize: Math.min(1232, net.mtu - 28) },
+    // --dns-upstream replaces the host's resolution altogether, the OS resolver included;
+    // otherwise A/AAAA go through the OS resolver, as Docker Desktop does.
+    host: config.dnsUpstream
+      ? { mode: "nameservers", nameservers: [parseServer(config.dnsUpstream)] }
+      : { mode: "os" },
+    ...(logger ? { logger } : {}),
+  };
+}
+
+/** Marks the DNS server's lines (the stack's Logger has no child()). */
+function tagged(l: Logger): Logger {
+  const tag = { component: "dns" };
+  return {
+    debug: (o, m) => l.debug({ ...tag, ...o }, m),
+    info: (o, m) => l.info({ ...tag, ...o }, m),
+    warn: (o, m) => l.warn({ ...tag, ...o }, m),
+    error: (o, m) => l.error({ ...tag, ...o }, m),
+  };
+}
+
+export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): GuestDns {
+  const logger = daemonLogger && tagged(daemonLogger);
+  let dns: Dns | undefined;
+  let bound: FlowPolicy | undefined;
+  return {
+    policy(next) {
+      return {
+        tcp: (flow) => bound?.tcp?.(flow) ?? next?.tcp?.(flow),
+        udp: (flow) => bound?.udp?.(flow) ?? next?.udp?.(flow),
+      };
+    },
+    bind(net, leases) {
+      dns = createDns({
+        ...guestDnsOptions(config, net, logger),
+        ...(leases ? { localLayers: [leaseLayer(leases)] } : {}),
+      });
+      // PTR answers for the two fixed addresses of the network.
+      dns.registry.register("host.docker.internal", net.hostAddress);
+      dns.registry.register("gateway.docker.internal", net.gateway);
+      bound = gatewayDnsPolicy(dns.handler, net.gateway);
+      logger?.info({ dns: `${net.gateway}:53`, upstream: config.dnsUpstream ?? "host" }, "dns serving");
+      return dns;
+    },
+    close() {
+      bound = undefined;
+      dns?.close();
+    },
+  };
+}
+
+/** Answer TTL of lease names: short, a guest may renumber at its next DHCP exchange. */
+const LEASE_TTL = 5;
+
+/**
+ * The names guests send in DHCP (option 12) with the leased address, and PTR for it; read from
+ * the stack's lease table at each query, so a lease that lapses stops answering.
+ */
+export function leaseLayer(leases: () => LeaseInfo[]): Layer {
+  return {
+    name: "dhcp",
+    resolve(q): Resolution | undefined {
+      if ((q.class ?? "IN") !== "IN") return undefined;
+      const name = normalizeName(q.name);
+      const ip = q.type === "PTR" ? reverseNameToIp(name) : undefined;
+      const answer = (type: "A" | "PTR", data: string): Resolution => ({
+        rcode: "NOERROR",
+        answers: [{ name: q.name, type, class: "IN", ttl: LEASE_TTL, data }],
+        authorities: [],
+        additionals: [],
+        authoritative: true,
+      });
+      for (const l of leases()) {
+        if (!l.hostname) continue;
+        if (ip !== undefined && l.ip === ip) return answer("PTR", normalizeName(l.hostname));
+        if (ip === undefined && normalizeName(l.hostname) === name) {
+          // The lease table is IPv4: a known name has no other address type (NODATA).
+          return q.type === "A" ? answer("A", l.ip) : { ...answer("A", l.ip), answers: [] };
+        }
+      }
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * DNS through the daemon: `desktopd run --configure` with --dns-upstream, --dns-record and
+ * --dns-forward; the guest resolves with its configured resolv.conf (the gateway), using dig and
+ * glibc. The upstream and the split-horizon server are dnsmasq on private loopback addresses.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Dnsmasq, dig, parseDig, startDnsmasq } from "@desktopd/dns/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Guest, haveCommand, haveRootAndNetns, startGuest, writeUdhcpcScript } from "./support/index.js";
+
+const env = haveRootAndNetns();
+const tools = haveCommand("dnsmasq") && haveCommand("dig");
+
+describe.skipIf(!env.ok || !tools)("desktopd DNS (--dns-upstream, --dns-record, --dns-forward)", () => {
+  let upstream: Dnsmasq;
+  let corp: Dnsmasq;
+  let guest: Guest;
+  /** dig in the guest without @server: it uses the resolv.conf --configure wrote. */
+  const inGuest = async (args: string[]) => {
+    const r = await guest.sh(`dig +tries=1 +timeout=5 ${args.join(" ")}`);
+    return parseDig(r.stdout + r.stderr);
+  };
+
+  beforeAll(async () => {
+    upstream = await startDnsmasq([
+      "--local=/test/",
+      "--address=/name.test/1.2.3.4",
+      "--txt-record=txt.test,from upstream",
+      "--srv-host=_ldap._tcp.name.test,ldap.test,389",
+    ]);
+    corp = await startDnsmasq(
+      ["--local=/corp.example/", "--address=/wiki.corp.example/10.200.0.1"],
+      undefined,
+      5354,
+    );
+    guest = await startGuest("dnsd", {
+      configure: true,
+      args: [
+        "--dns-upstream",
+        upstream.host,
+        "--dns-record",
+        "db.test.internal=10.9.8.7",
+        "--dns-record",
+        "*.apps.internal=fd00::7",
+        "--dns-forward",
+        `corp.example=${corp.host}:${corp.port}`,
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await guest?.close();
+    await upstream?.stop();
+    await corp?.stop();
+  });
+
+  it("hands the gateway out as the guest's nameserver and answers host.docker.internal there", async () => {
+    expect(await guest.shOk("cat /etc/resolv.conf")).toContain(`nameserver ${guest.daemon.info.gateway}`);
+    const r = await inGuest(["host.docker.internal"]);
+    expect([r.status, r.answers], r.raw).toEqual([
+      "NOERROR",
+      [`host.docker.internal. A ${guest.daemon.info.host}`],
+    ]);
+    expect((await inGuest(["+tcp", "gateway.docker.internal"])).answers).toEqual([
+      `gateway.docker.internal. A ${guest.daemon.info.gateway}`,
+    ]);
+    expect((await inGuest(["-x", guest.daemon.info.host!])).answers).toEqual([
+      `254.65.168.192.in-addr.arpa. PTR host.docker.internal.`,
+    ]);
+  });
+
+  it("serves --dns-record names, wildcards included", async () => {
+    expect((await inGuest(["db.test.internal"])).answers).toEqual(["db.test.internal. A 10.9.8.7"]);
+    expect((await inGuest(["web.apps.internal", "AAAA"])).answers).toEqual([
+      "web.apps.internal. AAAA fd00::7",
+    ]);
+    expect(await guest.shOk("getent hosts db.test.internal")).toMatch(/^10\.9\.8\.7\s/);
+  });
+
+  it("sends everything else to --dns-upstream, SRV and TXT included, and NXDOMAIN stays NXDOMAIN", async () => {
+    expect((await inGuest(["name.test"])).answers).toEqual(["name.test. A 1.2.3.4"]);
+    expect((await inGuest(["txt.test", "TXT"])).answers).toEqual(['txt.test. TXT "from upstream"']);
+    expect((await inGuest(["_ldap._tcp.name.test", "SRV"])).answers).toEqual([
+      "_ldap._tcp.name.test. SRV 0 0 389 ldap.test.",
+    ]);
+    expect((await inGuest(["missing.test"])).status).toBe("NXDOMAIN");
+  });
+
+  it("sends --dns-forward domains to their own server", async () => {
+    expect((await inGuest(["wiki.corp.example"])).answers).toEqual(["wiki.corp.example. A 10.200.0.1"]);
+    expect((await inGuest(["other.corp.example"])).status).toBe("NXDOMAIN");
+    expect(guest.daemon.alive()).toBe(true);
+  });
+});
+
+describe.skipIf(!env.ok || !tools)("desktopd DNS: names guests send in DHCP", () => {
+  let upstream: Dnsmasq;
+  let guest: Guest;
+  let dir: string;
+  const inGuest = (args: string[]) =>
+    dig(guest.daemon.info.gateway!, 53, args, (argv) =>
+      guest.ns.exec(argv[0]!, argv.slice(1)).then((r) => r.stdout + r.stderr),
+    );
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "dtd-dnsdhcp-"));
+    upstream = await startDnsmasq(["--local=/test/"]);
+    guest = await startGuest("dnsh", { args: ["--dns-upstream", upstream.host] });
+  });
+
+  afterAll(async () => {
+    await guest?.close();
+    await upstream?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("answers the hostname a guest sent in DHCP with its lease, and PTR for it", async () => {
+    const script = join(dir, "udhcpc.sh");
+    await writeUdhcpcScript(script, join(dir, "lease.txt"));
+    await guest.shOk(`busybox udhcpc -f -q -n -i eth0 -x hostname:web1 -s ${script}`);
+    const address = (await guest.shOk("ip -4 -o addr show dev eth0")).match(/inet ([\d.]+)\//)?.[1];
+    expect(address).toBe("192.168.65.3");
+    expect((await inGuest(["web1"])).answers).toEqual([`web1. A ${address}`]);
+    expect((await inGuest(["-x", address!])).answers).toEqual(["3.65.168.192.in-addr.arpa. PTR web1."]);
+    expect((await inGuest(["web2.test"])).status).toBe("NXDOMAIN");
+  });
+});

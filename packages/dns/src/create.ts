@@ -1,0 +1,125 @@
+/** Composes the four layers, the cache and the server core with one options object. */
+import { type CacheOptions, DnsCache } from "./cache.js";
+import { createFixedLayer, type FixedRecord } from "./fixed.js";
+import { createForwardLayer, type ForwardRule } from "./forward.js";
+import { Forwarder } from "./forwarder.js";
+import { createDnsHandler, type DnsHandler, type HandlerOptions } from "./handler.js";
+import { createHostLayer, type HostLayer, type HostLayerOptions } from "./host.js";
+import type { Layer } from "./layer.js";
+import type { Clock, Logger } from "./logger.js";
+import { createRegistry, type NameRegistry, type RegistryOptions } from "./registry.js";
+import { createResolver, type Resolver } from "./resolver.js";
+import { type DnsListener, type ListenOptions, listenDns } from "./server.js";
+
+export interface DnsOptions {
+  /** Address of `host.docker.internal`. */
+  hostAddress?: string;
+  /** Address of `gateway.docker.internal`. */
+  gatewayAddress?: string;
+  /** Fixed records (layer 1); names may be `*.zone` wildcards. */
+  records?: FixedRecord[];
+  /** TTL of fixed records that set none, seconds (default 60). */
+  fixedTtl?: number;
+  /** Layer 2: the subnets whose reverse names the registry owns, answer TTL. */
+  registry?: Omit<RegistryOptions, "clock">;
+  /**
+   * More local layers, asked after the fixed records and before the registry, whose reverse
+   * zones would otherwise answer NXDOMAIN first (e.g. names from DHCP leases).
+   */
+  localLayers?: Layer[];
+  /** Layer 3: split-horizon rules, `corp.example` → its resolvers. */
+  forward?: ForwardRule[];
+  /** Layer 4, the host's resolution; `false` leaves it out (unknown names are then REFUSED). */
+  host?:
+    | false
+    | Omit<HostLayerOptions, "forwarder" | "cache" | "timeoutMs" | "maxInflight" | "clock" | "logger">;
+  /** Bound on one upstream resolution, ms (default 4000); SERVFAIL after it. */
+  timeoutMs?: number;
+  /** Upstream resolutions at once before further ones are SERVFAIL (default 1000). */
+  maxUpstreamInflight?: number;
+  cache?: Omit<CacheOptions, "clock">;
+  /** Server core: UDP size, query log size and callback, TCP limits. */
+  server?: Omit<HandlerOptions, "resolver" | "logger" | "clock">;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export interface Dns {
+  readonly resolver: Resolver;
+  readonly registry: NameRegistry;
+  readonly handler: DnsHandler;
+  readonly cache: DnsCache;
+  /** The host layer, when configured. */
+  readonly hostLayer?: HostLayer;
+  close(): void;
+}
+
+export function createDns(o: DnsOptions = {}): Dns {
+  const clock = o.clock;
+  const cache = new DnsCache({ ...o.cache, ...(clock ? { clock } : {}) });
+  const forwarder = new Forwarder({
+    cache,
+    ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
+    ...(o.maxUpstreamInflight ? { maxInflight: o.maxUpstreamInflight } : {}),
+  });
+  const registry = createRegistry({ ...o.registry, ...(clock ? { clock } : {}) });
+  const layers: Layer[] = [
+    createFixedLayer({
+      ...(o.hostAddress ? { hostAddress: o.hostAddress } : {}),
+      ...(o.gatewayAddress ? { gatewayAddress: o.gatewayAddress } : {}),
+      records: o.records ?? [],
+      ...(o.fixedTtl !== undefined ? { ttl: o.fixedTtl } : {}),
+    }),
+    ...(o.localLayers ?? []),
+    registry,
+  ];
+  if (o.forward?.length) layers.push(createForwardLayer({ rules: o.forward, forwarder }));
+  let host: HostLayer | undefined;
+  if (o.host !== false) {
+    host = createHostLayer({
+      ...o.host,
+      forwarder,
+      ...(clock ? { clock } : {}),
+      ...(o.logger ? { logger: o.logger } : {}),
+    });
+    layers.push(host);
+  }
+  const resolver = createResolver(layers);
+  const handler = createDnsHandler({
+    ...o.server,
+    resolver,
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...(clock ? { clock } : {}),
+  });
+  return {
+    resolver,
+    registry,
+    handler,
+    cache,
+    ...(host ? { hostLayer: host } : {}),
+    close: () => resolver.close(),
+  };
+}
+
+export interface DnsServer extends Omit<Dns, "close">, DnsListener {}
+
+/** A standalone server: `createDns` behind a UDP and TCP listener on a host socket. */
+export async function createDnsServer(o: DnsOptions & { listen?: ListenOptions } = {}): Promise<DnsServer> {
+  const dns = createDns(o);
+  let listener: DnsListener;
+  try {
+    listener = await listenDns(dns.handler, { ...o.listen, ...(o.logger ? { logger: o.logger } : {}) });
+  } catch (e) {
+    dns.close();
+    throw e;
+  }
+  return {
+    ...dns,
+    host: listener.host,
+    port: listener.port,
+    async close() {
+      await listener.close();
+      dns.close();
+    },
+  };
+}

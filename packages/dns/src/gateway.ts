@@ -1,0 +1,33 @@
+/**
+ * The stack binding: DNS on the gateway address, port 53, UDP and TCP — the server DHCP hands
+ * to guests by default. Flows that are not DNS to the gateway are left to the next policy.
+ */
+import type { FlowPolicy } from "@desktopd/stack";
+import type { DnsHandler } from "./handler.js";
+
+export function gatewayDnsPolicy(handler: DnsHandler, gateway: string, port = 53): FlowPolicy {
+  const ours = (dstIp: string, dstPort: number) => dstIp === gateway && dstPort === port;
+  return {
+    udp(flow) {
+      if (!ours(flow.dstIp, flow.dstPort)) return undefined;
+      const client = `${flow.guestIp}:${flow.guestPort}`;
+      return {
+        action: "handle",
+        handler: (message, _flow, reply) => {
+          // The stack hands over its own copy of the payload, so keeping it past this call is fine.
+          void handler.handle(message, client, "udp").then(
+            (r) => r && reply(r),
+            () => {},
+          );
+        },
+      };
+    },
+    tcp(flow) {
+      if (!ours(flow.dstIp, flow.dstPort)) return undefined;
+      return {
+        action: "handle",
+        handler: (stream) => handler.serveStream(stream, `${flow.guestIp}:${flow.guestPort}`),
+      };
+    },
+  };
+}

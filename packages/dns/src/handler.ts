@@ -1,0 +1,189 @@
+/**
+ * The transport-neutral server core: one datagram or one TCP byte stream in, responses out,
+ * with counters and the query log. The host-socket server and the stack's gateway binding both
+ * drive it.
+ */
+import type { Duplex } from "node:stream";
+import { type Clock, type Logger, silentLogger, systemClock } from "./logger.js";
+import { encodeResponse, type Query, udpLimit, vetQuery } from "./message.js";
+import { describeAnswer, QueryLog, type QueryLogEntry } from "./query-log.js";
+import type { Resolver } from "./resolver.js";
+
+export interface HandlerOptions {
+  resolver: Resolver;
+  /** Largest UDP response we send, bytes (default 1232: no IP fragmentation on common paths). */
+  maxUdpSize?: number;
+  /** Entries the query log keeps (default 1000; 0 turns it off). */
+  queryLogSize?: number;
+  /** Called with every log entry, e.g. to print it. */
+  onQuery?: (entry: QueryLogEntry) => void;
+  /** Most queries a TCP connection may have unanswered before it is closed (default 64). */
+  maxTcpInflight?: number;
+  /** A TCP connection idle this long is closed, ms (default 30 000, RFC 7766 §6.2.3). */
+  tcpIdleMs?: number;
+  logger?: Logger;
+  clock?: Clock;
+}
+
+export interface DnsCounters {
+  queries: { udp: number; tcp: number };
+  /** Responses by rcode name. */
+  rcodes: Record<string, number>;
+  /** Answers by the layer that gave them. */
+  layers: Record<string, number>;
+  /** Malformed input by reason: short, response, undecodable, questions, opt, opcode, edns-version, tcp-framing. */
+  malformed: Record<string, number>;
+  truncated: number;
+  inflight: number;
+  tcpConnections: { open: number; total: number };
+}
+
+export interface DnsHandler {
+  /** Answers one message; undefined when it is dropped. `transport` decides truncation. */
+  handle(message: Buffer, client: string, transport: "udp" | "tcp"): Promise<Buffer | undefined>;
+  /** Serves DNS over a TCP byte stream (RFC 7766: length-prefixed, pipelined) until it ends. */
+  serveStream(stream: Duplex, client: string): void;
+  counters(): DnsCounters;
+  queryLog(): QueryLogEntry[];
+}
+
+export function createDnsHandler(o: HandlerOptions): DnsHandler {
+  const clock = o.clock ?? systemClock;
+  const log = o.logger ?? silentLogger;
+  const maxUdp = o.maxUdpSize ?? 1232;
+  const queryLog = new QueryLog(o.queryLogSize ?? 1000);
+  const maxInflight = o.maxTcpInflight ?? 64;
+  const idleMs = o.tcpIdleMs ?? 30_000;
+  const c: DnsCounters = {
+    queries: { udp: 0, tcp: 0 },
+    rcodes: {},
+    layers: {},
+    malformed: {},
+    truncated: 0,
+    inflight: 0,
+    tcpConnections: { open: 0, total: 0 },
+  };
+  const bump = (m: Record<string, number>, k: string) => {
+    m[k] = (m[k] ?? 0) + 1;
+  };
+
+  const answer = async (q: Query, client: string, transport: "udp" | "tcp"): Promise<Buffer> => {
+    const started = clock.now();
+    c.inflight++;
+    try {
+      let r = await o.resolver.resolve(q.question);
+      const limit = transport === "udp" ? udpLimit(q, maxUdp) : 0xffff;
+      let reply: Buffer;
+      try {
+        reply = encodeResponse(q, r, limit, maxUdp);
+      } catch (e) {
+        // An upstream record dns-packet decoded but cannot encode again: fail this query only.
+        r = { ...r, rcode: "SERVFAIL", answers: [], authorities: [], additionals: [], error: e as Error };
+        reply = encodeResponse(q, r, limit, maxUdp);
+      }
+      const truncated = reply.length < 12 ? false : (reply.readUInt16BE(2) & 0x0200) !== 0;
+      if (truncated) c.truncated++;
+      bump(c.rcodes, r.rcode);
+      bump(c.layers, r.layer);
+      const entry: QueryLogEntry = {
+        time: Date.now(),
+        client,
+        transport,
+        name: q.question.name,
+        type: q.question.type,
+        rcode: r.rcode,
+        answers: r.answers.map(describeAnswer),
+        layer: r.layer,
+        cached: r.cached === true,
+        truncated,
+        latencyMs: clock.now() - started,
+        ...(r.error ? { error: r.error.message } : {}),
+      };
+      queryLog.add(entry);
+      o.onQuery?.(entry);
+      log.debug(entry, "dns query");
+      return reply;
+    } finally {
+      c.inflight--;
+    }
+  };
+
+  const handle: DnsHandler["handle"] = async (message, client, transport) => {
+    const v = vetQuery(message);
+    if (!v.ok) {
+      bump(c.malformed, v.reason);
+      if (v.reply) bump(c.rcodes, v.reason === "opcode" ? "NOTIMP" : "FORMERR");
+      return v.reply;
+    }
+    c.queries[transport]++;
+    return answer(v.query, client, transport);
+  };
+
+  return {
+    handle,
+    serveStream(stream, client) {
+      c.tcpConnections.open++;
+      c.tcpConnections.total++;
+      let buf: Buffer = Buffer.alloc(0);
+      let pending = 0;
+      let ended = false;
+      let idle: NodeJS.Timeout | undefined;
+      const touch = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => stream.destroy(), idleMs);
+        idle.unref?.();
+      };
+      const finish = () => {
+        if (ended && pending === 0 && !stream.writableEnded) stream.end();
+      };
+      touch();
+      stream.on("data", (chunk: Buffer) => {
+        touch();
+        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+        while (buf.length >= 2) {
+          const len = buf.readUInt16BE(0);
+          if (len < 12) {
+            // Not even a header: the stream cannot be trusted to stay in frame.
+            bump(c.malformed, "tcp-framing");
+            stream.destroy();
+            return;
+          }
+          if (buf.length < 2 + len) break;
+          const msg = buf.subarray(2, 2 + len);
+          buf = buf.subarray(2 + len);
+          if (pending >= maxInflight) {
+            stream.destroy();
+            return;
+          }
+          pending++;
+          // Responses go out as they are ready, not in order (RFC 7766 §6.2.1.1): ids match them up.
+          handle(msg, client, "tcp")
+            .then((reply) => {
+              if (reply && !stream.destroyed) {
+                const framed = Buffer.allocUnsafe(2 + reply.length);
+                framed.writeUInt16BE(reply.length, 0);
+                reply.copy(framed, 2);
+                stream.write(framed);
+              }
+            })
+            .catch((e: unknown) => log.warn({ err: e, client }, "dns over tcp: query failed"))
+            .finally(() => {
+              pending--;
+              finish();
+            });
+        }
+      });
+      stream.on("end", () => {
+        ended = true;
+        finish();
+      });
+      stream.on("error", () => {});
+      stream.on("close", () => {
+        clearTimeout(idle);
+        c.tcpConnections.open--;
+      });
+    },
+    counters: () => structuredClone(c),
+    queryLog: () => queryLog.entries(),
+  };
+}

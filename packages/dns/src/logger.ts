@@ -1,0 +1,17 @@
+/** The subset of a pino logger the package uses; pass a child logger (`desktopd:dns`), or nothing. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const noop = () => {};
+export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
+
+/** Monotonic milliseconds; injected so TTLs and expiry are testable without waiting. */
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => performance.now() };

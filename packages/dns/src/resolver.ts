@@ -1,0 +1,67 @@
+/** Asks the layers in order; the first one that claims the name answers. */
+import type { Question } from "dns-packet";
+import type { Layer, Resolution } from "./layer.js";
+import { resolution } from "./layer.js";
+import { normalizeName } from "./name.js";
+
+/** The target of the last CNAME when no record of the asked type follows it. */
+function danglingCname(r: Resolution, q: Question): string | undefined {
+  const last = r.answers.at(-1);
+  if (last?.type !== "CNAME" || q.type === "CNAME") return undefined;
+  const target = normalizeName(last.data);
+  return r.answers.some((a) => a.type === q.type && normalizeName(a.name) === target) ? undefined : target;
+}
+
+export interface Answered extends Resolution {
+  /** The layer that answered, "none" when no layer claimed the name. */
+  layer: string;
+  /** Why the answer is SERVFAIL, when it is one because a layer failed. */
+  error?: Error;
+}
+
+export interface Resolver {
+  readonly layers: readonly Layer[];
+  resolve(question: Question): Promise<Answered>;
+  close(): void;
+}
+
+/** How many CNAMEs out of local data are followed through the other layers. */
+const MAX_CHASE = 8;
+
+export function createResolver(layers: Layer[]): Resolver {
+  const ask = async (q: Question): Promise<Answered> => {
+    for (const layer of layers) {
+      try {
+        const r = await layer.resolve(q);
+        if (r) return { ...r, layer: layer.name };
+      } catch (e) {
+        return { ...resolution("SERVFAIL"), layer: layer.name, error: e as Error };
+      }
+    }
+    // Nobody owns the name (no host layer configured): say so rather than guess.
+    return { ...resolution("REFUSED"), layer: "none" };
+  };
+  return {
+    layers,
+    async resolve(q) {
+      const first = await ask(q);
+      let r = first;
+      // A local CNAME pointing elsewhere (a fixed alias of an upstream name) is finished here, as
+      // a recursive server would: upstream answers already carry their whole chain.
+      for (let hop = 0; hop < MAX_CHASE && r.authoritative && r.rcode === "NOERROR"; hop++) {
+        const target = danglingCname(r, q);
+        if (target === undefined) break;
+        r = await ask({ ...q, name: target });
+        first.answers = [...first.answers, ...r.answers];
+        first.authorities = r.authorities;
+        first.rcode = r.rcode;
+        first.authoritative &&= r.authoritative;
+        if (r.error) first.error = r.error;
+      }
+      return first;
+    },
+    close() {
+      for (const l of layers) l.close?.();
+    },
+  };
+}

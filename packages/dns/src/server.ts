@@ -1,0 +1,100 @@
+/** The handler behind a UDP socket and a TCP listener on one host address and port. */
+import { createSocket, type Socket } from "node:dgram";
+import { once } from "node:events";
+import { isIPv6, type Socket as NetSocket, createServer as netServer, type Server } from "node:net";
+import type { DnsHandler } from "./handler.js";
+import type { Logger } from "./logger.js";
+import { silentLogger } from "./logger.js";
+
+export interface ListenOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 53; 0 picks a free port (the same one for UDP and TCP). */
+  port?: number;
+  /** Also listen on TCP (default true). */
+  tcp?: boolean;
+  logger?: Logger;
+}
+
+export interface DnsListener {
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function listenDns(handler: DnsHandler, o: ListenOptions = {}): Promise<DnsListener> {
+  const host = o.host ?? "127.0.0.1";
+  const log = o.logger ?? silentLogger;
+  const wanted = o.port ?? 53;
+  // Port 0: the free UDP port may be taken for TCP; try again with another.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await listenOnce(handler, host, wanted, o.tcp ?? true, log);
+    } catch (e) {
+      if (wanted !== 0 || (e as { code?: string }).code !== "EADDRINUSE" || attempt === 10) throw e;
+    }
+  }
+}
+
+/** Resolves once listening, rejects with the bind error. */
+function listening(emitter: Socket | Server): Promise<void> {
+  return Promise.race([
+    once(emitter, "listening").then(() => {}),
+    once(emitter, "error").then(([e]) => Promise.reject(e)),
+  ]);
+}
+
+async function listenOnce(
+  handler: DnsHandler,
+  host: string,
+  wanted: number,
+  withTcp: boolean,
+  log: Logger,
+): Promise<DnsListener> {
+  // Bursts from many clients arrive while a resolution runs: a larger receive buffer (capped by
+  // net.core.rmem_max) keeps them from being dropped by the kernel.
+  const udp: Socket = createSocket({ type: isIPv6(host) ? "udp6" : "udp4", recvBufferSize: 1 << 20 });
+  udp.on("message", (msg, rinfo) => {
+    handler.handle(msg, `${rinfo.address}:${rinfo.port}`, "udp").then(
+      (reply) => {
+        if (reply) udp.send(reply, rinfo.port, rinfo.address);
+      },
+      (e: unknown) => log.warn({ err: e }, "dns over udp: query failed"),
+    );
+  });
+  const bound = listening(udp);
+  udp.bind(wanted, host);
+  await bound;
+  udp.on("error", (e) => log.warn({ err: e }, "dns udp socket error"));
+  const port = udp.address().port;
+
+  let tcp: Server | undefined;
+  const conns = new Set<NetSocket>();
+  if (withTcp) {
+    const server = netServer((s) => {
+      conns.add(s);
+      s.on("close", () => conns.delete(s));
+      handler.serveStream(s, `${s.remoteAddress}:${s.remotePort}`);
+    });
+    tcp = server;
+    try {
+      const up = listening(server);
+      server.listen(port, host);
+      await up;
+    } catch (e) {
+      udp.close();
+      throw e;
+    }
+  }
+  return {
+    host,
+    port,
+    async close() {
+      udp.close();
+      if (tcp) {
+        for (const s of conns) s.destroy();
+        await new Promise((resolve) => tcp?.close(resolve));
+      }
+    },
+  };
+}
