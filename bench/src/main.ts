@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: the same netns guest behind desktopd, slirp4netns and pasta in turn, at each
- * MTU; prints one table (with desktopd/peer ratios) and writes the figures as JSON.
+ * MTU; prints one table (with desktopd/peer ratios) and writes the figures as JSON. `--vm` does
+ * the same with a VM on desktopd's stream and dgram sockets, passt and qemu's user mode (src/vm/).
  */
 import { fileURLToPath } from "node:url";
 import { type Options, parseOptions, usage } from "./args.js";
@@ -10,6 +11,7 @@ import { peers } from "./peers/index.js";
 import { writeResults } from "./results.js";
 import { runSession } from "./session.js";
 import { erraticRetransmits, renderFailures, renderRetransmits, renderTable } from "./table.js";
+import { runVmBench } from "./vm/run.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -26,6 +28,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n${usage}\n`);
     return 2;
   }
+  if (options.vm) return runVmBench(root, options);
   if (process.getuid?.() !== 0) {
     process.stderr.write("bench: needs root (ip netns, slirp4netns/pasta as root)\n");
     return 2;

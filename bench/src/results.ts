@@ -5,12 +5,13 @@ import os from "node:os";
 import { join } from "node:path";
 import type { Options } from "./args.js";
 import type { SessionResult } from "./metrics.js";
+import type { VmSessionResult } from "./vm/metrics.js";
 
 export function writeResults(
   root: string,
   options: Options,
   started: Date,
-  results: SessionResult[],
+  results: readonly SessionResult[] | readonly VmSessionResult[],
 ): string {
   const dir = join(root, "bench/results");
   mkdirSync(dir, { recursive: true });
@@ -26,6 +27,7 @@ export function writeResults(
       iperf3: version("iperf3", ["--version"]),
       slirp4netns: version("slirp4netns", ["--version"]),
       passt: version("dpkg-query", ["-W", "passt"])?.replace(/^passt\s+/, ""),
+      qemu: options.vm ? version("qemu-system-x86_64", ["--version"]) : undefined,
     },
     results,
   };

@@ -250,7 +250,11 @@ export class TcpLayer {
       if (!stream.destroyed) stream.destroy();
     });
     stream.on("error", () => {
-      if (!socket.destroyed) socket.resetAndDestroy();
+      if (socket.destroyed) return;
+      // libuv refuses a reset once our FIN is queued (uv_tcp_close_reset after uv_shutdown), and
+      // the handle would then stay open: a plain destroy is all that is left.
+      if (socket.writableEnded) socket.destroy();
+      else socket.resetAndDestroy();
     });
     stream.on("close", () => {
       // A guest that ended cleanly reached the socket through the pipe as end(), which still

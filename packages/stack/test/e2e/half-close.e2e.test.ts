@@ -57,3 +57,52 @@ describe.skipIf(!env.ok)("host half-closes first, guest keeps sending", () => {
     expect(await received).toEqual({ sha256: seededSha256(SIZE, 61), bytes: SIZE });
   }, 150_000);
 });
+
+describe.skipIf(!env.ok)("guest sends FIN, then RST, while the host has not closed", () => {
+  let guest: StackGuest;
+  let server: net.Server;
+  let hostSide: Promise<net.Socket>;
+
+  beforeAll(async () => {
+    guest = await startStackGuest({ prefix: "finrst" });
+    hostSide = new Promise((resolve) => {
+      // The host never ends its side: our socket to it holds a queued FIN when the RST comes.
+      server = net.createServer({ allowHalfOpen: true }, (socket) => {
+        socket.on("error", () => {});
+        socket.resume();
+        resolve(socket);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  });
+
+  afterAll(async () => {
+    server?.close();
+    await guest?.close();
+  });
+
+  it("releases the host socket: no handle is left open", async () => {
+    const { port } = server.address() as net.AddressInfo;
+    const tcpHandles = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap").length;
+    const before = tcpHandles();
+    // shutdown(SHUT_WR) sends the FIN; SO_LINGER 0 makes close() send an RST.
+    const py = [
+      "import socket, struct, sys, time",
+      "s = socket.create_connection((sys.argv[1], int(sys.argv[2])))",
+      "s.sendall(b'x' * 1000)",
+      "s.shutdown(socket.SHUT_WR)",
+      "time.sleep(0.5)",
+      "s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))",
+      "s.close()",
+    ].join("\n");
+    await guest.sh(`python3 -c ${shellQuote(py)} ${guest.stack.config.hostAddress} ${port}`);
+    const socket = await hostSide;
+    // The host sees our FIN; the flow (and its host socket handle) is then gone from the stack.
+    if (!socket.readableEnded) await new Promise((r) => socket.once("end", r));
+    socket.destroy();
+    // Neither the accepted socket nor the stack's own socket to it may stay open.
+    for (let i = 0; i < 100 && tcpHandles() > before; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(tcpHandles()).toBe(before);
+    expect(guest.stack.counters().tcp.open).toBe(0);
+  });
+});
