@@ -54,6 +54,8 @@ describe.skipIf(!env.ok || noVm !== undefined)("desktopd run with VMs", () => {
       150_000,
     );
     expect(out.trim().split(/\s+/)[0]).toBe(seededSha256(size, 11));
+    // The gateway's DNS answers the fixed names.
+    expect(await vm.sh("nslookup host.docker.internal 192.168.65.1")).toContain("192.168.65.254");
     // The namespace guest on the same switch, directly.
     const peer = await vm.sh(`timeout 60 wget -q -O - http://${nsAddress}:8080/page | sha256sum`);
     expect(peer.trim().split(/\s+/)[0]).toBe(pageSha);
@@ -178,5 +180,36 @@ describe.skipIf(!env.ok || noVm !== undefined)("desktopd run with VMs", () => {
     } finally {
       socat.kill();
     }
+  });
+});
+
+describe.skipIf(!env.ok || noVm !== undefined)("desktopd run -p with a VM only", () => {
+  let dir: string;
+  let daemon: Daemon;
+  let vm: TestVm;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "desktopd-vm-publish-"));
+    // No namespace: published ports lead to the first guest that leases, the VM.
+    daemon = await startDaemon({ args: ["--qemu-socket", join(dir, "qemu.sock"), "-p", "127.0.0.1:0:8080"] });
+  });
+
+  afterAll(async () => {
+    await vm?.close();
+    await daemon?.stop().catch((e: unknown) => console.error(e));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("publishes a port of the VM on the host", async () => {
+    vm = await bootVm({
+      name: "run-publish",
+      netdev: `stream,id=n0,server=off,addr.type=unix,addr.path=${join(dir, "qemu.sock")}`,
+    });
+    await vm.sh("udhcpc -i eth0 -q -n -t 10", 60_000);
+    await vm.sh("mkdir -p /www && echo published > /www/index.html && (httpd -p 8080 -h /www &)");
+    const hostPort = /tcp\/127\.0\.0\.1:(\d+)>8080/.exec(daemon.info.published ?? "")?.[1];
+    expect(hostPort, daemon.describe()).toBeDefined();
+    const res = await fetch(`http://127.0.0.1:${hostPort}/index.html`);
+    expect(await res.text()).toBe("published\n");
   });
 });
