@@ -18,6 +18,7 @@ export interface Libc {
   sendto: CFunction;
   setsockopt: CFunction;
   recvmmsg: CFunction;
+  sendmmsg: CFunction;
   shutdown: CFunction;
   close: CFunction;
   errno: () => number;
@@ -43,6 +44,7 @@ export function loadLibc(): Promise<Libc> {
         ),
         setsockopt: fn("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)"),
         recvmmsg: fn("int recvmmsg(int fd, uint64_t vec, unsigned int vlen, int flags, void *timeout)"),
+        sendmmsg: fn("int sendmmsg(int fd, uint64_t vec, unsigned int vlen, int flags)"),
         shutdown: fn("int shutdown(int fd, int how)"),
         close: fn("int close(int fd)"),
         errno: () => koffi.errno(),

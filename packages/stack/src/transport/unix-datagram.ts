@@ -12,7 +12,7 @@ import * as net from "node:net";
 import { TransportError } from "../errors.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
 import { countDrop, type FrameReceiver, type FrameTransport, newTransportStats } from "./types.js";
-import { type Datagram, UnixDgramSocket } from "./unix-dgram-socket.js";
+import { type BatchSender, type Datagram, UnixDgramSocket } from "./unix-dgram-socket.js";
 
 /** Old vfkit versions send this 4-byte datagram first, to make their address known. */
 const VFKIT_HANDSHAKE = Buffer.from("VFKT");
@@ -135,7 +135,8 @@ class PeerLink implements FrameTransport {
   private readonly maxFrame: number;
   private readonly maxBacklog: number;
   private backlog: Buffer[] = [];
-  private retry: NodeJS.Timeout | undefined;
+  private flushing = false;
+  private sender: BatchSender | undefined;
 
   constructor(
     private readonly listener: DatagramListener,
@@ -186,8 +187,9 @@ class PeerLink implements FrameTransport {
   }
 
   /**
-   * The peer's receive queue is full (a burst, or its VMM is busy): hold a bounded backlog and
-   * retry shortly, as a NIC's ring would; beyond it, drop.
+   * The peer's receive queue is full (a burst: Linux queues few datagrams per socket): hold a
+   * bounded backlog, as a NIC's ring would, and send it from a worker thread that waits for
+   * room; beyond the backlog, drop.
    */
   private enqueue(frame: Buffer): void {
     if (this.backlog.length >= this.maxBacklog) {
@@ -195,21 +197,33 @@ class PeerLink implements FrameTransport {
       return;
     }
     this.backlog.push(frame);
-    this.retry ??= setTimeout(() => this.flush(), 1);
+    if (!this.flushing) void this.flush();
   }
 
-  private flush(): void {
-    this.retry = undefined;
-    let sent = 0;
-    while (sent < this.backlog.length && !this.closed) {
-      const error = this.listener.socket.sendTo(this.backlog[sent]!, this.address);
-      if (error !== undefined && FULL.has(error)) break;
-      if (error === undefined) this.sent(this.backlog[sent]!);
-      else this.failed(error);
-      sent++;
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    this.sender ??= this.listener.socket.batchSender(this.address);
+    while (this.backlog.length > 0 && !this.closed) {
+      const batch = this.backlog.slice(0, this.sender.fits(this.backlog));
+      let done = await this.sender.send(batch);
+      for (let i = 0; i < done; i++) this.sent(batch[i]!);
+      if (done < batch.length && !this.closed) {
+        // Why the batch stopped: ask without blocking, and so learn the errno.
+        const error = this.listener.socket.sendTo(batch[done]!, this.address);
+        if (error === undefined) this.sent(batch[done]!);
+        else if (FULL.has(error)) {
+          // Full for a whole SO_SNDTIMEO: the peer is not reading; this batch is lost.
+          for (let i = done; i < batch.length; i++) countDrop(this.stats, "queue-full");
+          done = batch.length - 1;
+        } else {
+          this.failed(error);
+          break;
+        }
+        done++;
+      }
+      this.backlog.splice(0, done);
     }
-    this.backlog.splice(0, sent);
-    if (this.backlog.length > 0 && !this.closed) this.retry = setTimeout(() => this.flush(), 1);
+    this.flushing = false;
   }
 
   private failed(error: string): void {
@@ -229,8 +243,8 @@ class PeerLink implements FrameTransport {
   shutdown(error?: Error): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.retry);
     this.backlog = [];
+    this.sender?.free();
     this.listener.forget(this);
     this.receiver?.onClose?.(error);
   }

@@ -12,12 +12,15 @@ const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
+const SO_SNDTIMEO = 21;
 const MSG_TRUNC = 0x20;
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
 const MSG_WAITFORONE = 0x10000;
 const SHUT_RDWR = 2;
 const EINTR = 4;
+/** Longest wait of a blocking send for room at a peer (SO_SNDTIMEO), in seconds. */
+const SEND_TIMEOUT_S = 1;
 
 // x86-64 / aarch64 Linux layouts: struct sockaddr_un, iovec, and mmsghdr (a 56-byte msghdr,
 // then msg_len, padded to 64).
@@ -91,7 +94,30 @@ export class UnixDgramSocket {
     };
     setInt(SO_RCVBUF, options.recvBufferBytes ?? 4 * 1024 * 1024);
     setInt(SO_SNDBUF, options.sendBufferBytes ?? 1024 * 1024);
+    // A blocking send waits this long at most for room at a peer that stopped reading.
+    const timeout = Buffer.alloc(16);
+    timeout.writeBigInt64LE(BigInt(SEND_TIMEOUT_S), 0);
+    c.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, timeout, 16);
     return new UnixDgramSocket(c, fd, path, options.batch ?? 64, options.maxDatagram ?? 65_536);
+  }
+
+  private address(path: string): Buffer {
+    let addr = this.addrCache.get(path);
+    if (!addr) {
+      addr = sockaddrUn(path);
+      if (this.addrCache.size > 1024) this.addrCache.clear();
+      this.addrCache.set(path, addr);
+    }
+    return addr;
+  }
+
+  /**
+   * A sender of batches to one peer that waits, on a worker thread, for room in the peer's
+   * receive queue — which Linux keeps short (net.unix.max_dgram_qlen, 10 by default), so a
+   * burst does not fit and polling cannot tell when one peer's queue has room again.
+   */
+  batchSender(path: string, capacityBytes = 1024 * 1024): BatchSender {
+    return new BatchSender(this.c, this.fd, this.address(path), Math.min(this.batch, 64), capacityBytes);
   }
 
   /**
@@ -100,12 +126,7 @@ export class UnixDgramSocket {
    */
   sendTo(data: Buffer, path: string): string | undefined {
     if (this.closed) return "EBADF";
-    let addr = this.addrCache.get(path);
-    if (!addr) {
-      addr = sockaddrUn(path);
-      if (this.addrCache.size > 1024) this.addrCache.clear();
-      this.addrCache.set(path, addr);
-    }
+    const addr = this.address(path);
     const n = this.c.sendto(this.fd, data, data.length, MSG_DONTWAIT | MSG_NOSIGNAL, addr, addr.length);
     return n < 0 ? errnoName(this.c.errno()) : undefined;
   }
@@ -193,5 +214,87 @@ export class UnixDgramSocket {
     this.c.close(this.fd);
     if (this.ring) this.c.free(this.ring.base);
     this.ring = undefined;
+  }
+}
+
+/**
+ * Blocking sendmmsg() of copied frames on a libuv worker: one batch in flight at a time. The
+ * frames are copied into native memory that stays put while the worker reads it.
+ */
+export class BatchSender {
+  private readonly base: bigint;
+  private readonly view: Buffer;
+  private readonly dataAt: number;
+  private busy = false;
+  private freed = false;
+
+  constructor(
+    private readonly c: Libc,
+    private readonly fd: number,
+    private readonly addr: Buffer,
+    private readonly maxBatch: number,
+    private readonly capacity: number,
+  ) {
+    const addrAt = maxBatch * (MMSGHDR_LEN + IOVEC_LEN);
+    this.dataAt = addrAt + SOCKADDR_UN_LEN;
+    this.base = c.alloc(this.dataAt + capacity);
+    this.view = Buffer.from(c.view(this.base, this.dataAt + capacity));
+    addr.copy(this.view, addrAt);
+    for (let i = 0; i < maxBatch; i++) {
+      const msg = i * MMSGHDR_LEN;
+      this.view.fill(0, msg, msg + MMSGHDR_LEN);
+      this.view.writeBigUInt64LE(this.base + BigInt(addrAt), msg);
+      this.view.writeUInt32LE(addr.length, msg + MSG_NAMELEN_AT);
+      this.view.writeBigUInt64LE(this.base + BigInt(maxBatch * MMSGHDR_LEN + i * IOVEC_LEN), msg + 16);
+      this.view.writeBigUInt64LE(1n, msg + 24);
+    }
+  }
+
+  /** How many of `frames` (from the front) one call takes. */
+  fits(frames: readonly Buffer[]): number {
+    let n = 0;
+    let bytes = 0;
+    while (n < frames.length && n < this.maxBatch && bytes + frames[n]!.length <= this.capacity) {
+      bytes += frames[n]!.length;
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Sends the first `fits(frames)` frames, waiting for room at the peer; resolves with how many
+   * went out (fewer on an error or a peer that stayed full for SO_SNDTIMEO).
+   */
+  send(frames: readonly Buffer[]): Promise<number> {
+    if (this.busy || this.freed) return Promise.resolve(0);
+    const n = this.fits(frames);
+    let at = this.dataAt;
+    for (let i = 0; i < n; i++) {
+      const f = frames[i]!;
+      f.copy(this.view, at);
+      const iov = this.maxBatch * MMSGHDR_LEN + i * IOVEC_LEN;
+      this.view.writeBigUInt64LE(this.base + BigInt(at), iov);
+      this.view.writeBigUInt64LE(BigInt(f.length), iov + 8);
+      at += f.length;
+    }
+    this.busy = true;
+    return new Promise((resolve) => {
+      this.c.sendmmsg.async(this.fd, this.base, n, MSG_NOSIGNAL, (err: unknown, sent: number) => {
+        this.busy = false;
+        if (this.freed) this.release();
+        resolve(err || sent < 0 ? 0 : sent);
+      });
+    });
+  }
+
+  /** Frees the native memory (at once, or when the call in flight returns). */
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    if (!this.busy) this.release();
+  }
+
+  private release(): void {
+    this.c.free(this.base);
   }
 }
