@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { moduleLoadOrder } from "../../src/testing/initramfs.js";
+import { moduleLoadOrder, sharedLibraries } from "../../src/testing/initramfs.js";
 
 // Lines of modules.dep from Debian's 6.1 cloud-amd64 kernel.
 const MODULES_DEP = `kernel/fs/fuse/virtiofs.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko kernel/fs/fuse/fuse.ko
@@ -39,5 +39,26 @@ describe("moduleLoadOrder", () => {
       "kernel/net/core/fail-over.ko.zst",
       "kernel/drivers/net/virtio_net.ko.xz",
     ]);
+  });
+});
+
+describe("sharedLibraries", () => {
+  it("lists every library ldd resolves and the loader, not the vDSO", () => {
+    // ldd /usr/bin/iperf3 on Debian 12.
+    const ldd = `\tlinux-vdso.so.1 (0x00007ffd8f9f6000)
+\tlibiperf.so.0 => /lib/x86_64-linux-gnu/libiperf.so.0 (0x00007f3b1c2a0000)
+\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f3b1c0bf000)
+\t/lib64/ld-linux-x86-64.so.2 (0x00007f3b1c318000)
+`;
+    expect(sharedLibraries(ldd)).toEqual([
+      "/lib/x86_64-linux-gnu/libiperf.so.0",
+      "/lib/x86_64-linux-gnu/libc.so.6",
+      "/lib64/ld-linux-x86-64.so.2",
+    ]);
+  });
+
+  it("gives nothing for a static binary and refuses a missing library", () => {
+    expect(sharedLibraries("\tnot a dynamic executable\n")).toEqual([]);
+    expect(() => sharedLibraries("\tlibgone.so.1 => not found\n")).toThrow(/libgone/);
   });
 });
