@@ -96,6 +96,12 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
 const LEASE_TTL = 5;
 
 /**
+ * A DHCP host name we answer: one LDH label. The guest chooses it, so a dotted one
+ * ("github.com") must not take over a real name for every other guest.
+ */
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
  * The names guests send in DHCP (option 12) with the leased address, and PTR for it; read from
  * the stack's lease table at each query, so a lease that lapses stops answering.
  */
@@ -113,10 +119,12 @@ export function leaseLayer(leases: () => LeaseInfo[]): Layer {
         additionals: [],
         authoritative: true,
       });
+      if (ip === undefined && !LABEL.test(name)) return undefined;
       for (const l of leases()) {
-        if (!l.hostname) continue;
-        if (ip !== undefined && l.ip === ip) return answer("PTR", normalizeName(l.hostname));
-        if (ip === undefined && normalizeName(l.hostname) === name) {
+        const hostname = l.hostname === undefined ? "" : normalizeName(l.hostname);
+        if (!LABEL.test(hostname)) continue;
+        if (ip !== undefined && l.ip === ip) return answer("PTR", hostname);
+        if (ip === undefined && hostname === name) {
           // The lease table is IPv4: a known name has no other address type (NODATA).
           return q.type === "A" ? answer("A", l.ip) : { ...answer("A", l.ip), answers: [] };
         }

@@ -82,6 +82,17 @@ describe("DHCP lease names", () => {
     });
   });
 
+  it("answers only single-label host names: a guest cannot claim a real domain name", () => {
+    const hostile = leaseLayer(() => [
+      { mac: "02:00:00:00:00:05", ip: "192.168.65.5", hostname: "github.com", expiresAt: 1, static: false },
+      { mac: "02:00:00:00:00:06", ip: "192.168.65.6", hostname: "bad name", expiresAt: 1, static: false },
+    ]);
+    expect(hostile.resolve({ name: "github.com", type: "A" })).toBeUndefined();
+    expect(hostile.resolve({ name: "bad name", type: "A" })).toBeUndefined();
+    expect(hostile.resolve({ name: "5.65.168.192.in-addr.arpa", type: "PTR" })).toBeUndefined();
+    expect(hostile.resolve({ name: "6.65.168.192.in-addr.arpa", type: "PTR" })).toBeUndefined();
+  });
+
   it("passes on names and addresses without a named lease", () => {
     expect(layer.resolve({ name: "web2", type: "A" })).toBeUndefined();
     expect(layer.resolve({ name: "4.65.168.192.in-addr.arpa", type: "PTR" })).toBeUndefined();

@@ -53,7 +53,9 @@ export class DnsCache {
     }
     this.hits++;
     const age = Math.floor((now - e.storedAt) / 1000);
-    const age1 = (a: Answer): Answer => ("ttl" in a ? { ...a, ttl: Math.max(0, (a.ttl ?? 0) - age) } : a);
+    // A TTL cut by maxTtl is cut for the client's cache too.
+    const age1 = (a: Answer): Answer =>
+      "ttl" in a ? { ...a, ttl: Math.max(0, Math.min(this.maxTtl, a.ttl ?? 0) - age) } : a;
     return {
       ...e.value,
       answers: e.value.answers.map(age1),

@@ -32,7 +32,7 @@ export class Forwarder {
   private readonly inflight = new Map<string, Promise<Resolution>>();
   readonly timeoutMs: number;
   readonly cache: DnsCache;
-  private readonly maxInflight: number;
+  readonly maxInflight: number;
 
   constructor(o: ForwarderOptions = {}) {
     this.timeoutMs = o.timeoutMs ?? 4000;
@@ -63,21 +63,25 @@ export class Forwarder {
 
   private async ask(servers: readonly Upstream[], q: Question): Promise<Resolution> {
     if (servers.length === 0) throw new UpstreamError("no-servers", "no nameservers configured");
-    const deadline = AbortSignal.timeout(this.timeoutMs);
+    // Each server gets an equal share of the budget, so a dead first server cannot use it all.
+    // A plain timer, cleared with the answer (AbortSignal.timeout's live on for the whole share).
+    const share = this.timeoutMs / servers.length;
     let last: Error | undefined;
     for (const server of servers) {
-      if (deadline.aborted) break;
-      // Each server gets an equal share of the budget, so a dead first server cannot use it all.
-      const share = AbortSignal.any([deadline, AbortSignal.timeout(this.timeoutMs / servers.length)]);
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), share);
       try {
-        let r = await queryUpstream(server, q, share);
+        let r = await queryUpstream(server, q, abort.signal);
         // A server that does not speak EDNS answers FORMERR (RFC 6891 §7): ask again without.
-        if (((r.flags ?? 0) & 0xf) === RCODES.FORMERR) r = await queryUpstream(server, q, share, false);
+        if (((r.flags ?? 0) & 0xf) === RCODES.FORMERR)
+          r = await queryUpstream(server, q, abort.signal, false);
         const rcode = RCODE_NAMES[(r.flags ?? 0) & 0xf];
         if (rcode === "NOERROR" || rcode === "NXDOMAIN") return toResolution(rcode, r);
         last = new UpstreamError("rcode", `${server.host}:${server.port} answered ${rcode ?? "rcode?"}`);
       } catch (e) {
         last = e as Error;
+      } finally {
+        clearTimeout(timer);
       }
     }
     throw last ?? new UpstreamError("timeout", "no nameserver answered in time");

@@ -4,6 +4,7 @@
  * drive it.
  */
 import type { Duplex } from "node:stream";
+import { resolution } from "./layer.js";
 import { type Clock, type Logger, silentLogger, systemClock } from "./logger.js";
 import { encodeResponse, type Query, udpLimit, vetQuery } from "./message.js";
 import { describeAnswer, QueryLog, type QueryLogEntry } from "./query-log.js";
@@ -21,6 +22,12 @@ export interface HandlerOptions {
   maxTcpInflight?: number;
   /** A TCP connection idle this long is closed, ms (default 30 000, RFC 7766 §6.2.3). */
   tcpIdleMs?: number;
+  /**
+   * Queries being resolved at once, all clients (default 10 000). Beyond it a query is answered
+   * SERVFAIL without being resolved: a flood of one name at a silent upstream shares one upstream
+   * query but would otherwise hold a pending reply per datagram until the timeout.
+   */
+  maxInflight?: number;
   logger?: Logger;
   clock?: Clock;
 }
@@ -35,6 +42,8 @@ export interface DnsCounters {
   malformed: Record<string, number>;
   truncated: number;
   inflight: number;
+  /** Queries answered SERVFAIL at once because `maxInflight` were being resolved. */
+  busy: number;
   tcpConnections: { open: number; total: number };
 }
 
@@ -53,6 +62,7 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
   const maxUdp = o.maxUdpSize ?? 1232;
   const queryLog = new QueryLog(o.queryLogSize ?? 1000);
   const maxInflight = o.maxTcpInflight ?? 64;
+  const maxQueries = o.maxInflight ?? 10_000;
   const idleMs = o.tcpIdleMs ?? 30_000;
   const c: DnsCounters = {
     queries: { udp: 0, tcp: 0 },
@@ -61,6 +71,7 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
     malformed: {},
     truncated: 0,
     inflight: 0,
+    busy: 0,
     tcpConnections: { open: 0, total: 0 },
   };
   const bump = (m: Record<string, number>, k: string) => {
@@ -116,6 +127,11 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
       return v.reply;
     }
     c.queries[transport]++;
+    if (c.inflight >= maxQueries) {
+      c.busy++;
+      bump(c.rcodes, "SERVFAIL");
+      return encodeResponse(v.query, resolution("SERVFAIL"));
+    }
     return answer(v.query, client, transport);
   };
 
@@ -133,14 +149,16 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
         idle = setTimeout(() => stream.destroy(), idleMs);
         idle.unref?.();
       };
+      const whole = () => buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0);
+      // After the client's end, close once every whole query it sent is answered.
       const finish = () => {
-        if (ended && pending === 0 && !stream.writableEnded) stream.end();
+        if (ended && pending === 0 && !whole() && !stream.writableEnded) stream.end();
       };
-      touch();
-      stream.on("data", (chunk: Buffer) => {
-        touch();
-        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-        while (buf.length >= 2) {
+      // Takes whole frames off `buf` while the client has room: at most `maxInflight` unanswered
+      // and answers it is not reading stop the parsing and the reading (backpressure), so a
+      // pipelining or non-reading client holds one read chunk and a bounded write buffer.
+      const pump = () => {
+        while (buf.length >= 2 && pending < maxInflight && !stream.writableNeedDrain) {
           const len = buf.readUInt16BE(0);
           if (len < 12) {
             // Not even a header: the stream cannot be trusted to stay in frame.
@@ -151,15 +169,11 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
           if (buf.length < 2 + len) break;
           const msg = buf.subarray(2, 2 + len);
           buf = buf.subarray(2 + len);
-          if (pending >= maxInflight) {
-            stream.destroy();
-            return;
-          }
           pending++;
           // Responses go out as they are ready, not in order (RFC 7766 §6.2.1.1): ids match them up.
           handle(msg, client, "tcp")
             .then((reply) => {
-              if (reply && !stream.destroyed) {
+              if (reply && !stream.destroyed && !stream.writableEnded) {
                 const framed = Buffer.allocUnsafe(2 + reply.length);
                 framed.writeUInt16BE(reply.length, 0);
                 reply.copy(framed, 2);
@@ -169,10 +183,21 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
             .catch((e: unknown) => log.warn({ err: e, client }, "dns over tcp: query failed"))
             .finally(() => {
               pending--;
+              pump();
               finish();
             });
         }
+        const full = pending >= maxInflight || stream.writableNeedDrain;
+        if (full) stream.pause();
+        else if (!ended) stream.resume();
+      };
+      touch();
+      stream.on("data", (chunk: Buffer) => {
+        touch();
+        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+        pump();
       });
+      stream.on("drain", pump);
       stream.on("end", () => {
         ended = true;
         finish();

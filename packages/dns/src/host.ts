@@ -14,6 +14,7 @@ import { UpstreamError } from "./errors.js";
 import { Forwarder, type ForwarderOptions } from "./forwarder.js";
 import { type Layer, type Resolution, resolution } from "./layer.js";
 import { type Clock, type Logger, silentLogger, systemClock } from "./logger.js";
+import { normalizeName } from "./name.js";
 import { parseResolvConf } from "./resolv-conf.js";
 import type { Upstream } from "./upstream.js";
 
@@ -103,11 +104,16 @@ export function createHostLayer(o: HostLayerOptions = {}): HostLayer {
     } catch {}
   }
 
-  // One getaddrinfo per name at a time: A and AAAA (and many clients) share it.
+  // One getaddrinfo per name at a time: A and AAAA (and many clients) share it. getaddrinfo holds
+  // a libuv thread until it returns, past our deadline too: beyond the forwarder's in-flight limit
+  // new names fail at once rather than queue without end behind the thread pool.
   const pendingLookups = new Map<string, Promise<{ address: string; family: number }[]>>();
   const osLookup = (name: string) => {
     let p = pendingLookups.get(name);
     if (!p) {
+      if (pendingLookups.size >= forwarder.maxInflight) {
+        throw new UpstreamError("busy", `${pendingLookups.size} OS lookups in flight`);
+      }
       p = lookup(name, { all: true, family: 0 });
       pendingLookups.set(name, p);
       const done = () => pendingLookups.delete(name);
@@ -122,7 +128,7 @@ export function createHostLayer(o: HostLayerOptions = {}): HostLayer {
     if (hit) return hit;
     let addrs: { address: string; family: number }[];
     try {
-      addrs = await bounded(osLookup(q.name), forwarder.timeoutMs);
+      addrs = await bounded(osLookup(normalizeName(q.name)), forwarder.timeoutMs);
     } catch (e) {
       if (UpstreamError.isInstance(e)) throw e;
       const code = (e as { code?: string }).code;

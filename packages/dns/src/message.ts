@@ -15,7 +15,7 @@ const BADVERS_HIGH = 1;
 export const CLASSIC_UDP_SIZE = 512;
 
 export type DropReason = "short" | "response";
-export type FormerrReason = "undecodable" | "questions" | "opt" | "opcode" | "edns-version";
+export type FormerrReason = "undecodable" | "questions" | "name" | "opt" | "opcode" | "edns-version";
 
 export interface Query {
   id: number;
@@ -47,6 +47,11 @@ export function vetQuery(buf: Buffer): Vetted {
   }
   if (p.questions?.length !== 1)
     return { ok: false, reason: "questions", reply: headerOnly(id, flags, "FORMERR") };
+  // dns-packet reads names as dotted UTF-8 text: a label holding a "." or bytes that are not
+  // UTF-8 comes back as another name, which we would resolve and echo in place of the client's.
+  const asked = packet.encode({ type: "query", id, questions: [p.questions[0]!] }).subarray(12);
+  if (!asked.equals(buf.subarray(12, 12 + asked.length)))
+    return { ok: false, reason: "name", reply: headerOnly(id, flags, "FORMERR") };
   const opts = (p.additionals ?? []).filter((a): a is packet.OptAnswer => a.type === "OPT");
   if (opts.length > 1) return { ok: false, reason: "opt", reply: headerOnly(id, flags, "FORMERR") };
   const opt = opts[0];

@@ -13,6 +13,8 @@ export interface ListenOptions {
   port?: number;
   /** Also listen on TCP (default true). */
   tcp?: boolean;
+  /** TCP connections open at once; further ones are closed on arrival (default 256). */
+  maxTcpConnections?: number;
   logger?: Logger;
 }
 
@@ -26,10 +28,11 @@ export async function listenDns(handler: DnsHandler, o: ListenOptions = {}): Pro
   const host = o.host ?? "127.0.0.1";
   const log = o.logger ?? silentLogger;
   const wanted = o.port ?? 53;
+  const maxTcp = (o.tcp ?? true) ? (o.maxTcpConnections ?? 256) : 0;
   // Port 0: the free UDP port may be taken for TCP; try again with another.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await listenOnce(handler, host, wanted, o.tcp ?? true, log);
+      return await listenOnce(handler, host, wanted, maxTcp, log);
     } catch (e) {
       if (wanted !== 0 || (e as { code?: string }).code !== "EADDRINUSE" || attempt === 10) throw e;
     }
@@ -48,16 +51,19 @@ async function listenOnce(
   handler: DnsHandler,
   host: string,
   wanted: number,
-  withTcp: boolean,
+  /** 0: no TCP listener. */
+  maxTcp: number,
   log: Logger,
 ): Promise<DnsListener> {
   // Bursts from many clients arrive while a resolution runs: a larger receive buffer (capped by
   // net.core.rmem_max) keeps them from being dropped by the kernel.
   const udp: Socket = createSocket({ type: isIPv6(host) ? "udp6" : "udp4", recvBufferSize: 1 << 20 });
+  let closed = false;
   udp.on("message", (msg, rinfo) => {
     handler.handle(msg, `${rinfo.address}:${rinfo.port}`, "udp").then(
       (reply) => {
-        if (reply) udp.send(reply, rinfo.port, rinfo.address);
+        // An answer that was still being resolved at close(): send() would throw, unhandled.
+        if (reply && !closed) udp.send(reply, rinfo.port, rinfo.address);
       },
       (e: unknown) => log.warn({ err: e }, "dns over udp: query failed"),
     );
@@ -70,12 +76,16 @@ async function listenOnce(
 
   let tcp: Server | undefined;
   const conns = new Set<NetSocket>();
-  if (withTcp) {
-    const server = netServer((s) => {
+  if (maxTcp > 0) {
+    // Half-open: a client may send its queries and then its FIN; the answers still go out, and
+    // serveStream ends our side once they have.
+    const server = netServer({ allowHalfOpen: true }, (s) => {
       conns.add(s);
       s.on("close", () => conns.delete(s));
       handler.serveStream(s, `${s.remoteAddress}:${s.remotePort}`);
     });
+    // Each connection holds buffers and a timer: beyond the limit Node closes new ones at once.
+    server.maxConnections = maxTcp;
     tcp = server;
     try {
       const up = listening(server);
@@ -90,6 +100,7 @@ async function listenOnce(
     host,
     port,
     async close() {
+      closed = true;
       udp.close();
       if (tcp) {
         for (const s of conns) s.destroy();

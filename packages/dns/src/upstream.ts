@@ -62,7 +62,8 @@ function exchange(
       }
       const q = r.questions?.[0];
       const ours = query.questions![0]!;
-      if (r.id !== query.id || !r.flag_qr || !q || q.type !== ours.type) return false;
+      if (r.id !== query.id || !r.flag_qr || !q || q.type !== ours.type || q.class !== (ours.class ?? "IN"))
+        return false;
       if (normalizeName(q.name) !== normalizeName(ours.name)) return false;
       cleanup();
       resolve(r);

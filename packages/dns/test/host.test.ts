@@ -13,6 +13,21 @@ const failing =
     throw Object.assign(new Error(`getaddrinfo ${code}`), { code });
   };
 
+/** A host layer whose getaddrinfo never returns; `calls()` counts the lookups started. */
+function hanging(o: { timeoutMs: number; maxInflight?: number }) {
+  let calls = 0;
+  const host = createHostLayer({
+    mode: "os",
+    nameservers: [],
+    ...o,
+    lookup: () => {
+      calls++;
+      return new Promise(() => {});
+    },
+  });
+  return { host, calls: () => calls };
+}
+
 describe("host layer, OS resolver", () => {
   it("answers localhost from the OS resolver with its TTL", async () => {
     const host = createHostLayer({ mode: "os", nameservers: [], osTtl: 7 });
@@ -46,22 +61,26 @@ describe("host layer, OS resolver", () => {
   });
 
   it("gives up on a lookup that never returns at the configured bound, and shares concurrent lookups", async () => {
-    let calls = 0;
-    const host = createHostLayer({
-      mode: "os",
-      nameservers: [],
-      timeoutMs: 50,
-      lookup: () => {
-        calls++;
-        return new Promise(() => {});
-      },
-    });
+    const { host, calls } = hanging({ timeoutMs: 50 });
     const both = [
       host.resolve({ name: "hang.test", type: "A" }),
       host.resolve({ name: "hang.test", type: "AAAA" }),
     ];
     for (const r of both) await expect(r).rejects.toMatchObject({ reason: "timeout" });
-    expect(calls).toBe(1);
+    expect(calls()).toBe(1);
+  });
+
+  it("fails new names at once while maxInflight lookups are outstanding, even past their deadline", async () => {
+    const { host, calls } = hanging({ timeoutMs: 20, maxInflight: 2 });
+    const a = host.resolve({ name: "a.test", type: "A" });
+    const b = host.resolve({ name: "B.test", type: "A" });
+    await expect(host.resolve({ name: "c.test", type: "A" })).rejects.toMatchObject({ reason: "busy" });
+    await expect(a).rejects.toMatchObject({ reason: "timeout" });
+    await expect(b).rejects.toMatchObject({ reason: "timeout" });
+    // getaddrinfo still holds its threads: new names stay refused, a pending name is shared.
+    await expect(host.resolve({ name: "d.test", type: "A" })).rejects.toMatchObject({ reason: "busy" });
+    await expect(host.resolve({ name: "b.test", type: "AAAA" })).rejects.toMatchObject({ reason: "timeout" });
+    expect(calls()).toBe(2);
   });
 
   it("caches OS answers for the OS TTL, negative ones too", async () => {

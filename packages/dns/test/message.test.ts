@@ -99,6 +99,23 @@ describe("malformed queries", () => {
     await stillAnswers(h);
   });
 
+  it("answers FORMERR to a question name dns-packet cannot give back byte for byte", async () => {
+    const h = handler();
+    const header = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    // One label "host.docker.internal" (dots inside the label), and a label that is not UTF-8.
+    const dotted = Buffer.from([...header, 20, ...Buffer.from("host.docker.internal"), 0, 0, 1, 0, 1]);
+    const binary = Buffer.from([...header, 2, 0xff, 0xfe, 0, 0, 1, 0, 1]);
+    for (const q of [dotted, binary]) {
+      const reply = (await h.handle(q, "t", "udp"))!;
+      expect([idOf(reply), rcodeOf(reply)]).toEqual([0x1234, 1]);
+    }
+    expect(h.counters().malformed).toEqual({ name: 2 });
+    // Upper case is the client's own spelling, echoed as sent.
+    const mixed = packet.decode((await h.handle(query("Host.Docker.INTERNAL"), "t", "udp"))!);
+    expect(mixed.questions?.[0]?.name).toBe("Host.Docker.INTERNAL");
+    expect(mixed.answers).toHaveLength(1);
+  });
+
   it("answers NOTIMP to opcodes other than QUERY, and BADVERS to EDNS version 1", async () => {
     const h = handler();
     const update = query("host.docker.internal");
@@ -132,6 +149,34 @@ describe("malformed queries", () => {
     const malformed = Object.values(h.counters().malformed).reduce((a, b) => a + b, 0);
     expect(malformed).toBeGreaterThan(1900);
     await stillAnswers(h);
+  });
+});
+
+describe("load", () => {
+  it("answers SERVFAIL at once beyond maxInflight queries being resolved, and recovers", async () => {
+    let release = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const h = createDnsHandler({
+      maxInflight: 2,
+      resolver: createResolver([
+        {
+          name: "gated",
+          resolve: async () => {
+            await gate;
+            return { rcode: "NOERROR", answers: [], authorities: [], additionals: [], authoritative: true };
+          },
+        },
+      ]),
+    });
+    const held = [h.handle(query("a.test"), "t", "udp"), h.handle(query("b.test"), "t", "udp")];
+    const third = (await h.handle(query("c.test"), "t", "udp"))!;
+    expect([idOf(third), rcodeOf(third)]).toEqual([0x1234, 2]);
+    expect(h.counters()).toMatchObject({ inflight: 2, busy: 1 });
+    release();
+    for (const r of await Promise.all(held)) expect(rcodeOf(r!)).toBe(0);
+    expect(rcodeOf((await h.handle(query("d.test"), "t", "udp"))!)).toBe(0);
   });
 });
 

@@ -5,9 +5,18 @@
  */
 import { once } from "node:events";
 import { connect, type Socket } from "node:net";
+import { Duplex } from "node:stream";
 import * as packet from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDnsServer, type DnsServer } from "../src/index.js";
+import {
+  createDnsHandler,
+  createDnsServer,
+  createFixedLayer,
+  createResolver,
+  type DnsServer,
+  type Layer,
+  listenDns,
+} from "../src/index.js";
 
 const framed = (id: number, name: string) =>
   packet.streamEncode({
@@ -86,5 +95,99 @@ describe("DNS over TCP", () => {
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(server.handler.counters().tcpConnections.open).toBe(0);
+  });
+
+  it("answers more pipelined queries than it keeps in flight, instead of dropping the connection", async () => {
+    const sock = connect(server.port, server.host);
+    await once(sock, "connect");
+    const replies = readResponses(sock, 200);
+    sock.write(Buffer.concat(Array.from({ length: 200 }, (_, i) => framed(i + 1, `n${i}.test.internal`))));
+    const got = await replies;
+    sock.destroy();
+    expect(got.map((r) => r.id).sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(
+      Array.from({ length: 200 }, (_, i) => i + 1),
+    );
+  });
+});
+
+describe("DNS over TCP, limits", () => {
+  it("answers queries sent before the client's FIN (half-close), then closes", async () => {
+    // A layer that answers on a later turn of the event loop, as an upstream would: the FIN
+    // is read before the answer is ready.
+    const slow: Layer = {
+      name: "slow",
+      resolve: () =>
+        new Promise((resolve) =>
+          setTimeout(
+            () =>
+              resolve({
+                rcode: "NOERROR",
+                answers: [{ name: "slow.test", type: "A", ttl: 1, data: "10.9.9.9" }],
+                authorities: [],
+                additionals: [],
+                authoritative: true,
+              }),
+            50,
+          ),
+        ),
+    };
+    const listener = await listenDns(createDnsHandler({ resolver: createResolver([slow]) }), { port: 0 });
+    const sock = connect(listener.port, listener.host);
+    await once(sock, "connect");
+    const replies = readResponses(sock, 2);
+    sock.end(framed(5, "slow.test"));
+    const got = await replies;
+    await listener.close();
+    expect(got.map((r) => [r.id, (r.answers?.[0] as { data?: string })?.data])).toEqual([[5, "10.9.9.9"]]);
+  });
+
+  it("closes connections beyond maxTcpConnections on arrival", async () => {
+    const handler = createDnsHandler({
+      resolver: createResolver([createFixedLayer({ hostAddress: "10.0.0.1" })]),
+    });
+    const listener = await listenDns(handler, { port: 0, maxTcpConnections: 1 });
+    const first = connect(listener.port, listener.host);
+    const firstReplies = readResponses(first, 1);
+    first.write(framed(1, "host.docker.internal"));
+    expect((await firstReplies).map((r) => r.id)).toEqual([1]);
+    const second = connect(listener.port, listener.host);
+    const secondReplies = readResponses(second, 1);
+    second.on("error", () => {});
+    second.write(framed(2, "host.docker.internal"));
+    expect(await secondReplies).toEqual([]);
+    first.destroy();
+    await listener.close();
+  });
+
+  it("stops reading from a client that does not read its answers", async () => {
+    const handler = createDnsHandler({
+      resolver: createResolver([createFixedLayer({ hostAddress: "10.0.0.1" })]),
+    });
+    // The client's receive side: holds every write until it reads again.
+    let held: (() => void) | undefined;
+    let flowing = false;
+    const answers: Buffer[] = [];
+    const stream = new Duplex({
+      writableHighWaterMark: 1024,
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        answers.push(chunk);
+        if (flowing) cb();
+        else held = cb;
+      },
+    });
+    handler.serveStream(stream, "t");
+    stream.push(Buffer.concat(Array.from({ length: 300 }, (_, i) => framed(i, "host.docker.internal"))));
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    const stalled = handler.counters().queries.tcp;
+    // Parsing stopped at the in-flight limit and the full write buffer, well short of all 300.
+    expect(stalled).toBeLessThan(300);
+    expect(stream.writableLength).toBeLessThan(64 * 1024);
+    expect(stream.destroyed).toBe(false);
+    flowing = true;
+    held?.();
+    for (let i = 0; i < 50 && answers.length < 300; i++) await new Promise((r) => setImmediate(r));
+    expect(answers).toHaveLength(300);
+    stream.destroy();
   });
 });
