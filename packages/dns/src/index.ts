@@ -26,7 +26,7 @@ export { DnsConfigError, DnsError, UpstreamError } from "./errors.js";
 export { createFixedLayer, type FixedLayerOptions, type FixedRecord, type FixedRecordType } from "./fixed.js";
 export { createForwardLayer, type ForwardLayerOptions, type ForwardRule } from "./forward.js";
 export { Forwarder, type ForwarderOptions } from "./forwarder.js";
-export { gatewayDnsPolicy } from "./gateway.js";
+export { type GatewayDnsPolicy, type GuestFlow, gatewayDnsPolicy } from "./gateway.js";
 export { createDnsHandler, type DnsCounters, type DnsHandler, type HandlerOptions } from "./handler.js";
 export {
   createHostLayer,
