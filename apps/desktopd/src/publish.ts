@@ -40,13 +40,19 @@ export function leasedAddress(
   return () => stack.leases().find((l) => l.mac === guestMac)?.ip ?? stack.config.firstLease;
 }
 
-/** With VMs only: the guest that leased first (the only one, usually), until one has, the first address. */
+/**
+ * With VMs only: the first guest that leased (the only one, usually), kept while its lease lasts;
+ * until one has, the first address. Pinned by MAC: lease renewals reorder expiry times, and the
+ * target must not flip between guests as they renew.
+ */
 export function firstLease(stack: { leases(): LeaseInfo[]; config: { firstLease: string } }): () => string {
+  let pinned: string | undefined;
   return () => {
     const leases = stack.leases().filter((l) => !l.static);
-    return leases.length > 0
-      ? leases.reduce((a, b) => (a.expiresAt <= b.expiresAt ? a : b)).ip
-      : stack.config.firstLease;
+    // leases() lists bindings in the order they were made.
+    const lease = leases.find((l) => l.mac === pinned) ?? leases[0];
+    pinned = lease?.mac;
+    return lease?.ip ?? stack.config.firstLease;
   };
 }
 

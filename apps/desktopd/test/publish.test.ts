@@ -4,6 +4,7 @@ import type { CliIo } from "../src/commands/io.js";
 import { parseRunOptions } from "../src/config.js";
 import { InvalidOptionError } from "../src/errors.js";
 import { runCli } from "../src/program.js";
+import { firstLease } from "../src/publish.js";
 import { formatReadyLine, parseReadyLine } from "../src/ready.js";
 
 async function cli(...argv: string[]) {
@@ -85,5 +86,32 @@ describe("--publish", () => {
       published: "tcp/127.0.0.1:8080>80,udp/[::1]:5353>53",
     });
     expect(parseReadyLine(line)?.published).toBe("tcp/127.0.0.1:8080>80,udp/[::1]:5353>53");
+  });
+
+  it("with VMs, leads to the first guest that leased, also after the others renew", () => {
+    const lease = (mac: string, ip: string, expiresAt: number) => ({ mac, ip, expiresAt, static: false });
+    // leases() lists bindings in the order they were made, as the stack's DHCP server does.
+    let leases: ReturnType<typeof lease>[] = [];
+    const target = firstLease({ leases: () => leases, config: { firstLease: "192.168.65.2" } });
+    expect(target()).toBe("192.168.65.2");
+    leases = [
+      lease("02:00:00:00:00:0a", "192.168.65.3", 1000),
+      lease("02:00:00:00:00:0b", "192.168.65.4", 1100),
+    ];
+    expect(target()).toBe("192.168.65.3");
+    // The first guest renewed: its lease now expires last. It stays the target.
+    leases = [
+      lease("02:00:00:00:00:0a", "192.168.65.3", 1500),
+      lease("02:00:00:00:00:0b", "192.168.65.4", 1100),
+    ];
+    expect(target()).toBe("192.168.65.3");
+    // It left: the next guest takes over, and stays when the first comes back.
+    leases = [lease("02:00:00:00:00:0b", "192.168.65.4", 1600)];
+    expect(target()).toBe("192.168.65.4");
+    leases = [
+      lease("02:00:00:00:00:0a", "192.168.65.3", 1700),
+      lease("02:00:00:00:00:0b", "192.168.65.4", 1600),
+    ];
+    expect(target()).toBe("192.168.65.4");
   });
 });

@@ -3,6 +3,7 @@
  * port, how to allow a privileged port, which address is not ours.
  */
 import type dgram from "node:dgram";
+import { readFile } from "node:fs/promises";
 import type net from "node:net";
 import { AddressNotAvailableError, PortfwdError, PortInUseError, PrivilegedPortError } from "./errors.js";
 import { findPortHolder } from "./port-holder.js";
@@ -41,6 +42,13 @@ export async function bindUdp(socket: dgram.Socket, address: string, port: numbe
   return socket.address().port;
 }
 
+/** The sysctl that says which ports need privileges (1024 unless lowered or raised). */
+async function unprivilegedPortStart(): Promise<number> {
+  const text = await readFile("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8").catch(() => "");
+  const n = Number.parseInt(text, 10);
+  return Number.isInteger(n) ? n : 1024;
+}
+
 /** Maps a bind errno to a typed error; looks the holder up in /proc for EADDRINUSE. */
 export async function explainBindError(
   err: NodeJS.ErrnoException,
@@ -52,9 +60,11 @@ export async function explainBindError(
     case "EADDRINUSE":
       return new PortInUseError(protocol, address, port, await findPortHolder(protocol, address, port));
     case "EACCES":
-    case "EPERM":
-      if (port > 0 && port < 1024) return new PrivilegedPortError(protocol, address, port);
+    case "EPERM": {
+      const start = await unprivilegedPortStart();
+      if (port > 0 && port < start) return new PrivilegedPortError(protocol, address, port, start);
       break;
+    }
     case "EADDRNOTAVAIL":
       return new AddressNotAvailableError(protocol, address, port);
   }

@@ -23,7 +23,7 @@ export interface Dialer {
    * says "reset"/ECONNRESET when the target reset it.
    */
   connect(ip: string, port: number): Promise<Duplex>;
-  /** Opens a datagram channel to `ip:port`. Without it, UDP forwards are refused. */
+  /** Opens a datagram channel to `ip:port`. Without it, add() refuses UDP specs. */
   dialUdp?(ip: string, port: number): Promise<UdpChannel>;
 }
 
@@ -60,13 +60,18 @@ export function createSocketDialer(options: SocketDialerOptions = {}): Dialer {
     },
     async dialUdp(ip, port) {
       const socket = dgram.createSocket(isIPv6(ip) ? "udp6" : "udp4");
-      await new Promise<void>((resolve, reject) => {
-        socket.once("error", reject);
-        socket.connect(port, ip, () => {
-          socket.off("error", reject);
-          resolve();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once("error", reject);
+          socket.connect(port, ip, () => {
+            socket.off("error", reject);
+            resolve();
+          });
         });
-      });
+      } catch (err) {
+        socket.close();
+        throw err;
+      }
       // ICMP port unreachable surfaces as ECONNREFUSED on a connected socket: the next send retries.
       socket.on("error", () => {});
       let closed = false;

@@ -71,11 +71,13 @@ export class PrivilegedPortError extends PortfwdError {
     readonly protocol: "tcp" | "udp",
     readonly address: string,
     readonly port: number,
+    /** net.ipv4.ip_unprivileged_port_start: the first port anyone may bind. */
+    readonly unprivilegedStart = 1024,
   ) {
     super(
-      `${protocol} ${formatHostPort(address, port)}: ports below 1024 need privileges; run as root, ` +
+      `${protocol} ${formatHostPort(address, port)}: ports below ${unprivilegedStart} need privileges; run as root, ` +
         `or grant node CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep "$(command -v node)"), ` +
-        `or lower the limit (sysctl net.ipv4.ip_unprivileged_port_start=${port}), or publish a port ≥ 1024`,
+        `or lower the limit (sysctl net.ipv4.ip_unprivileged_port_start=${port}), or publish a port ≥ ${unprivilegedStart}`,
     );
   }
   static override isInstance(value: unknown): value is PrivilegedPortError {
@@ -130,6 +132,14 @@ export class TargetUnavailableError extends PortfwdError {
   override readonly code = "ERR_DESKTOPD_PORTFWD_TARGET_UNAVAILABLE";
   static override isInstance(value: unknown): value is TargetUnavailableError {
     return codeIs(value, "ERR_DESKTOPD_PORTFWD_TARGET_UNAVAILABLE");
+  }
+}
+
+/** A createForwarder option is out of range (a NaN limit would unbound the UDP flow table). */
+export class PortfwdOptionError extends PortfwdError {
+  override readonly code = "ERR_DESKTOPD_PORTFWD_OPTION";
+  static override isInstance(value: unknown): value is PortfwdOptionError {
+    return codeIs(value, "ERR_DESKTOPD_PORTFWD_OPTION");
   }
 }
 

@@ -1,5 +1,6 @@
 /** What a running forward (one host port → one target port) shares with the forwarder. */
 import type { Dialer } from "./dialer.js";
+import { TargetUnavailableError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { PortMapping } from "./spec.js";
 
@@ -76,4 +77,21 @@ export interface RunningForward {
 
 export function remoteOf(address: string | undefined, port: number | undefined): string {
   return address?.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/**
+ * Dials the target as it is now. A dialer that throws instead of rejecting rejects here too, so a
+ * bad dialer cannot throw out of a listener's event handler.
+ */
+export function dialTarget<T>(
+  ctx: ForwardContext,
+  dial: (ip: string, port: number) => Promise<T>,
+): { target: string; result: Promise<T> } {
+  const ip = ctx.resolveTarget();
+  const port = ctx.mapping.targetPort;
+  const target = `${ip ?? "?"}:${port}`;
+  const result = ip
+    ? new Promise<T>((resolve) => resolve(dial(ip, port)))
+    : Promise.reject(new TargetUnavailableError("the target address is not known yet (no guest lease)"));
+  return { target, result };
 }

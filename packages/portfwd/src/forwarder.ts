@@ -4,12 +4,14 @@
  * leaves nothing of itself behind.
  */
 import { EventEmitter } from "node:events";
+import { isIP } from "node:net";
 import type { Dialer } from "./dialer.js";
 import {
   ForwardConflictError,
   ForwarderClosedError,
   ForwardNotFoundError,
   formatHostPort,
+  PortfwdOptionError,
   TargetUnavailableError,
 } from "./errors.js";
 import {
@@ -91,11 +93,14 @@ class PortForwarder extends EventEmitter implements Forwarder {
   private readonly entries = new Map<string, Entry>();
   /** Ports being bound by an add in progress, so two concurrent adds cannot both claim one. */
   private readonly claimed = new Set<string>();
+  /** Removed forwards whose connections were left open: close() still ends them. */
+  private readonly retired = new Set<Entry>();
   private readonly log: Logger;
   private closed = false;
 
   constructor(private readonly options: ForwarderOptions) {
     super();
+    validateOptions(options);
     this.log = options.logger ?? silentLogger;
   }
 
@@ -111,7 +116,10 @@ class PortForwarder extends EventEmitter implements Forwarder {
         `${parsed.spec}: no target address; give createForwarder or add() one`,
       );
     }
-    const resolveTarget = typeof target === "function" ? target : () => target;
+    if (parsed.protocol === "udp" && !this.options.dialer.dialUdp) {
+      throw new TargetUnavailableError(`${parsed.spec}: this dialer has no UDP (dialUdp)`);
+    }
+    const resolveTarget = typeof target === "function" ? this.guarded(target) : () => target;
     for (const m of parsed.mappings) this.checkConflict(m);
     const claims = parsed.mappings.filter((m) => m.hostPort !== 0).map(keyOf);
     for (const c of claims) this.claimed.add(c);
@@ -130,8 +138,9 @@ class PortForwarder extends EventEmitter implements Forwarder {
     }
     for (const e of started) {
       this.entries.set(e.info.id, e);
-      this.log.info({ id: e.info.id, target: `${e.info.targetIp}:${e.info.targetPort}` }, "published");
-      this.emit("added", { id: e.info.id, info: { ...e.info } });
+      const { stats: _, ...info } = this.infoOf(e);
+      this.log.info({ id: info.id, target: `${info.targetIp ?? "?"}:${info.targetPort}` }, "published");
+      this.emit("added", { id: info.id, info });
     }
     return started.map((e) => this.infoOf(e));
   }
@@ -141,7 +150,10 @@ class PortForwarder extends EventEmitter implements Forwarder {
     if (matches.length === 0) throw new ForwardNotFoundError(`no forward matches "${idOrSpec}"`);
     const infos = matches.map((e) => this.infoOf(e));
     for (const e of matches) this.entries.delete(e.info.id);
-    await Promise.all(matches.map((e) => e.forward.close(options.closeConnections === true)));
+    const closeConnections = options.closeConnections === true;
+    for (const e of this.retired) if (e.stats.open === 0) this.retired.delete(e);
+    if (!closeConnections) for (const e of matches) this.retired.add(e);
+    await Promise.all(matches.map((e) => e.forward.close(closeConnections)));
     for (const e of matches) {
       this.log.info({ id: e.info.id }, "unpublished");
       this.emit("removed", { id: e.info.id });
@@ -155,8 +167,9 @@ class PortForwarder extends EventEmitter implements Forwarder {
 
   async close(): Promise<void> {
     this.closed = true;
-    const all = [...this.entries.values()];
+    const all = [...this.entries.values(), ...this.retired];
     this.entries.clear();
+    this.retired.clear();
     await Promise.all(all.map((e) => e.forward.close(true)));
   }
 
@@ -188,7 +201,14 @@ class PortForwarder extends EventEmitter implements Forwarder {
     };
     if (this.options.tcpIdleTimeoutMs !== undefined) ctx.tcpIdleTimeoutMs = this.options.tcpIdleTimeoutMs;
     const forward = mapping.protocol === "tcp" ? new TcpForward(ctx) : new UdpForward(ctx);
-    const port = await forward.start();
+    let port: number;
+    try {
+      port = await forward.start();
+    } catch (err) {
+      // A failed bind leaves the socket open (dgram does not close it): close it here.
+      await forward.close(true);
+      throw err;
+    }
     info.hostPort = port;
     info.id = idOf(mapping.protocol, mapping.hostIp, port);
     ctx.id = info.id;
@@ -228,8 +248,34 @@ class PortForwarder extends EventEmitter implements Forwarder {
     return [...new Set(found)];
   }
 
+  /** A target function that throws must not take the listener down: the target is then unknown. */
+  private guarded(target: () => string | undefined): () => string | undefined {
+    return () => {
+      try {
+        return target();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, "target function threw");
+        return undefined;
+      }
+    };
+  }
+
   private infoOf(e: Entry): ForwardInfo {
     return { ...e.info, targetIp: e.resolveTarget(), stats: { ...e.stats } };
+  }
+}
+
+function validateOptions(o: ForwarderOptions): void {
+  const check = (name: string, value: number | undefined, min: number) => {
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= min)) {
+      throw new PortfwdOptionError(`${name} must be an integer ≥ ${min}, not ${String(value)}`);
+    }
+  };
+  check("tcpIdleTimeoutMs", o.tcpIdleTimeoutMs, 1);
+  check("udpIdleTimeoutMs", o.udpIdleTimeoutMs, 1);
+  check("udpMaxFlows", o.udpMaxFlows, 1);
+  if (o.defaultHostIp !== undefined && !isIP(o.defaultHostIp)) {
+    throw new PortfwdOptionError(`defaultHostIp must be an IP address, not "${o.defaultHostIp}"`);
   }
 }
 

@@ -23,6 +23,7 @@ export {
   ForwarderClosedError,
   ForwardNotFoundError,
   PortfwdError,
+  PortfwdOptionError,
   PortInUseError,
   PrivilegedPortError,
   SpecError,

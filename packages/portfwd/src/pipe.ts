@@ -1,10 +1,10 @@
 /**
  * A host client socket ⇄ a target stream, both ways, with backpressure (pipe) and half-close:
  * an end from one side ends the other's write side and reading goes on. A failure on one side
- * destroys the other; a reset by the target resets the client, so it sees ECONNRESET rather
- * than a clean close that would look like a complete answer.
+ * destroys the other; a reset on either side resets the other, so neither takes an aborted stream
+ * for a complete one.
  */
-import type { Socket } from "node:net";
+import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 
 /** Joins `client` and `target`; `count` sees every chunk ("in": client → target); `onClose` runs once both are closed. */
@@ -25,16 +25,16 @@ export function joinStreams(
   target.pipe(client);
   client.on("error", (err) => {
     failure ??= err;
-    if (!target.destroyed) target.destroy();
+    abortTarget(target);
   });
   target.on("error", (err) => {
     failure ??= err;
-    resetClient(client);
+    resetSocket(client);
   });
   // A side that closes without ending cleanly (destroyed, aborted) takes the other down with it;
   // one that ended reached the other through the pipe as end(), which still flushes.
   client.on("close", () => {
-    if (!target.destroyed && !client.readableEnded) target.destroy();
+    if (!client.readableEnded) abortTarget(target);
     closed();
   });
   target.on("close", () => {
@@ -44,12 +44,18 @@ export function joinStreams(
 }
 
 /**
- * Resets the client (RST) so it sees ECONNRESET. Once our FIN is queued, libuv refuses a reset
+ * Resets a socket (RST) so its peer sees ECONNRESET. Once our FIN is queued, libuv refuses a reset
  * (uv_tcp_close_reset after uv_shutdown) and Node then never closes the handle, so a plain
  * destroy is all that is left.
  */
-export function resetClient(client: Socket): void {
-  if (client.destroyed) return;
-  if (client.writableEnded) client.destroy();
-  else client.resetAndDestroy();
+export function resetSocket(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableEnded) socket.destroy();
+  else socket.resetAndDestroy();
+}
+
+/** Resets a host socket target (a stack stream resets on destroy already). */
+export function abortTarget(target: Duplex): void {
+  if (target instanceof Socket) resetSocket(target);
+  else if (!target.destroyed) target.destroy();
 }

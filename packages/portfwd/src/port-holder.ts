@@ -23,7 +23,7 @@ export interface PortHolder {
 export interface ProcNetEntry {
   family: 4 | 6;
   /** Numeric address (host order), comparable across notations. */
-  address: bigint;
+  value: bigint;
   /** Canonical text form, e.g. "127.0.0.1", "::". */
   addressText: string;
   port: number;
@@ -32,6 +32,8 @@ export interface ProcNetEntry {
   inode: number;
 }
 
+/** Processes whose fds are read at once. */
+const SCAN_CONCURRENCY = 8;
 const TCP_LISTEN = 0x0a;
 const UDP_UNCONNECTED = 0x07;
 
@@ -51,23 +53,24 @@ export function parseProcNet(
     const bytes = Buffer.from(addrHex, "hex");
     // The kernel prints each 32-bit word of the address in host byte order.
     if (littleEndian) for (let i = 0; i < bytes.length; i += 4) bytes.subarray(i, i + 4).reverse();
-    const address = BigInt(`0x${bytes.toString("hex")}`);
+    const value = BigInt(`0x${bytes.toString("hex")}`);
     const addressText =
       family === 4
         ? [...bytes].join(".")
-        : new SocketAddress({ address: new IPv6(address).toString(), family: "ipv6" }).address;
+        : new SocketAddress({ address: new IPv6(value).toString(), family: "ipv6" }).address;
     const inode = Number(f[9]);
     const port = Number.parseInt(portHex, 16);
     const state = Number.parseInt(f[3]!, 16);
     if (!Number.isInteger(inode) || Number.isNaN(port) || Number.isNaN(state)) continue;
-    entries.push({ family, address, addressText, port, state, inode });
+    entries.push({ family, value, addressText, port, state, inode });
   }
   return entries;
 }
 
 /**
  * Sockets that conflict with binding `address:port`: bound to the same port with the same
- * address, or either side bound to the wildcard. TCP counts listeners only, UDP every socket.
+ * address, or a wildcard that covers it (`::` covers IPv4 too, dual-stack; `0.0.0.0` covers
+ * IPv4-mapped IPv6 only). TCP counts listeners only, UDP every socket.
  */
 export function conflictingSockets(
   entries: readonly ProcNetEntry[],
@@ -80,12 +83,17 @@ export function conflictingSockets(
     if (e.port !== port || e.inode === 0) return false;
     if (protocol === "tcp" ? e.state !== TCP_LISTEN : e.state !== UDP_UNCONNECTED && e.state !== 1)
       return false;
-    if (e.address === 0n || want.value === 0n) return true;
-    if (e.family === want.family) return e.address === want.value;
-    // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the same endpoint as a.b.c.d.
-    const v4 = e.family === 6 ? mappedV4(e.address) : want.family === 6 ? mappedV4(want.value) : undefined;
-    return v4 !== undefined && v4 === (e.family === 4 ? e.address : want.value);
+    return covers(e, want) || covers(want, e);
   });
+}
+
+/** Whether `a`, when a wildcard, covers `b`, or they are the same endpoint. */
+function covers(a: { family: 4 | 6; value: bigint }, b: { family: 4 | 6; value: bigint }): boolean {
+  const v4 = (x: { family: 4 | 6; value: bigint }) => (x.family === 4 ? x.value : mappedV4(x.value));
+  if (a.value === 0n) return a.family === 6 || b.family === 4 || v4(b) !== undefined || b.value === 0n;
+  if (a.family === b.family) return a.value === b.value;
+  // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the same endpoint as a.b.c.d.
+  return v4(a) !== undefined && v4(a) === v4(b);
 }
 
 function addressValue(address: string): { family: 4 | 6; value: bigint } {
@@ -116,24 +124,33 @@ export async function findPortHolder(
   if (sockets.length === 0) return undefined;
   const byInode = new Map(sockets.map((s) => [`socket:[${s.inode}]`, s]));
   const pids = (await readdir(procRoot).catch(() => [] as string[])).filter((d) => /^\d+$/.test(d));
-  for (const pid of pids) {
-    const fds = await readdir(`${procRoot}/${pid}/fd`).catch(() => [] as string[]);
-    for (const fd of fds) {
-      const link = await readlink(`${procRoot}/${pid}/fd/${fd}`).catch(() => "");
-      const socket = byInode.get(link);
-      if (!socket) continue;
-      const command = (await readFile(`${procRoot}/${pid}/comm`, "utf8").catch(() => "?")).trim();
-      const raw = await readFile(`${procRoot}/${pid}/cmdline`, "utf8").catch(() => "");
-      const cmdline = raw.split("\0").filter(Boolean).join(" ");
-      const host = socket.family === 6 ? `[${socket.addressText}]` : socket.addressText;
-      return {
-        pid: Number(pid),
-        command,
-        ...(cmdline ? { cmdline } : {}),
-        localAddress: `${host}:${socket.port}`,
-        inode: socket.inode,
-      };
+  // Processes are read a few at a time (thousands of fds each, one by one, took seconds); a
+  // process that exits meanwhile, or whose fds we may not read, is skipped.
+  let found: { pid: string; socket: ProcNetEntry } | undefined;
+  let next = 0;
+  const worker = async () => {
+    while (!found && next < pids.length) {
+      const pid = pids[next++]!;
+      const fds = await readdir(`${procRoot}/${pid}/fd`).catch(() => [] as string[]);
+      const links = await Promise.all(
+        fds.map((fd) => readlink(`${procRoot}/${pid}/fd/${fd}`).catch(() => "")),
+      );
+      const socket = links.map((l) => byInode.get(l)).find((s) => s !== undefined);
+      if (socket) found ??= { pid, socket };
     }
-  }
-  return undefined;
+  };
+  await Promise.all(Array.from({ length: SCAN_CONCURRENCY }, worker));
+  if (!found) return undefined;
+  const { pid, socket } = found;
+  const command = (await readFile(`${procRoot}/${pid}/comm`, "utf8").catch(() => "?")).trim();
+  const raw = await readFile(`${procRoot}/${pid}/cmdline`, "utf8").catch(() => "");
+  const cmdline = raw.split("\0").filter(Boolean).join(" ");
+  const host = socket.family === 6 ? `[${socket.addressText}]` : socket.addressText;
+  return {
+    pid: Number(pid),
+    command,
+    ...(cmdline ? { cmdline } : {}),
+    localAddress: `${host}:${socket.port}`,
+    inode: socket.inode,
+  };
 }

@@ -2,7 +2,7 @@
  * Docker's publish syntax, `[host_ip:][host_port[-end]:]container_port[-end][/tcp|/udp]`, parsed
  * into one mapping per port. Pure: no sockets, no defaults read from the environment.
  */
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6, SocketAddress } from "node:net";
 import { SpecError } from "./errors.js";
 
 export type Protocol = "tcp" | "udp";
@@ -76,7 +76,7 @@ export function parsePublishSpec(spec: string, options: ParseSpecOptions = {}): 
         : `host address "${ip.text}" is not an IPv4 address (IPv6 goes in brackets: [::1]:8080:80)`;
       fail(ip, problem);
     }
-    hostIp = ip.text;
+    hostIp = ip.bracketed ? canonicalIpv6(ip.text) : ip.text;
   }
 
   const containerPart = ports[ports.length - 1]!;
@@ -84,7 +84,7 @@ export function parsePublishSpec(spec: string, options: ParseSpecOptions = {}): 
   const container = parseRange(containerPart, "container port", 1, fail);
   const hostPart = ports.length === 2 ? ports[0]! : undefined;
   if (hostPart && isIPv4(hostPart.text)) {
-    const hint = `${hostPart.text}::${containerPart.text}`;
+    const hint = `${hostPart.text}::${containerPart.text}${spec.slice(body.length)}`;
     fail(
       hostPart,
       `"${hostPart.text}" is an address, not a host port; did you mean ${hint} (any free port)?`,
@@ -166,10 +166,23 @@ function parseRange(part: Part, what: string, min: number, fail: Fail): Range {
 }
 
 function parsePort(part: Part, what: string, min: number, fail: Fail): number {
-  if (!/^\d{1,5}$/.test(part.text)) fail(part, `${what} "${part.text}" is not a number`);
+  // Leading zeros are fine, as with Docker: "080" is 80.
+  if (!/^\d+$/.test(part.text)) fail(part, `${what} "${part.text}" is not a number`);
   const n = Number(part.text);
-  if (n < min || n > 65535) fail(part, `${what} ${n} is out of range ${min}-65535`);
+  if (n < min || n > 65535) fail(part, `${what} ${part.text} is out of range ${min}-65535`);
   return n;
+}
+
+/**
+ * One spelling per address, so `[0::1]` and `[::1]` are one host port to the conflict check and in
+ * forward ids; an IPv4-mapped address (`::ffff:127.0.0.1`) is the IPv4 endpoint it stands for.
+ */
+function canonicalIpv6(text: string): string {
+  const [address = "", zone] = text.split("%");
+  const canonical = new SocketAddress({ address, family: "ipv6" }).address;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(canonical)?.[1];
+  if (mapped) return mapped;
+  return zone === undefined ? canonical : `${canonical}%${zone}`;
 }
 
 function show(r: Range): string {

@@ -2,9 +2,8 @@
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import { listenTcp } from "./bind.js";
-import { TargetUnavailableError } from "./errors.js";
-import { type ForwardContext, type RunningForward, remoteOf } from "./forward.js";
-import { joinStreams, resetClient } from "./pipe.js";
+import { dialTarget, type ForwardContext, type RunningForward, remoteOf } from "./forward.js";
+import { abortTarget, joinStreams, resetSocket } from "./pipe.js";
 
 interface Conn {
   client: net.Socket;
@@ -27,11 +26,11 @@ export class TcpForward implements RunningForward {
 
   async close(closeConnections: boolean): Promise<void> {
     // close() stops accepting at once; its callback would wait for every connection to end.
-    this.server.close();
+    if (this.server.listening) this.server.close();
     if (!closeConnections) return;
     for (const c of this.conns) {
-      resetClient(c.client);
-      c.target?.destroy();
+      resetSocket(c.client);
+      if (c.target) abortTarget(c.target);
     }
   }
 
@@ -75,11 +74,8 @@ export class TcpForward implements RunningForward {
       });
     }
 
-    const targetIp = ctx.resolveTarget();
-    const dial = targetIp
-      ? ctx.dialer.connect(targetIp, ctx.mapping.targetPort)
-      : Promise.reject(new TargetUnavailableError("the target address is not known yet (no guest lease)"));
-    dial.then(
+    const { target: targetName, result } = dialTarget(ctx, (ip, port) => ctx.dialer.connect(ip, port));
+    result.then(
       (target) => {
         if (client.destroyed) {
           target.destroy();
@@ -92,11 +88,10 @@ export class TcpForward implements RunningForward {
       },
       (error: Error) => {
         ctx.stats.dialFailures++;
-        const target = `${targetIp ?? "?"}:${ctx.mapping.targetPort}`;
-        ctx.log.debug({ id: ctx.id, remote, target, err: error.message }, "dial failed");
-        ctx.emit("dial-failed", { id: ctx.id, remote, target, error });
+        ctx.log.debug({ id: ctx.id, remote, target: targetName, err: error.message }, "dial failed");
+        ctx.emit("dial-failed", { id: ctx.id, remote, target: targetName, error });
         // A reset, not a clean close: the client must not take an empty answer for a complete one.
-        resetClient(client);
+        resetSocket(client);
         finish(error);
       },
     );

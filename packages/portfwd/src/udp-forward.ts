@@ -7,11 +7,12 @@ import dgram from "node:dgram";
 import { isIPv6 } from "node:net";
 import { bindUdp } from "./bind.js";
 import type { UdpChannel } from "./dialer.js";
-import { TargetUnavailableError } from "./errors.js";
-import { type ForwardContext, type RunningForward, remoteOf } from "./forward.js";
+import { dialTarget, type ForwardContext, type RunningForward, remoteOf } from "./forward.js";
 
 /** Datagrams held per flow while its channel is being dialled. */
 const MAX_PENDING = 64;
+/** Bytes held across all flows of a forward while dialling: 64 × 64 KiB × 1024 flows would be 4 GiB. */
+const MAX_PENDING_BYTES = 4 << 20;
 
 interface Flow {
   remote: string;
@@ -30,6 +31,8 @@ export class UdpForward implements RunningForward {
   /** By client "address|port", in least-recently-used order. */
   private readonly flows = new Map<string, Flow>();
   private sweeper: NodeJS.Timeout | undefined;
+  private closed = false;
+  private pendingBytes = 0;
 
   constructor(private readonly ctx: ForwardContext) {
     this.socket = dgram.createSocket(isIPv6(ctx.mapping.hostIp) ? "udp6" : "udp4");
@@ -46,6 +49,8 @@ export class UdpForward implements RunningForward {
   }
 
   async close(_closeConnections: boolean): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     // A flow has no life without the listening socket (answers leave through it): all close.
     clearInterval(this.sweeper);
     for (const f of [...this.flows.values()]) this.closeFlow(f);
@@ -63,11 +68,26 @@ export class UdpForward implements RunningForward {
       flow = this.openFlow(key, address, port);
     }
     flow.lastActive = Date.now();
+    if (flow.channel) this.toTarget(flow, flow.channel, msg);
+    else if (flow.pending.length < MAX_PENDING && this.pendingBytes + msg.length <= MAX_PENDING_BYTES) {
+      flow.pending.push(msg);
+      this.pendingBytes += msg.length;
+    } else this.ctx.stats.dropped++;
+  }
+
+  /** Counted when handed to the target, so dropped datagrams are not counted as carried. */
+  private toTarget(flow: Flow, channel: UdpChannel, msg: Buffer): void {
     flow.bytesIn += msg.length;
     this.ctx.stats.bytesIn += msg.length;
-    if (flow.channel) flow.channel.send(msg);
-    else if (flow.pending.length < MAX_PENDING) flow.pending.push(msg);
-    else this.ctx.stats.dropped++;
+    channel.send(msg);
+  }
+
+  /** Takes the datagrams held while dialling out of the flow and the byte budget. */
+  private takePending(flow: Flow): Buffer[] {
+    const pending = flow.pending;
+    flow.pending = [];
+    for (const d of pending) this.pendingBytes -= d.length;
+    return pending;
   }
 
   private openFlow(key: string, address: string, port: number): Flow {
@@ -91,13 +111,9 @@ export class UdpForward implements RunningForward {
     ctx.stats.open++;
     ctx.stats.accepted++;
     ctx.emit("connection", { id: ctx.id, remote });
-    const targetIp = ctx.resolveTarget();
-    const dial = !targetIp
-      ? Promise.reject(new TargetUnavailableError("the target address is not known yet (no guest lease)"))
-      : ctx.dialer.dialUdp
-        ? ctx.dialer.dialUdp(targetIp, ctx.mapping.targetPort)
-        : Promise.reject(new TargetUnavailableError("this dialer has no UDP"));
-    dial.then(
+    // add() refuses UDP specs when the dialer has no dialUdp.
+    const { target, result } = dialTarget(ctx, (ip, p) => ctx.dialer.dialUdp!(ip, p));
+    result.then(
       (channel) => {
         if (flow.closed) {
           channel.close();
@@ -105,13 +121,10 @@ export class UdpForward implements RunningForward {
         }
         flow.channel = channel;
         channel.onMessage((data) => this.toClient(flow, data));
-        for (const d of flow.pending) channel.send(d);
-        flow.pending = [];
+        for (const d of this.takePending(flow)) this.toTarget(flow, channel, d);
       },
       (error: Error) => {
         ctx.stats.dialFailures++;
-        ctx.stats.dropped += flow.pending.length;
-        const target = `${targetIp ?? "?"}:${ctx.mapping.targetPort}`;
         ctx.emit("dial-failed", { id: ctx.id, remote, target, error });
         this.closeFlow(flow, error);
       },
@@ -133,6 +146,7 @@ export class UdpForward implements RunningForward {
     if (flow.closed) return;
     flow.closed = true;
     this.flows.delete(`${flow.address}|${flow.port}`);
+    this.ctx.stats.dropped += this.takePending(flow).length;
     flow.channel?.close();
     this.ctx.stats.open--;
     const { bytesIn, bytesOut, remote } = flow;

@@ -4,7 +4,9 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import dgram from "node:dgram";
 import { once } from "node:events";
+import { readdirSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
@@ -15,8 +17,10 @@ import {
   ForwardConflictError,
   type Forwarder,
   ForwardNotFoundError,
+  PortfwdOptionError,
   PortInUseError,
   SpecError,
+  TargetUnavailableError,
 } from "../src/index.js";
 import {
   closedPort,
@@ -30,6 +34,8 @@ import {
 } from "./support.js";
 
 const cleanups: (() => unknown)[] = [];
+
+const openFds = () => readdirSync("/proc/self/fd").length;
 
 function haveIpv6Loopback(): boolean {
   return os.networkInterfaces().lo?.some((a) => a.address === "::1") === true;
@@ -133,6 +139,21 @@ describe("TCP forwarding", () => {
     expect(await outcome(c)).toBe("ECONNRESET");
   });
 
+  it("resets the target when the client resets", async () => {
+    let targetSide: Promise<string> | undefined;
+    const target = await server((s) => {
+      targetSide = outcome(s);
+      s.once("data", () => s.write("ready"));
+    });
+    const f = forwarder();
+    const [info] = await f.add(`0:${target.port}`);
+    const c = net.connect({ port: info!.hostPort, host: "127.0.0.1" });
+    c.write("x");
+    await once(c, "data");
+    c.resetAndDestroy();
+    expect(await targetSide).toBe("ECONNRESET");
+  });
+
   it("cuts idle connections only when configured", async () => {
     const target = await server(echo);
     const f = forwarder({ tcpIdleTimeoutMs: 200 });
@@ -190,6 +211,66 @@ describe("TCP forwarding", () => {
     await closed;
     expect(f.list()).toEqual([]);
   });
+
+  it("close() also ends connections of forwards removed without closing them", async () => {
+    const target = await server(echo);
+    const f = forwarder();
+    const [info] = await f.add(`0:${target.port}`);
+    const kept = net.connect({ port: info!.hostPort, host: "127.0.0.1" });
+    await once(kept, "connect");
+    kept.write("ping");
+    await once(kept, "data");
+    await f.remove(info!.id);
+    const result = outcome(kept);
+    await f.close();
+    expect(await result).toBe("ECONNRESET");
+  });
+
+  it("a target function that throws resets the client instead of crashing", async () => {
+    const f = forwarder({
+      target: () => {
+        throw new Error("no lease table");
+      },
+    });
+    const [info] = await f.add("0:80");
+    const failed = new Promise((r) => f.on("dial-failed", r));
+    expect(await outcome(net.connect({ port: info!.hostPort, host: "127.0.0.1" }))).toBe("ECONNRESET");
+    await failed;
+    expect(f.list()[0]).toMatchObject({ targetIp: undefined, stats: { dialFailures: 1 } });
+  });
+
+  it("the added event carries the target address", async () => {
+    const f = forwarder();
+    const added = new Promise<unknown>((r) => f.on("added", ({ info }) => r(info)));
+    await f.add("0:80");
+    expect(await added).toMatchObject({ targetIp: "127.0.0.1", targetPort: 80 });
+    expect(await added).not.toHaveProperty("stats");
+  });
+});
+
+describe("options", () => {
+  it.each([
+    [{ udpMaxFlows: Number.NaN }, "udpMaxFlows must be an integer ≥ 1, not NaN"],
+    [{ udpIdleTimeoutMs: -1 }, "udpIdleTimeoutMs must be an integer ≥ 1, not -1"],
+    [{ tcpIdleTimeoutMs: 0.5 }, "tcpIdleTimeoutMs must be an integer ≥ 1, not 0.5"],
+    [{ defaultHostIp: "localhost" }, 'defaultHostIp must be an IP address, not "localhost"'],
+  ])("rejects %j", (bad, message) => {
+    let error: unknown;
+    try {
+      createForwarder({ dialer: createSocketDialer(), ...bad });
+    } catch (e) {
+      error = e;
+    }
+    expect(PortfwdOptionError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toBe(message);
+  });
+
+  it("refuses UDP specs when the dialer has no UDP", async () => {
+    const { connect } = createSocketDialer();
+    const f = forwarder({ dialer: { connect } });
+    await expect(f.add("0:53/udp")).rejects.toSatisfy(TargetUnavailableError.isInstance);
+    expect(f.list()).toEqual([]);
+  });
 });
 
 describe.skipIf(!haveIpv6Loopback())("IPv6 host addresses", () => {
@@ -239,6 +320,19 @@ describe("conflicts", () => {
     expect(PortInUseError.isInstance(error)).toBe(true);
     expect((error as PortInUseError).holder?.pid).toBe(child.pid);
     expect((error as Error).message).toContain(`udp 127.0.0.1:${port} is already in use: held by node`);
+  });
+
+  it("a UDP publish that cannot bind leaves no socket open", async () => {
+    const held = dgram.createSocket("udp4");
+    cleanups.push(() => held.close());
+    await new Promise<void>((r) => held.bind(0, "127.0.0.1", r));
+    const f = forwarder();
+    const before = openFds();
+    for (let i = 0; i < 20; i++) {
+      await expect(f.add(`${held.address().port}:53/udp`)).rejects.toSatisfy(PortInUseError.isInstance);
+    }
+    // dgram keeps a socket whose bind failed open: 20 would leak without the close.
+    expect(openFds() - before).toBeLessThan(5);
   });
 
   it("a range with one port taken opens none of its ports", async () => {
@@ -336,6 +430,7 @@ describe("UDP forwarding", () => {
     sock.send("x", info!.hostPort, "127.0.0.1");
     await failed;
     sock.close();
-    expect(f.list()[0]!.stats).toMatchObject({ dialFailures: 1, open: 0 });
+    // Not carried: dropped, and not counted as bytes in.
+    expect(f.list()[0]!.stats).toMatchObject({ dialFailures: 1, open: 0, bytesIn: 0, dropped: 1 });
   });
 });

@@ -1,4 +1,7 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { findPortHolder } from "../src/index.js";
 import { conflictingSockets, parseProcNet } from "../src/port-holder.js";
@@ -46,6 +49,10 @@ describe("parseProcNet", () => {
     expect(inodes("10.0.0.1", 80)).toEqual([22222]);
     expect(inodes("::1", 8081)).toEqual([44444]);
     expect(inodes("127.0.0.1", 8082)).toEqual([55555]);
+    // 0.0.0.0 covers IPv4 (and IPv4-mapped) addresses, not ::1: the kernel lets both bind.
+    expect(inodes("::1", 80)).toEqual([]);
+    expect(inodes("::ffff:10.0.0.1", 80)).toEqual([22222]);
+    expect(inodes("::", 80)).toEqual([22222]);
     const udp = parseProcNet(UDP4, 4, true);
     expect(conflictingSockets(udp, "udp", "127.0.0.1", 53).map((e) => e.inode)).toEqual([66666]);
     expect(conflictingSockets(udp, "udp", "127.0.0.1", 54)).toEqual([]);
@@ -64,6 +71,38 @@ describe.skipIf(process.platform !== "linux")("findPortHolder", () => {
       expect(await findPortHolder("udp", "127.0.0.1", port)).toBeUndefined();
     } finally {
       server.close();
+    }
+  });
+});
+
+describe.skipIf(process.platform !== "linux")("findPortHolder over a /proc tree", () => {
+  it("finds the holder among many processes, skipping those it cannot read", async () => {
+    const root = await mkdtemp(join(tmpdir(), "dtd-proc-"));
+    try {
+      await mkdir(join(root, "net"));
+      await writeFile(join(root, "net/tcp"), TCP4);
+      await writeFile(join(root, "net/tcp6"), "");
+      // 300 processes with a few fds each; some have no readable fd directory (exited, or not ours).
+      for (let pid = 100; pid < 400; pid++) {
+        await mkdir(join(root, String(pid)));
+        if (pid % 7 === 0) continue;
+        await mkdir(join(root, `${pid}/fd`));
+        for (let fd = 0; fd < 4; fd++)
+          await symlink(`socket:[${pid * 10 + fd}]`, join(root, `${pid}/fd/${fd}`));
+      }
+      await symlink("socket:[22222]", join(root, "398/fd/9"));
+      await writeFile(join(root, "398/comm"), "nginx\n");
+      await writeFile(join(root, "398/cmdline"), "nginx\0-g\0daemon off;\0");
+      expect(await findPortHolder("tcp", "127.0.0.1", 80, root)).toEqual({
+        pid: 398,
+        command: "nginx",
+        cmdline: "nginx -g daemon off;",
+        localAddress: "0.0.0.0:80",
+        inode: 22222,
+      });
+      expect(await findPortHolder("tcp", "127.0.0.1", 8080, root)).toBeUndefined();
+    } finally {
+      await rm(root, { recursive: true, force: true });
     }
   });
 });

@@ -26,6 +26,12 @@ describe("parsePublishSpec", () => {
     ["127.0.0.1::8000-8001/udp", ["udp 127.0.0.1 0>8000", "udp 127.0.0.1 0>8001"]],
     ["65535:1", ["tcp 127.0.0.1 65535>1"]],
     [":80", ["tcp 127.0.0.1 0>80"]],
+    // Docker reads ports with leading zeros as decimal.
+    ["008080:00080", ["tcp 127.0.0.1 8080>80"]],
+    // One spelling per address: ids and the conflict check compare text.
+    ["[0:0::1]:8080:80", ["tcp ::1 8080>80"]],
+    ["[FE80::1%eth0]:8080:80", ["tcp fe80::1%eth0 8080>80"]],
+    ["[::ffff:127.0.0.1]:8080:80/udp", ["udp 127.0.0.1 8080>80"]],
   ])("%s", (spec, expected) => {
     expect(ports(spec)).toEqual(expected);
   });
@@ -43,6 +49,7 @@ describe("parsePublishSpec", () => {
     ["8080:70000", "70000", "out of range 1-65535"],
     ["8080:0", "0", "out of range 1-65535"],
     ["99999:80", "99999", "host port 99999 is out of range"],
+    ["123456:80", "123456", "host port 123456 is out of range 0-65535"],
     ["x:80", "x", 'host port "x" is not a number'],
     ["8080:80/sctp", "sctp", "sctp is not supported"],
     ["8080:80/icmp", "icmp", 'protocol "icmp" is not tcp or udp'],
@@ -62,6 +69,7 @@ describe("parsePublishSpec", () => {
     ["0-5:80-85", "0-5", "cannot start a range"],
     ["8080 :80", " ", "contains whitespace"],
     ["127.0.0.1:80", "127.0.0.1", "is an address, not a host port; did you mean 127.0.0.1::80"],
+    ["127.0.0.1:53/udp", "127.0.0.1", "did you mean 127.0.0.1::53/udp (any free port)"],
   ])("rejects %j, pointing at %j", (spec, part, problem) => {
     let error: unknown;
     try {

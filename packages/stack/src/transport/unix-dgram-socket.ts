@@ -231,7 +231,7 @@ export class BatchSender {
   constructor(
     private readonly c: Libc,
     private readonly fd: number,
-    private readonly addr: Buffer,
+    addr: Buffer,
     private readonly maxBatch: number,
     private readonly capacity: number,
   ) {
