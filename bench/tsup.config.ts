@@ -1,7 +1,8 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/main.ts"],
+  // main: the netns and VM benches; dns: the DNS server bench (npm run bench:dns).
+  entry: ["src/main.ts", "src/dns.ts"],
   format: ["esm"],
   sourcemap: true,
   clean: true,

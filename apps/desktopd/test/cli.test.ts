@@ -2,24 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { CliIo } from "../src/commands/io.js";
-import { runCli } from "../src/program.js";
-
-// Only paths that end before the system is touched: option errors and help.
-async function cli(...argv: string[]) {
-  let out = "";
-  let err = "";
-  const io: CliIo = {
-    out: (text) => {
-      out += text;
-    },
-    err: (text) => {
-      err += text;
-    },
-  };
-  const code = await runCli(argv, io);
-  return { code, out, err };
-}
+import { cli } from "./support/cli.js";
 
 describe("desktopd CLI", () => {
   it("prints help for run with its options and exits 0", async () => {

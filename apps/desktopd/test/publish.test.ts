@@ -1,32 +1,17 @@
 /** `desktopd run -p/--publish`: validation before the system is touched, and the ready line. */
 import { describe, expect, it } from "vitest";
-import type { CliIo } from "../src/commands/io.js";
 import { parseRunOptions } from "../src/config.js";
 import { InvalidOptionError } from "../src/errors.js";
-import { runCli } from "../src/program.js";
 import { firstLease } from "../src/publish.js";
 import { formatReadyLine, parseReadyLine } from "../src/ready.js";
-
-async function cli(...argv: string[]) {
-  let out = "";
-  let err = "";
-  const io: CliIo = {
-    out: (text) => {
-      out += text;
-    },
-    err: (text) => {
-      err += text;
-    },
-  };
-  return { code: await runCli(argv, io), out: () => out, err: () => err };
-}
+import { cli } from "./support/cli.js";
 
 describe("--publish", () => {
   it("is listed in run's help", async () => {
     const r = await cli("run", "--help");
     expect(r.code).toBe(0);
-    expect(r.out()).toContain("-p, --publish <spec>");
-    expect(r.out()).toContain("--publish-target <ip>");
+    expect(r.out).toContain("-p, --publish <spec>");
+    expect(r.out).toContain("--publish-target <ip>");
   });
 
   it("keeps the specs as given, in order", () => {
@@ -55,10 +40,10 @@ describe("--publish", () => {
   ])("rejects %j with one line and exit code 1, before touching the system", async (args, message) => {
     const r = await cli("run", "--netns", "dtd-does-not-exist", ...args);
     expect(r.code).toBe(1);
-    expect(r.err()).toContain(message);
-    expect(r.err().trimEnd().split("\n")).toHaveLength(1);
+    expect(r.err).toContain(message);
+    expect(r.err.trimEnd().split("\n")).toHaveLength(1);
     // Validation comes first: no complaint about the namespace, root or /dev/net/tun.
-    expect(r.err()).not.toMatch(/namespace|root|tun/);
+    expect(r.err).not.toMatch(/namespace|root|tun/);
   });
 
   it("is an InvalidOptionError for runDaemon callers too", () => {

@@ -10,7 +10,12 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { haveRootAndNetns, type Netns, type StackGuest, startStackGuest } from "@desktopd/stack/testing";
+import {
+  haveRootAndNetns,
+  type StackGuest,
+  startStackGuest,
+  waitForListener,
+} from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createForwarder, type Forwarder, PortInUseError } from "../src/index.js";
 import { foreignListener, outcome, roundTrip, udpAsk } from "./support.js";
@@ -30,15 +35,6 @@ const u = dgram.createSocket("udp4");
 u.on("message", (m, r) => u.send(Buffer.concat([Buffer.from(r.address + ":"), m]), r.port, r.address));
 u.bind(7001);
 `;
-
-async function waitForListener(ns: Netns, proto: "t" | "u", port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const r = await ns.exec("ss", [`-ln${proto}`, `sport = :${port}`]);
-    if (r.stdout.includes(`:${port}`)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on ${proto === "t" ? "tcp" : "udp"} port ${port} in the guest`);
-}
 
 describe.skipIf(!env.ok)("publishing guest ports", () => {
   let guest: StackGuest;

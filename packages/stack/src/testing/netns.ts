@@ -229,3 +229,13 @@ function probe(): { ok: boolean; reason?: string } {
 export function haveCommand(cmd: string): boolean {
   return run("sh", ["-c", `command -v ${JSON.stringify(cmd)}`]).code === 0;
 }
+
+/** Waits until something in `ns` listens on TCP ("t") or UDP ("u") `port` (asks `ss`). */
+export async function waitForListener(ns: Netns, proto: "t" | "u", port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await ns.exec("ss", [`-ln${proto}`, `sport = :${port}`]);
+    if (r.stdout.includes(`:${port}`)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`nothing listens on ${proto === "t" ? "tcp" : "udp"} port ${port} in the guest`);
+}

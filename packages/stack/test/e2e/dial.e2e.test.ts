@@ -5,19 +5,15 @@
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { DialError } from "@desktopd/stack";
-import { haveRootAndNetns, type Netns, type StackGuest, startStackGuest } from "@desktopd/stack/testing";
+import {
+  haveRootAndNetns,
+  type StackGuest,
+  startStackGuest,
+  waitForListener,
+} from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const env = haveRootAndNetns();
-
-async function waitForListener(ns: Netns, proto: "t" | "u", port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const r = await ns.exec("ss", [`-ln${proto}`, `sport = :${port}`]);
-    if (r.stdout.includes(`:${port}`)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on ${proto === "t" ? "tcp" : "udp"} port ${port} in the guest`);
-}
 
 describe.skipIf(!env.ok)("dialling into the guest", () => {
   let guest: StackGuest;
