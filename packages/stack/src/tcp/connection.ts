@@ -840,6 +840,11 @@ export class Connection {
     return this.closed;
   }
 
+  /** Our side has ended: the connection finishes by itself (the FIN is resent until acknowledged). */
+  get isClosing(): boolean {
+    return this.finQueued && !this.closed;
+  }
+
   /** Counters and state for diagnostics. */
   info(): {
     state: TcpState;

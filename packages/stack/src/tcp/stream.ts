@@ -43,7 +43,10 @@ export class TcpStream extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    if (this.conn && !this.conn.isClosed) this.conn.abort();
+    // After a clean end both ways (autoDestroy right after our FIN) the connection finishes on
+    // its own; a reset there would cut the peer's last ACK short. Anything else is an abort.
+    const graceful = !error && this.readableEnded && this.conn?.isClosing === true;
+    if (this.conn && !this.conn.isClosed && !graceful) this.conn.abort();
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
     pending?.(error ?? new DialError("closed", "connection closed"));

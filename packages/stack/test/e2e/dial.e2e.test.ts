@@ -5,12 +5,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { DialError } from "@desktopd/stack";
-import {
-  haveRootAndNetns,
-  type StackGuest,
-  startStackGuest,
-  waitForListener,
-} from "@desktopd/stack/testing";
+import { haveRootAndNetns, type StackGuest, startStackGuest, waitForListener } from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const env = haveRootAndNetns();

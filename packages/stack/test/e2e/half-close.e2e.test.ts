@@ -106,3 +106,43 @@ describe.skipIf(!env.ok)("guest sends FIN, then RST, while the host has not clos
     expect(guest.stack.counters().tcp.open).toBe(0);
   });
 });
+
+describe.skipIf(!env.ok)("a clean close both ways", () => {
+  let guest: StackGuest;
+  let server: net.Server;
+
+  beforeAll(async () => {
+    guest = await startStackGuest({ prefix: "cleanclose" });
+    // Ends its side when the guest ends its own: the stack's FIN follows the guest's.
+    server = net.createServer((socket) => {
+      socket.on("error", () => {});
+      socket.resume();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  });
+
+  afterAll(async () => {
+    server?.close();
+    await guest?.close();
+  });
+
+  it("ends with FIN and ACK only: the guest keeps its TIME-WAIT (no reset cuts it short)", async () => {
+    const { port } = server.address() as net.AddressInfo;
+    const host = guest.stack.config.hostAddress;
+    const py = [
+      "import socket, sys",
+      "s = socket.create_connection((sys.argv[1], int(sys.argv[2])))",
+      "s.shutdown(socket.SHUT_WR)",
+      "assert s.recv(1) == b''",
+      "s.close()",
+    ].join("\n");
+    await guest.sh(`python3 -c ${shellQuote(py)} ${host} ${port}`);
+    // The guest closed first after both FINs: its socket waits in TIME-WAIT unless an RST came.
+    let waiting = "";
+    for (let i = 0; i < 20 && !waiting.includes(`${host}:${port}`); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      waiting = await guest.sh(`ss -Htan state time-wait dst ${host}:${port}`);
+    }
+    expect(waiting).toContain(`${host}:${port}`);
+  });
+});
