@@ -25,11 +25,15 @@ export interface Resolver {
   close(): void;
 }
 
+/** Zone transfers are for secondaries, not guests' stub resolvers: refused, never forwarded. */
+const REFUSED_TYPES = new Set(["AXFR", "IXFR"]);
+
 /** How many CNAMEs out of local data are followed through the other layers. */
 const MAX_CHASE = 8;
 
 export function createResolver(layers: Layer[]): Resolver {
   const ask = async (q: Question): Promise<Answered> => {
+    if (REFUSED_TYPES.has(q.type)) return { ...resolution("REFUSED"), layer: "none" };
     for (const layer of layers) {
       try {
         const r = await layer.resolve(q);

@@ -113,6 +113,17 @@ describe("registry layer", () => {
 });
 
 describe("resolver", () => {
+  it("refuses zone transfers instead of passing them to a layer", async () => {
+    const r = createResolver([fixed]);
+    for (const type of ["AXFR", "IXFR"] as const) {
+      expect(await r.resolve({ name: "host.docker.internal", type })).toMatchObject({
+        rcode: "REFUSED",
+        layer: "none",
+        answers: [],
+      });
+    }
+  });
+
   it("takes the first layer that claims the name and says which one answered", async () => {
     const reg = createRegistry();
     reg.register("host.docker.internal", "10.9.9.9");
