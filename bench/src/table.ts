@@ -2,35 +2,71 @@
  * The text table: one block per MTU, one row per metric, one column per peer, then desktopd/peer
  * ratios. A ratio above 1 favours desktopd for "higher" metrics and disfavours it for "lower" ones.
  */
-import { type MetricKey, metrics, type SessionResult } from "./metrics.js";
+import type { Figure } from "./measure/figure.js";
+import { metrics, type SessionResult } from "./metrics.js";
 import type { PeerName } from "./peers/index.js";
 
-export function renderTable(
-  results: readonly SessionResult[],
-  peers: readonly PeerName[],
-  mtus: readonly number[],
-) {
-  const others = peers.includes("desktopd") ? peers.filter((p) => p !== "desktopd") : [];
-  const header = ["MTU", "metric", "unit", "better", ...peers, ...others.map((p) => `desktopd/${p}`)];
+/** How a metric is printed and compared. */
+export interface MetricSpec<K extends string> {
+  key: K;
+  label: string;
+  unit: string;
+  better: string;
+  digits: number;
+}
+
+/** What the renderers need of a session, in either mode. */
+export interface Session<P extends string, K extends string> {
+  peer: P;
+  mtu: number;
+  startError?: string;
+  figures: Record<K, Figure>;
+}
+
+export interface ComparisonOptions<P extends string, K extends string, S extends Session<P, K>> {
+  metrics: readonly MetricSpec<K>[];
+  peers: readonly P[];
+  mtus: readonly number[];
+  /** Ratio columns: ours / theirs. */
+  pairs: readonly (readonly [P, P])[];
+  /** A cell to print instead of the figure (e.g. "in qemu"), or undefined. */
+  override?: (session: S, metric: K) => string | undefined;
+}
+
+/** The comparison table of either mode: cells per peer, then the ratio columns. */
+export function renderComparison<P extends string, K extends string, S extends Session<P, K>>(
+  results: readonly S[],
+  o: ComparisonOptions<P, K, S>,
+): string {
+  const header = ["MTU", "metric", "unit", "better", ...o.peers, ...o.pairs.map(([a, b]) => `${a}/${b}`)];
   const rows: string[][] = [];
-  for (const mtu of mtus) {
-    for (const m of metrics) {
-      const value = (peer: PeerName): number | null => find(results, peer, mtu)?.figures[m.key].value ?? null;
-      const cells = peers.map((p) => {
-        const f = find(results, p, mtu)?.figures[m.key];
-        if (!f || f.value === null) return "fail";
+  for (const mtu of o.mtus) {
+    for (const m of o.metrics) {
+      const session = (peer: P) => results.find((r) => r.peer === peer && r.mtu === mtu);
+      const value = (peer: P): number | null => session(peer)?.figures[m.key].value ?? null;
+      const cells = o.peers.map((p) => {
+        const s = session(p);
+        if (!s) return "n/a";
+        const special = o.override?.(s, m.key);
+        if (special !== undefined) return special;
+        const f = s.figures[m.key];
+        if (f.value === null) return "fail";
         const erratic = (f.detail?.retransmits ?? 0) >= erraticRetransmits ? "*" : "";
         return show(f.value, m.digits) + erratic;
       });
-      const ratios = others.map((p) => ratio(value("desktopd"), value(p)));
+      const ratios = o.pairs.map(([a, b]) => ratio(value(a), value(b)));
       rows.push([String(mtu), m.label, m.unit, m.better, ...cells, ...ratios]);
     }
   }
   return format([header, ...rows]);
 }
 
-/** One line per failed figure, so the table can stay compact. */
-export function renderFailures(results: readonly SessionResult[]): string[] {
+/** One line per failed figure, so the table can stay compact; `expected` marks figures that cannot exist. */
+export function renderFailureLines<P extends string, K extends string, S extends Session<P, K>>(
+  results: readonly S[],
+  specs: readonly MetricSpec<K>[],
+  expected: (session: S, metric: K) => boolean = () => false,
+): string[] {
   const lines: string[] = [];
   for (const r of results) {
     const where = `${r.peer} mtu ${r.mtu}`;
@@ -38,12 +74,31 @@ export function renderFailures(results: readonly SessionResult[]): string[] {
       lines.push(`${where}: did not start: ${short(r.startError)}`);
       continue;
     }
-    for (const m of metrics) {
-      const f = r.figures[m.key as MetricKey];
-      if (f.value === null) lines.push(`${where} ${m.label}: ${short(f.error ?? "failed")}`);
+    for (const m of specs) {
+      const f = r.figures[m.key];
+      if (f.value === null && !expected(r, m.key))
+        lines.push(`${where} ${m.label}: ${short(f.error ?? "failed")}`);
     }
   }
   return lines;
+}
+
+export function renderTable(
+  results: readonly SessionResult[],
+  peers: readonly PeerName[],
+  mtus: readonly number[],
+) {
+  const others = peers.includes("desktopd") ? peers.filter((p) => p !== "desktopd") : [];
+  return renderComparison(results, {
+    metrics,
+    peers,
+    mtus,
+    pairs: others.map((p) => ["desktopd", p] as const),
+  });
+}
+
+export function renderFailures(results: readonly SessionResult[]): string[] {
+  return renderFailureLines(results, metrics);
 }
 
 /** iperf3 runs whose sender retransmitted, one line per session. */
@@ -66,10 +121,6 @@ export const erraticRetransmits = 100;
 export function show(v: number, digits: number): string {
   const fixed = v.toFixed(digits);
   return v > 0 && Number(fixed) === 0 ? v.toPrecision(2) : fixed;
-}
-
-function find(results: readonly SessionResult[], peer: PeerName, mtu: number): SessionResult | undefined {
-  return results.find((r) => r.peer === peer && r.mtu === mtu);
 }
 
 export function ratio(ours: number | null, theirs: number | null): string {
