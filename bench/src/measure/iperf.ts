@@ -65,21 +65,37 @@ export function iperfFigure(output: string, exit: string): Figure {
   return { value: received / 1e9, detail };
 }
 
-export async function measureIperf(
-  netns: string,
+/** Where the client runs (a netns, a VM's console): its output and a one-line account of its exit. */
+export type IperfClientRunner = (clientArgs: string[]) => Promise<{ output: string; exit: string }>;
+
+/** One iperf3 run against a fresh server on the host's 127.0.0.1, with the client wherever `runClient` puts it. */
+export async function measureIperfWith(
   hostAddress: string,
   seconds: number,
   reverse: boolean,
+  connectTimeoutMs: number,
+  runClient: IperfClientRunner,
 ): Promise<Figure> {
   let server: IperfServer | undefined;
   try {
     server = await startIperfServer();
-    const client = iperfClientArgs(hostAddress, server.port, seconds, reverse, 3000);
-    const r = await run("ip", ["netns", "exec", netns, "iperf3", ...client], (seconds + 20) * 1000);
-    return iperfFigure(r.stdout, describeExit(r));
+    const r = await runClient(iperfClientArgs(hostAddress, server.port, seconds, reverse, connectTimeoutMs));
+    return iperfFigure(r.output, r.exit);
   } catch (err) {
     return failed(err);
   } finally {
     await server?.stop();
   }
+}
+
+export function measureIperf(
+  netns: string,
+  hostAddress: string,
+  seconds: number,
+  reverse: boolean,
+): Promise<Figure> {
+  return measureIperfWith(hostAddress, seconds, reverse, 3000, async (client) => {
+    const r = await run("ip", ["netns", "exec", netns, "iperf3", ...client], (seconds + 20) * 1000);
+    return { output: r.stdout, exit: describeExit(r) };
+  });
 }

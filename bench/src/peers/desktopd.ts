@@ -4,35 +4,43 @@ import { join } from "node:path";
 import { Daemon } from "../proc.js";
 import type { Peer, PeerSession } from "./peer.js";
 
+/** Starts `desktopd run ARGS` and waits for its ready line (the netns and the VM modes both). */
+export async function startDesktopd(
+  opts: { root: string; cpuProf: boolean },
+  runArgs: readonly string[],
+): Promise<PeerSession> {
+  const cli = join(opts.root, "apps/desktopd/dist/cli.js");
+  if (!existsSync(cli)) throw new Error(`${cli} not found (run npm run build)`);
+  const nodeArgs: string[] = [];
+  if (opts.cpuProf) {
+    const dir = join(opts.root, "bench/results/prof");
+    mkdirSync(dir, { recursive: true });
+    nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${dir}`);
+  }
+  const d = new Daemon(process.execPath, [...nodeArgs, cli, "run", ...runArgs]);
+  let note: string;
+  try {
+    note = await d.waitForLine((l) => l.startsWith("desktopd ready"), 15_000, "desktopd");
+  } catch (err) {
+    await d.stop(2000);
+    throw err;
+  }
+  return {
+    hostAddress: "192.168.65.254",
+    pid: d.pid,
+    note,
+    // The profile is written when node exits, so allow a longer grace period with --cpu-prof.
+    stop: () => d.stop(opts.cpuProf ? 15_000 : 5000),
+  };
+}
+
 export const desktopd: Peer = {
   name: "desktopd",
   addressPlan: "eth0 192.168.65.3/24, gw 192.168.65.1; host loopback = 192.168.65.254",
   guestAddress: "192.168.65.3",
-  async start(netns, mtu, opts): Promise<PeerSession> {
-    const cli = join(opts.root, "apps/desktopd/dist/cli.js");
-    if (!existsSync(cli)) throw new Error(`${cli} not found (run npm run build)`);
-    const nodeArgs: string[] = [];
-    if (opts.cpuProf) {
-      const dir = join(opts.root, "bench/results/prof");
-      mkdirSync(dir, { recursive: true });
-      nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${dir}`);
-    }
-    const args = [...nodeArgs, cli, "run", "--netns", netns, "--configure", "--mtu", String(mtu)];
+  start(netns, mtu, opts) {
+    const args = ["--netns", netns, "--configure", "--mtu", String(mtu)];
     for (const f of opts.forwards) args.push("--publish", `127.0.0.1:${f.hostPort}:${f.guestPort}`);
-    const d = new Daemon(process.execPath, args);
-    let note: string;
-    try {
-      note = await d.waitForLine((l) => l.startsWith("desktopd ready"), 15_000, "desktopd");
-    } catch (err) {
-      await d.stop(2000);
-      throw err;
-    }
-    // The profile is written when node exits, so allow a longer grace period with --cpu-prof.
-    return {
-      hostAddress: "192.168.65.254",
-      pid: d.pid,
-      note,
-      stop: () => d.stop(opts.cpuProf ? 15_000 : 5000),
-    };
+    return startDesktopd(opts, args);
   },
 };

@@ -3,9 +3,8 @@
  * (length-prefixed frames over a unix stream), `--vfkit-socket P` for its dgram netdev (one
  * frame per unix datagram, vfkit's framing).
  */
-import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { Daemon } from "../proc.js";
+import { startDesktopd } from "../peers/desktopd.js";
 import type { VmPeer, VmPeerSession, VmPeerStartOptions } from "./peer.js";
 
 const hostLoopback = "192.168.65.254";
@@ -16,36 +15,14 @@ async function start(
   mtu: number,
   opts: VmPeerStartOptions,
 ): Promise<VmPeerSession> {
-  const cli = join(opts.root, "apps/desktopd/dist/cli.js");
-  if (!existsSync(cli)) throw new Error(`${cli} not found (run npm run build)`);
-  const nodeArgs: string[] = [];
-  if (opts.cpuProf) {
-    const dir = join(opts.root, "bench/results/prof");
-    mkdirSync(dir, { recursive: true });
-    nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${dir}`);
-  }
   const socket = join(opts.dir, `desktopd-${transport}.sock`);
   const listen = transport === "stream" ? "--qemu-socket" : "--vfkit-socket";
-  const d = new Daemon(process.execPath, [...nodeArgs, cli, "run", listen, socket, "--mtu", String(mtu)]);
-  let note: string;
-  try {
-    note = await d.waitForLine((l) => l.startsWith("desktopd ready"), 15_000, "desktopd");
-  } catch (err) {
-    await d.stop(2000);
-    throw err;
-  }
+  const session = await startDesktopd(opts, [listen, socket, "--mtu", String(mtu)]);
   const netdev =
     transport === "stream"
       ? `stream,id=n0,server=off,addr.type=unix,addr.path=${socket}`
       : `dgram,id=n0,local.type=unix,local.path=${join(opts.dir, "qemu-dgram.sock")},remote.type=unix,remote.path=${socket}`;
-  // The profile is written when node exits, so allow a longer grace period with --cpu-prof.
-  return {
-    netdev,
-    hostAddress: hostLoopback,
-    pid: d.pid,
-    note,
-    stop: () => d.stop(opts.cpuProf ? 15_000 : 5000),
-  };
+  return { ...session, netdev, hostAddress: hostLoopback };
 }
 
 export const desktopdStream: VmPeer = {

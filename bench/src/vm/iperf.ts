@@ -1,27 +1,20 @@
 /** iperf3 throughput with the client in the VM (on its serial console) and the server on the host's 127.0.0.1. */
 import type { TestVm } from "@desktopd/stack/testing";
-import { type Figure, failed } from "../measure/figure.js";
-import { type IperfServer, iperfClientArgs, iperfFigure, startIperfServer } from "../measure/iperf.js";
+import type { Figure } from "../measure/figure.js";
+import { measureIperfWith } from "../measure/iperf.js";
 
 /** Where the image carries iperf3 (the host's binary, copied with its libraries). */
 export const guestIperf3 = "/usr/bin/iperf3";
 
-export async function measureVmIperf(
+export function measureVmIperf(
   vm: TestVm,
   hostAddress: string,
   seconds: number,
   reverse: boolean,
 ): Promise<Figure> {
-  let server: IperfServer | undefined;
-  try {
-    server = await startIperfServer();
-    // TCG is slow to start a process and to connect: generous limits.
-    const client = iperfClientArgs(hostAddress, server.port, seconds, reverse, 15_000);
+  // TCG is slow to start a process and to connect: generous limits.
+  return measureIperfWith(hostAddress, seconds, reverse, 15_000, async (client) => {
     const r = await vm.exec([guestIperf3, ...client].join(" "), (seconds + 90) * 1000);
-    return iperfFigure(r.output, `exit ${r.code}: ${r.output.trim().split("\n").slice(-2).join(" | ")}`);
-  } catch (err) {
-    return failed(err);
-  } finally {
-    await server?.stop();
-  }
+    return { output: r.output, exit: `exit ${r.code}: ${r.output.trim().split("\n").slice(-2).join(" | ")}` };
+  });
 }
