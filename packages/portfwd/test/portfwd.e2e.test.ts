@@ -10,12 +10,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import {
-  haveRootAndNetns,
-  type StackGuest,
-  startStackGuest,
-  waitForListener,
-} from "@desktopd/stack/testing";
+import { haveRootAndNetns, type StackGuest, startStackGuest, waitForListener } from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createForwarder, type Forwarder, PortInUseError } from "../src/index.js";
 import { foreignListener, outcome, roundTrip, udpAsk } from "./support.js";

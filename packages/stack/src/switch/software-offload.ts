@@ -38,6 +38,8 @@ export function segmentTcpFrame(frame: Buffer, segmentSize: number): Buffer[] {
   const l4 = l3 + ipHeaderLen;
   if (frame.length < l4 + 20) return [frame];
   const tcpHeaderLen = (frame[l4 + 12]! >> 4) * 4;
+  // A guest's frame may claim less than a TCP header: each segment would be too short to checksum.
+  if (tcpHeaderLen < 20) return [frame];
   const headersLen = l4 + tcpHeaderLen;
   // The IP length, not the frame's: a short frame may carry Ethernet padding.
   const end = Math.min(frame.length, l3 + frame.readUInt16BE(l3 + 2));

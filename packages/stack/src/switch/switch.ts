@@ -99,11 +99,12 @@ class LearningSwitch implements VirtualSwitch {
       canTso: link.offload?.tso === true,
     };
     this.portsById.set(port.id, port);
+    // Announced before start: a link that is already gone reports its close from start().
+    this.options.onPortChange?.("added", this.info(port));
     link.start({
       onFrame: (frame, meta) => this.fromPort(port, frame, meta),
       onClose: (error) => this.removePort(port, error),
     });
-    this.options.onPortChange?.("added", this.info(port));
     return {
       id: port.id,
       link,

@@ -3,16 +3,24 @@
  * a 4-byte length prefix over a unix or TCP socket. desktopd either listens (qemu connects with
  * `server=off`) or connects to a qemu that listens (`server=on`), reconnecting when qemu restarts.
  */
-import { existsSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { TransportError } from "../errors.js";
 import { type StreamTransportOptions, streamTransport } from "./stream.js";
 import type { FrameTransport } from "./types.js";
 
+/** sun_path holds 108 bytes with the terminating NUL. */
+const MAX_UNIX_PATH = 107;
+
 /** A unix socket path, or a TCP host and port. */
 export type StreamAddress = { path: string } | { host: string; port: number };
 
 export type QemuStreamOptions = Omit<StreamTransportOptions, "name">;
+
+export interface QemuListenOptions extends QemuStreamOptions {
+  /** Links at once (default 64): every connection is a port on the switch; beyond, new ones are closed. */
+  maxLinks?: number;
+}
 
 export interface QemuStreamListener {
   /** Where qemu connects: the path, or "host:port" with the port actually bound. */
@@ -41,18 +49,20 @@ export function formatStreamAddress(a: StreamAddress): string {
 export async function listenQemuStream(
   address: StreamAddress,
   onLink: (link: FrameTransport) => void,
-  options: QemuStreamOptions = {},
+  { maxLinks = 64, ...options }: QemuListenOptions = {},
 ): Promise<QemuStreamListener> {
   let label = formatStreamAddress(address);
+  checkPathLength(address);
   if ("path" in address && existsSync(address.path)) {
     // Only a socket is ours to replace: a mistyped path must not delete someone's file.
-    if (!statSync(address.path).isSocket())
+    if (!lstatSync(address.path).isSocket())
       throw new TransportError(`${address.path} exists and is not a socket`);
     if (await isListening(address.path))
       throw new TransportError(`${address.path} is in use by another process`);
     rmSync(address.path, { force: true });
   }
   const server = net.createServer({ noDelay: true });
+  server.maxConnections = maxLinks;
   let count = 0;
   const sockets = new Set<net.Socket>();
   server.on("connection", (socket) => {
@@ -69,6 +79,15 @@ export async function listenQemuStream(
     if ("path" in address) server.listen(address.path, resolve);
     else server.listen(address.port, address.host, resolve);
   });
+  if ("path" in address) {
+    // Whoever may connect may put frames on the guests' network: the owner only, whatever the umask.
+    try {
+      chmodSync(address.path, 0o600);
+    } catch (error) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw new TransportError(`cannot secure ${label}: ${(error as Error).message}`, { cause: error });
+    }
+  }
   // Once listening, errors are failed accepts (out of descriptors): the next connection may work.
   server.on("error", () => {});
   const bound = server.address();
@@ -82,8 +101,8 @@ export async function listenQemuStream(
     address: actual,
     async close() {
       for (const s of sockets) s.destroy();
+      // libuv unlinks the socket file itself; removing the path again could hit a successor's socket.
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      if ("path" in address) rmSync(address.path, { force: true });
     },
   };
 }
@@ -101,6 +120,7 @@ export function connectQemuStream(
   onLink: (link: FrameTransport) => void,
   options: QemuStreamOptions & { retryMs?: number } = {},
 ): QemuStreamConnector {
+  checkPathLength(address);
   const label = formatStreamAddress(address);
   const retryMs = options.retryMs ?? 1000;
   let stopped = false;
@@ -130,6 +150,12 @@ export function connectQemuStream(
       current?.destroy();
     },
   };
+}
+
+/** Node binds or connects to a longer path cut short: a name nobody uses, and nobody removes. */
+function checkPathLength(address: StreamAddress): void {
+  if ("path" in address && (address.path.length === 0 || Buffer.byteLength(address.path) > MAX_UNIX_PATH))
+    throw new TransportError(`unix socket path must be 1..${MAX_UNIX_PATH} bytes: ${address.path}`);
 }
 
 function isListening(path: string): Promise<boolean> {

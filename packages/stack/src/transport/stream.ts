@@ -61,6 +61,8 @@ class StreamTransport implements FrameTransport {
       { minFrame: ETH_HEADER_LEN, maxFrame: options.maxFrame ?? DEFAULT_MAX_FRAME, maxSkip: MAX_SKIP },
       {
         frame: (frame) => {
+          // A receiver that closed the link on an earlier frame of this chunk gets no more.
+          if (this.closed) return;
           this.stats.framesIn++;
           this.stats.bytesIn += frame.length;
           this.receiver?.onFrame(frame);
@@ -85,6 +87,9 @@ class StreamTransport implements FrameTransport {
     this.input.once("error", (err) => this.shutdown(err));
     this.output.once("error", (err) => this.shutdown(err));
     if (!this.sameStream) this.output.once("close", () => this.shutdown());
+    // Closed before start (a peer that hung up at once): its events are gone, so report it now.
+    if (this.input.destroyed || this.input.readableEnded || (!this.sameStream && this.output.destroyed))
+      this.shutdown();
   }
 
   send(frame: Buffer): void {

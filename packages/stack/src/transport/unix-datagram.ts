@@ -7,7 +7,7 @@
  * own, and replies go to that address. A peer whose address stops accepting datagrams (its VMM
  * exited) loses its link; when it sends again (VM restarted) it gets a new one.
  */
-import { existsSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { TransportError } from "../errors.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
@@ -23,12 +23,18 @@ const PEER_GONE = new Set(["ENOENT", "ECONNREFUSED", "ENOTCONN", "EPERM"]);
 /** Send errors that mean the peer's receive queue is full for now. */
 const FULL = new Set(["EAGAIN", "EWOULDBLOCK", "ENOBUFS"]);
 const DEFAULT_MAX_BACKLOG = 512;
+const DEFAULT_MAX_PEERS = 64;
 
 export interface UnixDatagramOptions {
   /** Frames longer than this are dropped as "oversize" (default 65534: MTU 65520 + Ethernet). */
   maxFrame?: number;
   /** Frames held per peer while its receive queue is full, beyond which they are dropped (default 512). */
   maxBacklog?: number;
+  /**
+   * Links at once (default 64): every new sender address is a link, so a flood of addresses must
+   * not grow the table without end; beyond it, datagrams from new addresses are dropped.
+   */
+  maxPeers?: number;
   /** Remove a stale socket file left by an earlier run at `path` (default true). */
   replaceStale?: boolean;
 }
@@ -49,15 +55,23 @@ export async function listenUnixDatagram(
   if (existsSync(path)) {
     if (options.replaceStale === false) throw new TransportError(`${path} already exists`);
     // Only a socket is ours to replace: a mistyped path must not delete someone's file.
-    if (!statSync(path).isSocket()) throw new TransportError(`${path} exists and is not a socket`);
+    if (!lstatSync(path).isSocket()) throw new TransportError(`${path} exists and is not a socket`);
     if (await isBound(path)) throw new TransportError(`${path} is in use by another process`);
     rmSync(path, { force: true });
   }
   const socket = await UnixDgramSocket.bind(path, {
     maxDatagram: (options.maxFrame ?? DEFAULT_MAX_FRAME) + 1,
   });
-  const listener = new DatagramListener(path, socket, onLink, options);
-  return listener;
+  let inode: number;
+  try {
+    // Whoever may send here may put frames on the guests' network: the owner only, whatever the umask.
+    chmodSync(path, 0o600);
+    inode = lstatSync(path).ino;
+  } catch (error) {
+    await socket.close();
+    throw new TransportError(`cannot secure ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  return new DatagramListener(path, inode, socket, onLink, options);
 }
 
 /**
@@ -84,6 +98,7 @@ class DatagramListener implements UnixDatagramListener {
 
   constructor(
     readonly path: string,
+    private readonly inode: number,
     readonly socket: UnixDgramSocket,
     private readonly onLink: (link: FrameTransport) => void,
     readonly options: UnixDatagramOptions,
@@ -106,6 +121,10 @@ class DatagramListener implements UnixDatagramListener {
     }
     let peer = this.peers.get(from);
     if (!peer) {
+      if (this.peers.size >= (this.options.maxPeers ?? DEFAULT_MAX_PEERS)) {
+        countDrop(this.stats, "too-many-peers");
+        return;
+      }
       peer = new PeerLink(this, from);
       this.peers.set(from, peer);
       this.onLink(peer);
@@ -122,8 +141,13 @@ class DatagramListener implements UnixDatagramListener {
     if (this.closed) return;
     this.closed = true;
     for (const peer of [...this.peers.values()]) peer.shutdown();
+    // Only our own socket file: another process may have replaced it (a forced restart).
+    try {
+      if (lstatSync(this.path).ino === this.inode) rmSync(this.path, { force: true });
+    } catch {
+      // Already gone.
+    }
     await this.socket.close();
-    rmSync(this.path, { force: true });
   }
 }
 
@@ -169,6 +193,11 @@ class PeerLink implements FrameTransport {
   send(frame: Buffer): void {
     if (this.closed) {
       countDrop(this.stats, "link-down");
+      return;
+    }
+    // Also keeps every backlogged frame within what one batch send can carry.
+    if (frame.length > this.maxFrame) {
+      countDrop(this.stats, "oversize");
       return;
     }
     if (this.backlog.length > 0) {

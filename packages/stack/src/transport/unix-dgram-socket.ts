@@ -67,6 +67,11 @@ export class UnixDgramSocket {
   private readonly addrCache = new Map<string, Buffer>();
   private ring: { base: bigint; view: Buffer } | undefined;
   private loopDone: Promise<void> = Promise.resolve();
+  /** Batch sends queued or running on a worker: each still names `fd`. */
+  private sendsInFlight = 0;
+  /** close() is done with the receive loop: the fd goes once no send names it. */
+  private fdReleasable = false;
+  private fdClosed = false;
 
   private constructor(
     private readonly c: Libc,
@@ -117,7 +122,25 @@ export class UnixDgramSocket {
    * burst does not fit and polling cannot tell when one peer's queue has room again.
    */
   batchSender(path: string, capacityBytes = 1024 * 1024): BatchSender {
-    return new BatchSender(this.c, this.fd, this.address(path), Math.min(this.batch, 64), capacityBytes);
+    const calls: SendCalls = {
+      begin: () => {
+        if (this.closed) return false;
+        this.sendsInFlight++;
+        return true;
+      },
+      end: () => {
+        this.sendsInFlight--;
+        this.releaseFd();
+      },
+    };
+    return new BatchSender(
+      this.c,
+      this.fd,
+      calls,
+      this.address(path),
+      Math.min(this.batch, 64),
+      capacityBytes,
+    );
   }
 
   /**
@@ -171,8 +194,12 @@ export class UnixDgramSocket {
             onError(new TransportError(`recvmmsg on ${this.path}: ${err ? String(err) : errnoName(code!)}`));
             return;
           }
-          onBatch(this.collect(view, n, headerBytes));
-          next();
+          // The loop goes on even if a receiver throws: close() waits for it to end.
+          try {
+            onBatch(this.collect(view, n, headerBytes));
+          } finally {
+            next();
+          }
         });
       };
       next();
@@ -211,10 +238,25 @@ export class UnixDgramSocket {
     this.closed = true;
     this.c.shutdown(this.fd, SHUT_RDWR);
     if (this.receiving) await this.loopDone;
-    this.c.close(this.fd);
     if (this.ring) this.c.free(this.ring.base);
     this.ring = undefined;
+    // A send queued or blocked on a worker (up to SO_SNDTIMEO) still uses the fd number: closing
+    // it now could let that send reach whatever descriptor reuses the number. The last one closes it.
+    this.fdReleasable = true;
+    this.releaseFd();
   }
+
+  private releaseFd(): void {
+    if (!this.fdReleasable || this.fdClosed || this.sendsInFlight > 0) return;
+    this.fdClosed = true;
+    this.c.close(this.fd);
+  }
+}
+
+/** How a BatchSender tells its socket a send is on a worker (false: the socket is closed). */
+interface SendCalls {
+  begin(): boolean;
+  end(): void;
 }
 
 /**
@@ -231,6 +273,7 @@ export class BatchSender {
   constructor(
     private readonly c: Libc,
     private readonly fd: number,
+    private readonly calls: SendCalls,
     addr: Buffer,
     private readonly maxBatch: number,
     private readonly capacity: number,
@@ -268,6 +311,7 @@ export class BatchSender {
   send(frames: readonly Buffer[]): Promise<number> {
     if (this.busy || this.freed) return Promise.resolve(0);
     const n = this.fits(frames);
+    if (n === 0 || !this.calls.begin()) return Promise.resolve(0);
     let at = this.dataAt;
     for (let i = 0; i < n; i++) {
       const f = frames[i]!;
@@ -281,6 +325,7 @@ export class BatchSender {
     return new Promise((resolve) => {
       this.c.sendmmsg.async(this.fd, this.base, n, MSG_NOSIGNAL, (err: unknown, sent: number) => {
         this.busy = false;
+        this.calls.end();
         if (this.freed) this.release();
         resolve(err || sent < 0 ? 0 : sent);
       });

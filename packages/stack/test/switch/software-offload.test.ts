@@ -281,3 +281,16 @@ describe("completeChecksum", () => {
     expect(frame.toString("hex")).toBe(arpRequest);
   });
 });
+
+describe("segmentTcpFrame on a guest's malformed super-frame", () => {
+  it("returns a TCP header shorter than 20 bytes (data offset < 5) whole instead of throwing", () => {
+    const frame = tcpFrame(
+      route,
+      { srcPort: 1, dstPort: 2, seq: 0, ack: 0, flags: TCP_ACK, window: 1 },
+      pattern(100),
+    );
+    const l4 = 14 + 20;
+    frame[l4 + 12] = 0; // data offset 0
+    expect(segmentTcpFrame(frame, 8)).toEqual([frame]);
+  });
+});

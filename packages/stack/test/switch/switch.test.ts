@@ -14,6 +14,7 @@ import {
   type VirtualSwitch,
 } from "../../src/switch/switch.js";
 import { createTransportPair } from "../../src/testing/pair.js";
+import { streamTransport } from "../../src/transport/stream.js";
 import {
   type FrameMeta,
   type FrameReceiver,
@@ -282,6 +283,16 @@ describe("createSwitch: ports coming and going", () => {
     expect(b.got.at(-1)!.toString("hex")).toBe(arpReply);
     expect(c.got.at(-1)!.toString("hex")).toBe(arpReply);
     expect(up.got).toHaveLength(1);
+  });
+
+  it("announces a link that is gone at start as added, then removed", () => {
+    const events: string[] = [];
+    const { sw } = newSwitch({ onPortChange: (event) => events.push(event) });
+    const socket = new net.Socket();
+    socket.destroy();
+    sw.addPort(streamTransport(socket, socket, { name: "gone" }));
+    expect(events).toEqual(["added", "removed"]);
+    expect(sw.ports()).toEqual([]);
   });
 
   it("SwitchPort.close takes the port off and closes its link", async () => {

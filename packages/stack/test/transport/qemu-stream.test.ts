@@ -4,7 +4,17 @@
  * framing by hand (a 4-byte big-endian length before each frame), as qemu does.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -487,5 +497,50 @@ describe("parseStreamAddress / formatStreamAddress", () => {
       expect(parseStreamAddress(formatStreamAddress(a))).toEqual(a);
     }
     expect(formatStreamAddress({ host: "fd00::2", port: 80 })).toBe("[fd00::2]:80");
+  });
+});
+
+describe("listenQemuStream socket file", { timeout: 30_000 }, () => {
+  it("is the owner's only, whatever the umask", async () => {
+    const listener = await listen({ path: socketPath() }, () => {});
+    expect(statSync((listener.address as { path: string }).path).mode & 0o777).toBe(0o600);
+  });
+
+  it("refuses a symlink at the path, even to a stale socket", async () => {
+    const stale = socketPath();
+    const child = spawnSync(process.execPath, [
+      "-e",
+      `require("node:net").createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, "SIGKILL"))`,
+    ]);
+    expect(child.signal).toBe("SIGKILL");
+    const path = socketPath();
+    symlinkSync(stale, path);
+    await expect(listenQemuStream({ path }, () => {})).rejects.toThrow(/not a socket/);
+    expect(lstatSync(path).isSymbolicLink()).toBe(true);
+  });
+});
+
+describe("listenQemuStream bounds", { timeout: 30_000 }, () => {
+  it("closes connections beyond maxLinks and makes no link of them", async () => {
+    const { all, onLink } = links();
+    const listener = await listen({ path: socketPath() }, onLink, { maxLinks: 1 });
+    await Peer.connect(listener.address);
+    await until(() => all.length === 1, "the first link");
+    const second = await Peer.connect(listener.address);
+    await until(() => second.ended, "the second connection to be closed");
+    expect(all).toHaveLength(1);
+    expect(all[0]!.closed).toBe(false);
+  });
+});
+
+describe("listenQemuStream on a path too long for a unix socket", () => {
+  it("refuses it instead of binding a truncated name", async () => {
+    const path = join(dir, "x".repeat(120));
+    await expect(listenQemuStream({ path }, () => {})).rejects.toThrow(/1\.\.107 bytes/);
+    expect(readdirSync(dir).filter((f) => f.startsWith("xxxx"))).toEqual([]);
+  });
+
+  it("refuses it for connecting too, instead of retrying a truncated name for ever", () => {
+    expect(() => connectQemuStream({ path: join(dir, "y".repeat(120)) }, () => {})).toThrow(/1\.\.107 bytes/);
   });
 });

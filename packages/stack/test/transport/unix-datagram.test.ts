@@ -5,7 +5,17 @@
  * address) and report what they receive.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -13,6 +23,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TransportError } from "../../src/errors.js";
 import type { FrameTransport } from "../../src/transport/types.js";
 import { listenUnixDatagram, type UnixDatagramOptions } from "../../src/transport/unix-datagram.js";
+import { UnixDgramSocket } from "../../src/transport/unix-dgram-socket.js";
 import {
   arpReply,
   arpRequest,
@@ -434,5 +445,60 @@ describe("listenUnixDatagram on a path already there", { timeout: 30_000 }, () =
     await dead.exit(false);
     await expect(listenUnixDatagram(at, () => {}, { replaceStale: false })).rejects.toThrow(/already exists/);
     expect(existsSync(at)).toBe(true);
+  });
+});
+
+describe("listenUnixDatagram hardening", { timeout: 30_000 }, () => {
+  it("makes its socket file the owner's only, whatever the umask", async () => {
+    const { listener } = await listen(path("desktopd"));
+    expect(statSync(listener.path).mode & 0o777).toBe(0o600);
+  });
+
+  it("bounds the links a flood of sender addresses can make, and counts the rest", async () => {
+    const { listener, all } = await listen(path("desktopd"), { maxPeers: 2 });
+    const peers = await Promise.all([1, 2, 3].map(() => Peer.start(path("vm"))));
+    for (const p of peers) await p.send(listener.path, arpQ);
+    await until(() => (listener.stats.drops["too-many-peers"] ?? 0) === 1, "the third peer's drop");
+    expect(all).toHaveLength(2);
+    // A link that goes makes room for a new peer.
+    await all[0]!.link.close();
+    await peers[2]!.send(listener.path, arpQ);
+    await until(() => all.length === 3, "the third peer's link");
+  });
+
+  it("leaves a file that replaced its socket alone on close", async () => {
+    const at = path("desktopd");
+    const listener = await listenUnixDatagram(at, () => {});
+    rmSync(at);
+    writeFileSync(at, "someone else's");
+    await listener.close();
+    expect(readFileSync(at, "utf8")).toBe("someone else's");
+  });
+
+  it("refuses a symlink at the path, even to a stale socket", async () => {
+    const stale = path("stale");
+    const dead = await Peer.start(stale);
+    await dead.exit(false);
+    const at = path("link");
+    symlinkSync(stale, at);
+    await expect(listenUnixDatagram(at, () => {})).rejects.toThrow(/not a socket/);
+    expect(lstatSync(at).isSymbolicLink()).toBe(true);
+  });
+});
+
+describe("UnixDgramSocket", { timeout: 30_000 }, () => {
+  it("close() returns at once but keeps the fd while a blocked batch send still names it", async () => {
+    const a = await UnixDgramSocket.bind(path("a"));
+    const b = await UnixDgramSocket.bind(path("b"));
+    cleanups.push(() => b.close());
+    // b never reads: fill its queue, then a batch send waits on a worker for room.
+    while (a.sendTo(arpQ, b.path) === undefined) {}
+    const sending = a.batchSender(b.path).send([arpQ]);
+    const fdLink = `/proc/self/fd/${a.fd}`;
+    const socketInode = readlinkSync(fdLink);
+    await a.close();
+    expect(readlinkSync(fdLink)).toBe(socketInode);
+    expect(await sending).toBe(0);
+    expect(existsSync(fdLink) ? readlinkSync(fdLink) : "closed").not.toBe(socketInode);
   });
 });
