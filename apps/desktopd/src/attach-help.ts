@@ -31,7 +31,7 @@ export function attachHelp(a: Attachments): string[] {
   for (const path of a.vfkit) {
     lines.push(`vfkit: --device virtio-net,unixSocketPath=${path},mac=5a:94:ef:e4:0c:ee`);
     lines.push(
-      `qemu:  -netdev dgram,id=net0,local.type=unix,local.path=/tmp/vm-net0.sock,remote.type=unix,remote.path=${path} ${NIC}`,
+      `qemu:  -netdev dgram,id=net0,local.type=unix,local.path=/tmp/VM-NAME-net0.sock,remote.type=unix,remote.path=${path} ${NIC}`,
     );
   }
   return lines;

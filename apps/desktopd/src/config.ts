@@ -111,6 +111,8 @@ export const runOptionsSchema = z.object({
   vfkitSocket: z.array(pathSchema).default([]),
   /** A guest link on stdin/stdout (qemu stream framing). */
   stdio: z.boolean().default(false),
+  /** The control API's unix socket (default: control.sock in the runtime dir when no transport is named). */
+  control: pathSchema.optional(),
   configure: z.boolean().default(false),
   subnet: subnetSchema.default(DEFAULT_SUBNET),
   mtu: mtuSchema.default(DEFAULT_MTU),

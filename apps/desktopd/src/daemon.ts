@@ -26,6 +26,7 @@ import {
 } from "@desktopd/stack";
 import { attachHelp } from "./attach-help.js";
 import { namesNoTransport, parseRunOptions, type RunOptionsInput } from "./config.js";
+import { startControlServer } from "./control/server.js";
 import { createGuestDns } from "./dns.js";
 import { configureGuest } from "./guest-config.js";
 import { watchLink } from "./link-watch.js";
@@ -83,6 +84,10 @@ export interface DaemonHandle {
   close(): Promise<void>;
 }
 
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
 export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
   const { logger, stackOptions, runtimeDir: dirOption, ...rest } = options;
   const config = parseRunOptions(rest);
@@ -90,6 +95,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     const dir = ensurePrivateDir(dirOption ?? runtimeDir());
     config.qemuSocket = [join(dir, "qemu.sock")];
     config.vfkitSocket = [join(dir, "vfkit.sock")];
+    config.control ??= join(dir, "control.sock");
   }
   if (config.netns) {
     checkRoot();
@@ -207,6 +213,16 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     const publishing = await startPublishing(config, stack, target, logger);
     undo.push(() => publishing.close());
 
+    for (const addr of qemuListen) {
+      // qemu's protocol has no authentication: whoever reaches the port joins the guest network.
+      if ("host" in addr && !isLoopback(addr.host)) {
+        logger?.warn(
+          { address: `${addr.host}:${addr.port}` },
+          "qemu socket open beyond loopback: anyone who reaches it joins the guest network",
+        );
+      }
+    }
+
     const ready: ReadyInfo = {
       netns: config.netns,
       ifname: tap?.ifname,
@@ -221,6 +237,20 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       stdio: config.stdio || undefined,
       published: formatPublished(publishing.published),
     };
+    if (config.control) {
+      const control = await startControlServer(config.control, {
+        forwarder: publishing.forwarder,
+        status: () => ({
+          ready,
+          links: sw.ports(),
+          leases: stack.leases(),
+          published: publishing.forwarder.list(),
+          counters: stack.counters(),
+        }),
+      });
+      undo.push(() => control.close());
+      ready.control = control.path;
+    }
     let closing: Promise<void> | undefined;
     return {
       stack,

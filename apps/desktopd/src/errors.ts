@@ -80,3 +80,11 @@ export class LinkLostError extends DesktopdError {
     return codeIs(value, "ERR_DESKTOPD_LINK_LOST");
   }
 }
+
+/** A request to a running daemon's control socket failed (none running, or it refused). */
+export class ControlError extends DesktopdError {
+  override readonly code = "ERR_DESKTOPD_CONTROL";
+  static override isInstance(value: unknown): value is ControlError {
+    return codeIs(value, "ERR_DESKTOPD_CONTROL");
+  }
+}

@@ -3,7 +3,8 @@
  * the exit code instead of exiting so it can be driven in-process by tests.
  */
 import { readFileSync } from "node:fs";
-import { Command, CommanderError } from "commander";
+import { join } from "node:path";
+import { Command, CommanderError, Option } from "commander";
 import { type CliIo, processIo } from "./commands/io.js";
 import {
   DEFAULT_DEMO_NETNS,
@@ -19,6 +20,7 @@ import {
 } from "./config.js";
 import { mergeOptions, readConfigFile } from "./config-file.js";
 import { DesktopdError } from "./errors.js";
+import { runtimeDir } from "./runtime-dir.js";
 
 // src/ and dist/ both sit next to package.json.
 function version(): string {
@@ -107,6 +109,11 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       .option(
         "--publish-target <ip>",
         "guest address published ports lead to (default: the namespace's lease, else the first guest's)",
+      )
+      .option(
+        "--control <path>",
+        "serve the control API (desktopd status, desktopd publish) on this unix socket " +
+          "(default with no transport named: control.sock in the runtime directory)",
       ),
   ).action(async (options: Record<string, unknown>, command: Command) => {
     const given = givenOptions(options, command);
@@ -128,6 +135,49 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     const { demoCommand } = await import("./commands/demo.js");
     setExitCode(await demoCommand(config, io));
   });
+
+  const controlOption = () =>
+    new Option("--control <path>", "the daemon's control socket").default(
+      join(runtimeDir(), "control.sock"),
+      "control.sock in the per-user runtime directory",
+    );
+  const control = async () => import("./commands/control.js");
+
+  program
+    .command("status")
+    .description("show a running daemon's guest links, leases, published ports and counters")
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).statusCommand(o, io));
+    });
+
+  const publish = program.command("publish").description("publish guest ports on a running daemon");
+  publish
+    .command("ls")
+    .description("list published ports with live stats")
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).publishCommand("ls", undefined, o, io));
+    });
+  publish
+    .command("add <spec>")
+    .description("publish a guest port: [host_ip:][host_port[-end]:]container_port[-end][/tcp|/udp]")
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (spec: string, o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).publishCommand("add", spec, o, io));
+    });
+  publish
+    .command("rm <id-or-spec>")
+    .description("unpublish by id (tcp/127.0.0.1:8080) or by the spec it was added with")
+    .addOption(controlOption())
+    .option("--close-connections", "also close its open connections")
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (id: string, o: { control: string; json?: boolean; closeConnections?: boolean }) => {
+      setExitCode(await (await control()).publishCommand("rm", id, o, io));
+    });
 
   return program;
 }

@@ -22,6 +22,8 @@ export interface ReadyInfo {
   /** Unix datagram sockets served for vfkit/krunkit/qemu dgram. */
   vfkit: string[];
   stdio?: boolean;
+  /** The control API's socket, when it is served. */
+  control?: string;
   /** Published ports, `tcp/127.0.0.1:8080>80,...` (host side > guest port); only when any are. */
   published?: string;
 }
@@ -39,6 +41,7 @@ export function formatReadyLine(info: ReadyInfo): string {
     ["qemu", info.qemu.length > 0 ? info.qemu.join(",") : undefined],
     ["vfkit", info.vfkit.length > 0 ? info.vfkit.join(",") : undefined],
     ["stdio", info.stdio ? "yes" : undefined],
+    ["control", info.control],
     ["published", info.published],
   ];
   const fields = pairs.filter(([, value]) => value !== undefined).map(([key, value]) => `${key}=${value}`);

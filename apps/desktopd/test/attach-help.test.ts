@@ -18,7 +18,7 @@ describe("attach help", () => {
       "qemu:  -netdev socket,id=net0,connect=127.0.0.1:4444 -device virtio-net-pci,netdev=net0",
       "qemu:  -netdev stream,id=net0,server=on,addr.type=unix,addr.path=/run/d/vm.sock -device virtio-net-pci,netdev=net0",
       "vfkit: --device virtio-net,unixSocketPath=/run/d/vfkit.sock,mac=5a:94:ef:e4:0c:ee",
-      "qemu:  -netdev dgram,id=net0,local.type=unix,local.path=/tmp/vm-net0.sock,remote.type=unix,remote.path=/run/d/vfkit.sock -device virtio-net-pci,netdev=net0",
+      "qemu:  -netdev dgram,id=net0,local.type=unix,local.path=/tmp/VM-NAME-net0.sock,remote.type=unix,remote.path=/run/d/vfkit.sock -device virtio-net-pci,netdev=net0",
     ]);
   });
 });

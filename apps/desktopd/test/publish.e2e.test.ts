@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { haveRootAndNetns } from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI_PATH } from "./support/daemon.js";
 import { type Guest, startGuest } from "./support/guest.js";
 
 const env = haveRootAndNetns();
@@ -33,6 +34,7 @@ describe.skipIf(!env.ok)("desktopd run --publish", () => {
   let holder: ReturnType<typeof spawn>;
   let takenPort: number;
   let webRoot: string;
+  let controlPath: string;
 
   beforeAll(async () => {
     // Another process holds a host port before the daemon starts.
@@ -42,11 +44,21 @@ describe.skipIf(!env.ok)("desktopd run --publish", () => {
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     takenPort = Number(((await once(holder.stdout!, "data")) as [Buffer])[0].toString().trim());
+    webRoot = await mkdtemp(join(tmpdir(), "dtd-pub-"));
+    controlPath = join(webRoot, "control.sock");
     guest = await startGuest("pub", {
       configure: true,
-      args: ["-p", "0:8000", "--publish", "127.0.0.1::7001/udp", "-p", `${takenPort}:8000`],
+      args: [
+        "-p",
+        "0:8000",
+        "--publish",
+        "127.0.0.1::7001/udp",
+        "-p",
+        `${takenPort}:8000`,
+        "--control",
+        controlPath,
+      ],
     });
-    webRoot = await mkdtemp(join(tmpdir(), "dtd-pub-"));
     await writeFile(join(webRoot, "hello.txt"), "published from the guest\n");
     guest.ns.spawn("python3", ["-m", "http.server", "--bind", "0.0.0.0", "--directory", webRoot, "8000"], {
       stdio: "ignore",
@@ -90,5 +102,33 @@ describe.skipIf(!env.ok)("desktopd run --publish", () => {
     expect(guest.daemon.stderr()).toContain(
       `tcp 127.0.0.1:${takenPort} is already in use: held by node (pid ${holder.pid}`,
     );
+  });
+
+  it("publishes and unpublishes at run time through the control socket", async () => {
+    const cli = (...args: string[]) =>
+      run(process.execPath, [CLI_PATH, ...args, "--control", controlPath]).then((r) => r.stdout);
+    const added = await cli("publish", "add", "127.0.0.1::8000");
+    const id = added.split(" ")[0]!;
+    const port = Number(id.slice(id.lastIndexOf(":") + 1));
+    const { stdout } = await run("curl", [
+      "-sS",
+      "--fail",
+      "--max-time",
+      "20",
+      `http://127.0.0.1:${port}/hello.txt`,
+    ]);
+    expect(stdout).toBe("published from the guest\n");
+    const status = JSON.parse(await cli("status", "--json")) as {
+      links: { name: string; macs: string[] }[];
+      published: { id: string; stats: { accepted: number } }[];
+    };
+    // The namespace's TAP is a link of the switch, with the guest's MAC learned on it.
+    expect(status.links.find((l) => l.macs.includes(guest.daemon.info.mac!))?.name).toMatch(/^tap:/);
+    expect(status.published.find((f) => f.id === id)?.stats.accepted).toBe(1);
+    await cli("publish", "rm", id);
+    const refused = await run("curl", ["-sS", "--max-time", "5", `http://127.0.0.1:${port}/`]).catch(
+      (e) => e,
+    );
+    expect((refused as { code?: number }).code).toBe(7); // curl: could not connect
   });
 });

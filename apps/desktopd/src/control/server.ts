@@ -1,0 +1,150 @@
+/**
+ * The control API of a running daemon: HTTP/1.1 with JSON bodies on a unix socket (mode 0600),
+ * for `desktopd status` and `desktopd publish ...` — and any tool that speaks HTTP over a unix
+ * socket (`curl --unix-socket PATH http://desktopd/v1/status`).
+ *
+ *   GET    /v1/status            ready info, guest links with counters, leases, stack counters
+ *   GET    /v1/publish           published ports with live stats
+ *   POST   /v1/publish           {"spec": "8080:80"} → the forwards added (201)
+ *   DELETE /v1/publish/ID[?close=1]  unpublish by id or spec; close=1 also closes its connections
+ */
+import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { connect } from "node:net";
+import { type Forwarder, PortfwdError } from "@desktopd/portfwd";
+import { ControlError } from "../errors.js";
+
+/** What the API reads and drives. */
+export interface ControlTarget {
+  status(): unknown;
+  forwarder: Forwarder;
+}
+
+export interface ControlServer {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+/** Largest request body: a spec is a few dozen bytes. */
+const MAX_BODY = 16 * 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code = "ERR_DESKTOPD_CONTROL",
+  ) {
+    super(message);
+  }
+}
+
+export async function startControlServer(path: string, target: ControlTarget): Promise<ControlServer> {
+  if (existsSync(path)) {
+    // Replace only a stale socket, never a file that a mistyped path points at.
+    if (!lstatSync(path).isSocket()) throw new ControlError(`${path} exists and is not a socket`);
+    if (await answers(path)) throw new ControlError(`${path} is in use by another desktopd`);
+    rmSync(path, { force: true });
+  }
+  const server = createServer((req, res) => {
+    handle(req, target).then(
+      ({ status, body }) => send(res, status, body),
+      (error: unknown) => {
+        if (error instanceof HttpError) send(res, error.status, { error: error.message, code: error.code });
+        else if (PortfwdError.isInstance(error))
+          send(res, portfwdStatus(error.code), { error: error.message, code: error.code });
+        else
+          send(res, 500, { error: (error as Error).message ?? String(error), code: "ERR_DESKTOPD_CONTROL" });
+      },
+    );
+  });
+  // Idle keep-alive clients must not hold close() up.
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => resolve());
+  });
+  chmodSync(path, 0o600);
+  return {
+    path,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      rmSync(path, { force: true });
+    },
+  };
+}
+
+async function handle(
+  req: IncomingMessage,
+  target: ControlTarget,
+): Promise<{ status: number; body: unknown }> {
+  const url = new URL(req.url ?? "/", "http://desktopd");
+  const parts = url.pathname.split("/").filter(Boolean);
+  if (parts[0] !== "v1") throw new HttpError(404, `no such resource: ${url.pathname}`);
+  const resource = parts[1];
+  if (resource === "status" && parts.length === 2) {
+    allow(req, ["GET"]);
+    return { status: 200, body: target.status() };
+  }
+  if (resource === "publish" && parts.length === 2) {
+    allow(req, ["GET", "POST"]);
+    if (req.method === "GET") return { status: 200, body: target.forwarder.list() };
+    const body = await readJson(req);
+    const spec = (body as { spec?: unknown } | null)?.spec;
+    if (typeof spec !== "string" || spec.trim() === "")
+      throw new HttpError(400, 'expected {"spec": "HOST:GUEST"}');
+    return { status: 201, body: await target.forwarder.add(spec) };
+  }
+  if (resource === "publish" && parts.length === 3) {
+    allow(req, ["DELETE"]);
+    const closeConnections = url.searchParams.get("close") === "1";
+    const id = decodeURIComponent(parts[2]!);
+    return { status: 200, body: await target.forwarder.remove(id, { closeConnections }) };
+  }
+  throw new HttpError(404, `no such resource: ${url.pathname}`);
+}
+
+/** A bad spec is the caller's mistake (400), an unknown forward 404, the rest a conflict on this host (409). */
+function portfwdStatus(code: string): number {
+  if (code === "ERR_DESKTOPD_PORTFWD_SPEC") return 400;
+  if (code === "ERR_DESKTOPD_PORTFWD_NOT_FOUND") return 404;
+  return 409;
+}
+
+function allow(req: IncomingMessage, methods: string[]): void {
+  if (!methods.includes(req.method ?? ""))
+    throw new HttpError(405, `${req.method} not allowed (${methods.join(", ")})`);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, `request body over ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new HttpError(400, "the request body is not JSON");
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** Whether something accepts connections at `path` (a live daemon, not a stale socket file). */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+}

@@ -1,0 +1,119 @@
+/**
+ * The control API over a real unix socket, driving a real forwarder (plain host sockets as its
+ * dialer): publish, list with stats, unpublish, and the errors a client gets.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createForwarder, createSocketDialer, type Forwarder, type ForwardInfo } from "@desktopd/portfwd";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { controlRequest } from "../src/control/client.js";
+import { type ControlServer, startControlServer } from "../src/control/server.js";
+import { ControlError } from "../src/errors.js";
+import { cli } from "./support/cli.js";
+
+describe("control API", () => {
+  const dir = mkdtempSync(join(tmpdir(), "desktopd-control-"));
+  const path = join(dir, "control.sock");
+  let echo: Server;
+  let echoPort: number;
+  let forwarder: Forwarder;
+  let control: ControlServer;
+
+  beforeAll(async () => {
+    echo = createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+    echoPort = (echo.address() as { port: number }).port;
+    forwarder = createForwarder({ dialer: createSocketDialer(), target: "127.0.0.1" });
+    control = await startControlServer(path, { forwarder, status: () => ({ ready: { subnet: "x" } }) });
+  });
+
+  afterAll(async () => {
+    await control?.close();
+    await forwarder?.close();
+    echo?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("is a socket only its owner can use", () => {
+    expect(statSync(path).isSocket()).toBe(true);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it("publishes, lists with live stats, and unpublishes by id", async () => {
+    const added = (await controlRequest(path, "POST", "/v1/publish", {
+      spec: `0:${echoPort}`,
+    })) as ForwardInfo[];
+    expect(added).toHaveLength(1);
+    const id = added[0]!.id;
+    expect(id).toMatch(/^tcp\/127\.0\.0\.1:\d+$/);
+    // A connection through the forward shows in the stats.
+    const { connect } = await import("node:net");
+    const c = connect(added[0]!.hostPort, "127.0.0.1");
+    c.end("ping");
+    const echoed = await new Promise<string>((resolve) => {
+      let got = "";
+      c.on("data", (d: Buffer) => {
+        got += d;
+      });
+      c.on("close", () => resolve(got));
+    });
+    expect(echoed).toBe("ping");
+    const listed = (await controlRequest(path, "GET", "/v1/publish")) as ForwardInfo[];
+    expect(listed.find((f) => f.id === id)?.stats).toMatchObject({ accepted: 1, bytesIn: 4, bytesOut: 4 });
+    const removed = (await controlRequest(
+      path,
+      "DELETE",
+      `/v1/publish/${encodeURIComponent(id)}`,
+    )) as ForwardInfo[];
+    expect(removed.map((f) => f.id)).toEqual([id]);
+    expect(await controlRequest(path, "GET", "/v1/publish")).toEqual([]);
+  });
+
+  it("answers errors with a status and the library's message", async () => {
+    const bad = await controlRequest(path, "POST", "/v1/publish", { spec: "80:80:80:80" }).catch((e) => e);
+    expect(ControlError.isInstance(bad)).toBe(true);
+    const missing = await controlRequest(path, "DELETE", "/v1/publish/tcp%2F127.0.0.1%3A1").catch((e) => e);
+    expect((missing as Error).message).toMatch(/tcp\/127\.0\.0\.1:1/);
+    const noSpec = await controlRequest(path, "POST", "/v1/publish", { nope: 1 }).catch((e) => e);
+    expect((noSpec as Error).message).toContain('expected {"spec"');
+    const wrong = await controlRequest(path, "PUT", "/v1/status").catch((e) => e);
+    expect((wrong as Error).message).toContain("PUT not allowed");
+    expect(((await controlRequest(path, "GET", "/v2/x").catch((e) => e)) as Error).message).toContain(
+      "no such resource",
+    );
+  });
+
+  it("drives `desktopd publish` and `desktopd status` from the command line", async () => {
+    const add = await cli("publish", "add", `127.0.0.1:0:${echoPort}`, "--control", path);
+    expect(add.code, add.err).toBe(0);
+    expect(add.out).toMatch(/^tcp\/127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ {2}open 0/);
+    const id = add.out.split(" ")[0]!;
+    const ls = await cli("publish", "ls", "--control", path, "--json");
+    expect((JSON.parse(ls.out) as ForwardInfo[]).map((f) => f.id)).toEqual([id]);
+    expect((await cli("publish", "rm", id, "--control", path)).code).toBe(0);
+    const status = await cli("status", "--control", path, "--json");
+    expect(JSON.parse(status.out)).toEqual({ ready: { subnet: "x" } });
+  });
+
+  it("says when no daemon listens, and refuses a socket another daemon holds", async () => {
+    const none = await cli("status", "--control", join(dir, "nobody.sock"));
+    expect(none.code).toBe(1);
+    expect(none.err).toContain("no desktopd is running there");
+    await expect(startControlServer(path, { forwarder, status: () => ({}) })).rejects.toThrow(/in use/);
+    // A regular file is never taken for a stale socket; a socket nobody listens on is replaced.
+    const file = join(dir, "file.sock");
+    writeFileSync(file, "keep me");
+    await expect(startControlServer(file, { forwarder, status: () => ({}) })).rejects.toThrow(/not a socket/);
+    const stale = join(dir, "stale.sock");
+    execFileSync("python3", [
+      "-c",
+      "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+      stale,
+    ]);
+    const again = await startControlServer(stale, { forwarder, status: () => ({}) });
+    await again.close();
+  });
+});
