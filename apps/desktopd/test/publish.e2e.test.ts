@@ -29,6 +29,18 @@ function publishedPort(guest: Guest, protocol: "tcp" | "udp", guestPort: number)
   return Number(entry.slice(entry.lastIndexOf(":") + 1, entry.indexOf(">")));
 }
 
+/** GET /hello.txt through a published host port, with curl. */
+async function fetchHello(port: number): Promise<string> {
+  const { stdout } = await run("curl", [
+    "-sS",
+    "--fail",
+    "--max-time",
+    "20",
+    `http://127.0.0.1:${port}/hello.txt`,
+  ]);
+  return stdout;
+}
+
 describe.skipIf(!env.ok)("desktopd run --publish", () => {
   let guest: Guest;
   let holder: ReturnType<typeof spawn>;
@@ -80,14 +92,7 @@ describe.skipIf(!env.ok)("desktopd run --publish", () => {
 
   it("host curl reaches the guest's HTTP server", async () => {
     const port = publishedPort(guest, "tcp", 8000);
-    const { stdout } = await run("curl", [
-      "-sS",
-      "--fail",
-      "--max-time",
-      "20",
-      `http://127.0.0.1:${port}/hello.txt`,
-    ]);
-    expect(stdout).toBe("published from the guest\n");
+    expect(await fetchHello(port)).toBe("published from the guest\n");
   });
 
   it("UDP reaches the guest's echo server, from the host address", async () => {
@@ -110,14 +115,7 @@ describe.skipIf(!env.ok)("desktopd run --publish", () => {
     const added = await cli("publish", "add", "127.0.0.1::8000");
     const id = added.split(" ")[0]!;
     const port = Number(id.slice(id.lastIndexOf(":") + 1));
-    const { stdout } = await run("curl", [
-      "-sS",
-      "--fail",
-      "--max-time",
-      "20",
-      `http://127.0.0.1:${port}/hello.txt`,
-    ]);
-    expect(stdout).toBe("published from the guest\n");
+    expect(await fetchHello(port)).toBe("published from the guest\n");
     const status = JSON.parse(await cli("status", "--json")) as {
       links: { name: string; macs: string[] }[];
       published: { id: string; stats: { accepted: number } }[];
