@@ -46,9 +46,22 @@ export class SeededRandom implements Random {
   }
 }
 
-/** Cryptographically random source for production (initial sequence numbers must not be guessable). */
+/** Words drawn from the system's CSPRNG per refill: one call serves many connections. */
+const POOL_WORDS = 256;
+const pool = new Uint32Array(POOL_WORDS);
+let poolNext = POOL_WORDS;
+
+/**
+ * Cryptographically random source for production (initial sequence numbers must not be
+ * guessable), drawn in batches: a getRandomValues call per connection cost more than the rest of
+ * the handshake's JavaScript.
+ */
 export const cryptoRandom: Random = {
   u32() {
-    return crypto.getRandomValues(new Uint32Array(1))[0]!;
+    if (poolNext === POOL_WORDS) {
+      crypto.getRandomValues(pool);
+      poolNext = 0;
+    }
+    return pool[poolNext++]!;
   },
 };
