@@ -92,7 +92,7 @@ function parsedBy(parse: (text: string) => unknown) {
   });
 }
 // Repeatable on the command line; a config file may give one string.
-const repeated = (item: ReturnType<typeof parsedBy>) =>
+const repeated = <T extends z.ZodType<string>>(item: T) =>
   z.preprocess((v) => (typeof v === "string" ? [v] : v), z.array(item)).default([]);
 
 const logLevelSchema = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
@@ -104,11 +104,11 @@ export const runOptionsSchema = z.object({
   netns: netnsSchema.optional(),
   ifname: ifnameSchema.default(DEFAULT_IFNAME),
   /** Listen for qemu's stream netdev: unix socket paths, or tcp:HOST:PORT for `-netdev socket`. */
-  qemuSocket: z.array(streamAddressSchema).default([]),
+  qemuSocket: repeated(streamAddressSchema),
   /** Connect to a qemu that listens (`server=on`), again whenever it restarts. */
-  qemuConnect: z.array(streamAddressSchema).default([]),
+  qemuConnect: repeated(streamAddressSchema),
   /** Bind unix datagram sockets for vfkit/krunkit and qemu's dgram netdev. */
-  vfkitSocket: z.array(pathSchema).default([]),
+  vfkitSocket: repeated(pathSchema),
   /** A guest link on stdin/stdout (qemu stream framing). */
   stdio: z.boolean().default(false),
   /** The control API's unix socket (default: control.sock in the runtime dir when no transport is named). */

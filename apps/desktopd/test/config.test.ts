@@ -31,6 +31,12 @@ describe("parseRunOptions", () => {
     });
   });
 
+  it("takes one string where a list is expected (a config file naming one socket)", () => {
+    const config = parseRunOptions({ qemuSocket: "/tmp/vm.sock", vfkitSocket: "/tmp/vfkit.sock" });
+    expect(config.qemuSocket).toEqual(["/tmp/vm.sock"]);
+    expect(config.vfkitSocket).toEqual(["/tmp/vfkit.sock"]);
+  });
+
   it("names no transport when given none (run then listens on the default sockets)", () => {
     expect(namesNoTransport(parseRunOptions({}))).toBe(true);
     expect(namesNoTransport(parseRunOptions({ stdio: true }))).toBe(false);
