@@ -24,6 +24,11 @@ export interface TcpLayerOptions {
   receiveBuffer?: number;
   sendBuffer?: number;
   timeWaitMs?: number;
+  /**
+   * Most connections kept in TIME-WAIT (ours closed first); beyond, and whenever the table is
+   * full, the oldest is freed (default 4096) — as Linux bounds its TIME-WAIT buckets.
+   */
+  maxTimeWait?: number;
 }
 
 interface Entry {
@@ -59,6 +64,8 @@ export interface TcpLayerCounters {
   refused: number;
   reset: number;
   timedOut: number;
+  /** TIME-WAIT connections freed early: table full, over `maxTimeWait`, or the 4-tuple reused. */
+  timeWaitReclaimed: number;
 }
 
 /**
@@ -79,7 +86,10 @@ export class TcpLayer {
     refused: 0,
     reset: 0,
     timedOut: 0,
+    timeWaitReclaimed: 0,
   };
+  /** Connections in TIME-WAIT, oldest first. */
+  private readonly timeWait = new Set<Entry>();
   private readonly opts: Required<TcpLayerOptions>;
   private nextEphemeral = 49152;
   private closing = false;
@@ -106,6 +116,7 @@ export class TcpLayer {
       receiveBuffer: 4 * 1024 * 1024,
       sendBuffer: 4 * 1024 * 1024,
       timeWaitMs: 30_000,
+      maxTimeWait: 4096,
       ...options,
     };
   }
@@ -121,7 +132,12 @@ export class TcpLayer {
   onSegment(ip: Ipv4Packet, seg: TcpSegment): void {
     const key = flowKey(ip.src, seg.srcPort, ip.dst, seg.dstPort);
     const entry = this.table.get(key);
-    if (entry) {
+    if (entry?.conn?.isTimeWait && seg.flags & TCP_SYN && !(seg.flags & TCP_ACK)) {
+      // The guest reuses the 4-tuple of a connection we closed first: the old one gives way
+      // (as Linux lets a new SYN take over a TIME-WAIT socket), and this SYN opens a new one.
+      this.counters.timeWaitReclaimed++;
+      entry.conn.abort();
+    } else if (entry) {
       if (entry.conn) {
         entry.conn.onSegment(seg);
         this.touch(entry);
@@ -138,7 +154,7 @@ export class TcpLayer {
       return;
     }
     if (this.closing) return;
-    if (this.table.size >= this.opts.maxConnections) {
+    if (this.table.size >= this.opts.maxConnections && !this.reclaimTimeWait()) {
       this.drops.count("tcp-table-full");
       this.sendResetFor(ip, seg);
       return;
@@ -349,11 +365,26 @@ export class TcpLayer {
       onClose: (reason: CloseReason) => this.onClosed(entry, stream, reason),
       receiveBacklog: () => stream.readableLength,
       requestFlush: () => this.touch(entry),
+      onTimeWait: () => {
+        this.timeWait.add(entry);
+        if (this.timeWait.size > this.opts.maxTimeWait) this.reclaimTimeWait();
+      },
     };
+  }
+
+  /** Frees the oldest TIME-WAIT connection (no RST: it is closed already); false if there is none. */
+  private reclaimTimeWait(): boolean {
+    const oldest = this.timeWait.values().next().value;
+    if (!oldest) return false;
+    this.timeWait.delete(oldest);
+    this.counters.timeWaitReclaimed++;
+    oldest.conn?.abort();
+    return true;
   }
 
   private onClosed(entry: Entry, stream: TcpStream, reason: CloseReason): void {
     if (this.table.get(entry.key) === entry) this.table.delete(entry.key);
+    this.timeWait.delete(entry);
     // Data written during this batch must not stay corked now that no flush will come.
     if (entry.corked) {
       entry.corked = false;

@@ -39,6 +39,8 @@ export interface ConnectionHooks {
   receiveBacklog(): number;
   /** Ask the owner to call `flush()` soon (coalesces ACKs across a batch of segments). */
   requestFlush(): void;
+  /** The connection entered TIME-WAIT: nothing left but old duplicates to absorb (reclaimable). */
+  onTimeWait?(): void;
 }
 
 export interface ConnectionOptions {
@@ -618,6 +620,7 @@ export class Connection {
     this.timeWaitAt = now + this.opts.timeWaitMs;
     this.sendBuf.clear();
     this.assembler.clear();
+    this.hooks.onTimeWait?.();
   }
 
   // ---- Output -------------------------------------------------------------------------
@@ -838,6 +841,10 @@ export class Connection {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  get isTimeWait(): boolean {
+    return this.state === TcpState.TimeWait && !this.closed;
   }
 
   /** Our side has ended: the connection finishes by itself (the FIN is resent until acknowledged). */

@@ -146,3 +146,66 @@ describe.skipIf(!env.ok)("a clean close both ways", () => {
     expect(waiting).toContain(`${host}:${port}`);
   });
 });
+
+describe.skipIf(!env.ok)("TIME-WAIT of connections the host closed first", () => {
+  let guest: StackGuest;
+  let server: net.Server;
+  let accepted = 0;
+
+  beforeAll(async () => {
+    guest = await startStackGuest({ prefix: "timewait", stack: { tcp: { maxTimeWait: 3 } } });
+    // Closes first: the stack's side of each connection ends in TIME-WAIT.
+    server = net.createServer((socket) => {
+      accepted++;
+      socket.on("error", () => {});
+      socket.end("bye\n");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  });
+
+  afterAll(async () => {
+    server?.close();
+    await guest?.close();
+  });
+
+  it("lets the guest reuse the same 4-tuple at once, and keeps at most maxTimeWait of them", async () => {
+    const { port } = server.address() as net.AddressInfo;
+    const host = guest.stack.config.hostAddress;
+    // Ten connections from one fixed source port, one after the other: each new SYN meets the
+    // previous connection in TIME-WAIT on the stack's side and must take it over.
+    const py = [
+      "import errno, socket, sys, time",
+      "def reuse():",
+      "    # Until the stack's last ACK reaches it, the guest's own side still holds the 4-tuple.",
+      "    for attempt in range(200):",
+      "        s = socket.socket()",
+      "        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)",
+      "        s.settimeout(5)",
+      "        s.bind(('0.0.0.0', 40123))",
+      "        try:",
+      "            s.connect((sys.argv[1], int(sys.argv[2])))",
+      "            return s",
+      "        except OSError as e:",
+      "            s.close()",
+      "            if e.errno != errno.EADDRNOTAVAIL: raise",
+      "            time.sleep(0.01)",
+      "    raise SystemExit('the 4-tuple never came free in the guest')",
+      "for i in range(10):",
+      "    s = reuse()",
+      "    assert s.recv(16) == b'bye\\n'",
+      "    # Read the stack's FIN before closing: the guest closes second, so only the stack waits.",
+      "    assert s.recv(16) == b''",
+      "    s.close()",
+      "for i in range(6):",
+      "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)",
+      "    assert s.recv(16) == b'bye\\n'",
+      "    s.close()",
+    ].join("\n");
+    await guest.sh(`python3 -c ${shellQuote(py)} ${host} ${port}`);
+    expect(accepted).toBe(16);
+    const tcp = guest.stack.counters().tcp;
+    // Six other 4-tuples left in TIME-WAIT, three kept: the rest were freed early.
+    expect(tcp.open).toBeLessThanOrEqual(3);
+    expect(tcp.timeWaitReclaimed).toBeGreaterThanOrEqual(9 + 3);
+  });
+});
