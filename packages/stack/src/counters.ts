@@ -32,6 +32,8 @@ export interface StackCounters {
     refused: number;
     reset: number;
     timedOut: number;
+    /** TIME-WAIT connections freed early (table full, over the limit, or the 4-tuple reused). */
+    timeWaitReclaimed: number;
     pendingConnects: number;
   };
   udp: { open: number; opened: number; closed: number; datagramsIn: number; datagramsOut: number };

@@ -284,7 +284,7 @@ export class TcpLayer {
     const stream = new TcpStream(this.opts.receiveBuffer);
     entry.stream = stream;
     this.table.set(entry.key, entry);
-    entry.conn = Connection.accept(syn, this.connectionOptions(), this.hooks(entry, stream));
+    entry.conn = Connection.accept(syn, this.connectionOptions(), this.hooks(entry));
     stream.bind(entry.conn);
     this.counters.opened++;
     this.touch(entry);
@@ -318,7 +318,7 @@ export class TcpLayer {
         stream.off("error", onError);
         resolve(stream);
       });
-      entry.conn = Connection.connect(localPort, port, this.connectionOptions(), this.hooks(entry, stream));
+      entry.conn = Connection.connect(localPort, port, this.connectionOptions(), this.hooks(entry));
       stream.bind(entry.conn);
       this.counters.opened++;
       this.touch(entry);
@@ -347,7 +347,8 @@ export class TcpLayer {
     return options;
   }
 
-  private hooks(entry: Entry, stream: TcpStream) {
+  /** The connection's hooks read the stream from the entry: TIME-WAIT lets go of it. */
+  private hooks(entry: Entry) {
     return {
       output: (fields: TcpEmitFields, payload: Buffer | undefined, segmentSize?: number) =>
         this.out.sendTcp(entry.localIp, entry.guestIp, fields, payload, segmentSize),
@@ -357,15 +358,23 @@ export class TcpLayer {
           entry.socket.cork();
           entry.corked = true;
         }
-        stream.deliver(data);
+        entry.stream?.deliver(data);
       },
-      onEstablished: () => stream.emit("ready-established"),
-      onFin: () => stream.peerFinished(),
-      onSendSpace: () => stream.sendSpace(),
-      onClose: (reason: CloseReason) => this.onClosed(entry, stream, reason),
-      receiveBacklog: () => stream.readableLength,
+      onEstablished: () => entry.stream?.emit("ready-established"),
+      onFin: () => entry.stream?.peerFinished(),
+      onSendSpace: () => entry.stream?.sendSpace(),
+      onClose: (reason: CloseReason) => this.onClosed(entry, reason),
+      receiveBacklog: () => entry.stream?.readableLength ?? 0,
       requestFlush: () => this.touch(entry),
       onTimeWait: () => {
+        // Both sides are done: only old duplicates remain to absorb, so keep the entry small.
+        if (entry.corked) {
+          entry.corked = false;
+          entry.socket?.uncork();
+        }
+        entry.stream?.connectionClosed("closed");
+        entry.stream = undefined;
+        entry.socket = undefined;
         this.timeWait.add(entry);
         if (this.timeWait.size > this.opts.maxTimeWait) this.reclaimTimeWait();
       },
@@ -382,13 +391,13 @@ export class TcpLayer {
     return true;
   }
 
-  private onClosed(entry: Entry, stream: TcpStream, reason: CloseReason): void {
+  private onClosed(entry: Entry, reason: CloseReason): void {
     if (this.table.get(entry.key) === entry) this.table.delete(entry.key);
     this.timeWait.delete(entry);
     // Data written during this batch must not stay corked now that no flush will come.
     if (entry.corked) {
       entry.corked = false;
-      entry.socket!.uncork();
+      entry.socket?.uncork();
     }
     if (entry.timer) clearTimeout(entry.timer);
     entry.timer = undefined;
@@ -402,7 +411,7 @@ export class TcpLayer {
     if (reason === "reset") this.counters.reset++;
     else if (reason === "timeout") this.counters.timedOut++;
     else if (reason === "refused") this.counters.refused++;
-    stream.connectionClosed(reason);
+    entry.stream?.connectionClosed(reason);
   }
 
   /** Marks a connection for the end-of-batch flush: coalesced ACKs and timer re-arming. */
