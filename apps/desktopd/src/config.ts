@@ -4,7 +4,7 @@
  * one-line message that names the option.
  */
 
-import { isIPv4 } from "node:net";
+import { isIP, isIPv4 } from "node:net";
 import { parseForwardRule, parseRecord, parseServer } from "@desktopd/dns";
 import { parsePublishSpec, SpecError } from "@desktopd/portfwd";
 import { parseStreamAddress } from "@desktopd/stack";
@@ -67,17 +67,25 @@ const streamAddressSchema = z.string().refine((text) => parseStreamAddress(text)
 });
 
 // Checked here so a bad spec stops the daemon before it touches the system; kept as text.
-const publishSchema = z.array(z.string()).superRefine((specs, ctx) => {
-  for (const spec of specs) {
+// A config file may give one string.
+const publishSchema = z.preprocess(
+  (v) => (typeof v === "string" ? [v] : v),
+  z.array(z.string()),
+);
+
+const publishHostIpSchema = z.string().refine((text) => isIP(text) !== 0, "must be an IPv4 or IPv6 address");
+
+/** Every spec parses, with the configured default host address (its IPv6 brackets matter). */
+function checkPublishSpecs(config: { publish?: string[] | undefined; publishHostIp?: string | undefined }): void {
+  for (const spec of config.publish ?? []) {
     try {
-      parsePublishSpec(spec);
+      parsePublishSpec(spec, config.publishHostIp ? { defaultHostIp: config.publishHostIp } : {});
     } catch (error) {
       if (!SpecError.isInstance(error)) throw error;
-      ctx.addIssue({ code: "custom", message: error.message });
-      return;
+      throw new InvalidOptionError(`--publish: ${error.message}`);
     }
   }
-});
+}
 
 const publishTargetSchema = z.string().refine(isIPv4, "must be an IPv4 address of the guest");
 
@@ -123,6 +131,8 @@ export const runOptionsSchema = z.object({
   publish: publishSchema.optional(),
   /** Where published ports lead; default: the guest's leased address. */
   publishTarget: publishTargetSchema.optional(),
+  /** Host address of publish specs that name none (default 127.0.0.1; Docker's is 0.0.0.0). */
+  publishHostIp: publishHostIpSchema.optional(),
   logLevel: logLevelSchema.default("info"),
   /** Fixed DNS records for guests, NAME=ADDRESS. */
   dnsRecord: repeated(parsedBy(parseRecord)),
@@ -150,6 +160,7 @@ export type DemoConfig = z.output<typeof demoOptionsSchema>;
 export function parseRunOptions(input: unknown): RunConfig {
   const config = parseWith(runOptionsSchema, input);
   if (config.configure && !config.netns) throw new InvalidOptionError("--configure: needs --netns");
+  checkPublishSpecs(config);
   return config;
 }
 
@@ -159,7 +170,9 @@ export function namesNoTransport(c: RunConfig): boolean {
 }
 
 export function parseDemoOptions(input: unknown): DemoConfig {
-  return parseWith(demoOptionsSchema, input);
+  const config = parseWith(demoOptionsSchema, input);
+  checkPublishSpecs(config);
+  return config;
 }
 
 function parseWith<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {

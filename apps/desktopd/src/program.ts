@@ -107,6 +107,10 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
         collect,
       )
       .option(
+        "--publish-host-ip <ip>",
+        "host address of publish specs that name none (default 127.0.0.1; Docker's default is 0.0.0.0)",
+      )
+      .option(
         "--publish-target <ip>",
         "guest address published ports lead to (default: the namespace's lease, else the first guest's)",
       )

@@ -18,6 +18,8 @@ export interface PublishOptions {
   publish?: readonly string[];
   /** Target address instead of the guest's leased one. */
   publishTarget?: string;
+  /** Host address of specs that name none (the forwarder's default is 127.0.0.1). */
+  publishHostIp?: string;
 }
 
 export interface PublishFailure {
@@ -63,7 +65,13 @@ export async function startPublishing(
   logger?: Logger,
 ): Promise<Publishing> {
   const target = options.publishTarget ?? resolveTarget;
-  const forwarder = createForwarder({ dialer, target, ...(logger ? { logger } : {}) });
+  const forwarder = createForwarder({
+    dialer,
+    target,
+    ...(options.publishHostIp ? { defaultHostIp: options.publishHostIp } : {}),
+    ...(logger ? { logger } : {}),
+  });
+  if (logger) logForwarderEvents(forwarder, logger);
   const published: ForwardInfo[] = [];
   const failed: PublishFailure[] = [];
   for (const spec of options.publish ?? []) {
@@ -79,6 +87,20 @@ export async function startPublishing(
     }
   }
   return { forwarder, published, failed, close: () => forwarder.close() };
+}
+
+/**
+ * The forwarder's events in the daemon's log: a dial that fails (nothing listens in the guest,
+ * or no guest has the address) is what a user debugging a published port needs to see.
+ */
+function logForwarderEvents(forwarder: Forwarder, logger: Logger): void {
+  forwarder.on("dial-failed", ({ id, remote, target, error }) =>
+    logger.warn({ id, remote, target, err: error.message }, "published port: the guest side refused"),
+  );
+  forwarder.on("connection", ({ id, remote }) => logger.debug({ id, remote }, "published port: connection"));
+  forwarder.on("connection-closed", ({ id, remote, bytesIn, bytesOut }) =>
+    logger.debug({ id, remote, bytesIn, bytesOut }, "published port: connection closed"),
+  );
 }
 
 /** `tcp/127.0.0.1:8080>80,udp/[::1]:5353>53` for the ready line. */

@@ -1,8 +1,9 @@
 /** `desktopd run -p/--publish`: validation before the system is touched, and the ready line. */
+import { createSocketDialer } from "@desktopd/portfwd";
 import { describe, expect, it } from "vitest";
 import { parseRunOptions } from "../src/config.js";
 import { InvalidOptionError } from "../src/errors.js";
-import { firstLease } from "../src/publish.js";
+import { firstLease, startPublishing } from "../src/publish.js";
 import { formatReadyLine, parseReadyLine } from "../src/ready.js";
 import { cli } from "./support/cli.js";
 
@@ -44,6 +45,29 @@ describe("--publish", () => {
     expect(r.err.trimEnd().split("\n")).toHaveLength(1);
     // Validation comes first: no complaint about the namespace, root or /dev/net/tun.
     expect(r.err).not.toMatch(/namespace|root|tun/);
+  });
+
+  it("takes one spec as a string in a config file, and a default host address", () => {
+    const config = parseRunOptions({ netns: "n", publish: "8080:80", publishHostIp: "::1" });
+    expect(config.publish).toEqual(["8080:80"]);
+    expect(config.publishHostIp).toBe("::1");
+    expect(() => parseRunOptions({ netns: "n", publishHostIp: "localhost" })).toThrow(
+      "--publish-host-ip: must be an IPv4 or IPv6 address",
+    );
+  });
+
+  it("publishes specs without a host address on --publish-host-ip", async () => {
+    const publishing = await startPublishing(
+      { publish: ["0:80", "127.0.0.2::81"], publishHostIp: "0.0.0.0" },
+      createSocketDialer(),
+      () => "192.168.65.3",
+    );
+    try {
+      expect(publishing.failed).toEqual([]);
+      expect(publishing.published.map((f) => f.hostIp)).toEqual(["0.0.0.0", "127.0.0.2"]);
+    } finally {
+      await publishing.close();
+    }
   });
 
   it("is an InvalidOptionError for runDaemon callers too", () => {

@@ -23,6 +23,7 @@ import {
   type RunningForward,
 } from "./forward.js";
 import { type Logger, silentLogger } from "./logger.js";
+import { addressesOverlap } from "./port-holder.js";
 import { DEFAULT_HOST_IP, type PortMapping, type PublishSpec, parsePublishSpec } from "./spec.js";
 import { TcpForward } from "./tcp-forward.js";
 import { UdpForward } from "./udp-forward.js";
@@ -86,8 +87,6 @@ interface Entry {
   forward: RunningForward;
   resolveTarget: () => string | undefined;
 }
-
-const WILDCARDS = new Set(["0.0.0.0", "::"]);
 
 class PortForwarder extends EventEmitter implements Forwarder {
   private readonly entries = new Map<string, Entry>();
@@ -224,7 +223,7 @@ class PortForwarder extends EventEmitter implements Forwarder {
     for (const e of this.entries.values()) {
       const i = e.info;
       if (i.protocol !== m.protocol || i.hostPort !== m.hostPort) continue;
-      if (i.hostIp === m.hostIp || WILDCARDS.has(i.hostIp) || WILDCARDS.has(m.hostIp)) {
+      if (addressesOverlap(i.hostIp, m.hostIp)) {
         const target = `${e.resolveTarget() ?? "?"}:${i.targetPort}`;
         throw new ForwardConflictError(m.protocol, m.hostIp, m.hostPort, { id: i.id, target });
       }

@@ -87,6 +87,16 @@ export function conflictingSockets(
   });
 }
 
+/**
+ * Whether binding both addresses to one port would collide, as Linux decides it for a
+ * dual-stack host: `::` covers every address, `0.0.0.0` IPv4 (and IPv4-mapped IPv6) only.
+ */
+export function addressesOverlap(a: string, b: string): boolean {
+  const x = addressValue(a);
+  const y = addressValue(b);
+  return covers(x, y) || covers(y, x);
+}
+
 /** Whether `a`, when a wildcard, covers `b`, or they are the same endpoint. */
 function covers(a: { family: 4 | 6; value: bigint }, b: { family: 4 | 6; value: bigint }): boolean {
   const v4 = (x: { family: 4 | 6; value: bigint }) => (x.family === 4 ? x.value : mappedV4(x.value));

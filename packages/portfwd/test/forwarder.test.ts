@@ -156,14 +156,62 @@ describe("TCP forwarding", () => {
 
   it("cuts idle connections only when configured", async () => {
     const target = await server(echo);
-    const f = forwarder({ tcpIdleTimeoutMs: 200 });
-    const [info] = await f.add(`0:${target.port}`);
-    const c = net.connect({ port: info!.hostPort, host: "127.0.0.1" });
+    const cutting = forwarder({ tcpIdleTimeoutMs: 200 });
+    const keeping = forwarder();
+    const [cut] = await cutting.add(`0:${target.port}`);
+    const [kept] = await keeping.add(`0:${target.port}`);
+    const idle = net.connect({ port: kept!.hostPort, host: "127.0.0.1" });
+    cleanups.push(() => idle.destroy());
+    await once(idle, "connect");
+    const c = net.connect({ port: cut!.hostPort, host: "127.0.0.1" });
     const result = outcome(c);
-    const closed = new Promise((r) => f.on("connection-closed", r));
+    const closed = new Promise((r) => cutting.on("connection-closed", r));
     await once(c, "connect");
     await closed;
     expect(["ended", "closed"]).toContain(await result);
+    // The default forwarder's connection, idle as long, still carries bytes.
+    idle.write("still here");
+    const [answer] = (await once(idle, "data")) as [Buffer];
+    expect(answer.toString()).toBe("still here");
+    expect(keeping.list()[0]!.stats.open).toBe(1);
+  });
+
+  it("reads from the client only as fast as the target takes (backpressure)", async () => {
+    let targetSocket: net.Socket | undefined;
+    const target = await server((s) => {
+      targetSocket = s;
+      s.pause();
+    });
+    const f = forwarder();
+    const [info] = await f.add(`0:${target.port}`);
+    const c = net.connect({ port: info!.hostPort, host: "127.0.0.1" });
+    cleanups.push(() => c.destroy());
+    await once(c, "connect");
+    const queued = 64 << 20;
+    c.write(Buffer.alloc(queued));
+    // Wait until the forwarder stops taking bytes: kernel buffers fill, then nothing moves.
+    let last = -1;
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = f.list()[0]!.stats.bytesIn;
+      if (now === last && now > 0) break;
+      last = now;
+    }
+    const held = f.list()[0]!.stats.bytesIn;
+    expect(held).toBeGreaterThan(0);
+    // Socket buffers on both sides hold a few MiB; without backpressure all 64 MiB would flow in.
+    expect(held).toBeLessThan(queued / 3);
+    // Once the target reads, everything arrives.
+    let received = 0;
+    const all = new Promise<void>((resolve) => {
+      targetSocket!.on("data", (b: Buffer) => {
+        received += b.length;
+        if (received === queued) resolve();
+      });
+    });
+    targetSocket!.resume();
+    await all;
+    expect(received).toBe(queued);
   });
 
   it("remove closes the listener; open connections live on unless asked to close", async () => {
@@ -359,6 +407,16 @@ describe("conflicts", () => {
     // Another protocol on the same port is another socket.
     await f.add(`${port}:81/udp`);
     expect(f.list()).toHaveLength(2);
+  });
+
+  it.skipIf(!haveIpv6Loopback())("an IPv4 wildcard leaves IPv6 addresses free, as the kernel does; `::` covers both", async () => {
+    const f = forwarder();
+    const [v4] = await f.add("0.0.0.0:0:80");
+    const port = v4!.hostPort;
+    await f.add(`[::1]:${port}:81`);
+    expect(f.list().map((i) => i.id)).toEqual([v4!.id, `tcp/[::1]:${port}`]);
+    const error = await f.add(`[::]:${port}:82`).catch((e: unknown) => e);
+    expect(ForwardConflictError.isInstance(error)).toBe(true);
   });
 
   it("a malformed spec is rejected before anything is bound", async () => {

@@ -19,7 +19,10 @@ const env = haveRootAndNetns();
 const run = promisify(execFile);
 const CONCURRENT = 1000;
 
-/** Node servers in the guest: TCP echo (7000), TCP reset-on-data (7002), UDP echo (7001). */
+/**
+ * Node servers in the guest: TCP echo (7000), TCP reset-on-data (7002), UDP echo (7001), a TCP
+ * server that half-closes first (7004) and its byte count (7005).
+ */
 const GUEST_SERVERS = `
 const net = require("net"), dgram = require("dgram");
 const echo = net.createServer({ allowHalfOpen: true }, (s) => { s.on("error", () => {}); s.pipe(s); });
@@ -27,8 +30,17 @@ echo.listen({ port: 7000, backlog: 4096 });
 const rst = net.createServer((s) => s.once("data", () => s.resetAndDestroy()));
 rst.listen(7002);
 const u = dgram.createSocket("udp4");
-u.on("message", (m, r) => u.send(Buffer.concat([Buffer.from(r.address + ":"), m]), r.port, r.address));
+u.on("message", (m, r) => u.send(Buffer.concat([Buffer.from(r.address + ":" + r.port + ":"), m]), r.port, r.address));
 u.bind(7001);
+// Ends its side first, then keeps reading; 7005 tells how many bytes the last one read.
+let lastRead = -1;
+net.createServer({ allowHalfOpen: true }, (s) => {
+  let n = 0;
+  s.on("data", (b) => { n += b.length; });
+  s.on("end", () => { lastRead = n; });
+  s.end("guest done writing");
+}).listen(7004);
+net.createServer((s) => s.end(String(lastRead))).listen(7005);
 `;
 
 describe.skipIf(!env.ok)("publishing guest ports", () => {
@@ -55,6 +67,7 @@ describe.skipIf(!env.ok)("publishing guest ports", () => {
       waitForListener(guest.ns, "u", 7001),
       waitForListener(guest.ns, "t", 7002),
       waitForListener(guest.ns, "t", 7003),
+      waitForListener(guest.ns, "t", 7005),
       waitForListener(guest.ns, "t", 8000),
     ]);
   });
@@ -83,11 +96,12 @@ describe.skipIf(!env.ok)("publishing guest ports", () => {
 
   it("echoes UDP, one flow per host client", async () => {
     const [info] = await fwd.add("0:7001/udp");
-    const a = await udpAsk(info!.hostPort, "ping a");
-    const b = await udpAsk(info!.hostPort, "ping b");
+    const a = (await udpAsk(info!.hostPort, "ping a")).split(":");
+    const b = (await udpAsk(info!.hostPort, "ping b")).split(":");
     // The guest sees the host address, each client behind its own source port.
-    expect(a).toBe(`${guest.stack.config.hostAddress}:ping a`);
-    expect(b).toBe(`${guest.stack.config.hostAddress}:ping b`);
+    expect([a[0], a[2]]).toEqual([guest.stack.config.hostAddress, "ping a"]);
+    expect([b[0], b[2]]).toEqual([guest.stack.config.hostAddress, "ping b"]);
+    expect(a[1]).not.toBe(b[1]);
     expect(fwd.list().find((f) => f.id === info!.id)!.stats).toMatchObject({ accepted: 2, open: 2 });
     await fwd.remove(info!.id);
   });
@@ -149,6 +163,28 @@ describe.skipIf(!env.ok)("publishing guest ports", () => {
     expect(Date.now() - started).toBeLessThan(5000);
     expect(fwd.list().find((f) => f.id === info!.id)!.stats.dialFailures).toBe(1);
     await fwd.remove(info!.id);
+  });
+
+  it("half-closes from the guest: its end arrives, and the host's upload still reaches it", async () => {
+    const [info] = await fwd.add("0:7004");
+    const c = net.connect({ port: info!.hostPort, host: "127.0.0.1", allowHalfOpen: true });
+    const got: Buffer[] = [];
+    c.on("data", (b: Buffer) => got.push(b));
+    await once(c, "end");
+    expect(Buffer.concat(got).toString()).toBe("guest done writing");
+    const upload = randomBytes(1 << 20);
+    c.end(upload);
+    await once(c, "close");
+    const [count] = await fwd.add("0:7005");
+    // The guest saw our FIN only after every byte: poll its count until the server has it.
+    let read = "";
+    for (let i = 0; i < 50 && read !== String(upload.length); i++) {
+      read = (await roundTrip(count!.hostPort, Buffer.alloc(0))).toString();
+      if (read !== String(upload.length)) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(read).toBe(String(upload.length));
+    await fwd.remove(info!.id);
+    await fwd.remove(count!.id);
   });
 
   it("a guest reset reaches the host client as a reset", async () => {
