@@ -19,6 +19,8 @@ export const DEFAULT_DEMO_NETNS = "desktopd";
 export const MIN_MTU = 68;
 export const MAX_MTU = 65520;
 
+export const DNS_HOST_MODES = ["os", "nameservers"] as const;
+
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -140,6 +142,8 @@ export const runOptionsSchema = z.object({
   dnsForward: repeated(parsedBy(parseForwardRule)),
   /** Nameserver that replaces the host's resolution, IP[:PORT]. */
   dnsUpstream: parsedBy(parseServer).optional(),
+  /** The host's resolution: A/AAAA through the OS resolver ("os"), or all through resolv.conf's nameservers. */
+  dnsHostMode: z.enum(DNS_HOST_MODES, { error: `must be one of ${DNS_HOST_MODES.join(", ")}` }).default("os"),
 });
 
 /** The keys a config file may hold. */

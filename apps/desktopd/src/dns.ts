@@ -19,7 +19,8 @@ import {
 import type { FlowPolicy, LeaseInfo, Logger, StackConfig } from "@desktopd/stack";
 import type { RunConfig } from "./config.js";
 
-export type GuestDnsConfig = Pick<RunConfig, "dnsRecord" | "dnsForward" | "dnsUpstream">;
+export type GuestDnsConfig = Pick<RunConfig, "dnsRecord" | "dnsForward" | "dnsUpstream"> &
+  Partial<Pick<RunConfig, "dnsHostMode">>;
 
 export interface GuestDns {
   /** The stack's policy: DNS to the gateway first, then `next` (the caller's own policy). */
@@ -43,10 +44,11 @@ export function guestDnsOptions(config: GuestDnsConfig, net: StackConfig, logger
     // The stack does not fragment: a UDP answer must fit the link (IPv4 20 + UDP 8 bytes).
     server: { maxUdpSize: Math.min(1232, net.mtu - 28) },
     // --dns-upstream replaces the host's resolution altogether, the OS resolver included;
-    // otherwise A/AAAA go through the OS resolver, as Docker Desktop does.
+    // otherwise A/AAAA go through the OS resolver, as Docker Desktop does, unless the user
+    // asks for resolv.conf's nameservers alone.
     host: config.dnsUpstream
       ? { mode: "nameservers", nameservers: [parseServer(config.dnsUpstream)] }
-      : { mode: "os" },
+      : { mode: config.dnsHostMode ?? "os" },
     ...(logger ? { logger } : {}),
   };
 }
@@ -82,7 +84,8 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
       dns.registry.register("host.docker.internal", net.hostAddress);
       dns.registry.register("gateway.docker.internal", net.gateway);
       bound = gatewayDnsPolicy(dns.handler, net.gateway);
-      logger?.info({ dns: `${net.gateway}:53`, upstream: config.dnsUpstream ?? "host" }, "dns serving");
+      const upstream = config.dnsUpstream ?? `host (${config.dnsHostMode ?? "os"})`;
+      logger?.info({ dns: `${net.gateway}:53`, upstream }, "dns serving");
       return dns;
     },
     close() {

@@ -47,7 +47,12 @@ function addSharedOptions(command: Command): Command {
       "send DOMAIN and below to this nameserver; repeatable",
       collect,
     )
-    .option("--dns-upstream <ip[:port]>", "nameserver replacing the host's resolution (default: the host's)");
+    .option("--dns-upstream <ip[:port]>", "nameserver replacing the host's resolution (default: the host's)")
+    .option(
+      "--dns-host-mode <mode>",
+      "the host's resolution: os (A/AAAA through the OS resolver, /etc/hosts and VPN included; " +
+        "other types through resolv.conf's nameservers) or nameservers (all through resolv.conf's); default os",
+    );
 }
 
 export function createProgram(io: CliIo, setExitCode: (code: number) => void): Command {

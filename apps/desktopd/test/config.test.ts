@@ -28,7 +28,13 @@ describe("parseRunOptions", () => {
       logLevel: "info",
       dnsRecord: [],
       dnsForward: [],
+      dnsHostMode: "os",
     });
+  });
+
+  it("takes the DNS host mode, and names the choices when it is wrong", () => {
+    expect(parseRunOptions({ dnsHostMode: "nameservers" }).dnsHostMode).toBe("nameservers");
+    expect(() => parseRunOptions({ dnsHostMode: "dns" })).toThrow("--dns-host-mode: must be one of os, nameservers");
   });
 
   it("takes one string where a list is expected (a config file naming one socket)", () => {

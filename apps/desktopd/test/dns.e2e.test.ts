@@ -3,7 +3,7 @@
  * --dns-forward; the guest resolves with its configured resolv.conf (the gateway), using dig and
  * glibc. The upstream and the split-horizon server are dnsmasq on private loopback addresses.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Dnsmasq, dig, parseDig, startDnsmasq } from "@desktopd/dns/testing";
@@ -125,5 +125,88 @@ describe.skipIf(!env.ok || !tools)("desktopd DNS: names guests send in DHCP", ()
     expect((await inGuest(["web1"])).answers).toEqual([`web1. A ${address}`]);
     expect((await inGuest(["-x", address!])).answers).toEqual(["3.65.168.192.in-addr.arpa. PTR web1."]);
     expect((await inGuest(["web2.test"])).status).toBe("NXDOMAIN");
+  });
+});
+
+/**
+ * The daemon's default: the host's own resolution. The daemon runs in a mount namespace of its
+ * own whose /etc/resolv.conf and /etc/hosts are this test's files (bind mounts), so glibc's
+ * getaddrinfo in the daemon reads them and asks this test's dnsmasq, never the machine's resolver.
+ */
+describe.skipIf(!env.ok || !tools || !haveCommand("unshare"))("desktopd DNS: the host's resolution", () => {
+  let dir: string;
+  let upstream: Dnsmasq;
+  let moved: Dnsmasq;
+  let os: Guest;
+  let nameservers: Guest;
+  const digIn = async (guest: Guest, args: string[]) => {
+    const r = await guest.sh(`dig +tries=1 +timeout=5 ${args.join(" ")}`);
+    return parseDig(r.stdout + r.stderr);
+  };
+  const privateEtc = (): string[] => [
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    'mount --bind "$0/resolv.conf" /etc/resolv.conf && mount --bind "$0/hosts" /etc/hosts && exec "$@"',
+    dir,
+  ];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "dtd-dnshost-"));
+    const answers = ["--local=/test/", "--address=/name.test/1.2.3.4", "--txt-record=txt-only.test,no address"];
+    upstream = await startDnsmasq(answers);
+    moved = await startDnsmasq(["--local=/test/", "--address=/moved.test/5.6.7.8"]);
+    await writeFile(join(dir, "resolv.conf"), `nameserver ${upstream.host}\n`);
+    await writeFile(join(dir, "hosts"), "127.0.0.1 localhost\n10.7.7.7 hosts-only.test\n");
+    os = await startGuest("dnsos", { configure: true, wrapper: privateEtc() });
+    nameservers = await startGuest("dnsrc", {
+      configure: true,
+      wrapper: privateEtc(),
+      args: ["--dns-host-mode", "nameservers"],
+    });
+  });
+
+  afterAll(async () => {
+    await os?.close();
+    await nameservers?.close();
+    await upstream?.stop();
+    await moved?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("answers A from the OS resolver: /etc/hosts first, then the nameservers", async () => {
+    expect((await digIn(os, ["hosts-only.test"])).answers).toEqual(["hosts-only.test. A 10.7.7.7"]);
+    expect((await digIn(os, ["name.test"])).answers).toEqual(["name.test. A 1.2.3.4"]);
+    expect((await digIn(os, ["missing.test"])).status).toBe("NXDOMAIN");
+  });
+
+  it("tells NODATA from NXDOMAIN for a name with no address records, which getaddrinfo cannot", async () => {
+    for (const type of ["A", "AAAA"]) {
+      const r = await digIn(os, ["txt-only.test", type]);
+      expect([r.status, r.answers], r.raw).toEqual(["NOERROR", []]);
+    }
+    expect((await digIn(os, ["txt-only.test", "TXT"])).answers).toEqual(['txt-only.test. TXT "no address"']);
+  });
+
+  it("in nameservers mode asks resolv.conf's nameservers alone: /etc/hosts does not apply", async () => {
+    expect((await digIn(nameservers, ["hosts-only.test"])).status).toBe("NXDOMAIN");
+    expect((await digIn(nameservers, ["name.test"])).answers).toEqual(["name.test. A 1.2.3.4"]);
+  });
+
+  it("follows a rewritten resolv.conf without a restart, in both modes", async () => {
+    // In place: the bind mount shows the same file.
+    await writeFile(join(dir, "resolv.conf"), `nameserver ${moved.host}\n`);
+    for (const guest of [os, nameservers]) {
+      let answers: string[] = [];
+      for (let i = 0; i < 40 && answers.length === 0; i++) {
+        answers = (await digIn(guest, ["moved.test"])).answers;
+        if (answers.length === 0) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(answers).toEqual(["moved.test. A 5.6.7.8"]);
+    }
+    expect(os.daemon.alive() && nameservers.daemon.alive()).toBe(true);
   });
 });

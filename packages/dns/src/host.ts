@@ -1,7 +1,8 @@
 /**
  * Layer 4: the host's own resolution, so names resolve in the guest as they do on the host.
  * "os" mode answers A/AAAA through the OS resolver (`dns.lookup`: /etc/hosts, mDNS, VPN split
- * DNS, as Docker Desktop does) and every other type through the host's nameservers;
+ * DNS, as Docker Desktop does; a name it cannot find is checked with the nameservers, to tell
+ * NXDOMAIN from NODATA) and every other type through the host's nameservers;
  * "nameservers" mode sends everything to the nameservers. The nameservers come from
  * resolv.conf, re-read when it changes, unless given explicitly.
  */
@@ -132,7 +133,7 @@ export function createHostLayer(o: HostLayerOptions = {}): HostLayer {
     } catch (e) {
       if (UpstreamError.isInstance(e)) throw e;
       const code = (e as { code?: string }).code;
-      if (code === "ENOTFOUND") return store(key, resolution("NXDOMAIN"));
+      if (code === "ENOTFOUND") return store(key, await notFound(q));
       if (code === "ENODATA") return store(key, resolution("NOERROR"));
       throw new UpstreamError("lookup", `dns.lookup(${q.name}): ${code ?? (e as Error).message}`);
     }
@@ -142,6 +143,19 @@ export function createHostLayer(o: HostLayerOptions = {}): HostLayer {
       .map((a): Answer => ({ name: q.name, type: q.type as "A", class: "IN", ttl: osTtl, data: a.address }));
     // The name exists (some address came back) but not with this family: NODATA.
     return store(key, resolution("NOERROR", answers));
+  };
+  // getaddrinfo says ENOTFOUND both for a name that does not exist and for one that has records
+  // of other types only (TXT, MX...): the nameservers tell NXDOMAIN from NODATA, so a client
+  // does not conclude the name is gone. Without an answer from them, the OS's word stands.
+  const notFound = async (q: Question): Promise<Resolution> => {
+    const list = current();
+    if (list.length === 0) return resolution("NXDOMAIN");
+    try {
+      const r = await forwarder.resolve(`host:${generation}`, list, q);
+      return r.rcode === "NOERROR" ? r : resolution("NXDOMAIN");
+    } catch {
+      return resolution("NXDOMAIN");
+    }
   };
   // The OS resolver reports no TTL, positive or negative: keep either for osTtl.
   const store = (key: string, r: Resolution) => {

@@ -13,7 +13,7 @@ import { haveCommand, haveRootAndNetns } from "@desktopd/stack/testing";
 import * as packet from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDnsServer, type DnsServer } from "../src/index.js";
-import { type Dnsmasq, dig, startDnsmasq } from "../src/testing/index.js";
+import { type Dnsmasq, dig, loopbackAddress, startDnsmasq } from "../src/testing/index.js";
 
 const env = haveRootAndNetns();
 const tools = haveCommand("dnsmasq") && haveCommand("dig");
@@ -45,7 +45,7 @@ describe.skipIf(!env.ok || !tools)("standalone server with dnsmasq upstreams", (
   let refused: Dnsmasq;
   let reference: Dnsmasq;
   let silent: Socket;
-  let closedPort: number;
+  let closedHost: string;
   let server: DnsServer;
   let dir: string;
   let resolvConf: string;
@@ -66,10 +66,9 @@ describe.skipIf(!env.ok || !tools)("standalone server with dnsmasq upstreams", (
       5354,
     );
     refused = await startDnsmasq([]);
-    const probe = createSocket("udp4");
-    await new Promise<void>((resolve) => probe.bind(0, "127.0.0.1", resolve));
-    closedPort = probe.address().port;
-    await new Promise<void>((resolve) => probe.close(resolve));
+    // An address of this process's own where nothing ever listens: a port freed on 127.0.0.1
+    // could be taken again by another socket of the machine before the query.
+    closedHost = loopbackAddress();
     silent = createSocket("udp4");
     await new Promise<void>((resolve) => silent.bind(0, "127.0.0.1", resolve));
     // The reference: dnsmasq forwarding to the same servers as ours.
@@ -92,7 +91,7 @@ describe.skipIf(!env.ok || !tools)("standalone server with dnsmasq upstreams", (
         { domain: "corp.example", servers: [{ host: corp.host, port: corp.port }] },
         { domain: "refused.example", servers: [{ host: refused.host, port: refused.port }] },
         { domain: "silent.example", servers: [{ host: "127.0.0.1", port: silent.address().port }] },
-        { domain: "closed.example", servers: [{ host: "127.0.0.1", port: closedPort }] },
+        { domain: "closed.example", servers: [{ host: closedHost, port: 53 }] },
       ],
       host: { mode: "nameservers", resolvConfPath: resolvConf },
       timeoutMs: 1000,

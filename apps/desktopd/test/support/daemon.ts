@@ -15,6 +15,8 @@ export interface DaemonOptions {
   configure?: boolean;
   /** Further CLI arguments, e.g. ["--mtu", "1400"]. */
   args?: string[];
+  /** A command that execs the rest of its arguments, run in front of node (e.g. `unshare -m ...`). */
+  wrapper?: string[];
   /** How long to wait for the ready line. Default 30 000 ms. */
   readyTimeoutMs?: number;
 }
@@ -52,7 +54,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     ...(opts.configure ? ["--configure"] : []),
   ];
   args.push(...(opts.args ?? []));
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const [command, ...argv] = [...(opts.wrapper ?? []), process.execPath, ...args];
+  const child = spawn(command!, argv, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   let stdout = "";
   child.stderr?.setEncoding("utf8").on("data", (s: string) => {

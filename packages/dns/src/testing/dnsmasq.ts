@@ -20,7 +20,7 @@ export function loopbackAddress(): string {
   return `127.${60 + (pid % 150)}.${(pid >> 8) % 250}.${next++}`;
 }
 
-/** Starts dnsmasq answering only what `args` define (no resolv.conf, no hosts file, no cache by default). */
+/** Starts dnsmasq answering only what `args` define (no resolv.conf, no hosts file; dnsmasq's own cache as usual). */
 export async function startDnsmasq(args: string[], host = loopbackAddress(), port = 53): Promise<Dnsmasq> {
   const child = spawn(
     "dnsmasq",
