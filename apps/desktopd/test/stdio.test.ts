@@ -5,6 +5,10 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CLI_PATH } from "./support/daemon.js";
 
@@ -64,5 +68,58 @@ describe.skipIf(!existsSync(CLI_PATH))("desktopd run --stdio", () => {
     child.stdin.end();
     const [code] = await once(child, "exit");
     expect(code, stderr).toBe(0);
+  });
+});
+
+describe.skipIf(!existsSync(CLI_PATH))("desktopd run --stdio beside another transport", () => {
+  it("loses only the stdio link to garbage on stdin; the qemu socket's guests carry on", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "dtd-stdio-"));
+    const sock = join(dir, "qemu.sock");
+    const child = spawn(process.execPath, [CLI_PATH, "run", "--stdio", "--qemu-socket", sock], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (s: string) => {
+      stderr += s;
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`not ready:\n${stderr}`)), 20_000);
+        child.stderr.on("data", () => {
+          if (stderr.includes("desktopd ready")) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      // Text where a length prefix belongs: "GET " reads as a 1.1 GB frame.
+      child.stdin.write("GET / HTTP/1.1\r\n\r\n");
+      for (let i = 0; i < 100 && !stderr.includes("stdio guest link lost"); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(stderr).toContain("stdio guest link lost; serving the others");
+      expect(child.exitCode).toBe(null);
+
+      const vm = net.connect(sock);
+      await once(vm, "connect");
+      const chunks: Buffer[] = [];
+      const reply = new Promise<Buffer>((resolve) => {
+        vm.on("data", (chunk: Buffer) => {
+          chunks.push(chunk);
+          const all = Buffer.concat(chunks);
+          if (all.length >= 4 && all.length >= 4 + all.readUInt32BE(0))
+            resolve(all.subarray(4, 4 + all.readUInt32BE(0)));
+        });
+      });
+      vm.write(framed(arpWhoHasGateway()));
+      expect((await reply).readUInt16BE(20)).toBe(2); // ARP reply over the qemu socket
+      vm.destroy();
+      child.kill("SIGTERM");
+      const [code] = await once(child, "exit");
+      expect(code, stderr).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -19,7 +19,7 @@ export async function runCommand(config: RunConfig, io: CliIo): Promise<number> 
     say(`${handle.readyLine}\n`);
     if (handle.attachHelp.length > 0) {
       say(
-        `Attach a VM with (each VM needs its own MAC address, and for dgram its own local.path):\n${handle.attachHelp.map((l) => `  ${l}\n`).join("")}`,
+        `Attach a VM with (a second VM needs another mac= and, for dgram, another local.path):\n${handle.attachHelp.map((l) => `  ${l}\n`).join("")}`,
       );
     }
     return await serveUntilStopped(handle, signals, logger);
