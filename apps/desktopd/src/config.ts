@@ -70,15 +70,15 @@ const streamAddressSchema = z.string().refine((text) => parseStreamAddress(text)
 
 // Checked here so a bad spec stops the daemon before it touches the system; kept as text.
 // A config file may give one string.
-const publishSchema = z.preprocess(
-  (v) => (typeof v === "string" ? [v] : v),
-  z.array(z.string()),
-);
+const publishSchema = z.preprocess((v) => (typeof v === "string" ? [v] : v), z.array(z.string()));
 
 const publishHostIpSchema = z.string().refine((text) => isIP(text) !== 0, "must be an IPv4 or IPv6 address");
 
 /** Every spec parses, with the configured default host address (its IPv6 brackets matter). */
-function checkPublishSpecs(config: { publish?: string[] | undefined; publishHostIp?: string | undefined }): void {
+function checkPublishSpecs(config: {
+  publish?: string[] | undefined;
+  publishHostIp?: string | undefined;
+}): void {
   for (const spec of config.publish ?? []) {
     try {
       parsePublishSpec(spec, config.publishHostIp ? { defaultHostIp: config.publishHostIp } : {});

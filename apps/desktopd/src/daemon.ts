@@ -160,12 +160,17 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     if (config.stdio) {
       const watched = watchLink(stdioTransport({ maxFrame }));
       sw.addPort(watched.transport);
-      const others = config.netns !== undefined || config.qemuSocket.length + config.qemuConnect.length + config.vfkitSocket.length > 0;
+      const others =
+        config.netns !== undefined ||
+        config.qemuSocket.length + config.qemuConnect.length + config.vfkitSocket.length > 0;
       if (others) {
         // The other guests carry on: a stdio peer that sent garbage or went away loses its link only.
         void watched.closed.then((error) =>
           error
-            ? logger?.error({ link: "stdio", err: error.message }, "stdio guest link lost; serving the others")
+            ? logger?.error(
+                { link: "stdio", err: error.message },
+                "stdio guest link lost; serving the others",
+              )
             : logger?.info({ link: "stdio" }, "stdio guest link ended; serving the others"),
         );
       } else {

@@ -34,7 +34,9 @@ describe("parseRunOptions", () => {
 
   it("takes the DNS host mode, and names the choices when it is wrong", () => {
     expect(parseRunOptions({ dnsHostMode: "nameservers" }).dnsHostMode).toBe("nameservers");
-    expect(() => parseRunOptions({ dnsHostMode: "dns" })).toThrow("--dns-host-mode: must be one of os, nameservers");
+    expect(() => parseRunOptions({ dnsHostMode: "dns" })).toThrow(
+      "--dns-host-mode: must be one of os, nameservers",
+    );
   });
 
   it("takes one string where a list is expected (a config file naming one socket)", () => {

@@ -8,10 +8,13 @@ import { existsSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { skipBecause } from "@desktopd/stack/testing";
 import { describe, expect, it } from "vitest";
 import { CLI_PATH, parseReadyLine } from "./support/daemon.js";
 
-describe.skipIf(!existsSync(CLI_PATH))("desktopd run with no transport named", () => {
+const notBuilt = skipBecause(existsSync(CLI_PATH) ? undefined : `${CLI_PATH} is missing: run npm run build`);
+
+describe.skipIf(notBuilt)("desktopd run with no transport named", () => {
   it("listens on private sockets in the runtime directory and prints how to attach to them", async () => {
     const xdg = await mkdtemp(join(tmpdir(), "dtd-xdg-"));
     const child = spawn(process.execPath, [CLI_PATH, "run", "--log-level", "warn"], {
@@ -52,7 +55,8 @@ describe.skipIf(!existsSync(CLI_PATH))("desktopd run with no transport named", (
       const [code] = await once(child, "exit");
       expect(code, stderr).toBe(0);
       // Its own sockets are removed on the way out.
-      for (const name of ["qemu.sock", "vfkit.sock", "control.sock"]) expect(existsSync(join(dir, name))).toBe(false);
+      for (const name of ["qemu.sock", "vfkit.sock", "control.sock"])
+        expect(existsSync(join(dir, name))).toBe(false);
     } finally {
       child.kill("SIGKILL");
       await rm(xdg, { recursive: true, force: true });

@@ -8,10 +8,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Dnsmasq, dig, parseDig, startDnsmasq } from "@desktopd/dns/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Guest, haveCommand, haveRootAndNetns, startGuest, writeUdhcpcScript } from "./support/index.js";
+import {
+  type Guest,
+  haveRootAndNetns,
+  missingCommands,
+  skipBecause,
+  startGuest,
+  writeUdhcpcScript,
+} from "./support/index.js";
 
 const env = haveRootAndNetns();
-const tools = haveCommand("dnsmasq") && haveCommand("dig");
+const tools = !skipBecause(missingCommands("dnsmasq", "dig", "unshare"));
 
 describe.skipIf(!env.ok || !tools)("desktopd DNS (--dns-upstream, --dns-record, --dns-forward)", () => {
   let upstream: Dnsmasq;
@@ -133,7 +140,7 @@ describe.skipIf(!env.ok || !tools)("desktopd DNS: names guests send in DHCP", ()
  * own whose /etc/resolv.conf and /etc/hosts are this test's files (bind mounts), so glibc's
  * getaddrinfo in the daemon reads them and asks this test's dnsmasq, never the machine's resolver.
  */
-describe.skipIf(!env.ok || !tools || !haveCommand("unshare"))("desktopd DNS: the host's resolution", () => {
+describe.skipIf(!env.ok || !tools)("desktopd DNS: the host's resolution", () => {
   let dir: string;
   let upstream: Dnsmasq;
   let moved: Dnsmasq;
@@ -156,7 +163,11 @@ describe.skipIf(!env.ok || !tools || !haveCommand("unshare"))("desktopd DNS: the
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "dtd-dnshost-"));
-    const answers = ["--local=/test/", "--address=/name.test/1.2.3.4", "--txt-record=txt-only.test,no address"];
+    const answers = [
+      "--local=/test/",
+      "--address=/name.test/1.2.3.4",
+      "--txt-record=txt-only.test,no address",
+    ];
     upstream = await startDnsmasq(answers);
     moved = await startDnsmasq(["--local=/test/", "--address=/moved.test/5.6.7.8"]);
     await writeFile(join(dir, "resolv.conf"), `nameserver ${upstream.host}\n`);

@@ -7,9 +7,10 @@
 import { fileURLToPath } from "node:url";
 import {
   type HostHttpServer,
-  haveCommand,
   haveRootAndNetns,
+  missingCommands,
   seededSha256,
+  skipBecause,
   startHttpServer,
 } from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,7 +20,7 @@ const env = haveRootAndNetns();
 const GARBAGE_PY = fileURLToPath(new URL("./support/garbage.py", import.meta.url));
 const HOST = "192.168.65.254";
 const GATEWAY = "192.168.65.1";
-const hping3 = env.ok && haveCommand("hping3");
+const hping3 = env.ok && !skipBecause(missingCommands("hping3"));
 if (env.ok && !hping3)
   process.stderr.write("garbage.e2e: hping3 not installed; its SYN flood test is skipped\n");
 

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { skipBecause } from "@desktopd/stack/testing";
 import { describe, expect, it } from "vitest";
 import { CLI_PATH } from "./support/daemon.js";
 
@@ -37,7 +38,9 @@ function framed(frame: Buffer): Buffer {
   return Buffer.concat([prefix, frame]);
 }
 
-describe.skipIf(!existsSync(CLI_PATH))("desktopd run --stdio", () => {
+const notBuilt = skipBecause(existsSync(CLI_PATH) ? undefined : `${CLI_PATH} is missing: run npm run build`);
+
+describe.skipIf(notBuilt)("desktopd run --stdio", () => {
   it("answers ARP over stdin/stdout, keeps stdout for frames, and exits 0 when stdin ends", async () => {
     const child = spawn(process.execPath, [CLI_PATH, "run", "--stdio", "--log-level", "warn"], {
       stdio: ["pipe", "pipe", "pipe"],
@@ -71,7 +74,7 @@ describe.skipIf(!existsSync(CLI_PATH))("desktopd run --stdio", () => {
   });
 });
 
-describe.skipIf(!existsSync(CLI_PATH))("desktopd run --stdio beside another transport", () => {
+describe.skipIf(notBuilt)("desktopd run --stdio beside another transport", () => {
   it("loses only the stdio link to garbage on stdin; the qemu socket's guests carry on", async () => {
     const dir = await mkdtemp(join(tmpdir(), "dtd-stdio-"));
     const sock = join(dir, "qemu.sock");

@@ -18,6 +18,7 @@ import {
   haveRootAndNetns,
   type Netns,
   seededSha256,
+  skipBecause,
   startHttpServer,
   type TestVm,
   vmUnavailableReason,
@@ -26,10 +27,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI_PATH, type Daemon, startDaemon } from "./support/daemon.js";
 
 const env = haveRootAndNetns();
-const noVm = vmUnavailableReason();
-if (env.ok && noVm) console.warn(`SKIPPING desktopd VM tests: ${noVm}`);
+const noVm = env.ok && skipBecause(vmUnavailableReason());
 
-describe.skipIf(!env.ok || noVm !== undefined)("desktopd run with VMs", () => {
+describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
   let dir: string;
   let ns: Netns;
   let daemon: Daemon;
@@ -183,7 +183,7 @@ describe.skipIf(!env.ok || noVm !== undefined)("desktopd run with VMs", () => {
   });
 });
 
-describe.skipIf(!env.ok || noVm !== undefined)("desktopd run -p with a VM only", () => {
+describe.skipIf(!env.ok || noVm)("desktopd run -p with a VM only", () => {
   let dir: string;
   let daemon: Daemon;
   let vm: TestVm;

@@ -4,13 +4,19 @@
  * dig and with its own glibc resolver. Upstreams are dnsmasq on private loopback addresses.
  */
 import { mkdir, writeFile } from "node:fs/promises";
-import { haveCommand, haveRootAndNetns, type StackGuest, startStackGuest } from "@desktopd/stack/testing";
+import {
+  haveRootAndNetns,
+  missingCommands,
+  type StackGuest,
+  skipBecause,
+  startStackGuest,
+} from "@desktopd/stack/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDns, type Dns, gatewayDnsPolicy } from "../src/index.js";
 import { type Dnsmasq, dig, startDnsmasq } from "../src/testing/index.js";
 
 const env = haveRootAndNetns();
-const tools = haveCommand("dnsmasq") && haveCommand("dig");
+const tools = !skipBecause(missingCommands("dnsmasq", "dig"));
 const GATEWAY = "192.168.65.1";
 const big = Array.from({ length: 20 }, (_, i) => `chunk-${i}-${"x".repeat(40)}`);
 

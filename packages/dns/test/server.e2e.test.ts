@@ -9,14 +9,14 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { haveCommand, haveRootAndNetns } from "@desktopd/stack/testing";
+import { haveRootAndNetns, missingCommands, skipBecause } from "@desktopd/stack/testing";
 import * as packet from "dns-packet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDnsServer, type DnsServer } from "../src/index.js";
 import { type Dnsmasq, dig, loopbackAddress, startDnsmasq } from "../src/testing/index.js";
 
 const env = haveRootAndNetns();
-const tools = haveCommand("dnsmasq") && haveCommand("dig");
+const tools = !skipBecause(missingCommands("dnsmasq", "dig"));
 const big = Array.from({ length: 20 }, (_, i) => `chunk-${i}-${"x".repeat(40)}`);
 const huge = Array.from({ length: 40 }, (_, i) => `chunk-${i}-${"y".repeat(40)}`);
 

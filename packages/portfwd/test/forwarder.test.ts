@@ -409,15 +409,18 @@ describe("conflicts", () => {
     expect(f.list()).toHaveLength(2);
   });
 
-  it.skipIf(!haveIpv6Loopback())("an IPv4 wildcard leaves IPv6 addresses free, as the kernel does; `::` covers both", async () => {
-    const f = forwarder();
-    const [v4] = await f.add("0.0.0.0:0:80");
-    const port = v4!.hostPort;
-    await f.add(`[::1]:${port}:81`);
-    expect(f.list().map((i) => i.id)).toEqual([v4!.id, `tcp/[::1]:${port}`]);
-    const error = await f.add(`[::]:${port}:82`).catch((e: unknown) => e);
-    expect(ForwardConflictError.isInstance(error)).toBe(true);
-  });
+  it.skipIf(!haveIpv6Loopback())(
+    "an IPv4 wildcard leaves IPv6 addresses free, as the kernel does; `::` covers both",
+    async () => {
+      const f = forwarder();
+      const [v4] = await f.add("0.0.0.0:0:80");
+      const port = v4!.hostPort;
+      await f.add(`[::1]:${port}:81`);
+      expect(f.list().map((i) => i.id)).toEqual([v4!.id, `tcp/[::1]:${port}`]);
+      const error = await f.add(`[::]:${port}:82`).catch((e: unknown) => e);
+      expect(ForwardConflictError.isInstance(error)).toBe(true);
+    },
+  );
 
   it("a malformed spec is rejected before anything is bound", async () => {
     const f = forwarder();

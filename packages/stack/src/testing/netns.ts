@@ -202,15 +202,28 @@ let probed: { ok: boolean; reason?: string } | undefined;
 export function haveRootAndNetns(): { ok: boolean; reason?: string } {
   if (probed) return probed;
   probed = probe();
-  if (!probed.ok) {
-    const msg = `e2e tests SKIPPED: ${probed.reason}`;
-    if (process.env.DESKTOPD_E2E_REQUIRED === "1") {
-      throw new Error(`${msg} (DESKTOPD_E2E_REQUIRED=1)`);
-    }
-    const bar = "!".repeat(Math.min(100, msg.length + 8));
-    process.stderr.write(`\n${bar}\n!!! ${msg}\n${bar}\n\n`);
-  }
+  if (!probed.ok) skipBecause(probed.reason);
   return probed;
+}
+
+/**
+ * For any other prerequisite of an e2e suite (a tool, a kernel for the test VM): true when
+ * `reason` says something is missing, after saying so as loudly as haveRootAndNetns does —
+ * or throwing under `DESKTOPD_E2E_REQUIRED=1`, where a skip would pass for a success.
+ */
+export function skipBecause(reason: string | undefined): boolean {
+  if (reason === undefined) return false;
+  const msg = `e2e tests SKIPPED: ${reason}`;
+  if (process.env.DESKTOPD_E2E_REQUIRED === "1") throw new Error(`${msg} (DESKTOPD_E2E_REQUIRED=1)`);
+  const bar = "!".repeat(Math.min(100, msg.length + 8));
+  process.stderr.write(`\n${bar}\n!!! ${msg}\n${bar}\n\n`);
+  return true;
+}
+
+/** The commands of `cmds` missing from the PATH, as a reason for skipBecause, or undefined. */
+export function missingCommands(...cmds: string[]): string | undefined {
+  const missing = cmds.filter((c) => !haveCommand(c));
+  return missing.length > 0 ? `missing command(s): ${missing.join(", ")}` : undefined;
 }
 
 function probe(): { ok: boolean; reason?: string } {

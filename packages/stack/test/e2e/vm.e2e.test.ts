@@ -25,6 +25,7 @@ import {
   haveRootAndNetns,
   type Netns,
   seededSha256,
+  skipBecause,
   startHttpServer,
   type TestVm,
   vmUnavailableReason,
@@ -32,10 +33,9 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const env = haveRootAndNetns();
-const noVm = vmUnavailableReason();
-if (noVm) console.warn(`SKIPPING VM tests: ${noVm}`);
+const noVm = env.ok && skipBecause(vmUnavailableReason());
 
-describe.skipIf(!env.ok || noVm !== undefined)("Linux VMs on the virtual switch", () => {
+describe.skipIf(!env.ok || noVm)("Linux VMs on the virtual switch", () => {
   let dir: string;
   let stack: Stack;
   let sw: VirtualSwitch;
