@@ -21,6 +21,11 @@ const SHUT_RDWR = 2;
 const EINTR = 4;
 /** Longest wait of a blocking send for room at a peer (SO_SNDTIMEO), in seconds. */
 const SEND_TIMEOUT_S = 1;
+/**
+ * Blocking sends on libuv workers at once, per socket: peers that stop reading must not take
+ * the whole thread pool (DNS lookups and file I/O of the process share it). Others wait their turn.
+ */
+const DEFAULT_MAX_BLOCKING_SENDS = 2;
 
 // x86-64 / aarch64 Linux layouts: struct sockaddr_un, iovec, and mmsghdr (a 56-byte msghdr,
 // then msg_len, padded to 64).
@@ -59,6 +64,8 @@ export interface UnixDgramSocketOptions {
   maxDatagram?: number;
   recvBufferBytes?: number;
   sendBufferBytes?: number;
+  /** Blocking batch sends on worker threads at once, over all peers (default 2; libuv has 4 threads unless UV_THREADPOOL_SIZE says otherwise, and the receive loop holds one). */
+  maxBlockingSends?: number;
 }
 
 export class UnixDgramSocket {
@@ -69,6 +76,9 @@ export class UnixDgramSocket {
   private loopDone: Promise<void> = Promise.resolve();
   /** Batch sends queued or running on a worker: each still names `fd`. */
   private sendsInFlight = 0;
+  /** Senders waiting for one of the maxBlockingSends slots. */
+  private readonly slotWaiters: (() => void)[] = [];
+  private blockingSends = 0;
   /** close() is done with the receive loop: the fd goes once no send names it. */
   private fdReleasable = false;
   private fdClosed = false;
@@ -79,10 +89,17 @@ export class UnixDgramSocket {
     readonly path: string,
     private readonly batch: number,
     private readonly maxDatagram: number,
+    private readonly maxBlockingSends: number,
   ) {}
 
   /** Creates a socket bound at `path` (which must not exist). */
   static async bind(path: string, options: UnixDgramSocketOptions = {}): Promise<UnixDgramSocket> {
+    // The struct layouts above are those of 64-bit Linux.
+    if (process.platform !== "linux" || (process.arch !== "x64" && process.arch !== "arm64")) {
+      throw new TransportError(
+        `unix datagram sockets need 64-bit Linux (x64 or arm64); this is ${process.platform}/${process.arch}`,
+      );
+    }
     const c = await loadLibc();
     const addr = sockaddrUn(path);
     const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -103,7 +120,19 @@ export class UnixDgramSocket {
     const timeout = Buffer.alloc(16);
     timeout.writeBigInt64LE(BigInt(SEND_TIMEOUT_S), 0);
     c.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, timeout, 16);
-    return new UnixDgramSocket(c, fd, path, options.batch ?? 64, options.maxDatagram ?? 65_536);
+    return new UnixDgramSocket(
+      c,
+      fd,
+      path,
+      options.batch ?? 64,
+      options.maxDatagram ?? 65_536,
+      Math.max(1, options.maxBlockingSends ?? DEFAULT_MAX_BLOCKING_SENDS),
+    );
+  }
+
+  /** Batch sends holding a worker thread now (at most maxBlockingSends). */
+  get blockingSendsNow(): number {
+    return this.blockingSends;
   }
 
   private address(path: string): Buffer {
@@ -123,13 +152,19 @@ export class UnixDgramSocket {
    */
   batchSender(path: string, capacityBytes = 1024 * 1024): BatchSender {
     const calls: SendCalls = {
-      begin: () => {
+      begin: async () => {
+        while (this.blockingSends >= this.maxBlockingSends && !this.closed) {
+          await new Promise<void>((wake) => this.slotWaiters.push(wake));
+        }
         if (this.closed) return false;
+        this.blockingSends++;
         this.sendsInFlight++;
         return true;
       },
       end: () => {
+        this.blockingSends--;
         this.sendsInFlight--;
+        this.slotWaiters.shift()?.();
         this.releaseFd();
       },
     };
@@ -236,6 +271,7 @@ export class UnixDgramSocket {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const wake of this.slotWaiters.splice(0)) wake();
     this.c.shutdown(this.fd, SHUT_RDWR);
     if (this.receiving) await this.loopDone;
     if (this.ring) this.c.free(this.ring.base);
@@ -253,9 +289,12 @@ export class UnixDgramSocket {
   }
 }
 
-/** How a BatchSender tells its socket a send is on a worker (false: the socket is closed). */
+/**
+ * How a BatchSender gets one of its socket's worker slots (waiting for one if need be; false:
+ * the socket is closed) and gives it back.
+ */
 interface SendCalls {
-  begin(): boolean;
+  begin(): Promise<boolean>;
   end(): void;
 }
 
@@ -308,10 +347,18 @@ export class BatchSender {
    * Sends the first `fits(frames)` frames, waiting for room at the peer; resolves with how many
    * went out (fewer on an error or a peer that stayed full for SO_SNDTIMEO).
    */
-  send(frames: readonly Buffer[]): Promise<number> {
-    if (this.busy || this.freed) return Promise.resolve(0);
+  async send(frames: readonly Buffer[]): Promise<number> {
+    if (this.busy || this.freed) return 0;
     const n = this.fits(frames);
-    if (n === 0 || !this.calls.begin()) return Promise.resolve(0);
+    if (n === 0) return 0;
+    this.busy = true;
+    const slot = await this.calls.begin();
+    if (!slot || this.freed) {
+      if (slot) this.calls.end();
+      this.busy = false;
+      if (this.freed) this.release();
+      return 0;
+    }
     let at = this.dataAt;
     for (let i = 0; i < n; i++) {
       const f = frames[i]!;
@@ -321,7 +368,6 @@ export class BatchSender {
       this.view.writeBigUInt64LE(BigInt(f.length), iov + 8);
       at += f.length;
     }
-    this.busy = true;
     return new Promise((resolve) => {
       this.c.sendmmsg.async(this.fd, this.base, n, MSG_NOSIGNAL, (err: unknown, sent: number) => {
         this.busy = false;
