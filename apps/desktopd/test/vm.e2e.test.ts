@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   bootVm,
+  consoleReport,
   createNetns,
   type HostHttpServer,
   haveRootAndNetns,
@@ -23,7 +24,7 @@ import {
   type TestVm,
   vmUnavailableReason,
 } from "@desktopd/stack/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CLI_PATH, type Daemon, startDaemon } from "./support/daemon.js";
 
 const env = haveRootAndNetns();
@@ -37,6 +38,12 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
   const page = randomBytes(256 * 1024);
   const pageSha = createHash("sha256").update(page).digest("hex");
   const vms: TestVm[] = [];
+  // A failed assertion names the consoles: the guest's view of what went wrong.
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      if (vms.length > 0) process.stderr.write(`${consoleReport(vms)}\n`);
+    });
+  });
   let streamVm: TestVm;
   let dgramVm: TestVm;
   let nsAddress: string;
@@ -70,7 +77,7 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
     daemon = await startDaemon({
       netns: ns.name,
       configure: true,
-      args: ["--qemu-socket", qemu, "--vfkit-socket", vfkit],
+      args: ["--qemu-socket", qemu, "--vfkit-socket", vfkit, "--control", join(dir, "control.sock")],
     });
     // The namespace guest (configured with the first, reserved, address) serves a page to the VMs.
     nsAddress = daemon.info.address!.split("/")[0]!;
@@ -88,7 +95,7 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("prints the qemu and vfkit arguments for its sockets", () => {
+  it("names its sockets on the ready line", () => {
     expect(daemon.info.qemu).toBe(sockets().qemu);
     expect(daemon.info.vfkit).toBe(sockets().vfkit);
   });
@@ -133,6 +140,22 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
     streamVm = again;
   });
 
+  it("serves a VM that reboots over dgram (the same local path again) without a restart", async () => {
+    const before = /inet (192\.168\.65\.\d+)\//.exec(await dgramVm.sh("ip addr show eth0"))![1]!;
+    await dgramVm.close();
+    const local = join(dir, "vm-dgram.sock");
+    // qemu leaves its bound socket file behind; a new qemu binds the path again.
+    rmSync(local, { force: true });
+    const again = await bootVm({
+      name: "run-dgram-reboot",
+      mac: dgramVm.mac,
+      netdev: `dgram,id=n0,local.type=unix,local.path=${local},remote.type=unix,remote.path=${sockets().vfkit}`,
+    });
+    vms.push(again);
+    expect(await leaseAndCheck(again)).toBe(before);
+    dgramVm = again;
+  });
+
   it("drops a peer that sends a 1 GB length prefix; the others carry on", async () => {
     const bad = connect(sockets().qemu);
     await new Promise<void>((resolve, reject) => bad.once("connect", resolve).once("error", reject));
@@ -149,8 +172,38 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
       "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)",
       "s.bind(sys.argv[1])",
       "for n in (1, 5, 13, 9000): s.sendto(os.urandom(n), sys.argv[2])",
+      // Stays bound while its link is looked at: a link whose peer is gone is removed.
+      "print('sent', flush=True)",
+      "sys.stdin.read()",
     ].join("\n");
-    execFileSync("python3", ["-c", py, join(dir, "junk.sock"), sockets().vfkit]);
+    const junkPeer = spawn("python3", ["-c", py, join(dir, "junk.sock"), sockets().vfkit], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    await new Promise((resolve) => junkPeer.stdout!.once("data", resolve));
+    // The junk peer's link counts each datagram it dropped, by reason.
+    type Status = { links: { name: string; stats: { framesIn: number; drops: Record<string, number> } }[] };
+    const status = () =>
+      JSON.parse(
+        execFileSync(
+          process.execPath,
+          [CLI_PATH, "status", "--json", "--control", join(dir, "control.sock")],
+          {
+            encoding: "utf8",
+          },
+        ),
+      ) as Status;
+    let junk: Status["links"][number] | undefined;
+    for (let i = 0; i < 50; i++) {
+      junk = status().links.find((l) => l.name.includes("junk.sock"));
+      const drops = junk ? Object.values(junk.stats.drops).reduce((a, b) => a + b, 0) : 0;
+      if (drops === 4) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    junkPeer.stdin!.end();
+    expect(junk?.stats, JSON.stringify(status().links)).toMatchObject({
+      framesIn: 0,
+      drops: { truncated: 3, oversize: 1 },
+    });
     expect(daemon.alive(), daemon.describe()).toBe(true);
     await streamVm.sh("ping -c 1 -W 5 192.168.65.1");
     await dgramVm.sh("ping -c 1 -W 5 192.168.65.1");

@@ -213,3 +213,13 @@ function randomMac(): string {
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+/**
+ * For a failed test: where each VM's serial console log is kept, and its last lines — the
+ * guest's side of what went wrong (kernel messages, udhcpc, the commands run).
+ */
+export function consoleReport(vms: readonly TestVm[], lines = 40): string {
+  return vms
+    .map((vm) => `--- console of VM ${vm.mac} (kept at ${vm.consoleLog}) ---\n${vm.consoleTail(lines)}`)
+    .join("\n");
+}

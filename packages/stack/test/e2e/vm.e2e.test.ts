@@ -20,6 +20,7 @@ import {
 } from "@desktopd/stack";
 import {
   bootVm,
+  consoleReport,
   createNetns,
   type HostHttpServer,
   haveRootAndNetns,
@@ -30,7 +31,7 @@ import {
   type TestVm,
   vmUnavailableReason,
 } from "@desktopd/stack/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 const env = haveRootAndNetns();
 const noVm = env.ok && skipBecause(vmUnavailableReason());
@@ -44,6 +45,12 @@ describe.skipIf(!env.ok || noVm)("Linux VMs on the virtual switch", () => {
   let ns: Netns;
   let http: HostHttpServer;
   const vms: TestVm[] = [];
+  // A failed assertion names the consoles: the guest's view of what went wrong.
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      if (vms.length > 0) process.stderr.write(`${consoleReport(vms)}\n`);
+    });
+  });
   let nsAddress: string;
 
   beforeAll(async () => {

@@ -163,6 +163,19 @@ describe.each([
     expect(link.stats.drops).toEqual({});
   });
 
+  /** A frame each way on a link whose peer did nothing wrong. */
+  async function expectCarriesOn(peer: Peer, recorded: Recorded): Promise<void> {
+    const before = peer.frames.length;
+    peer.socket.write(framed(pingQ));
+    recorded.link.send(Buffer.from(pingA));
+    await until(
+      () => recorded.frames.length === 1 && peer.frames.length === before + 1,
+      "the bystander's frames both ways",
+    );
+    expect(recorded.closed).toBe(false);
+    expect(recorded.link.stats.drops).toEqual({});
+  }
+
   it("closes only the link whose peer sends garbage; a second connection keeps working", async () => {
     const { all, onLink } = links();
     const listener = await listen(address(), onLink);
@@ -191,9 +204,12 @@ describe.each([
     expect(goodLink.link.stats.drops).toEqual({});
   });
 
-  it("closes a link on a 1 GB length and on a little-endian length", async () => {
+  it("closes a link on a 1 GB length and on a little-endian length; a bystander carries on", async () => {
     const { all, onLink } = links();
     const listener = await listen(address(), onLink);
+    const bystander = await Peer.connect(listener.address);
+    await until(() => all.length === 1, "the bystander's link");
+    const calm = all.shift()!;
     const huge = await Peer.connect(listener.address);
     const swapped = await Peer.connect(listener.address);
     await until(() => all.length === 2, "two links");
@@ -210,6 +226,7 @@ describe.each([
       expect(r.link.stats.drops["bad-length"]).toBe(1);
     }
     await until(() => huge.ended && swapped.ended, "both peers to see the close");
+    await expectCarriesOn(bystander, calm);
   });
 
   it("skips an oversize frame and a runt but keeps the link", async () => {
@@ -227,6 +244,9 @@ describe.each([
   it("counts a frame cut short when the peer closes mid-frame, then reports the close", async () => {
     const { all, onLink } = links();
     const listener = await listen(address(), onLink);
+    const bystander = await Peer.connect(listener.address);
+    await until(() => all.length === 1, "the bystander's link");
+    const calm = all.shift()!;
     const peer = await Peer.connect(listener.address);
     await until(() => all.length === 1, "the link");
     const whole = framed(pingQ);
@@ -235,6 +255,7 @@ describe.each([
     expect(all[0]!.frames.map((f) => f.toString("hex"))).toEqual([arpRequest]);
     expect(all[0]!.link.stats.drops).toEqual({ truncated: 1 });
     expect(all[0]!.closeError).toBeUndefined();
+    await expectCarriesOn(bystander, calm);
   });
 
   it("a clean close between frames counts nothing", async () => {
