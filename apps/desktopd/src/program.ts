@@ -41,7 +41,12 @@ function addSharedOptions(command: Command): Command {
     .option("--pcap <file>", "write every frame on the guest link to a pcap file")
     .option("--no-offload", "turn off checksum offload and TSO on the TAP link (one frame per syscall)")
     .option("--log-level <level>", `${LOG_LEVELS.join("|")}; logs are JSON on stderr (default: info)`)
-    .option("--dns-record <name=address>", "fixed A/AAAA record for guests; repeatable", collect)
+    .option(
+      "--dns-record <record>",
+      "fixed record for guests: NAME=ADDRESS (A/AAAA), or NAME/TYPE=DATA for CNAME, PTR, TXT, " +
+        "MX ([PREF ]HOST) and SRV ([PRIO WEIGHT ]PORT TARGET); NAME may be *.zone; repeatable",
+      collect,
+    )
     .option(
       "--dns-forward <domain=ip[:port]>",
       "send DOMAIN and below to this nameserver; repeatable",

@@ -51,6 +51,14 @@ describe.skipIf(!env.ok || !tools)("desktopd DNS (--dns-upstream, --dns-record, 
         "db.test.internal=10.9.8.7",
         "--dns-record",
         "*.apps.internal=fd00::7",
+        "--dns-record",
+        "api.test.internal/CNAME=db.test.internal",
+        "--dns-record",
+        "_pg._tcp.test.internal/SRV=5432 db.test.internal",
+        "--dns-record",
+        "test.internal/MX=5 mail.test.internal",
+        "--dns-record",
+        "test.internal/TXT=owner=team-a",
         "--dns-forward",
         `corp.example=${corp.host}:${corp.port}`,
       ],
@@ -84,6 +92,23 @@ describe.skipIf(!env.ok || !tools)("desktopd DNS (--dns-upstream, --dns-record, 
       "web.apps.internal. AAAA fd00::7",
     ]);
     expect(await guest.shOk("getent hosts db.test.internal")).toMatch(/^10\.9\.8\.7\s/);
+  });
+
+  it("serves --dns-record records of every type: CNAME (followed), SRV, MX, TXT", async () => {
+    expect((await inGuest(["api.test.internal"])).answers).toEqual([
+      "api.test.internal. CNAME db.test.internal.",
+      "db.test.internal. A 10.9.8.7",
+    ]);
+    expect((await inGuest(["_pg._tcp.test.internal", "SRV"])).answers).toEqual([
+      "_pg._tcp.test.internal. SRV 0 0 5432 db.test.internal.",
+    ]);
+    expect((await inGuest(["test.internal", "MX"])).answers).toEqual([
+      "test.internal. MX 5 mail.test.internal.",
+    ]);
+    expect((await inGuest(["test.internal", "TXT"])).answers).toEqual(['test.internal. TXT "owner=team-a"']);
+    // The name exists with other types: NODATA, not NXDOMAIN.
+    const a = await inGuest(["test.internal", "A"]);
+    expect([a.status, a.answers]).toEqual(["NOERROR", []]);
   });
 
   it("sends everything else to --dns-upstream, SRV and TXT included, and NXDOMAIN stays NXDOMAIN", async () => {

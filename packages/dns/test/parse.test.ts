@@ -42,6 +42,50 @@ describe("parsers", () => {
     expect(DnsConfigError.isInstance(new DnsConfigError("x"))).toBe(true);
   });
 
+  it("reads every record type as NAME/TYPE=DATA", () => {
+    expect(parseRecord("api.test/CNAME=Web.Test.")).toEqual({
+      name: "api.test",
+      type: "CNAME",
+      data: "web.test",
+    });
+    expect(parseRecord("7.0.0.10.in-addr.arpa/ptr=db.test")).toEqual({
+      name: "7.0.0.10.in-addr.arpa",
+      type: "PTR",
+      data: "db.test",
+    });
+    expect(parseRecord("info.test/TXT=v=spf1 -all")).toEqual({
+      name: "info.test",
+      type: "TXT",
+      data: "v=spf1 -all",
+    });
+    expect(parseRecord("mail.test/MX=5 mx.mail.test")).toEqual({
+      name: "mail.test",
+      type: "MX",
+      data: { preference: 5, exchange: "mx.mail.test" },
+    });
+    expect(parseRecord("mail.test/MX=mx.mail.test")).toMatchObject({ data: { preference: 10 } });
+    expect(parseRecord("_http._tcp.web.test/SRV=1 2 8080 web.test")).toEqual({
+      name: "_http._tcp.web.test",
+      type: "SRV",
+      data: { priority: 1, weight: 2, port: 8080, target: "web.test" },
+    });
+    expect(parseRecord("_http._tcp.web.test/SRV=80 web.test")).toMatchObject({
+      data: { priority: 0, weight: 0, port: 80, target: "web.test" },
+    });
+    expect(parseRecord("v6.test/AAAA=fd00::2")).toMatchObject({ type: "AAAA" });
+    for (const [bad, message] of [
+      ["v4.test/AAAA=10.0.0.1", "is not an IPv6 address"],
+      ["x.test/NS=ns.test", 'record type "NS" is not one of'],
+      ["x.test/MX=1 2 3", "expected NAME/MX="],
+      ["x.test/SRV=1 2 web.test", "expected NAME/SRV="],
+      ["x.test/SRV=1 2 70000 web.test", 'port "70000" must be 0..65535'],
+      ["x.test/CNAME=not a name", "is not a domain name"],
+      [`x.test/TXT=${"a".repeat(256)}`, "longer than 255 bytes"],
+    ] as const) {
+      expect(() => parseRecord(bad), bad).toThrow(message);
+    }
+  });
+
   it("reads resolv.conf nameservers in order, at most three, port 53", () => {
     const text = [
       "# generated",
