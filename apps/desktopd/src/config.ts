@@ -136,7 +136,7 @@ export const runOptionsSchema = z.object({
   /** Host address of publish specs that name none (default 127.0.0.1; Docker's is 0.0.0.0). */
   publishHostIp: publishHostIpSchema.optional(),
   logLevel: logLevelSchema.default("info"),
-  /** Fixed DNS records for guests, NAME=ADDRESS. */
+  /** Fixed DNS records for guests, NAME=ADDRESS or NAME/TYPE=DATA. */
   dnsRecord: repeated(parsedBy(parseRecord)),
   /** Split-horizon forwarding, DOMAIN=IP[:PORT]. */
   dnsForward: repeated(parsedBy(parseForwardRule)),
