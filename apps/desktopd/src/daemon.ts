@@ -119,7 +119,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     const policy = dns.policy(stackOptions?.policy);
     const stack = createStack({ ...stackOptions, policy, subnet: config.subnet, mtu: config.mtu, logger });
     undo.push(() => stack.close());
-    dns.bind(stack.config, () => stack.leases());
+    const guestDns = dns.bind(stack.config, () => stack.leases());
     undo.push(async () => dns.close());
     const sw = createSwitch({
       offload: config.offload,
@@ -256,12 +256,14 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     if (config.control) {
       const control = await startControlServer(config.control, {
         forwarder: publishing.forwarder,
+        dns: guestDns,
         status: () => ({
           ready,
           links: sw.ports(),
           leases: stack.leases(),
           published: publishing.forwarder.list(),
           counters: stack.counters(),
+          dns: guestDns.handler.counters(),
         }),
       });
       undo.push(() => control.close());

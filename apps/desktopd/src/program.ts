@@ -193,6 +193,45 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       setExitCode(await (await control()).publishCommand("rm", id, o, io));
     });
 
+  const dns = program.command("dns").description("the guests' DNS server of a running daemon");
+  const names = dns.command("names").description("names registered for guests (containers, VMs)");
+  names
+    .command("ls")
+    .description("list registered names")
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).dnsNamesCommand("ls", {}, o, io));
+    });
+  names
+    .command("add <name> <address>")
+    .description("answer NAME with ADDRESS for guests (and PTR for addresses in the subnet)")
+    .addOption(controlOption())
+    .option("--ttl <seconds>", "lapse after this many seconds unless added again (default: until removed)")
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (name: string, address: string, o: { control: string; json?: boolean; ttl?: string }) => {
+      const ttl = o.ttl === undefined ? undefined : Number(o.ttl);
+      setExitCode(await (await control()).dnsNamesCommand("add", { name, address, ttl }, o, io));
+    });
+  names
+    .command("rm <name> [address]")
+    .description("remove one address of NAME, or all of them")
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (name: string, address: string | undefined, o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).dnsNamesCommand("rm", { name, address }, o, io));
+    });
+  dns
+    .command("log")
+    .description("the most recent queries: client, name, type, answer, layer that answered, latency")
+    .addOption(controlOption())
+    .option("--limit <n>", "at most this many (default 100)")
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (o: { control: string; json?: boolean; limit?: string }) => {
+      const limit = o.limit === undefined ? undefined : Number(o.limit);
+      setExitCode(await (await control()).dnsLogCommand({ ...o, limit }, io));
+    });
+
   return program;
 }
 

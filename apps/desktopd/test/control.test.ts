@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createDns, type Dns } from "@desktopd/dns";
 import { createForwarder, createSocketDialer, type Forwarder, type ForwardInfo } from "@desktopd/portfwd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { controlRequest } from "../src/control/client.js";
@@ -21,18 +22,21 @@ describe("control API", () => {
   let echoPort: number;
   let forwarder: Forwarder;
   let control: ControlServer;
+  let dns: Dns;
 
   beforeAll(async () => {
     echo = createServer((s) => s.pipe(s));
     await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
     echoPort = (echo.address() as { port: number }).port;
     forwarder = createForwarder({ dialer: createSocketDialer(), target: "127.0.0.1" });
-    control = await startControlServer(path, { forwarder, status: () => ({ ready: { subnet: "x" } }) });
+    dns = createDns({ registry: { subnets: ["192.168.65.0/24"] }, host: false });
+    control = await startControlServer(path, { forwarder, dns, status: () => ({ ready: { subnet: "x" } }) });
   });
 
   afterAll(async () => {
     await control?.close();
     await forwarder?.close();
+    dns?.close();
     echo?.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -96,6 +100,39 @@ describe("control API", () => {
     expect((await cli("publish", "rm", id, "--control", path)).code).toBe(0);
     const status = await cli("status", "--control", path, "--json");
     expect(JSON.parse(status.out)).toEqual({ ready: { subnet: "x" } });
+  });
+
+  it("registers, lists and removes DNS names, and refuses bad ones with 400 and unknown ones with 404", async () => {
+    expect(
+      await controlRequest(path, "POST", "/v1/dns/names", { name: "Web.Test.", address: "192.168.65.9" }),
+    ).toEqual([{ name: "web.test", address: "192.168.65.9", ttl: null }]);
+    await controlRequest(path, "POST", "/v1/dns/names", { name: "web.test", address: "fd00::9", ttl: 30 });
+    expect(dns.registry.entries().map((e) => [e.name, e.address, e.secondsLeft])).toEqual([
+      ["web.test", "192.168.65.9", null],
+      ["web.test", "fd00::9", 30],
+    ]);
+    for (const [body, message] of [
+      [{ name: "web.test" }, 'expected {"name"'],
+      [{ name: "web test", address: "1.2.3.4" }, "expected NAME=ADDRESS"],
+      [{ name: "web.test", address: "nowhere" }, "is not an IP address"],
+      [{ name: "*.web.test", address: "1.2.3.4" }, "wildcards are for --dns-record"],
+      [{ name: "web.test", address: "1.2.3.4", ttl: 0 }, "ttl must be"],
+      [{ name: "web.test", address: "1.2.3.4", ttl: 1.5 }, "ttl must be"],
+    ] as const) {
+      const error = await controlRequest(path, "POST", "/v1/dns/names", body).catch((e: unknown) => e);
+      expect((error as Error).message, JSON.stringify(body)).toContain(message);
+    }
+    expect(await controlRequest(path, "DELETE", "/v1/dns/names/web.test?address=fd00::9")).toEqual([
+      { name: "web.test", address: "fd00::9", ttl: 30 },
+    ]);
+    const names = await cli("dns", "names", "ls", "--control", path);
+    expect(names.out).toBe("web.test 192.168.65.9\n");
+    expect((await cli("dns", "names", "rm", "web.test", "--control", path)).code).toBe(0);
+    const gone = await cli("dns", "names", "rm", "web.test", "--control", path);
+    expect([gone.code, gone.err]).toEqual([1, expect.stringContaining("web.test is not registered")]);
+    expect(await controlRequest(path, "GET", "/v1/dns/log?limit=5")).toEqual([]);
+    const badLimit = await controlRequest(path, "GET", "/v1/dns/log?limit=x").catch((e: unknown) => e);
+    expect((badLimit as Error).message).toContain("limit must be");
   });
 
   it("says when no daemon listens, and refuses a socket another daemon holds", async () => {

@@ -3,12 +3,16 @@
  * --dns-forward; the guest resolves with its configured resolv.conf (the gateway), using dig and
  * glibc. The upstream and the split-horizon server are dnsmasq on private loopback addresses.
  */
+
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { type Dnsmasq, dig, parseDig, startDnsmasq } from "@desktopd/dns/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  CLI_PATH,
   type Guest,
   haveRootAndNetns,
   missingCommands,
@@ -18,6 +22,7 @@ import {
 } from "./support/index.js";
 
 const env = haveRootAndNetns();
+const run = promisify(execFile);
 const tools = !skipBecause(missingCommands("dnsmasq", "dig", "unshare"));
 
 describe.skipIf(!env.ok || !tools)("desktopd DNS (--dns-upstream, --dns-record, --dns-forward)", () => {
@@ -139,7 +144,9 @@ describe.skipIf(!env.ok || !tools)("desktopd DNS: names guests send in DHCP", ()
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "dtd-dnsdhcp-"));
     upstream = await startDnsmasq(["--local=/test/"]);
-    guest = await startGuest("dnsh", { args: ["--dns-upstream", upstream.host] });
+    guest = await startGuest("dnsh", {
+      args: ["--dns-upstream", upstream.host, "--control", join(dir, "control.sock")],
+    });
   });
 
   afterAll(async () => {
@@ -157,6 +164,53 @@ describe.skipIf(!env.ok || !tools)("desktopd DNS: names guests send in DHCP", ()
     expect((await inGuest(["web1"])).answers).toEqual([`web1. A ${address}`]);
     expect((await inGuest(["-x", address!])).answers).toEqual(["3.65.168.192.in-addr.arpa. PTR web1."]);
     expect((await inGuest(["web2.test"])).status).toBe("NXDOMAIN");
+  });
+
+  it("answers names registered through the control socket until they are removed, and logs the queries", async () => {
+    const desktopd = async (...args: string[]) =>
+      (await run(process.execPath, [CLI_PATH, ...args, "--control", join(dir, "control.sock")])).stdout;
+    expect(await desktopd("dns", "names", "add", "db.test", "192.168.65.50")).toBe("db.test 192.168.65.50\n");
+    await desktopd("dns", "names", "add", "db.test", "192.168.65.51", "--ttl", "600");
+    expect((await inGuest(["db.test"])).answers.sort()).toEqual([
+      "db.test. A 192.168.65.50",
+      "db.test. A 192.168.65.51",
+    ]);
+    expect((await inGuest(["-x", "192.168.65.50"])).answers).toEqual([
+      "50.65.168.192.in-addr.arpa. PTR db.test.",
+    ]);
+    const listed = JSON.parse(await desktopd("dns", "names", "ls", "--json")) as {
+      name: string;
+      ttl: number | null;
+    }[];
+    expect(listed.filter((n) => n.name === "db.test").map((n) => n.ttl !== null && n.ttl > 590)).toEqual([
+      false,
+      true,
+    ]);
+
+    const log = JSON.parse(await desktopd("dns", "log", "--json", "--limit", "2")) as {
+      name: string;
+      layer: string;
+    }[];
+    expect(log.map((e) => [e.name, e.layer])).toEqual([
+      ["db.test", "registry"],
+      ["50.65.168.192.in-addr.arpa", "registry"],
+    ]);
+
+    await desktopd("dns", "names", "rm", "db.test");
+    // Not ours any more: the upstream's answer for its own zone.
+    expect((await inGuest(["db.test"])).status).toBe("NXDOMAIN");
+    const failed = await run(process.execPath, [
+      CLI_PATH,
+      "dns",
+      "names",
+      "add",
+      "bad name",
+      "1.2.3.4",
+      "--control",
+      join(dir, "control.sock"),
+    ]).catch((e: { code: number; stderr: string }) => e);
+    expect(failed).toMatchObject({ code: 1 });
+    expect((failed as { stderr: string }).stderr).toContain("expected NAME=ADDRESS");
   });
 });
 

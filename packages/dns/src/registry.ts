@@ -28,6 +28,8 @@ export interface RegistryEntry {
   address: string;
   /** Clock time it lapses, or Infinity. */
   expiresAt: number;
+  /** Seconds until it lapses (rounded up), or null when it lasts until removed. */
+  secondsLeft: number | null;
 }
 
 /** The registry layer, with its mutators. */
@@ -92,7 +94,10 @@ export function createRegistry(o: RegistryOptions = {}): NameRegistry {
     entries() {
       const out: RegistryEntry[] = [];
       for (const name of [...names.keys()]) {
-        for (const [address, expiresAt] of live(name) ?? []) out.push({ name, address, expiresAt });
+        for (const [address, expiresAt] of live(name) ?? []) {
+          const secondsLeft = expiresAt === Infinity ? null : Math.ceil((expiresAt - clock.now()) / 1000);
+          out.push({ name, address, expiresAt, secondsLeft });
+        }
       }
       return out;
     },

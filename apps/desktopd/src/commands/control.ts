@@ -37,6 +37,74 @@ export async function publishCommand(
   return 0;
 }
 
+/** A name in the DNS registry, as GET /v1/dns/names lists it (ttl: seconds left, null: until removed). */
+interface RegisteredName {
+  name: string;
+  address: string;
+  ttl: number | null;
+}
+
+export async function dnsNamesCommand(
+  action: "ls" | "add" | "rm",
+  args: { name?: string; address?: string; ttl?: number },
+  o: ControlCommandOptions,
+  io: CliIo,
+): Promise<number> {
+  let names: RegisteredName[];
+  if (action === "add") {
+    const body = {
+      name: args.name,
+      address: args.address,
+      ...(args.ttl === undefined ? {} : { ttl: args.ttl }),
+    };
+    names = (await controlRequest(o.control, "POST", "/v1/dns/names", body)) as RegisteredName[];
+  } else if (action === "rm") {
+    const query = args.address ? `?address=${encodeURIComponent(args.address)}` : "";
+    names = (await controlRequest(
+      o.control,
+      "DELETE",
+      `/v1/dns/names/${encodeURIComponent(args.name ?? "")}${query}`,
+    )) as RegisteredName[];
+  } else names = (await controlRequest(o.control, "GET", "/v1/dns/names")) as RegisteredName[];
+  if (o.json) io.out(`${JSON.stringify(names, null, 2)}\n`);
+  else
+    io.out(names.map((n) => `${n.name} ${n.address}${n.ttl === null ? "" : `  ttl ${n.ttl}s`}\n`).join(""));
+  return 0;
+}
+
+/** One line per query of GET /v1/dns/log. */
+interface LoggedQuery {
+  time: number;
+  client: string;
+  name: string;
+  type: string;
+  rcode: string;
+  answers: string[];
+  layer: string;
+  cached: boolean;
+  latencyMs: number;
+  error?: string;
+}
+
+export async function dnsLogCommand(
+  o: ControlCommandOptions & { limit?: number },
+  io: CliIo,
+): Promise<number> {
+  const query = o.limit === undefined ? "" : `?limit=${o.limit}`;
+  const log = (await controlRequest(o.control, "GET", `/v1/dns/log${query}`)) as LoggedQuery[];
+  if (o.json) io.out(`${JSON.stringify(log, null, 2)}\n`);
+  else {
+    for (const q of log) {
+      const answer = q.answers.length > 0 ? q.answers.join(", ") : q.rcode;
+      const how = `${q.layer}${q.cached ? " (cached)" : ""} ${q.latencyMs.toFixed(1)} ms`;
+      io.out(
+        `${new Date(q.time).toISOString()} ${q.client} ${q.name} ${q.type} → ${answer}  [${how}]${q.error ? `  ${q.error}` : ""}\n`,
+      );
+    }
+  }
+  return 0;
+}
+
 /** What GET /v1/status answers (see daemon.ts). */
 export interface DaemonStatus {
   ready: Record<string, unknown>;

@@ -7,10 +7,15 @@
  *   GET    /v1/publish           published ports with live stats
  *   POST   /v1/publish           {"spec": "8080:80"} → the forwards added (201)
  *   DELETE /v1/publish/ID[?close=1]  unpublish by id or spec; close=1 also closes its connections
+ *   GET    /v1/dns/names         names registered for guests (the DNS registry)
+ *   POST   /v1/dns/names         {"name": "web", "address": "192.168.65.9", "ttl": 60} → registered (201)
+ *   DELETE /v1/dns/names/NAME[?address=IP]  one address of a name, or all of them
+ *   GET    /v1/dns/log[?limit=N] the most recent DNS queries: name, type, answers, layer, latency
  */
 import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect } from "node:net";
+import { type Dns, DnsError, parseRecord } from "@desktopd/dns";
 import { type Forwarder, PortfwdError } from "@desktopd/portfwd";
 import { ControlError } from "../errors.js";
 
@@ -18,6 +23,8 @@ import { ControlError } from "../errors.js";
 export interface ControlTarget {
   status(): unknown;
   forwarder: Forwarder;
+  /** The guests' DNS server: its name registry and query log. */
+  dns?: Dns;
 }
 
 export interface ControlServer {
@@ -100,6 +107,76 @@ async function handle(
     const closeConnections = url.searchParams.get("close") === "1";
     const id = decodeURIComponent(parts[2]!);
     return { status: 200, body: await target.forwarder.remove(id, { closeConnections }) };
+  }
+  if (resource === "dns" && target.dns) return handleDns(req, url, parts.slice(2), target.dns);
+  throw new HttpError(404, `no such resource: ${url.pathname}`);
+}
+
+/** Registrations last until removed unless they give a TTL; at most a year. */
+const MAX_NAME_TTL = 365 * 24 * 3600;
+
+async function handleDns(
+  req: IncomingMessage,
+  url: URL,
+  parts: string[],
+  dns: Dns,
+): Promise<{ status: number; body: unknown }> {
+  const entries = (name?: string) =>
+    dns.registry
+      .entries()
+      .filter((e) => name === undefined || e.name === name)
+      .map(({ name, address, secondsLeft }) => ({ name, address, ttl: secondsLeft }));
+  if (parts[0] === "names" && parts.length === 1) {
+    allow(req, ["GET", "POST"]);
+    if (req.method === "GET") return { status: 200, body: entries() };
+    const body = (await readJson(req)) as { name?: unknown; address?: unknown; ttl?: unknown } | null;
+    const { name, address, ttl } = body ?? {};
+    if (typeof name !== "string" || typeof address !== "string") {
+      throw new HttpError(400, 'expected {"name": "NAME", "address": "IP", "ttl": SECONDS (optional)}');
+    }
+    if (
+      ttl !== undefined &&
+      (!Number.isInteger(ttl) || (ttl as number) < 1 || (ttl as number) > MAX_NAME_TTL)
+    ) {
+      throw new HttpError(400, `ttl must be a whole number of seconds, 1..${MAX_NAME_TTL}`);
+    }
+    let record: ReturnType<typeof parseRecord>;
+    try {
+      record = parseRecord(`${name}=${address}`);
+    } catch (error) {
+      if (DnsError.isInstance(error)) throw new HttpError(400, error.message);
+      throw error;
+    }
+    if (record.name.startsWith("*.")) throw new HttpError(400, `"${name}": wildcards are for --dns-record`);
+    dns.registry.register(
+      record.name,
+      record.data as string,
+      ttl === undefined ? {} : { ttlSeconds: ttl as number },
+    );
+    return { status: 201, body: entries(record.name) };
+  }
+  if (parts[0] === "names" && parts.length === 2) {
+    allow(req, ["DELETE"]);
+    const name = decodeURIComponent(parts[1]!).toLowerCase().replace(/\.$/, "");
+    const address = url.searchParams.get("address") ?? undefined;
+    const before = entries(name);
+    if (!dns.registry.remove(name, address)) {
+      throw new HttpError(
+        404,
+        `${name}${address ? ` → ${address}` : ""} is not registered`,
+        "ERR_DESKTOPD_DNS_NOT_FOUND",
+      );
+    }
+    const left = new Set(entries(name).map((e) => e.address));
+    return { status: 200, body: before.filter((e) => !left.has(e.address)) };
+  }
+  if (parts[0] === "log" && parts.length === 1) {
+    allow(req, ["GET"]);
+    const limitText = url.searchParams.get("limit");
+    const limit = limitText === null ? 100 : Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new HttpError(400, "limit must be a positive whole number");
+    return { status: 200, body: dns.handler.queryLog().slice(-limit) };
   }
   throw new HttpError(404, `no such resource: ${url.pathname}`);
 }
