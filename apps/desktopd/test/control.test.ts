@@ -25,7 +25,11 @@ describe("control API", () => {
   let dns: Dns;
 
   beforeAll(async () => {
-    echo = createServer((s) => s.pipe(s));
+    echo = createServer((s) => {
+      // Connections closed with close=1 reach it as resets.
+      s.on("error", () => {});
+      s.pipe(s);
+    });
     await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
     echoPort = (echo.address() as { port: number }).port;
     forwarder = createForwarder({ dialer: createSocketDialer(), target: "127.0.0.1" });
@@ -74,6 +78,38 @@ describe("control API", () => {
     )) as ForwardInfo[];
     expect(removed.map((f) => f.id)).toEqual([id]);
     expect(await controlRequest(path, "GET", "/v1/publish")).toEqual([]);
+  });
+
+  it("unpublishes with close=1 (desktopd publish rm --close-connections): open connections are reset", async () => {
+    const added = (await controlRequest(path, "POST", "/v1/publish", {
+      spec: `0:${echoPort}`,
+    })) as ForwardInfo[];
+    const { connect } = await import("node:net");
+    const open = async () => {
+      const c = connect(added[0]!.hostPort, "127.0.0.1");
+      c.write("hi");
+      await new Promise((resolve) => c.once("data", resolve));
+      const ended = new Promise<string>((resolve) => {
+        c.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+        c.on("close", () => resolve("closed"));
+      });
+      return { c, ended };
+    };
+    const kept = await open();
+    const rm = await cli("publish", "rm", added[0]!.id, "--control", path);
+    expect(rm.code, rm.err).toBe(0);
+    // Without close=1 it lives on.
+    kept.c.write("still");
+    await new Promise((resolve) => kept.c.once("data", resolve));
+    kept.c.destroy();
+
+    const again = (await controlRequest(path, "POST", "/v1/publish", {
+      spec: `${added[0]!.hostPort}:${echoPort}`,
+    })) as ForwardInfo[];
+    const doomed = await open();
+    const closing = await cli("publish", "rm", again[0]!.id, "--close-connections", "--control", path);
+    expect(closing.code, closing.err).toBe(0);
+    expect(await doomed.ended).toBe("ECONNRESET");
   });
 
   it("answers errors with a status and the library's message", async () => {
