@@ -14,9 +14,11 @@ describe("desktopd CLI", () => {
       "--subnet <cidr>",
       "--mtu <bytes>",
       "--pcap <file>",
-      "--dns-record <name=address>",
+      "--dns-record <record>",
       "--dns-forward <domain=ip[:port]>",
       "--dns-upstream <ip[:port]>",
+      "--dns-host-mode <mode>",
+      "--publish-host-ip <ip>",
     ]) {
       expect(out).toContain(option);
     }
