@@ -124,6 +124,9 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
     await streamVm.sh(`ping -c 1 -W 5 ${dgramAddr}`);
     const got = await streamVm.sh(`timeout 30 wget -q -O - http://${dgramAddr}:8080/hello`);
     expect(got.trim()).toBe("vm-to-vm");
+    // And the other way round.
+    const streamAddr = /inet (192\.168\.65\.\d+)\//.exec(await streamVm.sh("ip addr show eth0"))![1]!;
+    await dgramVm.sh(`ping -c 1 -W 5 ${streamAddr}`);
   });
 
   it("serves a VM that reboots (a new connection) without a restart", async () => {
