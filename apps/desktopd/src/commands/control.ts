@@ -1,4 +1,5 @@
 /** `desktopd status` and `desktopd publish ls|add|rm`: ask a running daemon over its control socket. */
+import type { QueryLogEntry } from "@desktopd/dns";
 import type { ForwardInfo } from "@desktopd/portfwd";
 import { controlRequest } from "../control/client.js";
 import type { CliIo } from "./io.js";
@@ -72,26 +73,12 @@ export async function dnsNamesCommand(
   return 0;
 }
 
-/** One line per query of GET /v1/dns/log. */
-interface LoggedQuery {
-  time: number;
-  client: string;
-  name: string;
-  type: string;
-  rcode: string;
-  answers: string[];
-  layer: string;
-  cached: boolean;
-  latencyMs: number;
-  error?: string;
-}
-
 export async function dnsLogCommand(
   o: ControlCommandOptions & { limit?: number },
   io: CliIo,
 ): Promise<number> {
   const query = o.limit === undefined ? "" : `?limit=${o.limit}`;
-  const log = (await controlRequest(o.control, "GET", `/v1/dns/log${query}`)) as LoggedQuery[];
+  const log = (await controlRequest(o.control, "GET", `/v1/dns/log${query}`)) as QueryLogEntry[];
   if (o.json) io.out(`${JSON.stringify(log, null, 2)}\n`);
   else {
     for (const q of log) {
