@@ -84,6 +84,8 @@ export class LinkLostError extends DesktopdError {
 /** A request to a running daemon's control socket failed (none running, or it refused). */
 export class ControlError extends DesktopdError {
   override readonly code = "ERR_DESKTOPD_CONTROL";
+  /** The daemon's HTTP status, when it answered with an error. */
+  status?: number;
   static override isInstance(value: unknown): value is ControlError {
     return codeIs(value, "ERR_DESKTOPD_CONTROL");
   }

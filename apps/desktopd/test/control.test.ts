@@ -143,24 +143,41 @@ describe("control API", () => {
       await controlRequest(path, "POST", "/v1/dns/names", { name: "Web.Test.", address: "192.168.65.9" }),
     ).toEqual([{ name: "web.test", address: "192.168.65.9", ttl: null }]);
     await controlRequest(path, "POST", "/v1/dns/names", { name: "web.test", address: "fd00::9", ttl: 30 });
-    expect(dns.registry.entries().map((e) => [e.name, e.address, e.secondsLeft])).toEqual([
-      ["web.test", "192.168.65.9", null],
-      ["web.test", "fd00::9", 30],
+    const left = dns.registry.entries().map((e) => [e.name, e.address, e.secondsLeft]);
+    expect(left.map(([name, address]) => [name, address])).toEqual([
+      ["web.test", "192.168.65.9"],
+      ["web.test", "fd00::9"],
     ]);
+    // Seconds left count down from 30 while the test runs.
+    expect(left[0]![2]).toBe(null);
+    expect(left[1]![2]).toBeGreaterThan(20);
+    expect(left[1]![2]).toBeLessThanOrEqual(30);
     for (const [body, message] of [
       [{ name: "web.test" }, 'expected {"name"'],
       [{ name: "web test", address: "1.2.3.4" }, "expected NAME=ADDRESS"],
       [{ name: "web.test", address: "nowhere" }, "is not an IP address"],
-      [{ name: "*.web.test", address: "1.2.3.4" }, "wildcards are for --dns-record"],
+      [{ name: "*.web.test", address: "1.2.3.4" }, "wildcards and other types are for --dns-record"],
+      [{ name: "y/a", address: "1.2.3.4" }, "is not a name"],
+      [{ name: "x/CNAME", address: "db.test" }, "is not a name"],
       [{ name: "web.test", address: "1.2.3.4", ttl: 0 }, "ttl must be"],
       [{ name: "web.test", address: "1.2.3.4", ttl: 1.5 }, "ttl must be"],
     ] as const) {
       const error = await controlRequest(path, "POST", "/v1/dns/names", body).catch((e: unknown) => e);
       expect((error as Error).message, JSON.stringify(body)).toContain(message);
+      expect((error as ControlError).status, JSON.stringify(body)).toBe(400);
     }
-    expect(await controlRequest(path, "DELETE", "/v1/dns/names/web.test?address=fd00::9")).toEqual([
-      { name: "web.test", address: "fd00::9", ttl: 30 },
-    ]);
+    const removed = (await controlRequest(path, "DELETE", "/v1/dns/names/web.test?address=fd00::9")) as {
+      address: string;
+    }[];
+    expect(removed.map((r) => r.address)).toEqual(["fd00::9"]);
+    for (const [resource, message] of [
+      ["/v1/dns/names/web.test?address=nowhere", "nowhere"],
+      ["/v1/dns/names/%zz", "is not a valid URL path segment"],
+    ] as const) {
+      const error = await controlRequest(path, "DELETE", resource).catch((e: unknown) => e);
+      expect((error as Error).message, resource).toContain(message);
+      expect((error as ControlError).status, resource).toBe(400);
+    }
     const names = await cli("dns", "names", "ls", "--control", path);
     expect(names.out).toBe("web.test 192.168.65.9\n");
     expect((await cli("dns", "names", "rm", "web.test", "--control", path)).code).toBe(0);

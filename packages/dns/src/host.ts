@@ -146,14 +146,17 @@ export function createHostLayer(o: HostLayerOptions = {}): HostLayer {
   };
   // getaddrinfo says ENOTFOUND both for a name that does not exist and for one that has records
   // of other types only (TXT, MX...): the nameservers tell NXDOMAIN from NODATA, so a client
-  // does not conclude the name is gone. Without an answer from them, the OS's word stands.
+  // does not conclude the name is gone. Only that: addresses the OS did not give are not handed
+  // out, and without an answer from the nameservers the OS's word stands.
   const notFound = async (q: Question): Promise<Resolution> => {
     const list = current();
     if (list.length === 0) return resolution("NXDOMAIN");
     try {
       const r = await forwarder.resolve(`host:${generation}`, list, q);
-      return r.rcode === "NOERROR" ? r : resolution("NXDOMAIN");
-    } catch {
+      const nodata = r.rcode === "NOERROR" && !r.answers.some((a) => a.type === q.type);
+      return nodata ? resolution("NOERROR", [], false, r.authorities) : resolution("NXDOMAIN");
+    } catch (e) {
+      if (!UpstreamError.isInstance(e)) throw e;
       return resolution("NXDOMAIN");
     }
   };

@@ -3,8 +3,10 @@
  * resolver (answered from /etc/hosts, never the network); the NXDOMAIN and NODATA mappings use an
  * injected lookup that fails the way getaddrinfo does.
  */
-import { describe, expect, it } from "vitest";
-import { createHostLayer, type LookupFunction, type Resolution } from "../src/index.js";
+import { createSocket, type Socket } from "node:dgram";
+import * as packet from "dns-packet";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHostLayer, type LookupFunction, type Resolution, type Upstream } from "../src/index.js";
 import { ManualClock } from "./support/clock.js";
 
 const failing =
@@ -106,5 +108,66 @@ describe("host layer, OS resolver", () => {
     clock.advance(1_000);
     await host.resolve({ name: "a.test", type: "A" });
     expect(calls).toBe(2);
+  });
+});
+
+describe("host layer, a name getaddrinfo cannot find", () => {
+  let nameserver: Socket;
+  let server: Upstream;
+  beforeAll(async () => {
+    // A nameserver that knows txt-only.test (a TXT record, no address), dns-only.test (an
+    // address the OS resolver did not give) and nothing else; silent.test it never answers.
+    nameserver = createSocket("udp4");
+    nameserver.on("message", (msg, from) => {
+      const query = packet.decode(msg);
+      const question = query.questions![0]!;
+      if (question.name === "silent.test") return;
+      const soa = {
+        name: "test",
+        type: "SOA" as const,
+        ttl: 60,
+        data: {
+          mname: "ns.test",
+          rname: "admin.test",
+          serial: 1,
+          refresh: 60,
+          retry: 60,
+          expire: 60,
+          minimum: 30,
+        },
+      };
+      const known = question.name === "txt-only.test" || question.name === "dns-only.test";
+      const answers =
+        question.name === "dns-only.test" && question.type === "A"
+          ? [{ name: "dns-only.test", type: "A" as const, ttl: 60, data: "6.6.6.6" }]
+          : [];
+      const reply = packet.encode({
+        id: query.id,
+        type: "response",
+        flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE | (known ? 0 : 3),
+        questions: [question],
+        answers,
+        authorities: answers.length === 0 ? [soa] : [],
+      });
+      nameserver.send(reply, from.port, from.address);
+    });
+    await new Promise<void>((resolve) => nameserver.bind(0, "127.0.0.1", resolve));
+    server = { host: "127.0.0.1", port: nameserver.address().port };
+  });
+  afterAll(() => nameserver?.close());
+
+  const layer = () =>
+    createHostLayer({ mode: "os", nameservers: [server], lookup: failing("ENOTFOUND"), timeoutMs: 300 });
+
+  it("is NODATA when the nameservers know it with other types, and carries their SOA", async () => {
+    const r = (await layer().resolve({ name: "txt-only.test", type: "A" })) as Resolution;
+    expect(r).toMatchObject({ rcode: "NOERROR", answers: [], authorities: [{ type: "SOA", name: "test" }] });
+  });
+
+  it("stays NXDOMAIN when they do not know it, when they do not answer, and when only they have addresses", async () => {
+    for (const name of ["gone.test", "silent.test", "dns-only.test"]) {
+      const r = (await layer().resolve({ name, type: "A" })) as Resolution;
+      expect([name, r.rcode, r.answers]).toEqual([name, "NXDOMAIN", []]);
+    }
   });
 });

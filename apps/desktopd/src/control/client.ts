@@ -34,7 +34,9 @@ export function controlRequest(
             return;
           }
           if ((res.statusCode ?? 500) >= 400) {
-            reject(new ControlError((parsed as { error?: string }).error ?? `HTTP ${res.statusCode}`));
+            const error = new ControlError((parsed as { error?: string }).error ?? `HTTP ${res.statusCode}`);
+            error.status = res.statusCode;
+            reject(error);
             return;
           }
           resolve(parsed);

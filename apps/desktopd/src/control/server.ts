@@ -15,7 +15,7 @@
 import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect } from "node:net";
-import { type Dns, DnsError, parseRecord } from "@desktopd/dns";
+import { type Dns, DnsError, normalizeName, parseRecord } from "@desktopd/dns";
 import { type Forwarder, PortfwdError } from "@desktopd/portfwd";
 import { ControlError } from "../errors.js";
 
@@ -59,6 +59,7 @@ export async function startControlServer(path: string, target: ControlTarget): P
         if (error instanceof HttpError) send(res, error.status, { error: error.message, code: error.code });
         else if (PortfwdError.isInstance(error))
           send(res, portfwdStatus(error.code), { error: error.message, code: error.code });
+        else if (DnsError.isInstance(error)) send(res, 400, { error: error.message, code: error.code });
         else
           send(res, 500, { error: (error as Error).message ?? String(error), code: "ERR_DESKTOPD_CONTROL" });
       },
@@ -105,7 +106,7 @@ async function handle(
   if (resource === "publish" && parts.length === 3) {
     allow(req, ["DELETE"]);
     const closeConnections = url.searchParams.get("close") === "1";
-    const id = decodeURIComponent(parts[2]!);
+    const id = decoded(parts[2]!);
     return { status: 200, body: await target.forwarder.remove(id, { closeConnections }) };
   }
   if (resource === "dns" && target.dns) return handleDns(req, url, parts.slice(2), target.dns);
@@ -140,24 +141,17 @@ async function handleDns(
     ) {
       throw new HttpError(400, `ttl must be a whole number of seconds, 1..${MAX_NAME_TTL}`);
     }
-    let record: ReturnType<typeof parseRecord>;
-    try {
-      record = parseRecord(`${name}=${address}`);
-    } catch (error) {
-      if (DnsError.isInstance(error)) throw new HttpError(400, error.message);
-      throw error;
+    // The record parser checks the name and the address; its "/TYPE" and "*." syntax is not for here.
+    if (name.includes("/") || name.startsWith("*.")) {
+      throw new HttpError(400, `"${name}" is not a name (wildcards and other types are for --dns-record)`);
     }
-    if (record.name.startsWith("*.")) throw new HttpError(400, `"${name}": wildcards are for --dns-record`);
-    dns.registry.register(
-      record.name,
-      record.data as string,
-      ttl === undefined ? {} : { ttlSeconds: ttl as number },
-    );
+    const record = parseRecord(`${name}=${address}`);
+    dns.registry.register(record.name, address, ttl === undefined ? {} : { ttlSeconds: ttl as number });
     return { status: 201, body: entries(record.name) };
   }
   if (parts[0] === "names" && parts.length === 2) {
     allow(req, ["DELETE"]);
-    const name = decodeURIComponent(parts[1]!).toLowerCase().replace(/\.$/, "");
+    const name = normalizeName(decoded(parts[1]!));
     const address = url.searchParams.get("address") ?? undefined;
     const before = entries(name);
     if (!dns.registry.remove(name, address)) {
@@ -179,6 +173,14 @@ async function handleDns(
     return { status: 200, body: dns.handler.queryLog().slice(-limit) };
   }
   throw new HttpError(404, `no such resource: ${url.pathname}`);
+}
+
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, `"${segment}" is not a valid URL path segment`);
+  }
 }
 
 /** A bad spec is the caller's mistake (400), an unknown forward 404, the rest a conflict on this host (409). */
