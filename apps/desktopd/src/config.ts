@@ -143,7 +143,7 @@ export const runOptionsSchema = z.object({
   /** Nameserver that replaces the host's resolution, IP[:PORT]. */
   dnsUpstream: parsedBy(parseServer).optional(),
   /** The host's resolution: A/AAAA through the OS resolver ("os"), or all through resolv.conf's nameservers. */
-  dnsHostMode: z.enum(DNS_HOST_MODES, { error: `must be one of ${DNS_HOST_MODES.join(", ")}` }).default("os"),
+  dnsHostMode: z.enum(DNS_HOST_MODES, { error: `must be one of ${DNS_HOST_MODES.join(", ")}` }).optional(),
 });
 
 /** The keys a config file may hold. */
@@ -164,6 +164,11 @@ export type DemoConfig = z.output<typeof demoOptionsSchema>;
 export function parseRunOptions(input: unknown): RunConfig {
   const config = parseWith(runOptionsSchema, input);
   if (config.configure && !config.netns) throw new InvalidOptionError("--configure: needs --netns");
+  if (config.dnsUpstream && config.dnsHostMode) {
+    throw new InvalidOptionError(
+      "--dns-host-mode: not with --dns-upstream, which replaces the host's resolution",
+    );
+  }
   checkPublishSpecs(config);
   return config;
 }

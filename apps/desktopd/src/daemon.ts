@@ -105,7 +105,10 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
 
   // Undo steps, run in reverse if setup fails half way or when the daemon closes.
   const undo: (() => Promise<void>)[] = [];
+  // Links closed by the unwind are not losses to report.
+  let stopping = false;
   const unwind = async () => {
+    stopping = true;
     for (const step of undo.reverse()) {
       await step().catch((error: unknown) => logger?.warn({ err: error }, "cleanup step failed"));
     }
@@ -166,12 +169,14 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       if (others) {
         // The other guests carry on: a stdio peer that sent garbage or went away loses its link only.
         void watched.closed.then((error) =>
-          error
-            ? logger?.error(
-                { link: "stdio", err: error.message },
-                "stdio guest link lost; serving the others",
-              )
-            : logger?.info({ link: "stdio" }, "stdio guest link ended; serving the others"),
+          stopping
+            ? undefined
+            : error
+              ? logger?.error(
+                  { link: "stdio", err: error.message },
+                  "stdio guest link lost; serving the others",
+                )
+              : logger?.info({ link: "stdio" }, "stdio guest link ended; serving the others"),
         );
       } else {
         // The only guest, spawned with us: its end is the daemon's.

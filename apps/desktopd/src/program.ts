@@ -19,7 +19,7 @@ import {
   RUN_OPTION_KEYS,
 } from "./config.js";
 import { mergeOptions, readConfigFile } from "./config-file.js";
-import { DesktopdError } from "./errors.js";
+import { DesktopdError, InvalidOptionError } from "./errors.js";
 import { runtimeDir } from "./runtime-dir.js";
 
 // src/ and dist/ both sit next to package.json.
@@ -205,12 +205,12 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     });
   names
     .command("add <name> <address>")
-    .description("answer NAME with ADDRESS for guests (and PTR for addresses in the subnet)")
+    .description("answer NAME with ADDRESS for guests, and PTR for ADDRESS with NAME")
     .addOption(controlOption())
     .option("--ttl <seconds>", "lapse after this many seconds unless added again (default: until removed)")
     .option("--json", "print the daemon's JSON answer")
     .action(async (name: string, address: string, o: { control: string; json?: boolean; ttl?: string }) => {
-      const ttl = o.ttl === undefined ? undefined : Number(o.ttl);
+      const ttl = o.ttl === undefined ? undefined : wholeNumber("--ttl", o.ttl);
       setExitCode(await (await control()).dnsNamesCommand("add", { name, address, ttl }, o, io));
     });
   names
@@ -228,11 +228,17 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option("--limit <n>", "at most this many (default 100)")
     .option("--json", "print the daemon's JSON answer")
     .action(async (o: { control: string; json?: boolean; limit?: string }) => {
-      const limit = o.limit === undefined ? undefined : Number(o.limit);
+      const limit = o.limit === undefined ? undefined : wholeNumber("--limit", o.limit);
       setExitCode(await (await control()).dnsLogCommand({ ...o, limit }, io));
     });
 
   return program;
+}
+
+function wholeNumber(option: string, text: string): number {
+  if (!/^[1-9]\d{0,8}$/.test(text))
+    throw new InvalidOptionError(`${option}: "${text}" is not a whole number ≥ 1`);
+  return Number(text);
 }
 
 /** Only what the user typed: commander's own defaults (such as --no-offload's) must not hide the file's values. */

@@ -28,7 +28,6 @@ describe("parseRunOptions", () => {
       logLevel: "info",
       dnsRecord: [],
       dnsForward: [],
-      dnsHostMode: "os",
     });
   });
 
@@ -36,6 +35,9 @@ describe("parseRunOptions", () => {
     expect(parseRunOptions({ dnsHostMode: "nameservers" }).dnsHostMode).toBe("nameservers");
     expect(() => parseRunOptions({ dnsHostMode: "dns" })).toThrow(
       "--dns-host-mode: must be one of os, nameservers",
+    );
+    expect(() => parseRunOptions({ dnsHostMode: "os", dnsUpstream: "127.0.0.1" })).toThrow(
+      "--dns-host-mode: not with --dns-upstream",
     );
   });
 

@@ -44,6 +44,8 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
       if (vms.length > 0) process.stderr.write(`${consoleReport(vms)}\n`);
     });
   });
+  /** Ends the junk datagram peer, if a failed test left it running. */
+  let cleanupJunk = () => {};
   let streamVm: TestVm;
   let dgramVm: TestVm;
   let nsAddress: string;
@@ -88,6 +90,7 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
   });
 
   afterAll(async () => {
+    cleanupJunk();
     await Promise.all(vms.map((vm) => vm.close()));
     await daemon?.stop().catch((e: unknown) => console.error(e));
     await http?.close();
@@ -182,6 +185,7 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
     const junkPeer = spawn("python3", ["-c", py, join(dir, "junk.sock"), sockets().vfkit], {
       stdio: ["pipe", "pipe", "inherit"],
     });
+    cleanupJunk = () => junkPeer.kill();
     await new Promise((resolve) => junkPeer.stdout!.once("data", resolve));
     // The junk peer's link counts each datagram it dropped, by reason.
     type Status = { links: { name: string; stats: { framesIn: number; drops: Record<string, number> } }[] };
@@ -202,7 +206,7 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
       if (drops === 4) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    junkPeer.stdin!.end();
+    junkPeer.kill();
     expect(junk?.stats, JSON.stringify(status().links)).toMatchObject({
       framesIn: 0,
       drops: { truncated: 3, oversize: 1 },

@@ -67,7 +67,8 @@ export function parsePublishSpec(spec: string, options: ParseSpecOptions = {}): 
   }
 
   const { ip, ports } = splitHostIp(body, fail);
-  let hostIp = options.defaultHostIp ?? DEFAULT_HOST_IP;
+  const defaultHostIp = options.defaultHostIp ?? DEFAULT_HOST_IP;
+  let hostIp = isIPv6(defaultHostIp) ? canonicalIpv6(defaultHostIp) : defaultHostIp;
   if (ip) {
     if (ip.text === "") fail({ at: ip.at, text: "" }, "host address is empty");
     if (ip.bracketed ? !isIPv6(ip.text) : !isIPv4(ip.text)) {

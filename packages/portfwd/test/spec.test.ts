@@ -39,6 +39,8 @@ describe("parsePublishSpec", () => {
   it("uses the configured default host address", () => {
     expect(ports("8080:80", "0.0.0.0")).toEqual(["tcp 0.0.0.0 8080>80"]);
     expect(ports("1.2.3.4:8080:80", "0.0.0.0")).toEqual(["tcp 1.2.3.4 8080>80"]);
+    // A default IPv6 host address gets the one spelling bracketed ones get.
+    expect(ports("8080:80", "0:0::0001")).toEqual(["tcp ::1 8080>80"]);
   });
 
   // [spec, the part the error points at, words of the problem]

@@ -100,6 +100,10 @@ export class UnixDgramSocket {
         `unix datagram sockets need 64-bit Linux (x64 or arm64); this is ${process.platform}/${process.arch}`,
       );
     }
+    const maxBlockingSends = options.maxBlockingSends ?? DEFAULT_MAX_BLOCKING_SENDS;
+    if (!Number.isInteger(maxBlockingSends) || maxBlockingSends < 1) {
+      throw new TransportError(`maxBlockingSends must be a whole number ≥ 1, got ${maxBlockingSends}`);
+    }
     const c = await loadLibc();
     const addr = sockaddrUn(path);
     const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -126,7 +130,7 @@ export class UnixDgramSocket {
       path,
       options.batch ?? 64,
       options.maxDatagram ?? 65_536,
-      Math.max(1, options.maxBlockingSends ?? DEFAULT_MAX_BLOCKING_SENDS),
+      maxBlockingSends,
     );
   }
 
