@@ -184,7 +184,10 @@ describe("control API", () => {
     const gone = await cli("dns", "names", "rm", "web.test", "--control", path);
     expect([gone.code, gone.err]).toEqual([1, expect.stringContaining("web.test is not registered")]);
     expect(await controlRequest(path, "GET", "/v1/dns/log?limit=5")).toEqual([]);
-    for (const args of [["names", "add", "w.test", "1.2.3.4", "--ttl", "10s"], ["log", "--limit", "0"]]) {
+    for (const args of [
+      ["names", "add", "w.test", "1.2.3.4", "--ttl", "10s"],
+      ["log", "--limit", "0"],
+    ]) {
       const r = await cli("dns", ...args, "--control", path);
       expect([r.code, r.err]).toEqual([1, expect.stringContaining("is not a whole number ≥ 1")]);
     }
