@@ -1,5 +1,5 @@
 /** Asks the layers in order; the first one that claims the name answers. */
-import type { Question } from "dns-packet";
+import type { Answer, Question } from "dns-packet";
 import type { Layer, Resolution } from "./layer.js";
 import { resolution } from "./layer.js";
 import { normalizeName } from "./name.js";
@@ -23,6 +23,34 @@ export interface Resolver {
   readonly layers: readonly Layer[];
   resolve(question: Question): Promise<Answered>;
   close(): void;
+}
+
+/** Seconds a client may cache a local name's absence: short, names come and go with guests. */
+export const LOCAL_NEGATIVE_TTL = 5;
+
+/**
+ * The SOA a negative answer needs for clients to cache it (RFC 2308 §3), for names this server
+ * owns and no upstream vouches for: NODATA names the name itself, NXDOMAIN its parent.
+ */
+function localSoa(q: Question, rcode: string): Answer {
+  const name = normalizeName(q.name);
+  const dot = name.indexOf(".");
+  const zone = rcode === "NXDOMAIN" ? (dot >= 0 ? name.slice(dot + 1) : ".") : name;
+  return {
+    name: zone,
+    type: "SOA",
+    class: "IN",
+    ttl: LOCAL_NEGATIVE_TTL,
+    data: {
+      mname: "gateway.docker.internal",
+      rname: "hostmaster.docker.internal",
+      serial: 1,
+      refresh: 3600,
+      retry: 600,
+      expire: 86400,
+      minimum: LOCAL_NEGATIVE_TTL,
+    },
+  };
 }
 
 /** Zone transfers are for secondaries, not guests' stub resolvers: refused, never forwarded. */
@@ -61,6 +89,11 @@ export function createResolver(layers: Layer[]): Resolver {
         first.rcode = r.rcode;
         first.authoritative &&= r.authoritative;
         if (r.error) first.error = r.error;
+      }
+      const negative =
+        first.rcode === "NXDOMAIN" || (first.rcode === "NOERROR" && first.answers.length === 0);
+      if (first.authoritative && negative && first.authorities.length === 0) {
+        first.authorities = [localSoa(q, first.rcode)];
       }
       return first;
     },

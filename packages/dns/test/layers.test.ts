@@ -153,4 +153,21 @@ describe("resolver", () => {
       rcode: "REFUSED",
     });
   });
+
+  it("gives local negative answers an SOA, so clients may cache them for a few seconds", async () => {
+    const r = createResolver([fixed, createRegistry({ subnets: ["192.168.65.0/24"] })]);
+    const nodata = await r.resolve({ name: "host.docker.internal", type: "AAAA" });
+    expect(nodata).toMatchObject({
+      rcode: "NOERROR",
+      answers: [],
+      authorities: [{ type: "SOA", name: "host.docker.internal", ttl: 5, data: { minimum: 5 } }],
+    });
+    const nx = await r.resolve({ name: "9.65.168.192.in-addr.arpa", type: "PTR" });
+    expect(nx).toMatchObject({
+      rcode: "NXDOMAIN",
+      authorities: [{ type: "SOA", name: "65.168.192.in-addr.arpa" }],
+    });
+    // Positive answers carry none.
+    expect((await r.resolve({ name: "host.docker.internal", type: "A" })).authorities).toEqual([]);
+  });
 });
