@@ -16,11 +16,13 @@ import {
   listenUnixDatagram,
   openTap,
   parseStreamAddress,
+  RECOMMENDED_DGRAM_QLEN,
   type Stack,
   type StackOptions,
   type StreamAddress,
   stdioTransport,
   type TapTransport,
+  unixDatagramQueueLimit,
   type VirtualSwitch,
   withPcap,
 } from "@desktopd/stack";
@@ -159,6 +161,14 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     for (const path of config.vfkitSocket) {
       const listener = await listenUnixDatagram(path, addPort, { maxFrame });
       undo.push(() => listener.close());
+    }
+    const qlen = config.vfkitSocket.length > 0 ? unixDatagramQueueLimit() : undefined;
+    if (qlen !== undefined && qlen < RECOMMENDED_DGRAM_QLEN / 8) {
+      logger?.warn(
+        { max_dgram_qlen: qlen },
+        `net.unix.max_dgram_qlen is ${qlen}: VMs on datagram sockets stall once ${qlen} frames wait; ` +
+          `sysctl -w net.unix.max_dgram_qlen=${RECOMMENDED_DGRAM_QLEN} (systemd's default) about doubles their throughput`,
+      );
     }
     if (config.stdio) {
       const watched = watchLink(stdioTransport({ maxFrame }));

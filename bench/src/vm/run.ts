@@ -1,4 +1,5 @@
 /** `npm run bench -- --vm`: the same VM image on each peer's netdev in turn, at each MTU; table and JSON. */
+import { unixDatagramQueueLimit } from "@desktopd/stack";
 import type { Options } from "../args.js";
 import { cleanupAll, installExitHandlers } from "../cleanup.js";
 import { writeResults } from "../results.js";
@@ -36,6 +37,8 @@ export async function runVmBench(root: string, options: Options & { vm: true }):
     if (fixed !== undefined && options.mtus.some((m) => m !== fixed))
       out.push(`  n/a: ${name} only runs at MTU ${fixed}`);
   }
+  // Datagram netdevs depend on it (see @desktopd/stack's README): a figure without it means little.
+  out.push("", `net.unix.max_dgram_qlen: ${unixDatagramQueueLimit() ?? "unknown"}`);
   out.push("", `sessions (* in the table: ${erraticRetransmits} or more sender retransmits):`);
   out.push(...renderVmSessions(results));
   const failures = renderVmFailures(results);

@@ -41,7 +41,9 @@ export {
 } from "./types.js";
 export {
   listenUnixDatagram,
+  RECOMMENDED_DGRAM_QLEN,
   type UnixDatagramListener,
   type UnixDatagramOptions,
+  unixDatagramQueueLimit,
 } from "./unix-datagram.js";
 export { type Datagram, UnixDgramSocket, type UnixDgramSocketOptions } from "./unix-dgram-socket.js";

@@ -7,7 +7,7 @@
  * own, and replies go to that address. A peer whose address stops accepting datagrams (its VMM
  * exited) loses its link; when it sends again (VM restarted) it gets a new one.
  */
-import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { TransportError } from "../errors.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
@@ -47,6 +47,23 @@ export interface UnixDatagramListener {
 }
 
 /** Binds `path` and calls `onLink` for every peer that starts sending frames. */
+/**
+ * Linux lets a unix datagram socket queue only `net.unix.max_dgram_qlen` datagrams (10 unless
+ * systemd or an admin raised it, to 512 on systemd hosts); beyond that the VMM waits for room,
+ * and a VM bursting faster than one batch of ours runs at about half speed (measured under qemu).
+ */
+export const RECOMMENDED_DGRAM_QLEN = 512;
+
+/** `net.unix.max_dgram_qlen` of this network namespace, or undefined where it cannot be read. */
+export function unixDatagramQueueLimit(path = "/proc/sys/net/unix/max_dgram_qlen"): number | undefined {
+  try {
+    const value = Number(readFileSync(path, "utf8").trim());
+    return Number.isInteger(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function listenUnixDatagram(
   path: string,
   onLink: (link: FrameTransport) => void,

@@ -22,7 +22,11 @@ import { createInterface } from "node:readline";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TransportError } from "../../src/errors.js";
 import type { FrameTransport } from "../../src/transport/types.js";
-import { listenUnixDatagram, type UnixDatagramOptions } from "../../src/transport/unix-datagram.js";
+import {
+  listenUnixDatagram,
+  type UnixDatagramOptions,
+  unixDatagramQueueLimit,
+} from "../../src/transport/unix-datagram.js";
 import { UnixDgramSocket } from "../../src/transport/unix-dgram-socket.js";
 import {
   arpReply,
@@ -500,5 +504,22 @@ describe("UnixDgramSocket", { timeout: 30_000 }, () => {
     expect(readlinkSync(fdLink)).toBe(socketInode);
     expect(await sending).toBe(0);
     expect(existsSync(fdLink) ? readlinkSync(fdLink) : "closed").not.toBe(socketInode);
+  });
+});
+
+describe("unixDatagramQueueLimit", () => {
+  it("reads net.unix.max_dgram_qlen, and says nothing where it cannot", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dtd-qlen-"));
+    try {
+      writeFileSync(join(dir, "qlen"), "10\n");
+      expect(unixDatagramQueueLimit(join(dir, "qlen"))).toBe(10);
+      writeFileSync(join(dir, "junk"), "many\n");
+      expect(unixDatagramQueueLimit(join(dir, "junk"))).toBeUndefined();
+      expect(unixDatagramQueueLimit(join(dir, "missing"))).toBeUndefined();
+      // This machine's own value, as the daemon reads it.
+      expect(unixDatagramQueueLimit()).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
