@@ -91,9 +91,22 @@ export function createDns(o: DnsOptions = {}): Dns {
     ...(o.logger ? { logger: o.logger } : {}),
     ...(clock ? { clock } : {}),
   });
+  // A name registered or removed must be answered so at once, not after a response kept from before.
+  const liveRegistry: NameRegistry = {
+    ...registry,
+    register(name, address, options) {
+      registry.register(name, address, options);
+      handler.forgetResponses();
+    },
+    remove(name, address) {
+      const removed = registry.remove(name, address);
+      handler.forgetResponses();
+      return removed;
+    },
+  };
   return {
     resolver,
-    registry,
+    registry: liveRegistry,
     handler,
     cache,
     ...(host ? { hostLayer: host } : {}),

@@ -9,6 +9,7 @@ import { type Clock, type Logger, silentLogger, systemClock } from "./logger.js"
 import { encodeResponse, type Query, udpLimit, vetQuery } from "./message.js";
 import { describeAnswer, QueryLog, type QueryLogEntry } from "./query-log.js";
 import type { Resolver } from "./resolver.js";
+import { ResponseCache, STEADY_LAYERS } from "./response-cache.js";
 
 export interface HandlerOptions {
   resolver: Resolver;
@@ -28,6 +29,12 @@ export interface HandlerOptions {
    * query but would otherwise hold a pending reply per datagram until the timeout.
    */
   maxInflight?: number;
+  /**
+   * Encoded answers to repeated identical queries (fixed names, answers from the DNS cache) are
+   * served for `lifetimeMs` (default 1000) without decoding or resolving again; at most
+   * `maxEntries` (default 1000; 0 turns it off).
+   */
+  responseCache?: { maxEntries?: number; lifetimeMs?: number };
   logger?: Logger;
   clock?: Clock;
 }
@@ -54,6 +61,8 @@ export interface DnsHandler {
   serveStream(stream: Duplex, client: string): void;
   counters(): DnsCounters;
   queryLog(): QueryLogEntry[];
+  /** Drops the responses kept for repeated queries: a local name changed (see `responseCache`). */
+  forgetResponses(): void;
 }
 
 export function createDnsHandler(o: HandlerOptions): DnsHandler {
@@ -64,6 +73,10 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
   const maxInflight = o.maxTcpInflight ?? 64;
   const maxQueries = o.maxInflight ?? 10_000;
   const idleMs = o.tcpIdleMs ?? 30_000;
+  const responses = new ResponseCache(
+    o.responseCache?.maxEntries ?? 1000,
+    o.responseCache?.lifetimeMs ?? 1000,
+  );
   const c: DnsCounters = {
     queries: { udp: 0, tcp: 0 },
     rcodes: {},
@@ -78,7 +91,21 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
     m[k] = (m[k] ?? 0) + 1;
   };
 
-  const answer = async (q: Query, client: string, transport: "udp" | "tcp"): Promise<Buffer> => {
+  const record = (entry: QueryLogEntry) => {
+    if (entry.truncated) c.truncated++;
+    bump(c.rcodes, entry.rcode);
+    bump(c.layers, entry.layer);
+    queryLog.add(entry);
+    o.onQuery?.(entry);
+    log.debug(entry, "dns query");
+  };
+
+  const answer = async (
+    message: Buffer,
+    q: Query,
+    client: string,
+    transport: "udp" | "tcp",
+  ): Promise<Buffer> => {
     const started = clock.now();
     c.inflight++;
     try {
@@ -93,9 +120,6 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
         reply = encodeResponse(q, r, limit, maxUdp);
       }
       const truncated = reply.length < 12 ? false : (reply.readUInt16BE(2) & 0x0200) !== 0;
-      if (truncated) c.truncated++;
-      bump(c.rcodes, r.rcode);
-      bump(c.layers, r.layer);
       const entry: QueryLogEntry = {
         time: Date.now(),
         client,
@@ -110,9 +134,10 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
         latencyMs: clock.now() - started,
         ...(r.error ? { error: r.error.message } : {}),
       };
-      queryLog.add(entry);
-      o.onQuery?.(entry);
-      log.debug(entry, "dns query");
+      record(entry);
+      if (STEADY_LAYERS.has(r.layer) && (r.rcode === "NOERROR" || r.rcode === "NXDOMAIN") && !r.error) {
+        responses.set(message, transport, reply, entry, clock.now());
+      }
       return reply;
     } finally {
       c.inflight--;
@@ -120,6 +145,22 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
   };
 
   const handle: DnsHandler["handle"] = async (message, client, transport) => {
+    // The same bytes as a query answered a moment ago: valid, and answered the same way.
+    const started = clock.now();
+    const hit = message.length >= 12 ? responses.get(message, transport, started) : undefined;
+    if (hit) {
+      c.queries[transport]++;
+      record({
+        ...hit.entry,
+        time: Date.now(),
+        client,
+        transport,
+        // Not asked upstream this time, whatever the first answer was.
+        cached: hit.entry.layer !== "fixed",
+        latencyMs: clock.now() - started,
+      });
+      return hit.reply;
+    }
     const v = vetQuery(message);
     if (!v.ok) {
       bump(c.malformed, v.reason);
@@ -132,7 +173,7 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
       bump(c.rcodes, "SERVFAIL");
       return encodeResponse(v.query, resolution("SERVFAIL"));
     }
-    return answer(v.query, client, transport);
+    return answer(message, v.query, client, transport);
   };
 
   return {
@@ -210,5 +251,6 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
     },
     counters: () => structuredClone(c),
     queryLog: () => queryLog.entries(),
+    forgetResponses: () => responses.clear(),
   };
 }
