@@ -167,7 +167,8 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       logger?.warn(
         { max_dgram_qlen: qlen },
         `net.unix.max_dgram_qlen is ${qlen}: VMs on datagram sockets stall once ${qlen} frames wait; ` +
-          `sysctl -w net.unix.max_dgram_qlen=${RECOMMENDED_DGRAM_QLEN} (systemd's default) about doubles their throughput`,
+          `sysctl -w net.unix.max_dgram_qlen=${RECOMMENDED_DGRAM_QLEN} (systemd's default), then restarting desktopd ` +
+          "and the VMs (sockets keep the value they were made with), about doubles their throughput",
       );
     }
     if (config.stdio) {

@@ -111,6 +111,11 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export function leaseLayer(leases: () => LeaseInfo[]): Layer {
   return {
     name: "dhcp",
+    // Leases come, renew and lapse without notice: no answer to a name they may claim is replayed.
+    volatile(q) {
+      const name = normalizeName(q.name);
+      return LABEL.test(name) || reverseNameToIp(name) !== undefined;
+    },
     resolve(q): Resolution | undefined {
       if ((q.class ?? "IN") !== "IN") return undefined;
       const name = normalizeName(q.name);

@@ -63,6 +63,7 @@ export function createFixedLayer(o: FixedLayerOptions = {}): Layer {
 
   return {
     name: "fixed",
+    steady: true,
     resolve(q: Question): Resolution | undefined {
       // Local names exist in class IN only; CHAOS and friends go on to the upstreams.
       if ((q.class ?? "IN") !== "IN") return undefined;

@@ -26,6 +26,7 @@ export function createForwardLayer(o: ForwardLayerOptions): Layer {
     .sort((a, b) => b.domain.length - a.domain.length);
   return {
     name: "forward",
+    steady: true,
     resolve(q: Question): Promise<Resolution> | undefined {
       const name = normalizeName(q.name);
       const rule = rules.find((r) => inDomain(name, r.domain));

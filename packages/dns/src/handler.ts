@@ -9,7 +9,7 @@ import { type Clock, type Logger, silentLogger, systemClock } from "./logger.js"
 import { encodeResponse, type Query, udpLimit, vetQuery } from "./message.js";
 import { describeAnswer, QueryLog, type QueryLogEntry } from "./query-log.js";
 import type { Resolver } from "./resolver.js";
-import { ResponseCache, STEADY_LAYERS } from "./response-cache.js";
+import { ResponseCache } from "./response-cache.js";
 
 export interface HandlerOptions {
   resolver: Resolver;
@@ -73,10 +73,8 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
   const maxInflight = o.maxTcpInflight ?? 64;
   const maxQueries = o.maxInflight ?? 10_000;
   const idleMs = o.tcpIdleMs ?? 30_000;
-  const responses = new ResponseCache(
-    o.responseCache?.maxEntries ?? 1000,
-    o.responseCache?.lifetimeMs ?? 1000,
-  );
+  const responses = new ResponseCache(o.responseCache?.maxEntries ?? 1000);
+  const replayMs = o.responseCache?.lifetimeMs ?? 1000;
   const c: DnsCounters = {
     queries: { udp: 0, tcp: 0 },
     rcodes: {},
@@ -135,8 +133,11 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
         ...(r.error ? { error: r.error.message } : {}),
       };
       record(entry);
-      if (STEADY_LAYERS.has(r.layer) && (r.rcode === "NOERROR" || r.rcode === "NXDOMAIN") && !r.error) {
-        responses.set(message, transport, reply, entry, clock.now());
+      if (r.replayable && (r.rcode === "NOERROR" || r.rcode === "NXDOMAIN") && !r.error) {
+        // Never past a record's TTL: a TTL of 0 means "do not keep", and is not replayed.
+        const ttls = [...r.answers, ...r.authorities].map((a) => ("ttl" in a ? (a.ttl ?? 0) : 0));
+        const lifetimeMs = Math.min(replayMs, ...ttls.map((t) => t * 1000));
+        responses.set(message, transport, reply, entry, clock.now(), lifetimeMs);
       }
       return reply;
     } finally {
@@ -155,8 +156,8 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
         time: Date.now(),
         client,
         transport,
-        // Not asked upstream this time, whatever the first answer was.
-        cached: hit.entry.layer !== "fixed",
+        // Replayed: resolved by nobody this time, whatever the first answer was.
+        cached: true,
         latencyMs: clock.now() - started,
       });
       return hit.reply;

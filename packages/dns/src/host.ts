@@ -168,6 +168,7 @@ export function createHostLayer(o: HostLayerOptions = {}): HostLayer {
 
   return {
     name: "host",
+    steady: true,
     nameservers: () => [...current()],
     resolve(q: Question): Promise<Resolution> {
       if (mode === "os" && (q.type === "A" || q.type === "AAAA") && (q.class ?? "IN") === "IN") {

@@ -23,6 +23,16 @@ export interface Resolution {
 export interface Layer {
   readonly name: string;
   resolve(question: Question): Resolution | undefined | Promise<Resolution | undefined>;
+  /**
+   * Its answer to a question stays the same for a moment (static records, answers of the DNS
+   * cache), so the server may replay it to the next identical query. Default false.
+   */
+  readonly steady?: boolean;
+  /**
+   * Whether it may start or stop claiming `question` at any moment without notice (names of a
+   * lease table): then no answer to it may be replayed, whichever layer after it gave it.
+   */
+  volatile?(question: Question): boolean;
   close?(): void;
 }
 

@@ -13,6 +13,7 @@ export interface QueryLogEntry {
   answers: string[];
   /** Layer that answered: fixed, registry, forward, host, or none. */
   layer: string;
+  /** Answered from a cache (the DNS cache, or a replayed response) rather than resolved anew. */
   cached: boolean;
   truncated: boolean;
   latencyMs: number;

@@ -15,6 +15,11 @@ function danglingCname(r: Resolution, q: Question): string | undefined {
 export interface Answered extends Resolution {
   /** The layer that answered, "none" when no layer claimed the name. */
   layer: string;
+  /**
+   * Every layer that gave part of it is steady and none asked before them may claim the name
+   * without notice: the same question may be answered the same way for a moment.
+   */
+  replayable?: boolean;
   /** Why the answer is SERVFAIL, when it is one because a layer failed. */
   error?: Error;
 }
@@ -30,12 +35,13 @@ export const LOCAL_NEGATIVE_TTL = 5;
 
 /**
  * The SOA a negative answer needs for clients to cache it (RFC 2308 §3), for names this server
- * owns and no upstream vouches for: NODATA names the name itself, NXDOMAIN its parent.
+ * owns and no upstream vouches for. Local names have no zones of their own: the name's parent
+ * stands for one, so siblings share it and the SOA is never owned by the name it denies.
  */
-function localSoa(q: Question, rcode: string): Answer {
+function localSoa(q: Question): Answer {
   const name = normalizeName(q.name);
   const dot = name.indexOf(".");
-  const zone = rcode === "NXDOMAIN" ? (dot >= 0 ? name.slice(dot + 1) : ".") : name;
+  const zone = dot >= 0 ? name.slice(dot + 1) : ".";
   return {
     name: zone,
     type: "SOA",
@@ -62,13 +68,15 @@ const MAX_CHASE = 8;
 export function createResolver(layers: Layer[]): Resolver {
   const ask = async (q: Question): Promise<Answered> => {
     if (REFUSED_TYPES.has(q.type)) return { ...resolution("REFUSED"), layer: "none" };
+    let settled = true;
     for (const layer of layers) {
       try {
         const r = await layer.resolve(q);
-        if (r) return { ...r, layer: layer.name };
+        if (r) return { ...r, layer: layer.name, replayable: settled && layer.steady === true };
       } catch (e) {
         return { ...resolution("SERVFAIL"), layer: layer.name, error: e as Error };
       }
+      if (layer.volatile?.(q)) settled = false;
     }
     // Nobody owns the name (no host layer configured): say so rather than guess.
     return { ...resolution("REFUSED"), layer: "none" };
@@ -88,12 +96,13 @@ export function createResolver(layers: Layer[]): Resolver {
         first.authorities = r.authorities;
         first.rcode = r.rcode;
         first.authoritative &&= r.authoritative;
+        first.replayable = first.replayable === true && r.replayable === true;
         if (r.error) first.error = r.error;
       }
       const negative =
         first.rcode === "NXDOMAIN" || (first.rcode === "NOERROR" && first.answers.length === 0);
       if (first.authoritative && negative && first.authorities.length === 0) {
-        first.authorities = [localSoa(q, first.rcode)];
+        first.authorities = [localSoa(q)];
       }
       return first;
     },

@@ -1,9 +1,10 @@
 /**
  * Encoded responses by the exact bytes of the query that got them (all but its id), kept for
  * a moment: a guest asking the same question again is answered without decoding, resolving or
- * encoding anything. Only answers that cannot change within that moment are kept — fixed
- * records, and upstream answers now in the DNS cache — never registry or DHCP names, which come
- * and go at any time. A TTL handed out from here is at most `lifetimeMs` older than it should be.
+ * encoding anything. The handler keeps only answers that cannot change within that moment
+ * (`Answered.replayable`: fixed records, answers of the DNS cache; never registry or lease
+ * names), for no longer than their smallest TTL. A TTL handed out from here is at most the
+ * lifetime older than it should be.
  */
 import type { QueryLogEntry } from "./query-log.js";
 
@@ -18,10 +19,7 @@ interface Stored {
 export class ResponseCache {
   private readonly entries = new Map<string, Stored>();
 
-  constructor(
-    private readonly maxEntries: number,
-    private readonly lifetimeMs: number,
-  ) {}
+  constructor(private readonly maxEntries: number) {}
 
   /** The response to `query` with its id, or undefined. */
   get(query: Buffer, transport: string, now: number): { reply: Buffer; entry: QueryLogEntry } | undefined {
@@ -38,8 +36,17 @@ export class ResponseCache {
     return { reply, entry: hit.entry };
   }
 
-  set(query: Buffer, transport: string, reply: Buffer, entry: QueryLogEntry, now: number): void {
-    if (this.maxEntries === 0 || reply.length < 12) return;
+  /** Keeps `reply` for `lifetimeMs`; queries and replies beyond a few KiB are not worth the memory. */
+  set(
+    query: Buffer,
+    transport: string,
+    reply: Buffer,
+    entry: QueryLogEntry,
+    now: number,
+    lifetimeMs: number,
+  ): void {
+    if (this.maxEntries === 0 || lifetimeMs <= 0 || reply.length < 12) return;
+    if (query.length > MAX_QUERY_BYTES || reply.length > MAX_REPLY_BYTES) return;
     // Insertion order is age: the oldest goes first.
     if (this.entries.size >= this.maxEntries) {
       const oldest = this.entries.keys().next().value;
@@ -50,7 +57,7 @@ export class ResponseCache {
     this.entries.set(ResponseCache.key(query, transport), {
       reply: stored,
       entry,
-      expiresAt: now + this.lifetimeMs,
+      expiresAt: now + lifetimeMs,
     });
   }
 
@@ -68,5 +75,7 @@ export class ResponseCache {
   }
 }
 
-/** Layers whose answers stay the same for a moment; the others answer from live state. */
-export const STEADY_LAYERS: ReadonlySet<string> = new Set(["fixed", "forward", "host"]);
+/** A guest's query with a name and an EDNS option or two; padded or odd ones are not kept. */
+const MAX_QUERY_BYTES = 512;
+/** Beyond a UDP answer's usual size: a huge TCP answer is rare, and costly to keep. */
+const MAX_REPLY_BYTES = 4096;

@@ -5,7 +5,7 @@
  */
 import * as packet from "dns-packet";
 import { describe, expect, it } from "vitest";
-import { createDns, type LookupFunction } from "../src/index.js";
+import { createDns, type Layer, type LookupFunction } from "../src/index.js";
 import { ManualClock } from "./support/clock.js";
 
 function query(id: number, name: string, type: packet.RecordType = "A", udpSize?: number): Buffer {
@@ -14,7 +14,9 @@ function query(id: number, name: string, type: packet.RecordType = "A", udpSize?
     id,
     flags: packet.RECURSION_DESIRED,
     questions: [{ name, type, class: "IN" }],
-    ...(udpSize ? { additionals: [{ type: "OPT", name: ".", udpPayloadSize: udpSize }] } : {}),
+    ...(udpSize
+      ? { additionals: [{ type: "OPT", name: ".", udpPayloadSize: udpSize } as packet.OptAnswer] }
+      : {}),
   });
 }
 
@@ -96,6 +98,49 @@ describe("response cache", () => {
     expect([tc(small), tc(large), tc(tcp)]).toEqual([true, false, false]);
     const aaaa = await dns.handler.handle(query(4, "host.docker.internal", "AAAA"), "a", "udp");
     expect(packet.decode(aaaa!).answers).toEqual([]);
+  });
+
+  it("replays nothing a volatile layer before it may claim, nor a chain that went through live data", async () => {
+    const clock = new ManualClock();
+    const { lookup, calls } = countingLookup();
+    const leases: Layer = {
+      name: "leases",
+      resolve: () => undefined,
+      volatile: (q) => !q.name.includes("."),
+    };
+    const dns = createDns({
+      records: [{ name: "alias.test", type: "CNAME", data: "web.internal" }],
+      localLayers: [leases],
+      host: { mode: "os", nameservers: [], lookup, osTtl: 0 },
+      clock,
+    });
+    await dns.handler.handle(query(1, "myvm"), "a", "udp");
+    await dns.handler.handle(query(2, "myvm"), "a", "udp");
+    expect(calls()).toBe(2);
+    dns.registry.register("web.internal", "192.168.65.9", { ttlSeconds: 1 });
+    const first = await dns.handler.handle(query(3, "alias.test"), "a", "udp");
+    expect(packet.decode(first!).answers?.map((a) => (a as { data: unknown }).data)).toEqual([
+      "web.internal",
+      "192.168.65.9",
+    ]);
+    // The registration lapses without notice; the alias must not keep answering its address.
+    clock.advance(1000);
+    const later = await dns.handler.handle(query(4, "alias.test"), "a", "udp");
+    expect(packet.decode(later!).answers?.map((a) => (a as { data: unknown }).data)).toEqual([
+      "web.internal",
+    ]);
+  });
+
+  it("never replays past a record's TTL: TTL 0 is not kept", async () => {
+    const clock = new ManualClock();
+    const dns = createDns({
+      records: [{ name: "zero.test", type: "A", data: "10.0.0.1", ttl: 0 }],
+      host: false,
+      clock,
+    });
+    await dns.handler.handle(query(1, "zero.test"), "a", "udp");
+    await dns.handler.handle(query(2, "zero.test"), "a", "udp");
+    expect(dns.handler.queryLog().map((e) => e.cached)).toEqual([false, false]);
   });
 
   it("can be turned off", async () => {

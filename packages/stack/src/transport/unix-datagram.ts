@@ -46,24 +46,25 @@ export interface UnixDatagramListener {
   close(): Promise<void>;
 }
 
-/** Binds `path` and calls `onLink` for every peer that starts sending frames. */
 /**
  * Linux lets a unix datagram socket queue only `net.unix.max_dgram_qlen` datagrams (10 unless
  * systemd or an admin raised it, to 512 on systemd hosts); beyond that the VMM waits for room,
  * and a VM bursting faster than one batch of ours runs at about half speed (measured under qemu).
+ * A socket takes the value in force when it is created: raising it needs new sockets.
  */
 export const RECOMMENDED_DGRAM_QLEN = 512;
 
 /** `net.unix.max_dgram_qlen` of this network namespace, or undefined where it cannot be read. */
 export function unixDatagramQueueLimit(path = "/proc/sys/net/unix/max_dgram_qlen"): number | undefined {
   try {
-    const value = Number(readFileSync(path, "utf8").trim());
-    return Number.isInteger(value) ? value : undefined;
+    const text = readFileSync(path, "utf8").trim();
+    return /^\d+$/.test(text) ? Number(text) : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** Binds `path` and calls `onLink` for every peer that starts sending frames. */
 export async function listenUnixDatagram(
   path: string,
   onLink: (link: FrameTransport) => void,
