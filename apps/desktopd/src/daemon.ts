@@ -28,6 +28,7 @@ import {
 } from "@desktopd/stack";
 import { attachHelp } from "./attach-help.js";
 import { namesNoTransport, parseRunOptions, type RunOptionsInput } from "./config.js";
+import { EventBus } from "./control/events.js";
 import { startControlServer } from "./control/server.js";
 import { createGuestDns } from "./dns.js";
 import { configureGuest } from "./guest-config.js";
@@ -126,9 +127,10 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     undo.push(() => stack.close());
     const guestDns = dns.bind(stack.config, () => stack.leases());
     undo.push(async () => dns.close());
+    const events = new EventBus();
     const sw = createSwitch({
       offload: config.offload,
-      onPortChange: (event, port, error) =>
+      onPortChange: (event, port, error) => {
         logger?.info(
           {
             link: port.name,
@@ -137,7 +139,13 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
             ...(event === "removed" ? { stats: port.stats } : {}),
           },
           `guest link ${event}`,
-        ),
+        );
+        events.emit(`link-${event}`, {
+          link: port.name,
+          macs: port.macs,
+          ...(error ? { error: error.message } : {}),
+        });
+      },
     });
     // pcap sees what passes between the guests and the stack (not guest-to-guest frames).
     stack.attach(config.pcap ? withPcap(sw, config.pcap) : sw);
@@ -243,6 +251,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     // Published ports lead to the namespace's guest, else to the first guest that took a lease.
     const target = tap ? leasedAddress(stack, tap.guestMac) : firstLease(stack);
     const publishing = await startPublishing(config, stack, target, logger);
+    events.relay(publishing.forwarder);
     undo.push(() => publishing.close());
 
     for (const addr of qemuListen) {
@@ -273,6 +282,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       const control = await startControlServer(config.control, {
         forwarder: publishing.forwarder,
         dns: guestDns,
+        events,
         status: () => ({
           ready,
           links: sw.ports(),

@@ -193,6 +193,24 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       setExitCode(await (await control()).publishCommand("rm", id, o, io));
     });
 
+  program
+    .command("events")
+    .description(
+      "follow a running daemon: guest links, published ports, their connections and failed dials, a line each",
+    )
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON lines")
+    .action(async (o: { control: string; json?: boolean }) => {
+      const stop = new AbortController();
+      const interrupted = () => stop.abort();
+      process.once("SIGINT", interrupted);
+      try {
+        setExitCode(await (await control()).eventsCommand(o, io, stop.signal));
+      } finally {
+        process.off("SIGINT", interrupted);
+      }
+    });
+
   const dns = program.command("dns").description("the guests' DNS server of a running daemon");
   const names = dns.command("names").description("names registered for guests (containers, VMs)");
   names

@@ -10,7 +10,9 @@ import { join } from "node:path";
 import { createDns, type Dns } from "@desktopd/dns";
 import { createForwarder, createSocketDialer, type Forwarder, type ForwardInfo } from "@desktopd/portfwd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { controlRequest } from "../src/control/client.js";
+import { eventsCommand } from "../src/commands/control.js";
+import { controlRequest, watchEvents } from "../src/control/client.js";
+import { EventBus } from "../src/control/events.js";
 import { type ControlServer, startControlServer } from "../src/control/server.js";
 import { ControlError } from "../src/errors.js";
 import { cli } from "./support/cli.js";
@@ -23,6 +25,7 @@ describe("control API", () => {
   let forwarder: Forwarder;
   let control: ControlServer;
   let dns: Dns;
+  const events = new EventBus();
 
   beforeAll(async () => {
     echo = createServer((s) => {
@@ -34,7 +37,13 @@ describe("control API", () => {
     echoPort = (echo.address() as { port: number }).port;
     forwarder = createForwarder({ dialer: createSocketDialer(), target: "127.0.0.1" });
     dns = createDns({ registry: { subnets: ["192.168.65.0/24"] }, host: false });
-    control = await startControlServer(path, { forwarder, dns, status: () => ({ ready: { subnet: "x" } }) });
+    events.relay(forwarder);
+    control = await startControlServer(path, {
+      forwarder,
+      dns,
+      events,
+      status: () => ({ ready: { subnet: "x" } }),
+    });
   });
 
   afterAll(async () => {
@@ -193,6 +202,67 @@ describe("control API", () => {
     }
     const badLimit = await controlRequest(path, "GET", "/v1/dns/log?limit=x").catch((e: unknown) => e);
     expect((badLimit as Error).message).toContain("limit must be");
+  });
+
+  it("streams events as JSON lines to watching clients: publish, connections, links", async () => {
+    const lines: string[] = [];
+    const stop = new AbortController();
+    const watching = watchEvents(path, (line) => lines.push(line), stop.signal);
+    for (let i = 0; i < 100 && events.watchers === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const added = (await controlRequest(path, "POST", "/v1/publish", {
+      spec: `0:${echoPort}`,
+    })) as ForwardInfo[];
+    const { connect } = await import("node:net");
+    const c = connect(added[0]!.hostPort, "127.0.0.1");
+    c.end("x");
+    c.resume();
+    await new Promise((resolve) => c.on("close", resolve));
+    events.emit("link-added", { link: "qemu:/tmp/vm.sock#1", macs: [] });
+    await controlRequest(path, "DELETE", `/v1/publish/${encodeURIComponent(added[0]!.id)}`);
+    const want = ["publish-added", "connection", "connection-closed", "link-added", "publish-removed"];
+    for (let i = 0; i < 100 && lines.length < want.length; i++) await new Promise((r) => setTimeout(r, 10));
+    const got = lines.map((l) => JSON.parse(l) as { type: string; id?: string; time: number });
+    expect(got.map((e) => e.type)).toEqual(want);
+    expect(got[0]).toMatchObject({ id: added[0]!.id, target: `127.0.0.1:${echoPort}` });
+    expect(got.every((e) => typeof e.time === "number")).toBe(true);
+    stop.abort();
+    await watching;
+    for (let i = 0; i < 100 && events.watchers > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(events.watchers).toBe(0);
+  });
+
+  it("prints events a line each in `desktopd events`", async () => {
+    let out = "";
+    const io = { out: (t: string) => void (out += t), err: () => {} };
+    const stop = new AbortController();
+    const running = eventsCommand({ control: path }, io, stop.signal);
+    for (let i = 0; i < 100 && events.watchers === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    events.emit("dial-failed", { id: "tcp/127.0.0.1:8080", remote: "127.0.0.1:5000", error: "refused" });
+    for (let i = 0; i < 100 && out === ""; i++) await new Promise((r) => setTimeout(r, 10));
+    stop.abort();
+    expect(await running).toBe(0);
+    expect(out).toMatch(
+      /^\d{4}-\d\d-\d\dT[\d:.]+Z dial-failed id=tcp\/127\.0\.0\.1:8080 remote=127\.0\.0\.1:5000 error=refused\n$/,
+    );
+  });
+
+  it("cuts off a watcher that stops reading instead of buffering for it", async () => {
+    const { connect } = await import("node:net");
+    const lazy = connect(path);
+    lazy.write("GET /v1/events HTTP/1.1\r\nHost: desktopd\r\n\r\n");
+    lazy.pause();
+    for (let i = 0; i < 100 && events.watchers === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(events.watchers).toBe(1);
+    const closed = new Promise((resolve) => lazy.on("close", resolve));
+    lazy.on("error", () => {});
+    // Far more than the socket buffers and the 1 MiB allowance hold.
+    for (let i = 0; i < 64 && events.watchers > 0; i++) {
+      for (let j = 0; j < 100; j++) events.emit("link-added", { link: "x".repeat(1024) });
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(events.watchers).toBe(0);
+    lazy.resume();
+    await closed;
   });
 
   it("says when no daemon listens, and refuses a socket another daemon holds", async () => {

@@ -112,6 +112,18 @@ describe.skipIf(!env.ok)("desktopd run --publish", () => {
   it("publishes and unpublishes at run time through the control socket", async () => {
     const cli = (...args: string[]) =>
       run(process.execPath, [CLI_PATH, ...args, "--control", controlPath]).then((r) => r.stdout);
+    // `desktopd events` follows along, as a tool watching the daemon would.
+    const watcher = spawn(process.execPath, [CLI_PATH, "events", "--json", "--control", controlPath]);
+    let seen = "";
+    watcher.stdout.setEncoding("utf8").on("data", (t: string) => {
+      seen += t;
+    });
+    // The subscription is live once a first event gets through: publish until one does.
+    for (let i = 0; i < 50 && !seen.includes("publish"); i++) {
+      const probe = await cli("publish", "add", "127.0.0.1::8001");
+      await cli("publish", "rm", probe.split(" ")[0]!);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const added = await cli("publish", "add", "127.0.0.1::8000");
     const id = added.split(" ")[0]!;
     const port = Number(id.slice(id.lastIndexOf(":") + 1));
@@ -124,6 +136,16 @@ describe.skipIf(!env.ok)("desktopd run --publish", () => {
     expect(status.links.find((l) => l.macs.includes(guest.daemon.info.mac!))?.name).toMatch(/^tap:/);
     expect(status.published.find((f) => f.id === id)?.stats.accepted).toBe(1);
     await cli("publish", "rm", id);
+    for (let i = 0; i < 100 && !seen.includes(`"publish-removed","time"`); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    watcher.kill("SIGINT");
+    const types = seen
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; id?: string })
+      .filter((e) => e.id === id)
+      .map((e) => e.type);
+    expect(types).toEqual(["publish-added", "connection", "connection-closed", "publish-removed"]);
     const refused = await run("curl", ["-sS", "--max-time", "5", `http://127.0.0.1:${port}/`]).catch(
       (e) => e,
     );

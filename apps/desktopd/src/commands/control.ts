@@ -1,7 +1,7 @@
 /** `desktopd status` and `desktopd publish ls|add|rm`: ask a running daemon over its control socket. */
 import type { QueryLogEntry } from "@desktopd/dns";
 import type { ForwardInfo } from "@desktopd/portfwd";
-import { controlRequest } from "../control/client.js";
+import { controlRequest, watchEvents } from "../control/client.js";
 import type { CliIo } from "./io.js";
 
 export interface ControlCommandOptions {
@@ -89,6 +89,33 @@ export async function dnsLogCommand(
       );
     }
   }
+  return 0;
+}
+
+/**
+ * `desktopd events`: what happens in the daemon, a line each, until it stops or we are
+ * interrupted (`signal`). With --json the daemon's own lines.
+ */
+export async function eventsCommand(
+  o: ControlCommandOptions,
+  io: CliIo,
+  signal?: AbortSignal,
+): Promise<number> {
+  await watchEvents(
+    o.control,
+    (line) => {
+      if (o.json) {
+        io.out(`${line}\n`);
+        return;
+      }
+      const { type, time, ...fields } = JSON.parse(line) as { type: string; time: number };
+      const rest = Object.entries(fields)
+        .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+        .join(" ");
+      io.out(`${new Date(time).toISOString()} ${type} ${rest}\n`);
+    },
+    signal,
+  );
   return 0;
 }
 

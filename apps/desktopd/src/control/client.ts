@@ -1,4 +1,4 @@
-/** Talks to a running daemon's control API (see server.ts) for `desktopd status` and `desktopd publish`. */
+/** Talks to a running daemon's control API (see server.ts) for `desktopd status`, `publish`, `dns` and `events`. */
 import { request } from "node:http";
 import { ControlError } from "../errors.js";
 
@@ -43,13 +43,53 @@ export function controlRequest(
         });
       },
     );
-    req.on("error", (error: NodeJS.ErrnoException) => {
-      const why =
-        error.code === "ENOENT" || error.code === "ECONNREFUSED"
-          ? "no desktopd is running there (start one with `desktopd run`, or name its socket with --control)"
-          : error.message;
-      reject(new ControlError(`${socketPath}: ${why}`));
-    });
+    req.on("error", (error) => reject(connectError(socketPath, error)));
     req.end(payload);
   });
+}
+
+/**
+ * Follows GET /v1/events: calls `onEvent` with each line until the daemon goes away (resolves)
+ * or `signal` aborts (resolves too); rejects when no daemon answers.
+ */
+export function watchEvents(
+  socketPath: string,
+  onEvent: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, method: "GET", path: "/v1/events", host: "desktopd", signal },
+      (res) => {
+        if ((res.statusCode ?? 500) >= 400) {
+          reject(new ControlError(`${socketPath}: HTTP ${res.statusCode} for /v1/events`));
+          res.resume();
+          return;
+        }
+        let partial = "";
+        res.setEncoding("utf8");
+        res.on("data", (text: string) => {
+          const lines = (partial + text).split("\n");
+          partial = lines.pop() ?? "";
+          for (const line of lines) if (line) onEvent(line);
+        });
+        res.on("end", resolve);
+        res.on("close", resolve);
+        res.on("error", () => resolve());
+      },
+    );
+    req.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.name === "AbortError") resolve();
+      else reject(connectError(socketPath, error));
+    });
+    req.end();
+  });
+}
+
+function connectError(socketPath: string, error: NodeJS.ErrnoException): ControlError {
+  const why =
+    error.code === "ENOENT" || error.code === "ECONNREFUSED"
+      ? "no desktopd is running there (start one with `desktopd run`, or name its socket with --control)"
+      : error.message;
+  return new ControlError(`${socketPath}: ${why}`);
 }

@@ -11,6 +11,7 @@
  *   POST   /v1/dns/names         {"name": "web", "address": "192.168.65.9", "ttl": 60} → registered (201)
  *   DELETE /v1/dns/names/NAME[?address=IP]  one address of a name, or all of them
  *   GET    /v1/dns/log[?limit=N] the most recent DNS queries: name, type, answers, layer, latency
+ *   GET    /v1/events            what happens from now on, one JSON object a line, until the client goes
  */
 import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -18,6 +19,7 @@ import { connect } from "node:net";
 import { type Dns, DnsError, normalizeName, parseRecord } from "@desktopd/dns";
 import { type Forwarder, PortfwdError } from "@desktopd/portfwd";
 import { ControlError } from "../errors.js";
+import type { EventBus } from "./events.js";
 
 /** What the API reads and drives. */
 export interface ControlTarget {
@@ -25,7 +27,11 @@ export interface ControlTarget {
   forwarder: Forwarder;
   /** The guests' DNS server: its name registry and query log. */
   dns?: Dns;
+  events?: EventBus;
 }
+
+/** Unsent event bytes a watching client may leave unread before it is cut off. */
+const MAX_UNREAD_EVENTS = 1024 * 1024;
 
 export interface ControlServer {
   readonly path: string;
@@ -53,6 +59,10 @@ export async function startControlServer(path: string, target: ControlTarget): P
     rmSync(path, { force: true });
   }
   const server = createServer((req, res) => {
+    if (req.url === "/v1/events" && target.events) {
+      watch(req, res, target.events);
+      return;
+    }
     handle(req, target).then(
       ({ status, body }) => send(res, status, body),
       (error: unknown) => {
@@ -173,6 +183,25 @@ async function handleDns(
     return { status: 200, body: dns.handler.queryLog().slice(-limit) };
   }
   throw new HttpError(404, `no such resource: ${url.pathname}`);
+}
+
+/** Streams events as NDJSON; a client that stops reading is cut off rather than buffered for. */
+function watch(req: IncomingMessage, res: ServerResponse, events: EventBus): void {
+  if (req.method !== "GET") {
+    send(res, 405, { error: `${req.method} not allowed (GET)`, code: "ERR_DESKTOPD_CONTROL" });
+    return;
+  }
+  res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+  res.flushHeaders();
+  const unsubscribe = events.subscribe((event) => {
+    if (res.writableLength > MAX_UNREAD_EVENTS) {
+      unsubscribe();
+      res.destroy();
+      return;
+    }
+    res.write(`${JSON.stringify(event)}\n`);
+  });
+  res.on("close", unsubscribe);
 }
 
 function decoded(segment: string): string {
