@@ -233,7 +233,12 @@ describe("control API", () => {
 
   it("prints events a line each in `desktopd events`", async () => {
     let out = "";
-    const io = { out: (t: string) => void (out += t), err: () => {} };
+    const io = {
+      out: (t: string) => {
+        out += t;
+      },
+      err: () => {},
+    };
     const stop = new AbortController();
     const running = eventsCommand({ control: path }, io, stop.signal);
     for (let i = 0; i < 100 && events.watchers === 0; i++) await new Promise((r) => setTimeout(r, 10));
