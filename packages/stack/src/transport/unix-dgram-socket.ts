@@ -74,11 +74,10 @@ export class UnixDgramSocket {
   private readonly addrCache = new Map<string, Buffer>();
   private ring: { base: bigint; view: Buffer } | undefined;
   private loopDone: Promise<void> = Promise.resolve();
-  /** Batch sends queued or running on a worker: each still names `fd`. */
+  /** Batch sends running on a worker (at most maxBlockingSends): each still names `fd`. */
   private sendsInFlight = 0;
   /** Senders waiting for one of the maxBlockingSends slots. */
   private readonly slotWaiters: (() => void)[] = [];
-  private blockingSends = 0;
   /** close() is done with the receive loop: the fd goes once no send names it. */
   private fdReleasable = false;
   private fdClosed = false;
@@ -136,7 +135,7 @@ export class UnixDgramSocket {
 
   /** Batch sends holding a worker thread now (at most maxBlockingSends). */
   get blockingSendsNow(): number {
-    return this.blockingSends;
+    return this.sendsInFlight;
   }
 
   private address(path: string): Buffer {
@@ -157,16 +156,14 @@ export class UnixDgramSocket {
   batchSender(path: string, capacityBytes = 1024 * 1024): BatchSender {
     const calls: SendCalls = {
       begin: async () => {
-        while (this.blockingSends >= this.maxBlockingSends && !this.closed) {
+        while (this.sendsInFlight >= this.maxBlockingSends && !this.closed) {
           await new Promise<void>((wake) => this.slotWaiters.push(wake));
         }
         if (this.closed) return false;
-        this.blockingSends++;
         this.sendsInFlight++;
         return true;
       },
       end: () => {
-        this.blockingSends--;
         this.sendsInFlight--;
         this.slotWaiters.shift()?.();
         this.releaseFd();
