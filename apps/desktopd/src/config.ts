@@ -175,7 +175,12 @@ export function parseRunOptions(input: unknown): RunConfig {
 
 /** True when no transport is named: `run` then listens on the default qemu and vfkit sockets. */
 export function namesNoTransport(c: RunConfig): boolean {
-  return !c.netns && !c.stdio && c.qemuSocket.length + c.qemuConnect.length + c.vfkitSocket.length === 0;
+  return !c.stdio && !namesTransportBesidesStdio(c);
+}
+
+/** A namespace or a VM socket is named: guests other than a stdio one may come. */
+export function namesTransportBesidesStdio(c: RunConfig): boolean {
+  return c.netns !== undefined || c.qemuSocket.length + c.qemuConnect.length + c.vfkitSocket.length > 0;
 }
 
 export function parseDemoOptions(input: unknown): DemoConfig {

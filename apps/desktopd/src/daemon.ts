@@ -27,7 +27,12 @@ import {
   withPcap,
 } from "@desktopd/stack";
 import { attachHelp } from "./attach-help.js";
-import { namesNoTransport, parseRunOptions, type RunOptionsInput } from "./config.js";
+import {
+  namesNoTransport,
+  namesTransportBesidesStdio,
+  parseRunOptions,
+  type RunOptionsInput,
+} from "./config.js";
 import { EventBus } from "./control/events.js";
 import { startControlServer } from "./control/server.js";
 import { createGuestDns } from "./dns.js";
@@ -182,10 +187,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     if (config.stdio) {
       const watched = watchLink(stdioTransport({ maxFrame }));
       sw.addPort(watched.transport);
-      const others =
-        config.netns !== undefined ||
-        config.qemuSocket.length + config.qemuConnect.length + config.vfkitSocket.length > 0;
-      if (others) {
+      if (namesTransportBesidesStdio(config)) {
         // The other guests carry on: a stdio peer that sent garbage or went away loses its link only.
         void watched.closed.then((error) =>
           stopping
