@@ -62,7 +62,15 @@ export function createDns(o: DnsOptions = {}): Dns {
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
     ...(o.maxUpstreamInflight ? { maxInflight: o.maxUpstreamInflight } : {}),
   });
-  const registry = createRegistry({ ...o.registry, ...(clock ? { clock } : {}) });
+  // A name registered or removed must be answered so at once, not by a response kept from before.
+  const registry = createRegistry({
+    ...o.registry,
+    ...(clock ? { clock } : {}),
+    onChange: () => {
+      handler.forgetResponses();
+      o.registry?.onChange?.();
+    },
+  });
   const layers: Layer[] = [
     createFixedLayer({
       ...(o.hostAddress ? { hostAddress: o.hostAddress } : {}),
@@ -91,22 +99,9 @@ export function createDns(o: DnsOptions = {}): Dns {
     ...(o.logger ? { logger: o.logger } : {}),
     ...(clock ? { clock } : {}),
   });
-  // A name registered or removed must be answered so at once, not after a response kept from before.
-  const liveRegistry: NameRegistry = {
-    ...registry,
-    register(name, address, options) {
-      registry.register(name, address, options);
-      handler.forgetResponses();
-    },
-    remove(name, address) {
-      const removed = registry.remove(name, address);
-      handler.forgetResponses();
-      return removed;
-    },
-  };
   return {
     resolver,
-    registry: liveRegistry,
+    registry,
     handler,
     cache,
     ...(host ? { hostLayer: host } : {}),

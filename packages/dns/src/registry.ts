@@ -16,6 +16,8 @@ export interface RegistryOptions {
   /** TTL of answers (default 5 s: registrations change as containers come and go). */
   ttl?: number;
   clock?: Clock;
+  /** Called after every registration and every removal that removed something. */
+  onChange?: () => void;
 }
 
 export interface RegisterOptions {
@@ -81,14 +83,15 @@ export function createRegistry(o: RegistryOptions = {}): NameRegistry {
       const addrs = names.get(n) ?? new Map<string, number>();
       addrs.set(a, expiresAt);
       names.set(n, addrs);
+      o.onChange?.();
     },
     remove(name, address) {
       const n = normalizeName(name);
       const addrs = names.get(n);
       if (!addrs) return false;
-      if (address === undefined) return names.delete(n);
-      const removed = addrs.delete(canonical(address));
+      const removed = address === undefined ? names.delete(n) : addrs.delete(canonical(address));
       if (addrs.size === 0) names.delete(n);
+      if (removed) o.onChange?.();
       return removed;
     },
     entries() {
