@@ -1,23 +1,93 @@
 /**
  * Time and randomness are injected so that protocol state machines are deterministic in tests.
- * Protocol cores never read a clock or set a timer themselves: they take `now` and report
- * when they next need to run (`pollAt`); a driver owns the real timers.
+ * The protocol cores (TCP connection, DHCP server, reassembler) only read `now()`; the drivers
+ * around them (flow tables, ARP resolution, UDP NAT) set their timers through the same clock,
+ * so a test on a `ManualClock` runs idle timeouts and expiries without sleeping.
  */
 export interface Clock {
   /** Monotonic milliseconds. */
   now(): number;
+  /** Runs `fn` once, `ms` from now. A pending timer never keeps the process alive. */
+  setTimer(fn: () => void, ms: number): Timer;
 }
 
-export const systemClock: Clock = { now: () => performance.now() };
+export interface Timer {
+  /** Stops the timer; harmless after it ran. */
+  cancel(): void;
+}
 
-/** A manual clock for tests. */
+/** The part of a clock that pure cores read. */
+export type Now = Pick<Clock, "now">;
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimer(fn, ms) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+interface ManualTimer {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** A manual clock for tests: time moves only on `advance`, which runs due timers in order. */
 export class ManualClock implements Clock {
+  private readonly timers: ManualTimer[] = [];
+  private seq = 0;
   constructor(private t = 0) {}
+
   now(): number {
     return this.t;
   }
+
+  setTimer(fn: () => void, ms: number): Timer {
+    const timer: ManualTimer = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
+    this.timers.push(timer);
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
+  }
+
+  /** Timers not yet run nor cancelled. */
+  get pendingTimers(): number {
+    return this.timers.filter((t) => !t.cancelled).length;
+  }
+
+  /** Moves time forward by `ms`, running each timer that falls due at its own deadline. */
   advance(ms: number): void {
-    this.t += ms;
+    const target = this.t + ms;
+    for (;;) {
+      const next = this.nextDue(target);
+      if (!next) break;
+      this.t = Math.max(this.t, next.at);
+      next.fn();
+    }
+    this.t = target;
+  }
+
+  private nextDue(limit: number): ManualTimer | undefined {
+    let best = -1;
+    for (let i = 0; i < this.timers.length; i++) {
+      const t = this.timers[i]!;
+      if (t.cancelled) continue;
+      const b = this.timers[best];
+      if (t.at <= limit && (!b || t.at < b.at || (t.at === b.at && t.seq < b.seq))) best = i;
+    }
+    if (best < 0) {
+      // Forget what was cancelled so long tests do not accumulate dead timers.
+      for (let i = this.timers.length - 1; i >= 0; i--)
+        if (this.timers[i]!.cancelled) this.timers.splice(i, 1);
+      return undefined;
+    }
+    const [t] = this.timers.splice(best, 1);
+    return t;
   }
 }
 

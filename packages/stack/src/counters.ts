@@ -34,11 +34,25 @@ export interface StackCounters {
     timedOut: number;
     /** TIME-WAIT connections freed early (table full, over the limit, or the 4-tuple reused). */
     timeWaitReclaimed: number;
+    /** Flows closed because handling them threw (a bug; each is logged with its stack). */
+    internalErrors: number;
     pendingConnects: number;
   };
-  udp: { open: number; opened: number; closed: number; datagramsIn: number; datagramsOut: number };
+  udp: {
+    open: number;
+    opened: number;
+    closed: number;
+    datagramsIn: number;
+    datagramsOut: number;
+    /** Host datagrams from remotes the guest had not sent to, dropped by the NAT's filter. */
+    unsolicited: number;
+  };
   icmp: { echoReplies: number };
   arp: { requests: number; replies: number };
+  /** Buffer bytes granted to TCP flows, against the global budget and each guest's share. */
+  memory: { usedBytes: number; totalBytes: number; perGuestBytes: number };
+  /** Guest flows the egress policy let out or refused, by rule id or default. */
+  egress: { allowed: number; denied: number; deniedBy: Record<string, number> };
   drops: Record<string, number>;
   flows: FlowStats[];
 }

@@ -14,13 +14,32 @@
  * ```
  */
 
-export { type Clock, cryptoRandom, ManualClock, type Random, SeededRandom, systemClock } from "./clock.js";
+export {
+  type Clock,
+  cryptoRandom,
+  ManualClock,
+  type Now,
+  type Random,
+  SeededRandom,
+  systemClock,
+  type Timer,
+} from "./clock.js";
 export { MAX_MTU, MIN_MTU, type NetworkOptions, type StaticLease } from "./config.js";
 export type { FlowStats, StackCounters } from "./counters.js";
+export {
+  type Egress,
+  type EgressAction,
+  type EgressOptions,
+  type EgressRule,
+  type EgressRuleInfo,
+  formatEgressRule,
+  parseEgressRule,
+} from "./egress.js";
 export { ConfigError, DialError, StackError, TransportError, WireError } from "./errors.js";
 export type { Logger } from "./logger.js";
-export type { TcpLayerOptions } from "./nat/tcp.js";
-export type { GuestUdpSocket, UdpLayerOptions } from "./nat/udp.js";
+export type { BufferBudgetOptions } from "./nat/budget.js";
+export type { TcpLayerOptions, TcpOptions } from "./nat/tcp-table.js";
+export type { GuestUdpSocket, UdpLayerOptions, UdpOptions } from "./nat/udp.js";
 export type {
   DatagramHandler,
   DatagramReply,

@@ -1,15 +1,16 @@
 import type { Duplex } from "node:stream";
-import { type Clock, cryptoRandom, type Random, systemClock } from "./clock.js";
+import { type Clock, cryptoRandom, type Random, systemClock, type Timer } from "./clock.js";
 import { type NetworkConfig, type NetworkOptions, resolveNetworkConfig } from "./config.js";
 import { DropCounters, type StackCounters } from "./counters.js";
 import { DhcpServer } from "./dhcp/server.js";
+import { type Egress, type EgressOptions, EgressPolicy } from "./egress.js";
 import { ConfigError, DialError, WireError } from "./errors.js";
-import { ArpCache } from "./iface/arp-cache.js";
 import { arpFrame, icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, udpFrames } from "./iface/frames.js";
 import type { IpOutput } from "./iface/ip-output.js";
+import { NeighbourTable } from "./iface/neighbours.js";
 import { type Logger, silentLogger } from "./logger.js";
-import { TcpLayer, type TcpLayerOptions } from "./nat/tcp.js";
-import { type GuestUdpSocket, UdpLayer, type UdpLayerOptions } from "./nat/udp.js";
+import { TcpFlowTable, type TcpOptions } from "./nat/tcp-table.js";
+import { type GuestUdpSocket, UdpNat, type UdpOptions } from "./nat/udp.js";
 import type { FlowPolicy } from "./policy.js";
 import type { FrameMeta, FrameTransport } from "./transport/types.js";
 import {
@@ -43,8 +44,16 @@ export interface StackOptions extends NetworkOptions {
   logger?: Logger;
   clock?: Clock;
   random?: Random;
-  tcp?: TcpLayerOptions;
-  udp?: UdpLayerOptions;
+  tcp?: TcpOptions;
+  udp?: UdpOptions;
+  /** Which destinations guests may reach through host sockets; see `Egress`. */
+  egress?: EgressOptions;
+  /**
+   * Refuse frames whose source address belongs to another MAC — its DHCP lease or static entry,
+   * or, for an address without one, the MAC that used it first (default true). The gateway's and
+   * host's addresses can never be claimed, whatever this says.
+   */
+  sourceGuard?: boolean;
   /** Verify checksums of received packets (default true). */
   verifyChecksums?: boolean;
 }
@@ -73,6 +82,8 @@ export interface LeaseInfo {
 
 export interface Stack {
   readonly config: StackConfig;
+  /** Egress rules: read and change them while the stack runs. */
+  readonly egress: Egress;
   /** Plugs a guest NIC in. The stack owns the transport from now on and closes it on `close()`. */
   attach(transport: FrameTransport): void;
   addStaticLease(mac: string, ip: string, hostname?: string): void;
@@ -99,11 +110,15 @@ class NetworkStack implements Stack, IpOutput {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly drops = new DropCounters();
-  private readonly arp = new ArpCache();
+  private readonly arp: NeighbourTable;
   private readonly dhcp: DhcpServer;
-  private readonly tcp: TcpLayer;
-  private readonly udp: UdpLayer;
+  private readonly tcp: TcpFlowTable;
+  private readonly udp: UdpNat;
+  readonly egress: EgressPolicy;
   private readonly reassembler: Ipv4Reassembler;
+  private reassemblyTimer: Timer | undefined;
+  /** Addresses of the gateway itself: no guest may claim them. */
+  private readonly ownAddresses: Set<number>;
   private readonly verify: boolean;
   private transport: FrameTransport | undefined;
   private readonly frames = { in: 0, out: 0, bytesIn: 0, bytesOut: 0 };
@@ -146,10 +161,33 @@ class NetworkStack implements Stack, IpOutput {
         ip: parseIpv4Address(l.ip)!,
         hostname: l.hostname,
       })),
-      clock: { now: () => Date.now() },
+      clock: this.clock,
     });
-    this.tcp = new TcpLayer(n, this, this.drops, this.clock, random, this.log, o.policy, o.tcp);
-    this.udp = new UdpLayer(n, this, this.drops, this.log, o.policy, o.udp);
+    this.ownAddresses = new Set([
+      n.gateway,
+      n.hostAddress,
+      ...n.dnsServers.filter((ip) => this.inSubnet(ip)),
+    ]);
+    this.arp = new NeighbourTable({
+      guard: o.sourceGuard !== false,
+      leaseOwner: (ip) => this.dhcp.ownerOf(ip),
+    });
+    this.egress = new EgressPolicy(
+      { hostAddress: n.hostAddress, network: n.network, netmask: n.netmask },
+      o.egress,
+    );
+    this.tcp = new TcpFlowTable(
+      n,
+      this,
+      this.drops,
+      this.clock,
+      random,
+      this.log,
+      o.policy,
+      this.egress,
+      o.tcp,
+    );
+    this.udp = new UdpNat(n, this, this.drops, this.clock, this.log, o.policy, this.egress, o.udp);
     this.reassembler = new Ipv4Reassembler({ clock: this.clock });
   }
 
@@ -174,7 +212,9 @@ class NetworkStack implements Stack, IpOutput {
   }
 
   leases(): LeaseInfo[] {
-    return this.dhcp.leases().map((l) => ({ ...l, ip: ipv4ToString(l.ip) }));
+    // The DHCP server counts on the monotonic clock; people read wall-clock times.
+    const offset = Date.now() - this.clock.now();
+    return this.dhcp.leases().map((l) => ({ ...l, ip: ipv4ToString(l.ip), expiresAt: l.expiresAt + offset }));
   }
 
   async connect(ip: string, port: number, options: { timeoutMs?: number } = {}): Promise<Duplex> {
@@ -196,9 +236,9 @@ class NetworkStack implements Stack, IpOutput {
 
   /** Waits until the guest's MAC for `ip` is known, asking by ARP. */
   private async resolveMac(ip: number, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + Math.min(timeoutMs, 3_000);
+    const deadline = this.clock.now() + Math.min(timeoutMs, 3_000);
     while (!this.arp.lookup(ip)) {
-      if (Date.now() >= deadline || this.closed) return false;
+      if (this.clock.now() >= deadline || this.closed) return false;
       this.sendFrame(
         arpFrame(this.net.gatewayMac, BROADCAST_MAC, {
           op: ARP_REQUEST,
@@ -208,7 +248,7 @@ class NetworkStack implements Stack, IpOutput {
           targetIp: ip,
         }),
       );
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise<void>((r) => this.clock.setTimer(r, 100));
     }
     return true;
   }
@@ -220,14 +260,21 @@ class NetworkStack implements Stack, IpOutput {
       udp: { ...this.udp.counters, open: this.udp.openCount },
       icmp: { ...this.icmpCounters },
       arp: { ...this.arpCounters },
-      drops: { ...this.drops.byReason, ...prefixed("reassembly-", this.reassembler.drops) },
-      flows: [...this.tcp.flows(), ...this.udp.flowStats()],
+      memory: this.tcp.memory(),
+      egress: this.egress.counters(),
+      drops: {
+        ...this.drops.byReason,
+        ...prefixed("reassembly-", this.reassembler.drops),
+        ...prefixed("dhcp-", this.dhcp.stats.drops),
+      },
+      flows: [...this.tcp.flowStats(), ...this.udp.flowStats()],
     };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.reassemblyTimer?.cancel();
     this.tcp.close();
     this.udp.close();
     const t = this.transport;
@@ -272,7 +319,21 @@ class NetworkStack implements Stack, IpOutput {
 
   private onArp(payload: Buffer): void {
     const p = parseArp(payload);
-    if (p.senderIp !== 0 && this.inSubnet(p.senderIp)) this.arp.learn(p.senderIp, p.senderMac);
+    // An ARP probe (sender 0.0.0.0) claims nothing; any other sender address must be the MAC's own.
+    if (p.senderIp !== 0) {
+      if (this.ownAddresses.has(p.senderIp)) {
+        this.drops.count("arp-claims-gateway");
+        return;
+      }
+      if (!this.inSubnet(p.senderIp)) {
+        this.drops.count("arp-not-in-subnet");
+        return;
+      }
+      if (!this.arp.admit(p.senderIp, p.senderMac, this.clock.now())) {
+        this.drops.count("arp-spoofed");
+        return;
+      }
+    }
     if (p.op !== ARP_REQUEST) return;
     this.arpCounters.requests++;
     if (p.targetIp !== this.net.gateway && p.targetIp !== this.net.hostAddress) return;
@@ -291,9 +352,10 @@ class NetworkStack implements Stack, IpOutput {
   private onIpv4(payload: Buffer, srcMac: Buffer, checksumPartial = false): void {
     const verifyL4 = this.verify && !checksumPartial;
     let ip = parseIpv4(payload, { verifyChecksum: this.verify });
-    if (ip.src !== 0 && this.inSubnet(ip.src) && !this.arp.lookup(ip.src)) this.arp.learn(ip.src, srcMac);
+    if (!this.sourceAllowed(ip, srcMac)) return;
     if (ip.moreFragments || ip.fragmentOffset > 0) {
       const whole = this.reassembler.push(ip);
+      this.armReassemblyTimer();
       if (!whole) return;
       ip = whole;
     }
@@ -317,10 +379,55 @@ class NetworkStack implements Stack, IpOutput {
     }
   }
 
+  /**
+   * Only a guest's own address may be a source: 0.0.0.0 for DHCP alone, never the gateway's, never
+   * outside the subnet, and never an address another MAC holds (see NeighbourTable).
+   */
+  private sourceAllowed(ip: Ipv4Packet, srcMac: Buffer): boolean {
+    const src = ip.src;
+    if (src === 0) {
+      if (ip.protocol === IPPROTO_UDP) return true; // a DHCP client before it has an address
+      this.drops.count("ip-src-unspecified");
+      return false;
+    }
+    if (!this.inSubnet(src)) {
+      this.drops.count("ip-src-not-in-subnet");
+      return false;
+    }
+    if (this.ownAddresses.has(src)) {
+      this.drops.count("ip-src-gateway");
+      return false;
+    }
+    if (!this.arp.admit(src, srcMac, this.clock.now())) {
+      this.drops.count("ip-src-spoofed");
+      return false;
+    }
+    return true;
+  }
+
+  /** Incomplete datagrams are dropped when their time is up, not only when the next fragment comes. */
+  private armReassemblyTimer(): void {
+    if (this.reassemblyTimer || this.closed) return;
+    const at = this.reassembler.pollAt();
+    if (at === undefined) return;
+    this.reassemblyTimer = this.clock.setTimer(
+      () => {
+        this.reassemblyTimer = undefined;
+        this.reassembler.expire();
+        this.armReassemblyTimer();
+      },
+      Math.max(0, at - this.clock.now()) + 1,
+    );
+  }
+
   private onUdp(ip: Ipv4Packet, verify: boolean): void {
     const udp = parseUdp(ip.payload, ip.src, ip.dst, { verifyChecksum: verify });
     if (udp.dstPort === DHCP_SERVER_PORT) {
       this.onDhcp(udp.payload);
+      return;
+    }
+    if (ip.src === 0) {
+      this.drops.count("ip-src-unspecified");
       return;
     }
     if (ip.dst === 0xffffffff || ip.dst === this.net.broadcast || ip.dst >>> 28 === 0xe) {
@@ -334,7 +441,7 @@ class NetworkStack implements Stack, IpOutput {
     const msg = parseDhcp(payload);
     const reply = this.dhcp.handle(msg);
     if (!reply) return;
-    if (!reply.broadcast) this.arp.learn(reply.dstIp, reply.dstMac);
+    if (reply.bound) this.arp.pin(reply.bound.ip, reply.bound.mac, this.clock.now());
     const route = {
       srcMac: this.net.gatewayMac,
       dstMac: reply.broadcast ? BROADCAST_MAC : reply.dstMac,

@@ -1,4 +1,4 @@
-import type { Clock } from "../clock.js";
+import type { Now } from "../clock.js";
 import { ConfigError, WireError } from "../errors.js";
 import { BROADCAST_MAC, ipv4ToString, macToString, parseMac } from "../wire/address.js";
 import {
@@ -40,7 +40,14 @@ export interface DhcpServerOptions {
   staticLeases?: { mac: string; ip: number; hostname?: string }[];
   /** How long an address a client declined (found in use) is kept out of the pool; default 600 s. */
   declineHoldSeconds?: number;
-  clock: Clock;
+  /**
+   * How long an offered address waits for the client's REQUEST (default 5 s). Until then it is
+   * only lent: when the pool runs dry, the oldest offer goes to the next client, and a REQUEST
+   * for an address merely offered to another client is granted, so a flood of DISCOVERs from
+   * made-up MACs cannot starve a real guest.
+   */
+  offerHoldSeconds?: number;
+  clock: Now;
 }
 
 export interface DhcpReply {
@@ -50,6 +57,8 @@ export interface DhcpReply {
   dstIp: number;
   dstMac: Buffer;
   broadcast: boolean;
+  /** An ACK that binds an address: the client's MAC now owns it. */
+  bound?: { ip: number; mac: Buffer };
 }
 
 export interface Lease {
@@ -85,8 +94,6 @@ interface Binding {
   static: boolean;
 }
 
-/** An offered address is held this long for the client's REQUEST. */
-const OFFER_HOLD_MS = 60_000;
 /** Pools are scanned linearly on allocation; a /16 is more than any guest link needs. */
 const MAX_POOL = 65_536;
 const BROADCAST_IP = 0xffffffff;
@@ -109,6 +116,7 @@ export class DhcpServer {
   private readonly subnetBroadcast: number;
   private readonly leaseSeconds: number;
   private readonly declineHoldMs: number;
+  private readonly offerHoldMs: number;
 
   constructor(private readonly o: DhcpServerOptions) {
     const mask = o.subnetMask >>> 0;
@@ -135,6 +143,7 @@ export class DhcpServer {
       throw new ConfigError(`bad lease time ${this.leaseSeconds}`);
     }
     this.declineHoldMs = (o.declineHoldSeconds ?? 600) * 1000;
+    this.offerHoldMs = (o.offerHoldSeconds ?? 5) * 1000;
     try {
       encodeDomainSearch(o.searchDomains ?? []);
     } catch (e) {
@@ -184,6 +193,17 @@ export class DhcpServer {
     return out;
   }
 
+  /**
+   * The MAC (lower case) that owns `ip`: a bound, unexpired lease, or a static reservation.
+   * Frames from any other MAC with this source address are spoofed.
+   */
+  ownerOf(ip: number): string | undefined {
+    const b = this.byIp.get(ip >>> 0);
+    if (!b) return undefined;
+    if (b.static || (b.state === "bound" && b.expiresAt > this.o.clock.now())) return b.mac;
+    return undefined;
+  }
+
   /** Answers one client message; undefined when no reply is due (counted in `stats.drops` when dropped). */
   handle(msg: DhcpMessage): DhcpReply | undefined {
     if (msg.op !== BOOTREQUEST) return this.drop("not-request");
@@ -220,7 +240,7 @@ export class DhcpServer {
     const b = this.bind(mac, ip, requestedHostname(msg));
     if (!(b.state === "bound" && b.expiresAt > now)) {
       b.state = "offered";
-      b.expiresAt = now + OFFER_HOLD_MS;
+      b.expiresAt = now + this.offerHoldMs;
     }
     this.stats.offers++;
     return this.reply(msg, DHCPOFFER, ip, b.hostname);
@@ -248,7 +268,7 @@ export class DhcpServer {
 
   /** ACK `ip` to `mac` when it is (or may become) theirs; NAK otherwise. */
   private grant(msg: DhcpMessage, mac: string, ip: number, now: number): DhcpReply {
-    if (!this.usableBy(mac, ip, now)) {
+    if (!this.usableBy(mac, ip, now, true)) {
       this.stats.naks++;
       return this.nak(msg, this.inSubnet(ip) ? "address not available" : "wrong network");
     }
@@ -256,7 +276,7 @@ export class DhcpServer {
     b.state = "bound";
     b.expiresAt = now + this.leaseSeconds * 1000;
     this.stats.acks++;
-    return this.reply(msg, DHCPACK, ip, b.hostname);
+    return { ...this.reply(msg, DHCPACK, ip, b.hostname), bound: { ip, mac: Buffer.from(msg.chaddr) } };
   }
 
   private release(msg: DhcpMessage): void {
@@ -287,6 +307,9 @@ export class DhcpServer {
 
   private inform(msg: DhcpMessage): DhcpReply | undefined {
     if (msg.ciaddr === 0) return this.drop("malformed");
+    // Configuration for an address of another network, or one of ours that is not a guest's, is a lie.
+    if (!this.inSubnet(msg.ciaddr) || this.reserved.has(msg.ciaddr >>> 0))
+      return this.drop("inform-wrong-network");
     this.stats.acks++;
     // RFC 2131 3.4: configuration only; no lease, no yiaddr.
     return this.reply(msg, DHCPACK, 0, undefined);
@@ -298,23 +321,28 @@ export class DhcpServer {
     if (own && this.usableBy(mac, own.ip, now)) return own.ip;
     if (asked !== undefined && this.usableBy(mac, asked, now)) return asked;
     let oldest: Binding | undefined;
+    let oldestOffer: Binding | undefined;
     for (let ip = this.o.poolStart; ip <= this.o.poolEnd; ip++) {
-      if (!this.usableBy(mac, ip, now)) continue;
+      if (!this.usableBy(mac, ip, now, true)) continue;
       const holder = this.byIp.get(ip);
       if (holder === undefined) return ip;
-      if (oldest === undefined || holder.expiresAt < oldest.expiresAt) oldest = holder;
+      if (holder.state === "offered" && holder.expiresAt > now) {
+        if (oldestOffer === undefined || holder.expiresAt < oldestOffer.expiresAt) oldestOffer = holder;
+      } else if (oldest === undefined || holder.expiresAt < oldest.expiresAt) oldest = holder;
     }
-    // Reuse the address that has been free the longest; its old owner will get another.
-    return oldest?.ip;
+    // Reuse the address that has been free the longest (its old owner will get another), and
+    // only when none is left, the one offered longest ago and still not requested.
+    return (oldest ?? oldestOffer)?.ip;
   }
 
-  /** May `mac` hold `ip` now? */
-  private usableBy(mac: string, ip: number, now: number): boolean {
+  /** May `mac` hold `ip` now? With `takeOffers`, an address only offered to another MAC counts as free. */
+  private usableBy(mac: string, ip: number, now: number, takeOffers = false): boolean {
     if (!this.inSubnet(ip)) return false;
     const holder = this.byIp.get(ip);
     if (holder?.mac === mac) return true;
     if (holder?.static) return false;
-    if (holder && holder.state !== "free" && holder.expiresAt > now) return false;
+    const lent = holder?.state === "offered" && takeOffers;
+    if (holder && holder.state !== "free" && holder.expiresAt > now && !lent) return false;
     const own = this.byMac.get(mac);
     // A MAC with a reservation gets that address only.
     if (own?.static) return false;

@@ -1,22 +1,43 @@
+/**
+ * The stack's UDP NAT. Mapping is endpoint-independent: one host socket per guest source endpoint,
+ * so a guest socket keeps one host port whatever it talks to (STUN and its kind work). Filtering is
+ * address-and-port-dependent, like Linux's conntrack: the host socket passes on only datagrams from
+ * addresses and ports the guest has sent to. A flow is forgotten after `idleTimeoutMs` without
+ * traffic, or `streamTimeoutMs` once it has seen both directions.
+ */
 import dgram from "node:dgram";
+import { isIP } from "node:net";
+import type { Clock, Timer } from "../clock.js";
 import type { NetworkConfig } from "../config.js";
 import type { DropCounters, FlowStats } from "../counters.js";
+import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
 import type { IpOutput } from "../iface/ip-output.js";
+import { LogLimiter } from "../log-limit.js";
 import type { Logger } from "../logger.js";
 import { defaultDecision, type FlowInfo, type FlowPolicy, type UdpDecision } from "../policy.js";
 import { ipv4ToString } from "../wire/address.js";
-import { ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
+import { ICMP_CODE_ADMIN_PROHIBITED, ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
 import { type Ipv4Packet, icmpQuote } from "../wire/ipv4.js";
 import type { UdpDatagram } from "../wire/udp.js";
+import { GuestShares } from "./budget.js";
 import { guestSource, hostTarget } from "./host-map.js";
 
-export interface UdpLayerOptions {
-  /** A flow with no traffic either way for this long is closed (default 60 s). */
+export interface UdpOptions {
+  /** A flow that has only seen the guest's datagrams is closed after this long idle (default 120 s). */
   idleTimeoutMs?: number;
+  /** A flow that has seen both directions is closed after this long idle (default 180 s). */
+  streamTimeoutMs?: number;
   /** Most flows at once; the least recently used is closed to make room (default 4096). */
   maxFlows?: number;
+  /** Most flows of one guest; beyond, that guest's least recently used flow makes room (default 2048). */
+  maxFlowsPerGuest?: number;
+  /** Remote endpoints remembered per flow for filtering; the oldest is forgotten beyond (default 64). */
+  maxRemotesPerFlow?: number;
 }
+
+/** @deprecated renamed UdpOptions */
+export type UdpLayerOptions = UdpOptions;
 
 interface UdpFlow {
   key: string;
@@ -24,6 +45,10 @@ interface UdpFlow {
   guestPort: number;
   socket: dgram.Socket;
   lastActive: number;
+  /** A reply came back: the longer stream timeout applies. */
+  replied: boolean;
+  /** Host-side "address:port" the guest sent to → the egress generation it was allowed under. */
+  remotes: Map<string, number>;
   bytesFromGuest: number;
   bytesToGuest: number;
 }
@@ -45,32 +70,37 @@ interface DialledUdp {
   handler?: (data: Buffer) => void;
 }
 
-/**
- * The stack's UDP NAT: one host socket per guest source endpoint (endpoint-independent
- * mapping, so a guest socket can talk to several servers), closed after an idle timeout.
- */
-export class UdpLayer {
+export class UdpNat {
   private readonly flows = new Map<string, UdpFlow>();
+  private readonly shares: GuestShares;
   /** Sockets dialled into guests, by local port on the host address. */
   private readonly dialled = new Map<number, DialledUdp>();
   private nextDialPort = 49152;
-  private readonly sweeper: NodeJS.Timeout;
-  readonly counters = { opened: 0, closed: 0, datagramsIn: 0, datagramsOut: 0 };
+  private sweeper: Timer | undefined;
+  private readonly refusedLog: LogLimiter;
+  readonly counters = { opened: 0, closed: 0, datagramsIn: 0, datagramsOut: 0, unsolicited: 0 };
   private readonly idleTimeoutMs: number;
+  private readonly streamTimeoutMs: number;
   private readonly maxFlows: number;
+  private readonly maxRemotes: number;
+  private closed = false;
 
   constructor(
     private readonly cfg: NetworkConfig,
     private readonly out: IpOutput,
     private readonly drops: DropCounters,
+    private readonly clock: Clock,
     private readonly log: Logger,
     private readonly policy: FlowPolicy | undefined,
-    options: UdpLayerOptions = {},
+    private readonly egress: EgressPolicy,
+    options: UdpOptions = {},
   ) {
-    this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
+    this.streamTimeoutMs = options.streamTimeoutMs ?? 180_000;
     this.maxFlows = options.maxFlows ?? 4096;
-    this.sweeper = setInterval(() => this.sweep(), Math.min(this.idleTimeoutMs, 10_000));
-    this.sweeper.unref();
+    this.shares = new GuestShares(options.maxFlowsPerGuest ?? 2048);
+    this.maxRemotes = options.maxRemotesPerFlow ?? 64;
+    this.refusedLog = new LogLimiter(clock);
   }
 
   get openCount(): number {
@@ -82,9 +112,13 @@ export class UdpLayer {
     if (ip.dst === this.cfg.hostAddress) {
       const d = this.dialled.get(udp.dstPort);
       if (d && d.guestIp === ip.src && d.guestPort === udp.srcPort) {
-        d.handler?.(Buffer.from(udp.payload));
+        this.run("udp-dial-handler-failed", () => d.handler?.(Buffer.from(udp.payload)));
         return;
       }
+    }
+    if (udp.dstPort === 0 || udp.srcPort === 0) {
+      this.drops.count("udp-port-zero");
+      return;
     }
     const flow: FlowInfo = {
       protocol: "udp",
@@ -103,30 +137,79 @@ export class UdpLayer {
       const src = ip.src;
       const dst = ip.dst;
       const reply = (data: Buffer) => {
+        if (this.closed) return;
         this.counters.datagramsOut++;
         this.out.sendUdp(dst, src, udp.dstPort, udp.srcPort, data);
       };
-      decision.handler(Buffer.from(udp.payload), flow, reply);
+      this.run("udp-handler-failed", () => decision.handler(Buffer.from(udp.payload), flow, reply));
       return;
     }
+    if (this.closed) return;
     const f = this.flowFor(ip.src, udp.srcPort);
-    f.lastActive = Date.now();
+    const host = decision.host ?? hostTarget(this.cfg, ip.dst);
+    const port = decision.port ?? udp.dstPort;
+    if (!this.allowRemote(f, ip, udp, host, port, flow)) return;
+    f.lastActive = this.clock.now();
     f.bytesFromGuest += udp.payload.length;
-    // Refresh LRU order.
+    // Most recently used last: eviction takes the first.
     this.flows.delete(f.key);
     this.flows.set(f.key, f);
-    f.socket.send(
-      udp.payload,
-      decision.port ?? udp.dstPort,
-      decision.host ?? hostTarget(this.cfg, ip.dst),
-      (err) => {
+    try {
+      f.socket.send(udp.payload, port, host, (err) => {
         if (err) this.drops.count("udp-host-send-failed");
-      },
-    );
+      });
+    } catch {
+      this.drops.count("udp-host-send-failed");
+    }
+  }
+
+  /** Egress check once per remote (again after the rules change); remembers it for filtering. */
+  private allowRemote(
+    f: UdpFlow,
+    ip: Ipv4Packet,
+    udp: UdpDatagram,
+    host: string,
+    port: number,
+    flow: FlowInfo,
+  ): boolean {
+    // A policy may name the target host by name: its replies are then matched by port alone.
+    const remote = `${isIP(host) ? host : "*"}:${port}`;
+    const generation = this.egress.generation;
+    if (f.remotes.get(remote) === generation) return true;
+    const verdict = this.egress.check({
+      protocol: "udp",
+      guestIp: ip.src,
+      dstIp: ip.dst,
+      dstPort: udp.dstPort,
+    });
+    if (!verdict.allowed) {
+      f.remotes.delete(remote);
+      this.drops.count("udp-egress-denied");
+      this.out.sendUnreachable(ip.dst, ip.src, ICMP_CODE_ADMIN_PROHIBITED, icmpQuote(ip));
+      const admitted = this.refusedLog.admit();
+      if (admitted) {
+        this.log.info(
+          {
+            protocol: "udp",
+            guest: `${flow.guestIp}:${flow.guestPort}`,
+            dst: `${flow.dstIp}:${flow.dstPort}`,
+            by: typeof verdict.by === "number" ? `rule ${verdict.by}` : verdict.by,
+            ...(admitted.suppressed ? { suppressed: admitted.suppressed } : {}),
+          },
+          "egress refused",
+        );
+      }
+      return false;
+    }
+    f.remotes.delete(remote);
+    f.remotes.set(remote, generation);
+    if (f.remotes.size > this.maxRemotes) f.remotes.delete(f.remotes.keys().next().value!);
+    return true;
   }
 
   /** Opens a UDP socket into a guest, from the host address (the UDP side of port forwarding). */
   dial(guestIp: number, guestPort: number): GuestUdpSocket {
+    if (this.closed) throw new DialError("closed", "stack is closed");
     let localPort = 0;
     for (let i = 0; i < 16384 && localPort === 0; i++) {
       const p = this.nextDialPort;
@@ -134,14 +217,12 @@ export class UdpLayer {
       if (!this.dialled.has(p)) localPort = p;
     }
     if (localPort === 0) throw new DialError("unreachable", "no free local UDP port");
-    const entry: DialledUdp = {
-      guestIp,
-      guestPort,
-    };
+    const entry: DialledUdp = { guestIp, guestPort };
     this.dialled.set(localPort, entry);
     return {
       localPort,
       send: (data) => {
+        if (this.closed) return;
         this.counters.datagramsOut++;
         this.out.sendUdp(this.cfg.hostAddress, guestIp, localPort, guestPort, data);
       },
@@ -155,13 +236,38 @@ export class UdpLayer {
   }
 
   private decide(dst: number, flow: FlowInfo): UdpDecision {
-    return this.policy?.udp?.(flow) ?? defaultDecision(dst === this.cfg.gateway);
+    try {
+      return this.policy?.udp?.(flow) ?? defaultDecision(dst === this.cfg.gateway);
+    } catch (err) {
+      this.log.error(
+        { err: (err as Error)?.stack ?? String(err), flow },
+        "udp policy failed; refused the datagram",
+      );
+      return { action: "reject" };
+    }
+  }
+
+  /** Runs user code for one datagram: a throw is counted and logged, never passed on. */
+  private run(reason: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.drops.count(reason);
+      this.log.error({ err: (err as Error)?.stack ?? String(err) }, "udp handler failed");
+    }
   }
 
   private flowFor(guestIp: number, guestPort: number): UdpFlow {
     const key = `${guestIp}:${guestPort}`;
     const existing = this.flows.get(key);
     if (existing) return existing;
+    if (this.shares.full(guestIp)) {
+      const own = this.oldestOf(guestIp);
+      if (own) {
+        this.drops.count("udp-guest-share-evicted");
+        this.closeFlow(own);
+      }
+    }
     if (this.flows.size >= this.maxFlows) {
       const oldest = this.flows.values().next().value;
       if (oldest) {
@@ -175,12 +281,20 @@ export class UdpLayer {
       guestIp,
       guestPort,
       socket,
-      lastActive: Date.now(),
+      lastActive: this.clock.now(),
+      replied: false,
+      remotes: new Map(),
       bytesFromGuest: 0,
       bytesToGuest: 0,
     };
     socket.on("message", (msg, rinfo) => {
-      f.lastActive = Date.now();
+      if (!f.remotes.has(`${rinfo.address}:${rinfo.port}`) && !f.remotes.has(`*:${rinfo.port}`)) {
+        this.counters.unsolicited++;
+        this.drops.count("udp-unsolicited");
+        return;
+      }
+      f.lastActive = this.clock.now();
+      f.replied = true;
       f.bytesToGuest += msg.length;
       this.counters.datagramsOut++;
       const src = guestSource(this.cfg, rinfo.address, this.cfg.hostAddress);
@@ -189,38 +303,77 @@ export class UdpLayer {
     socket.on("error", (err) => {
       this.log.debug({ err: err.message }, "udp flow socket error");
       this.drops.count("udp-host-socket-error");
+      // A socket that could not even bind (out of descriptors) is useless: a later datagram opens a new one.
+      if (this.flows.get(key) === f && !isBound(socket)) this.closeFlow(f);
     });
     socket.bind(0);
     this.flows.set(key, f);
+    this.shares.add(guestIp);
     this.counters.opened++;
+    this.armSweeper();
     return f;
   }
 
+  private oldestOf(guestIp: number): UdpFlow | undefined {
+    for (const f of this.flows.values()) if (f.guestIp === guestIp) return f;
+    return undefined;
+  }
+
   private closeFlow(f: UdpFlow): void {
+    if (this.flows.get(f.key) !== f) return;
     this.flows.delete(f.key);
-    f.socket.close();
+    this.shares.remove(f.guestIp);
+    try {
+      f.socket.close();
+    } catch {
+      // Already closed after an error.
+    }
     this.counters.closed++;
   }
 
+  private armSweeper(): void {
+    if (this.sweeper || this.closed) return;
+    const every = Math.max(100, Math.min(this.idleTimeoutMs, this.streamTimeoutMs, 10_000));
+    this.sweeper = this.clock.setTimer(() => {
+      this.sweeper = undefined;
+      this.sweep();
+      if (this.flows.size > 0) this.armSweeper();
+    }, every);
+  }
+
   private sweep(): void {
-    const cutoff = Date.now() - this.idleTimeoutMs;
-    for (const f of [...this.flows.values()]) if (f.lastActive < cutoff) this.closeFlow(f);
+    const now = this.clock.now();
+    for (const f of [...this.flows.values()]) {
+      const timeout = f.replied ? this.streamTimeoutMs : this.idleTimeoutMs;
+      if (now - f.lastActive >= timeout) this.closeFlow(f);
+    }
   }
 
   flowStats(): FlowStats[] {
     return [...this.flows.values()].map((f) => ({
       protocol: "udp" as const,
       guest: `${ipv4ToString(f.guestIp)}:${f.guestPort}`,
-      remote: "*",
-      state: "OPEN",
+      remote: f.remotes.size === 1 ? f.remotes.keys().next().value! : `${f.remotes.size} remotes`,
+      state: f.replied ? "REPLIED" : "OPEN",
       bytesFromGuest: f.bytesFromGuest,
       bytesToGuest: f.bytesToGuest,
     }));
   }
 
   close(): void {
-    clearInterval(this.sweeper);
+    this.closed = true;
+    this.sweeper?.cancel();
+    this.sweeper = undefined;
     this.dialled.clear();
     for (const f of [...this.flows.values()]) this.closeFlow(f);
+  }
+}
+
+function isBound(socket: dgram.Socket): boolean {
+  try {
+    socket.address();
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -1,4 +1,4 @@
-import type { Clock, Random } from "../clock.js";
+import type { Now, Random } from "../clock.js";
 import {
   TCP_ACK,
   TCP_FIN,
@@ -44,7 +44,7 @@ export interface ConnectionHooks {
 }
 
 export interface ConnectionOptions {
-  clock: Clock;
+  clock: Now;
   random: Random;
   /** Largest segment payload our side accepts (MTU - 40). */
   mss: number;
@@ -56,8 +56,18 @@ export interface ConnectionOptions {
   /** Give up after this many consecutive retransmission timeouts. */
   maxRetransmits?: number;
   maxSynRetransmits?: number;
-  /** FIN-WAIT-2 with a peer that never closes. */
+  /**
+   * How long an orphaned connection (see `orphan()`) waits in FIN-WAIT-2 for the peer's FIN, as
+   * Linux's tcp_fin_timeout; a connection whose owner still reads waits as long as the peer likes.
+   */
   finWait2TimeoutMs?: number;
+  /**
+   * Keepalive probes after this long without a segment from the peer (0: off, the default). A peer
+   * that answers none of `keepAliveProbes` probes, `keepAliveIntervalMs` apart, is timed out.
+   */
+  keepAliveIdleMs?: number;
+  keepAliveIntervalMs?: number;
+  keepAliveProbes?: number;
   /**
    * Largest payload of one emitted data segment, for a link with TCP segmentation offload
    * (rounded down to whole segments). Default (or anything up to the MSS): one MSS.
@@ -110,6 +120,11 @@ export class Connection {
   private persistAt: number | undefined;
   private timeWaitAt: number | undefined;
   private idleAt: number | undefined;
+  private keepAliveAt: number | undefined;
+  private keepAliveSent = 0;
+  private orphaned = false;
+  /** The peer filled the window we advertised since the owner last asked (`takeReceiveLimited`). */
+  private receiveLimited = false;
   private persistBackoff = 0;
   private retransmits = 0;
   private readonly rtt = new RttEstimator();
@@ -132,8 +147,8 @@ export class Connection {
   /** Loss-recovery events, for counters and diagnostics. */
   readonly recovery = { timeouts: 0, fastRetransmits: 0, segmentsRetransmitted: 0 };
 
-  private readonly rcvBufSize: number;
-  private readonly sndBufSize: number;
+  private rcvBufSize: number;
+  private sndBufSize: number;
   private readonly opts: Required<ConnectionOptions>;
 
   private constructor(
@@ -151,6 +166,9 @@ export class Connection {
       maxRetransmits: 15,
       maxSynRetransmits: 6,
       finWait2TimeoutMs: 60_000,
+      keepAliveIdleMs: 0,
+      keepAliveIntervalMs: 75_000,
+      keepAliveProbes: 9,
       maxBurstSegment: 0,
       ...options,
     };
@@ -251,6 +269,56 @@ export class Connection {
     this.terminate("aborted");
   }
 
+  /**
+   * The owner let go of the connection after closing its side: it waits in FIN-WAIT-2 for at
+   * most `finWait2TimeoutMs`, and data the peer still sends resets it (nobody would read it).
+   */
+  orphan(): void {
+    if (this.closed || this.orphaned) return;
+    this.orphaned = true;
+    this.armIdle(this.opts.clock.now());
+  }
+
+  get isOrphaned(): boolean {
+    return this.orphaned;
+  }
+
+  /** Current buffer limits (the owner may change them under memory pressure or to let a flow grow). */
+  get receiveBufferSize(): number {
+    return this.rcvBufSize;
+  }
+
+  get sendBufferSize(): number {
+    return this.sndBufSize;
+  }
+
+  /** A larger receive buffer: advertised at once if the window grows noticeably. */
+  setReceiveBuffer(bytes: number): void {
+    this.rcvBufSize = bytes;
+    this.receiveSpaceOpened();
+  }
+
+  /** A new send buffer limit; a writer blocked on the old one may go on if the new one has room. */
+  setSendBuffer(bytes: number): void {
+    this.sndBufSize = bytes;
+    if (this.sendBlocked && this.sendBuf.length < bytes / 2 && !this.closed) {
+      this.sendBlocked = false;
+      this.hooks.onSendSpace();
+    }
+  }
+
+  /** Whether the peer filled the advertised window since the last call: a larger buffer would help. */
+  takeReceiveLimited(): boolean {
+    const limited = this.receiveLimited;
+    this.receiveLimited = false;
+    return limited;
+  }
+
+  /** The writer waits on a full send buffer while the peer's window and cwnd could take more. */
+  get sendLimited(): boolean {
+    return this.sendBlocked && Math.min(this.sndWnd, this.cc.cwnd) > this.sndBufSize / 2;
+  }
+
   /** The application consumed data: advertise the larger window if it grew noticeably. */
   receiveSpaceOpened(): void {
     if (!canReceive(this.state) || this.closed) return;
@@ -340,7 +408,14 @@ export class Connection {
     if (!this.processAck(seg, now)) return;
     if (this.closed) return;
 
-    if (seg.payload.length > 0 && canReceive(this.state)) this.receiveData(seg);
+    if (seg.payload.length > 0 && canReceive(this.state)) {
+      if (this.orphaned && seqGt(seqAdd(seg.seq, seg.payload.length), this.rcvNxt)) {
+        // New data for a connection nobody reads any more: reset, as Linux does.
+        this.abort();
+        return;
+      }
+      this.receiveData(seg);
+    }
     if (seg.flags & TCP_FIN) {
       this.peerFinSeq = seqAdd(seg.seq, seg.payload.length);
       this.ackPending = true;
@@ -350,9 +425,10 @@ export class Connection {
     this.transmit();
     if (this.ackPending) this.hooks.requestFlush();
     this.armIdle(now);
+    this.armKeepAlive(now);
   }
 
-  private onSegmentSynSent(seg: TcpSegment, _now: number): void {
+  private onSegmentSynSent(seg: TcpSegment, now: number): void {
     const ackOk = (seg.flags & TCP_ACK) !== 0 && seqGt(seg.ack, this.iss) && seqLe(seg.ack, this.sndMax);
     if (seg.flags & TCP_ACK && !ackOk) {
       if (!(seg.flags & TCP_RST)) this.emit(seg.ack, TCP_RST, undefined);
@@ -374,6 +450,7 @@ export class Connection {
     this.rtoAt = undefined;
     this.retransmits = 0;
     this.setState(TcpState.Established);
+    this.armKeepAlive(now);
     this.sendAck();
     this.hooks.onEstablished();
     this.transmit();
@@ -469,7 +546,7 @@ export class Connection {
     if (finAcked) {
       if (this.state === TcpState.FinWait1) {
         this.setState(TcpState.FinWait2);
-        this.idleAt = now + this.opts.finWait2TimeoutMs;
+        this.armIdle(now);
       } else if (this.state === TcpState.Closing) this.enterTimeWait(now);
       else if (this.state === TcpState.LastAck) {
         this.terminate("closed");
@@ -582,6 +659,7 @@ export class Connection {
     }
     if (seq === this.rcvNxt) {
       this.rcvNxt = seqAdd(this.rcvNxt, data.length);
+      if (seqDiff(this.rcvAdvertisedEdge, this.rcvNxt) < 2 * this.opts.mss) this.receiveLimited = true;
       this.hooks.onData(data);
       if (this.assembler.count > 0) {
         for (const part of this.assembler.takeContiguous(this.rcvNxt)) {
@@ -617,6 +695,7 @@ export class Connection {
     this.rtoAt = undefined;
     this.persistAt = undefined;
     this.idleAt = undefined;
+    this.keepAliveAt = undefined;
     this.timeWaitAt = now + this.opts.timeWaitMs;
     this.sendBuf.clear();
     this.assembler.clear();
@@ -764,7 +843,7 @@ export class Connection {
   /** When `poll` must next run, or undefined when no timer is armed. */
   pollAt(): number | undefined {
     let at: number | undefined;
-    for (const t of [this.rtoAt, this.persistAt, this.timeWaitAt, this.idleAt]) {
+    for (const t of [this.rtoAt, this.persistAt, this.timeWaitAt, this.idleAt, this.keepAliveAt]) {
       if (t !== undefined && (at === undefined || t < at)) at = t;
     }
     return at;
@@ -782,12 +861,26 @@ export class Connection {
     }
     if (this.rtoAt !== undefined && now >= this.rtoAt) this.onRetransmitTimeout(now);
     if (this.closed) return;
+    if (this.keepAliveAt !== undefined && now >= this.keepAliveAt) this.onKeepAlive(now);
+    if (this.closed) return;
     if (this.persistAt !== undefined && now >= this.persistAt) {
       // Zero-window probe: an old sequence number makes the peer answer with its window.
       this.emit(seqAdd(this.sndUna, -1), TCP_ACK, undefined);
       this.persistBackoff++;
       this.persistAt = now + this.persistInterval();
     }
+  }
+
+  /** A keepalive probe: an old sequence number the peer must acknowledge (RFC 9293 3.8.4). */
+  private onKeepAlive(now: number): void {
+    if (this.keepAliveSent >= this.opts.keepAliveProbes) {
+      this.emit(this.sndNxt, TCP_RST | TCP_ACK, undefined);
+      this.terminate("timeout");
+      return;
+    }
+    this.keepAliveSent++;
+    this.emit(seqAdd(this.sndUna, -1), TCP_ACK, undefined);
+    this.keepAliveAt = now + this.opts.keepAliveIntervalMs;
   }
 
   private onRetransmitTimeout(now: number): void {
@@ -825,15 +918,27 @@ export class Connection {
     if (this.rtoAt === undefined && seqGt(this.sndMax, this.sndUna)) this.rtoAt = now + this.rtt.rto;
   }
 
+  /** Only an orphan waits a bounded time for the peer's FIN (Linux's tcp_fin_timeout). */
   private armIdle(now: number): void {
-    if (this.state === TcpState.FinWait2) this.idleAt = now + this.opts.finWait2TimeoutMs;
+    if (this.orphaned && this.state === TcpState.FinWait2) this.idleAt = now + this.opts.finWait2TimeoutMs;
+  }
+
+  /** Restarts the keepalive countdown: the peer was heard from. */
+  private armKeepAlive(now: number): void {
+    this.keepAliveSent = 0;
+    const idle = this.opts.keepAliveIdleMs;
+    const synced =
+      this.state !== TcpState.SynSent &&
+      this.state !== TcpState.SynReceived &&
+      this.state !== TcpState.TimeWait;
+    this.keepAliveAt = idle > 0 && synced ? now + idle : undefined;
   }
 
   private terminate(reason: CloseReason): void {
     if (this.closed) return;
     this.closed = true;
     this.setState(TcpState.Closed);
-    this.rtoAt = this.persistAt = this.timeWaitAt = this.idleAt = undefined;
+    this.rtoAt = this.persistAt = this.timeWaitAt = this.idleAt = this.keepAliveAt = undefined;
     this.sendBuf.clear();
     this.assembler.clear();
     this.hooks.onClose(reason);

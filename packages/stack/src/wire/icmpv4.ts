@@ -10,6 +10,8 @@ export const ICMP_CODE_NET_UNREACHABLE = 0;
 export const ICMP_CODE_HOST_UNREACHABLE = 1;
 export const ICMP_CODE_PORT_UNREACHABLE = 3;
 export const ICMP_CODE_FRAG_NEEDED = 4;
+/** Communication administratively prohibited (RFC 1812): a filter refused the packet. */
+export const ICMP_CODE_ADMIN_PROHIBITED = 13;
 
 export const ICMP_HEADER_LEN = 8;
 
@@ -59,6 +61,7 @@ const UNREACHABLE_CODES: Record<number, string> = {
   2: "protocol-unreachable",
   [ICMP_CODE_PORT_UNREACHABLE]: "port-unreachable",
   [ICMP_CODE_FRAG_NEEDED]: "frag-needed",
+  [ICMP_CODE_ADMIN_PROHIBITED]: "admin-prohibited",
 };
 
 export function formatIcmpv4(p: IcmpPacket): string {

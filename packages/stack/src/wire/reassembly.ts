@@ -1,4 +1,4 @@
-import type { Clock } from "../clock.js";
+import type { Now } from "../clock.js";
 import { IPV4_HEADER_LEN, type Ipv4Packet } from "./ipv4.js";
 
 /**
@@ -7,7 +7,7 @@ import { IPV4_HEADER_LEN, type Ipv4Packet } from "./ipv4.js";
  * dropped, which shuts out overlap tricks (teardrop, filter evasion) at no cost to honest senders.
  */
 export interface ReassemblyOptions {
-  clock: Clock;
+  clock: Now;
   /** How long an incomplete datagram is kept (default 30 s, as Linux's ipfrag_time). */
   timeoutMs?: number;
   /** Incomplete datagrams in flight (default 64); the oldest is evicted to admit a new one. */
@@ -45,7 +45,7 @@ interface Pending {
 export class Ipv4Reassembler {
   /** Drops by reason: "timeout", "overlap", "too-big", "limit", "malformed", "duplicate". */
   readonly drops: Record<string, number> = {};
-  private readonly clock: Clock;
+  private readonly clock: Now;
   private readonly timeoutMs: number;
   private readonly maxDatagrams: number;
   private readonly maxBytes: number;
@@ -62,6 +62,11 @@ export class Ipv4Reassembler {
 
   get pending(): number {
     return this.datagrams.size;
+  }
+
+  /** What the held fragments are charged against `maxBytes`: payload plus `FRAGMENT_OVERHEAD` each. */
+  get bufferedBytes(): number {
+    return this.charged;
   }
 
   /**

@@ -234,10 +234,37 @@ describe("DhcpServer lease logic", () => {
     expect(server.stats.offers).toBe(2);
   });
 
-  it("holds an offered address for the client that was offered it", () => {
+  it("offers a free address before lending one offered to another client", () => {
+    const { server } = setup({ poolEnd: ip("10.77.0.57") });
+    expect(answer(server, client(DHCPDISCOVER, cap.CLIENT_MAC)).yiaddr).toBe(cap.LEASED_IP);
+    expect(answer(server, client(DHCPDISCOVER, OTHER_MAC)).yiaddr).toBe(ip("10.77.0.57"));
+  });
+
+  it("with the pool dry, lends the oldest unrequested offer; the first REQUEST wins", () => {
     const { server } = setup({ poolEnd: cap.LEASED_IP });
-    server.handle(client(DHCPDISCOVER, cap.CLIENT_MAC));
+    expect(answer(server, client(DHCPDISCOVER, cap.CLIENT_MAC)).yiaddr).toBe(cap.LEASED_IP);
+    expect(answer(server, client(DHCPDISCOVER, OTHER_MAC)).yiaddr).toBe(cap.LEASED_IP);
+    const select = (mac: string) =>
+      client(DHCPREQUEST, mac, { requested: cap.LEASED_IP, serverId: cap.SERVER_IP });
+    expect(answer(server, select(cap.CLIENT_MAC)).messageType).toBe(DHCPACK);
+    expect(answer(server, select(OTHER_MAC)).messageType).toBe(DHCPNAK);
+    // Bound now: not lent to anyone.
     expect(server.handle(client(DHCPDISCOVER, OTHER_MAC))).toBeUndefined();
+  });
+
+  it("releases an offer nobody requested after offerHoldSeconds", () => {
+    const { clock, server } = setup({ poolEnd: cap.LEASED_IP, offerHoldSeconds: 5 });
+    server.handle(client(DHCPDISCOVER, cap.CLIENT_MAC));
+    expect(server.ownerOf(cap.LEASED_IP)).toBeUndefined();
+    clock.advance(5_000);
+    expect(answer(server, client(DHCPDISCOVER, OTHER_MAC)).yiaddr).toBe(cap.LEASED_IP);
+  });
+
+  it("INFORM from an address outside the subnet or of the server is dropped", () => {
+    const { server } = setup();
+    expect(server.handle(client(DHCPINFORM, cap.CLIENT_MAC, { ciaddr: ip("10.99.0.9") }))).toBeUndefined();
+    expect(server.handle(client(DHCPINFORM, cap.CLIENT_MAC, { ciaddr: cap.SERVER_IP }))).toBeUndefined();
+    expect(server.stats.drops["inform-wrong-network"]).toBe(2);
   });
 
   it("skips reserved, router and DNS addresses", () => {
@@ -303,7 +330,7 @@ describe("DhcpServer lease logic", () => {
     expect(server.handle(decline)).toBeUndefined();
     expect(server.stats.declines).toBe(1);
     expect(server.leases()).toEqual([]);
-    expect(answer(server, client(DHCPDISCOVER, cap.CLIENT_MAC)).yiaddr).toBe(ip("10.77.0.57"));
+    expect(lease(server, cap.CLIENT_MAC)).toBe(ip("10.77.0.57"));
     expect(server.handle(client(DHCPDISCOVER, OTHER_MAC))).toBeUndefined();
     clock.advance(600_000);
     expect(answer(server, client(DHCPDISCOVER, OTHER_MAC)).yiaddr).toBe(cap.LEASED_IP);

@@ -74,6 +74,17 @@ describe("active close", () => {
     expect(h.state).toBe(TcpState.FinWait2);
   });
 
+  it("FIN-WAIT-2 orphaned, new data → RST: nobody reads it", () => {
+    const h = TcpHarness.established();
+    h.conn.close();
+    h.peerSend({ ack: h.iss + 2 });
+    h.conn.orphan();
+    h.peerSend({ payload: "late" });
+    expectSegment(h.lastOut, Flags(TCP_RST | TCP_ACK, true));
+    expect(h.closeReasons).toEqual(["aborted"]);
+    expect(h.received.length).toBe(0);
+  });
+
   it("FIN-WAIT-2 data → still delivered (half-close)", () => {
     const h = TcpHarness.established();
     h.conn.close();
@@ -83,12 +94,22 @@ describe("active close", () => {
     expectSegment(h.lastOut, Flags(TCP_ACK, true), Seq(h.iss + 2), Ack(RCV + 4));
   });
 
-  it("FIN-WAIT-2 peer silent → RST after finWait2TimeoutMs, segments restart the timer", () => {
+  it("FIN-WAIT-2 peer silent, owner still reading → no timeout", () => {
     const h = TcpHarness.established({ finWait2TimeoutMs: 10_000 });
     h.conn.close();
     h.peerSend({ ack: h.iss + 2 });
+    h.advance(3_600_000);
+    expect(h.state).toBe(TcpState.FinWait2);
+    expect(h.closeReasons).toEqual([]);
+  });
+
+  it("FIN-WAIT-2 orphaned, peer silent → RST after finWait2TimeoutMs, segments restart the timer", () => {
+    const h = TcpHarness.established({ finWait2TimeoutMs: 10_000 });
+    h.conn.close();
+    h.peerSend({ ack: h.iss + 2 });
+    h.conn.orphan();
     h.advance(9000);
-    h.peerSend({ payload: "x" });
+    h.peerSend({ flags: TCP_ACK });
     h.advance(9999);
     expect(h.closeReasons).toEqual([]);
     h.advance(1);

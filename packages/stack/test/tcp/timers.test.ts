@@ -225,3 +225,44 @@ describe("persist timer (zero window)", () => {
     expectSegment(h.lastOut, Len(0), Seq(h.iss + 2 * MSS));
   });
 });
+
+describe("keepalive (RFC 9293 3.8.4)", () => {
+  const ka = { keepAliveIdleMs: 60_000, keepAliveIntervalMs: 10_000, keepAliveProbes: 3 };
+
+  it("ESTABLISHED idle → probe with snd.una - 1 after keepAliveIdleMs", () => {
+    const h = TcpHarness.established(ka);
+    h.advance(59_999);
+    expect(h.out).toHaveLength(0);
+    h.advance(1);
+    expectSegment(h.lastOut, Flags(TCP_ACK, true), Seq(h.iss), Len(0), Ack(RCV));
+  });
+
+  it("ESTABLISHED probe answered → countdown restarts, connection lives", () => {
+    const h = TcpHarness.established(ka);
+    h.advance(60_000);
+    h.peerSend({ flags: TCP_ACK });
+    h.clearOut();
+    h.advance(59_999);
+    expect(h.out).toHaveLength(0);
+    h.advance(1);
+    expect(h.out).toHaveLength(1);
+    expect(h.state).toBe(TcpState.Established);
+  });
+
+  it("ESTABLISHED probes unanswered → RST and timeout after the last one", () => {
+    const h = TcpHarness.established(ka);
+    h.advance(60_000 + 2 * 10_000);
+    expect(h.out).toHaveLength(3);
+    expect(h.closeReasons).toEqual([]);
+    h.advance(10_000);
+    expectSegment(h.lastOut, Flags(TCP_RST | TCP_ACK, true));
+    expect(h.closeReasons).toEqual(["timeout"]);
+  });
+
+  it("ESTABLISHED without keepAliveIdleMs → silent for hours", () => {
+    const h = TcpHarness.established();
+    h.advance(10 * 3_600_000);
+    expect(h.out).toHaveLength(0);
+    expect(h.state).toBe(TcpState.Established);
+  });
+});

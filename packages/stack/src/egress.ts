@@ -1,0 +1,252 @@
+/**
+ * Egress policy: which destinations a guest may reach through the host's sockets. Ordered rules,
+ * first match wins, by destination address (CIDR), DNS name, protocol and port; without a match the
+ * defaults apply: the host address reaches the host's loopback (unless turned off), other loopback
+ * and "this network" addresses, and the guests' own subnet, are refused, everything else goes out.
+ */
+import { ConfigError } from "./errors.js";
+import { ipv4ToString, parseIpv4Address } from "./wire/address.js";
+
+export type EgressAction = "allow" | "deny";
+
+/** One rule, as written in a config file or sent to the control API. */
+export interface EgressRule {
+  action: EgressAction;
+  /** Only this protocol (default both). */
+  protocol?: "tcp" | "udp";
+  /**
+   * Destination: "*" (anywhere), an address ("10.1.2.3"), a CIDR ("10.0.0.0/8"), or a DNS name:
+   * "example.com" exactly, "*.example.com" its subdomains, ".example.com" both. A name matches the
+   * addresses the gateway's DNS answered that guest with for it.
+   */
+  to: string;
+  /** A port ("443") or range ("8000-8100"); default all. */
+  ports?: string;
+}
+
+export interface EgressRuleInfo extends EgressRule {
+  /** Stable while the rule exists: what `remove` takes. */
+  id: number;
+  /** Flows this rule decided. */
+  matched: number;
+}
+
+export interface EgressOptions {
+  rules?: (EgressRule | string)[];
+  /** The host address reaches the host's 127.0.0.1 (default true; false: refused like any loopback). */
+  hostLoopback?: boolean;
+  /**
+   * The names the DNS server answered `guestIp` with for `dstIp` (lower case, no trailing dot),
+   * for rules by name. Without it, name rules never match.
+   */
+  namesFor?: (guestIp: string, dstIp: string) => readonly string[];
+}
+
+/** A flow about to leave through a host socket. */
+export interface EgressFlow {
+  protocol: "tcp" | "udp";
+  guestIp: number;
+  dstIp: number;
+  dstPort: number;
+}
+
+export interface EgressVerdict {
+  allowed: boolean;
+  /** The deciding rule's id, or the default that applied: "host-loopback", "loopback", "subnet", "default". */
+  by: number | "host-loopback" | "host-loopback-off" | "loopback" | "subnet" | "default";
+}
+
+/** The control surface of a stack's egress policy. */
+export interface Egress {
+  rules(): EgressRuleInfo[];
+  /** Adds a rule at `position` (0-based; default: the end). Throws ConfigError on a bad rule. */
+  add(rule: EgressRule | string, position?: number): EgressRuleInfo;
+  remove(id: number): boolean;
+  /** Replaces every rule (config reload). */
+  replace(rules: (EgressRule | string)[]): void;
+  readonly hostLoopback: boolean;
+  /** Flows refused so far, by what refused them. */
+  counters(): { allowed: number; denied: number; deniedBy: Record<string, number> };
+}
+
+interface Compiled {
+  info: EgressRuleInfo;
+  protocol?: "tcp" | "udp";
+  /** Network and mask for an address rule. */
+  net?: { network: number; mask: number };
+  name?: { base: string; exact: boolean; subdomains: boolean };
+  portLo: number;
+  portHi: number;
+}
+
+/** `[allow|deny] [tcp|udp] TARGET[:PORTS]`, e.g. "deny 10.0.0.0/8", "allow tcp *.corp.example:443". */
+export function parseEgressRule(text: string): EgressRule {
+  const words = text.trim().split(/\s+/);
+  const action = words.shift();
+  if (action !== "allow" && action !== "deny") {
+    throw new ConfigError(`egress rule "${text}": starts with allow or deny`);
+  }
+  let protocol: "tcp" | "udp" | undefined;
+  if (words[0] === "tcp" || words[0] === "udp") protocol = words.shift() as "tcp" | "udp";
+  if (words.length !== 1) {
+    throw new ConfigError(`egress rule "${text}": want [allow|deny] [tcp|udp] TARGET[:PORTS]`);
+  }
+  const target = words[0]!;
+  const colon = target.lastIndexOf(":");
+  const rule: EgressRule = { action, to: colon < 0 ? target : target.slice(0, colon) };
+  if (protocol) rule.protocol = protocol;
+  if (colon >= 0) rule.ports = target.slice(colon + 1);
+  compile(rule, 0);
+  return rule;
+}
+
+export function formatEgressRule(r: EgressRule): string {
+  return [r.action, r.protocol, r.ports === undefined ? r.to : `${r.to}:${r.ports}`]
+    .filter((w) => w !== undefined)
+    .join(" ");
+}
+
+const NAME = /^(\*\.|\.)?([a-z0-9_]([a-z0-9_-]{0,62})?)(\.[a-z0-9_]([a-z0-9_-]{0,62})?)*$/;
+
+function compile(rule: EgressRule, id: number): Compiled {
+  const bad = (why: string) => new ConfigError(`egress rule "${formatEgressRule(rule)}": ${why}`);
+  if (rule.action !== "allow" && rule.action !== "deny") throw bad("action is allow or deny");
+  if (rule.protocol !== undefined && rule.protocol !== "tcp" && rule.protocol !== "udp") {
+    throw bad("protocol is tcp or udp");
+  }
+  const c: Compiled = { info: { ...rule, id, matched: 0 }, portLo: 0, portHi: 65535 };
+  if (rule.protocol) c.protocol = rule.protocol;
+  if (rule.ports !== undefined) {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(String(rule.ports));
+    const lo = Number(m?.[1]);
+    const hi = m?.[2] === undefined ? lo : Number(m[2]);
+    if (!m || lo < 1 || hi > 65535 || lo > hi) throw bad(`ports "${rule.ports}" is not a port or range`);
+    c.portLo = lo;
+    c.portHi = hi;
+  }
+  const to = String(rule.to ?? "").toLowerCase();
+  if (to === "*") return c;
+  const slash = to.indexOf("/");
+  const addr = parseIpv4Address(slash < 0 ? to : to.slice(0, slash));
+  if (addr !== undefined) {
+    const prefix = slash < 0 ? 32 : Number(to.slice(slash + 1));
+    if (!/^\d{1,2}$/.test(slash < 0 ? "32" : to.slice(slash + 1)) || prefix > 32) {
+      throw bad(`"${rule.to}" has a bad prefix length`);
+    }
+    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+    c.net = { network: (addr & mask) >>> 0, mask };
+    return c;
+  }
+  const name = to.replace(/\.$/, "");
+  if (!NAME.test(name) || name.length > 255) {
+    throw bad(`"${rule.to}" is not *, an IPv4 address or CIDR, or a DNS name`);
+  }
+  const base = name.replace(/^\*?\./, "");
+  c.name = { base, exact: !name.startsWith("*."), subdomains: name.startsWith("*.") || name.startsWith(".") };
+  return c;
+}
+
+function nameMatches(n: NonNullable<Compiled["name"]>, names: readonly string[]): boolean {
+  for (const name of names) {
+    if (n.exact && name === n.base) return true;
+    if (n.subdomains && name.endsWith(`.${n.base}`)) return true;
+  }
+  return false;
+}
+
+/** The guest's addressing the defaults need. */
+export interface EgressNetwork {
+  hostAddress: number;
+  network: number;
+  netmask: number;
+}
+
+export class EgressPolicy implements Egress {
+  readonly hostLoopback: boolean;
+  /** Changes with every rule change: verdicts cached under an older one are stale. */
+  generation = 0;
+  private compiled: Compiled[] = [];
+  private nextId = 1;
+  private readonly namesFor: EgressOptions["namesFor"];
+  private readonly tally = { allowed: 0, denied: 0, deniedBy: {} as Record<string, number> };
+
+  constructor(
+    private readonly net: EgressNetwork,
+    o: EgressOptions = {},
+  ) {
+    this.hostLoopback = o.hostLoopback !== false;
+    this.namesFor = o.namesFor;
+    this.replace(o.rules ?? []);
+  }
+
+  rules(): EgressRuleInfo[] {
+    return this.compiled.map((c) => ({ ...c.info }));
+  }
+
+  add(rule: EgressRule | string, position = this.compiled.length): EgressRuleInfo {
+    const c = compile(typeof rule === "string" ? parseEgressRule(rule) : rule, this.nextId);
+    this.nextId++;
+    const at = Math.max(0, Math.min(this.compiled.length, Math.trunc(position)));
+    this.compiled.splice(at, 0, c);
+    this.generation++;
+    return { ...c.info };
+  }
+
+  remove(id: number): boolean {
+    const i = this.compiled.findIndex((c) => c.info.id === id);
+    if (i < 0) return false;
+    this.compiled.splice(i, 1);
+    this.generation++;
+    return true;
+  }
+
+  replace(rules: (EgressRule | string)[]): void {
+    // Compile all first: a bad rule leaves the old set in place.
+    const next = rules.map((r, i) =>
+      compile(typeof r === "string" ? parseEgressRule(r) : r, this.nextId + i),
+    );
+    this.nextId += next.length;
+    this.compiled = next;
+    this.generation++;
+  }
+
+  counters() {
+    return { allowed: this.tally.allowed, denied: this.tally.denied, deniedBy: { ...this.tally.deniedBy } };
+  }
+
+  check(flow: EgressFlow): EgressVerdict {
+    const verdict = this.decide(flow);
+    if (verdict.allowed) this.tally.allowed++;
+    else {
+      this.tally.denied++;
+      const key = typeof verdict.by === "number" ? `rule-${verdict.by}` : verdict.by;
+      this.tally.deniedBy[key] = (this.tally.deniedBy[key] ?? 0) + 1;
+    }
+    return verdict;
+  }
+
+  private decide(flow: EgressFlow): EgressVerdict {
+    let names: readonly string[] | undefined;
+    for (const c of this.compiled) {
+      if (c.protocol !== undefined && c.protocol !== flow.protocol) continue;
+      if (flow.dstPort < c.portLo || flow.dstPort > c.portHi) continue;
+      if (c.net && (flow.dstIp & c.net.mask) >>> 0 !== c.net.network) continue;
+      if (c.name) {
+        names ??= this.namesFor?.(ipv4ToString(flow.guestIp), ipv4ToString(flow.dstIp)) ?? [];
+        if (!nameMatches(c.name, names)) continue;
+      }
+      c.info.matched++;
+      return { allowed: c.info.action === "allow", by: c.info.id };
+    }
+    const dst = flow.dstIp;
+    if (dst === this.net.hostAddress) {
+      return this.hostLoopback
+        ? { allowed: true, by: "host-loopback" }
+        : { allowed: false, by: "host-loopback-off" };
+    }
+    const first = dst >>> 24;
+    if (first === 127 || first === 0) return { allowed: false, by: "loopback" };
+    if ((dst & this.net.netmask) >>> 0 === this.net.network) return { allowed: false, by: "subnet" };
+    return { allowed: true, by: "default" };
+  }
+}

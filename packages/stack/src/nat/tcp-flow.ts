@@ -1,0 +1,552 @@
+/**
+ * One TCP flow between a guest and the stack: its connection, the stream user code or the NAT
+ * bridge reads and writes, the host socket of a NATed flow, the batch cork, the timer and the
+ * buffer grants. Every error path is wired when the flow is born, and every way into the flow
+ * (segments, timers, flushes, socket and stream events) runs under one guard: an unexpected
+ * exception closes this flow, is counted and logged, and never reaches the process.
+ */
+import net from "node:net";
+import type { Clock, Timer } from "../clock.js";
+import type { DropCounters } from "../counters.js";
+import { DialError } from "../errors.js";
+import type { IpOutput } from "../iface/ip-output.js";
+import type { Logger } from "../logger.js";
+import type { FlowInfo, StreamHandler } from "../policy.js";
+import {
+  type CloseReason,
+  Connection,
+  type ConnectionHooks,
+  type ConnectionOptions,
+} from "../tcp/connection.js";
+import { closeError, type StreamOwner, TcpStream } from "../tcp/stream.js";
+import { ipv4ToString } from "../wire/address.js";
+import { ICMP_CODE_HOST_UNREACHABLE, ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
+import { TCP_ACK, TCP_RST, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
+import type { BufferBudget } from "./budget.js";
+
+export interface FlowIds {
+  key: string;
+  guestIp: number;
+  guestPort: number;
+  /** The stack's side: the address and port the guest talks to. */
+  localIp: number;
+  localPort: number;
+}
+
+/** Receive and send buffer bytes granted from the budget. */
+export interface Grants {
+  rx: number;
+  tx: number;
+}
+
+export interface TcpCounters {
+  /** Retransmission timeouts, fast retransmits and resent segments, summed over closed connections. */
+  timeouts: number;
+  fastRetransmits: number;
+  segmentsRetransmitted: number;
+  opened: number;
+  closed: number;
+  refused: number;
+  reset: number;
+  timedOut: number;
+  /** TIME-WAIT connections freed early: table full, over `maxTimeWait`, or the 4-tuple reused. */
+  timeWaitReclaimed: number;
+  /** Flows closed because handling them threw: a bug, logged with its stack. */
+  internalErrors: number;
+}
+
+/** What a flow needs from its table. */
+export interface TcpFlowContext {
+  readonly out: IpOutput;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly drops: DropCounters;
+  readonly counters: TcpCounters;
+  readonly budget: BufferBudget;
+  /** Largest grant a flow may grow to, each way. */
+  readonly maxBuffer: number;
+  readonly connectTimeoutMs: number;
+  /** Host sockets' keepalive delay (0: off). */
+  readonly hostKeepAliveMs: number;
+  connectionOptions(grants: Grants): ConnectionOptions;
+  /** Marks the flow for the end-of-batch flush (coalesced ACKs, uncork, timer). */
+  touch(flow: TcpFlow): void;
+  /** The flow is gone (called once): the table forgets it. */
+  released(flow: TcpFlow): void;
+  /** A NAT flow's host connect ended, either way (called once): it leaves the SYN backlog. */
+  connectSettled(flow: TcpFlow): void;
+  /** The flow entered TIME-WAIT: it holds no buffers now and may be reclaimed. */
+  timeWait(flow: TcpFlow): void;
+}
+
+/** Error code of a pending host connect the guest reset: nothing is sent back. */
+const GUEST_RESET = "ERR_DESKTOPD_GUEST_RESET";
+/** A larger write buffer lets one writev carry a whole batch of guest segments. */
+const HOST_WRITE_BUFFER = 1024 * 1024;
+
+type Kind = "nat" | "handled" | "dialled";
+
+export class TcpFlow implements ConnectionHooks, StreamOwner {
+  conn: Connection | undefined;
+  stream: TcpStream | undefined;
+  private socket: net.Socket | undefined;
+  /** NAT: the host connect is in progress; the guest's SYN is not answered yet. */
+  connecting = false;
+  /** Counted against its guest's share of the table (guest-initiated flows). */
+  countedInShare = false;
+  private corked = false;
+  private timer: Timer | undefined;
+  private timerAt: number | undefined;
+  private connectTimer: Timer | undefined;
+  private released = false;
+  /** Dialled: settles the caller's promise once. */
+  private settle: ((error?: Error) => void) | undefined;
+  private handler: StreamHandler | undefined;
+  private info: FlowInfo | undefined;
+
+  private constructor(
+    private readonly ctx: TcpFlowContext,
+    readonly ids: FlowIds,
+    private readonly grants: Grants,
+    readonly kind: Kind,
+  ) {}
+
+  // ---- Birth ---------------------------------------------------------------------------
+
+  /** A guest SYN NATed to `host:port`: the host is connected first, the guest answered after. */
+  static nat(
+    ctx: TcpFlowContext,
+    ids: FlowIds,
+    grants: Grants,
+    syn: TcpSegment,
+    icmpQuote: Buffer,
+    host: string,
+    port: number,
+  ): TcpFlow {
+    const flow = new TcpFlow(ctx, ids, grants, "nat");
+    flow.connecting = true;
+    flow.guard(() => flow.connectHost(syn, icmpQuote, host, port));
+    return flow;
+  }
+
+  /** A guest SYN served in-process: the handler gets the stream once the handshake completes. */
+  static handled(
+    ctx: TcpFlowContext,
+    ids: FlowIds,
+    grants: Grants,
+    syn: TcpSegment,
+    handler: StreamHandler,
+    info: FlowInfo,
+  ): TcpFlow {
+    const flow = new TcpFlow(ctx, ids, grants, "handled");
+    flow.handler = handler;
+    flow.info = info;
+    flow.guard(() => flow.accept(syn));
+    return flow;
+  }
+
+  /** A connection into the guest; resolves once established, rejects with DialError. */
+  static dial(
+    ctx: TcpFlowContext,
+    ids: FlowIds,
+    grants: Grants,
+    timeoutMs: number,
+  ): { flow: TcpFlow; established: Promise<TcpStream> } {
+    const flow = new TcpFlow(ctx, ids, grants, "dialled");
+    const established = new Promise<TcpStream>((resolve, reject) => {
+      const timer = ctx.clock.setTimer(
+        () =>
+          flow.guard(() =>
+            flow.abort(
+              new DialError("timeout", `connect to ${ipv4ToString(ids.guestIp)}:${ids.guestPort} timed out`),
+            ),
+          ),
+        timeoutMs,
+      );
+      flow.settle = (error) => {
+        flow.settle = undefined;
+        timer.cancel();
+        if (error) reject(error);
+        else resolve(flow.stream!);
+      };
+      flow.guard(() => {
+        flow.openStream();
+        flow.conn = Connection.connect(ids.localPort, ids.guestPort, ctx.connectionOptions(grants), flow);
+        flow.started();
+      });
+    });
+    return { flow, established };
+  }
+
+  private connectHost(syn: TcpSegment, icmpQuote: Buffer, host: string, port: number): void {
+    const socket = new net.Socket({
+      allowHalfOpen: true,
+      writableHighWaterMark: HOST_WRITE_BUFFER,
+    } as net.SocketConstructorOpts);
+    this.socket = socket;
+    // Every event the socket can emit is handled before connect() may emit one.
+    socket.on("error", (err: NodeJS.ErrnoException) =>
+      this.guard(() => this.onSocketError(err, syn, icmpQuote)),
+    );
+    socket.once("connect", () => this.guard(() => this.onHostConnected(syn)));
+    this.connectTimer = this.ctx.clock.setTimer(
+      () =>
+        this.guard(() =>
+          socket.destroy(Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" })),
+        ),
+      this.ctx.connectTimeoutMs,
+    );
+    socket.connect({ host, port, noDelay: true });
+  }
+
+  private onHostConnected(syn: TcpSegment): void {
+    this.endConnecting();
+    const socket = this.socket!;
+    if (this.released) {
+      socket.destroy();
+      return;
+    }
+    if (this.ctx.hostKeepAliveMs > 0) socket.setKeepAlive(true, this.ctx.hostKeepAliveMs);
+    this.accept(syn);
+    this.bridge(this.stream!, socket);
+  }
+
+  private onSocketError(err: NodeJS.ErrnoException, syn: TcpSegment, icmpQuote: Buffer): void {
+    if (!this.connecting) {
+      // The host side failed or was reset: reset the guest side too.
+      if (this.stream && !this.stream.destroyed)
+        this.stream.destroy(new DialError("reset", `host: ${err.code ?? err.message}`));
+      return;
+    }
+    this.endConnecting();
+    this.release();
+    if (err.code === GUEST_RESET) return;
+    this.ctx.log.debug({ err: err.code ?? err.message, flow: this.describe() }, "host connect failed");
+    const { ids, ctx } = this;
+    if (err.code === "ECONNREFUSED" || err.code === "EMFILE" || err.code === "ENFILE") {
+      // Out of descriptors is refused too: the guest learns at once, and tries again later.
+      if (err.code !== "ECONNREFUSED") ctx.drops.count("tcp-host-no-fd");
+      ctx.counters.refused++;
+      ctx.out.sendTcp(
+        ids.localIp,
+        ids.guestIp,
+        {
+          srcPort: ids.localPort,
+          dstPort: ids.guestPort,
+          seq: 0,
+          ack: (syn.seq + 1) >>> 0,
+          flags: TCP_RST | TCP_ACK,
+          window: 0,
+        },
+        undefined,
+      );
+      return;
+    }
+    ctx.counters.timedOut++;
+    const code =
+      err.code === "ETIMEDOUT" || err.code === "EHOSTUNREACH"
+        ? ICMP_CODE_HOST_UNREACHABLE
+        : ICMP_CODE_PORT_UNREACHABLE;
+    ctx.out.sendUnreachable(ids.localIp, ids.guestIp, code, icmpQuote);
+  }
+
+  private endConnecting(): void {
+    this.connectTimer?.cancel();
+    if (!this.connecting) return;
+    this.connecting = false;
+    this.ctx.connectSettled(this);
+  }
+
+  /** The guest reset its SYN while the host connect was pending. */
+  guestResetWhileConnecting(): void {
+    this.guard(() => this.socket?.destroy(Object.assign(new Error("guest reset"), { code: GUEST_RESET })));
+  }
+
+  /** Creates the stream and the connection for a guest SYN, and answers SYN-ACK. */
+  private accept(syn: TcpSegment): void {
+    this.openStream();
+    this.conn = Connection.accept(syn, this.ctx.connectionOptions(this.grants), this);
+    this.started();
+  }
+
+  private openStream(): void {
+    const stream = new TcpStream(this, this.ctx.maxBuffer);
+    this.stream = stream;
+    // Wired at birth: an error before user code listens must not end the process.
+    stream.on("error", (err) => this.guard(() => this.onStreamError(err)));
+  }
+
+  private started(): void {
+    this.ctx.counters.opened++;
+    this.ctx.touch(this);
+  }
+
+  /** Host socket ⇄ guest connection, with backpressure and half-close both ways. */
+  private bridge(stream: TcpStream, socket: net.Socket): void {
+    stream.pipe(socket);
+    socket.pipe(stream);
+    stream.on("close", () =>
+      this.guard(() => {
+        // A guest that ended cleanly reached the socket through the pipe as end(), which still
+        // flushes what the host has not read; only a connection that did not end tears it down.
+        if (!socket.destroyed && (stream.errored || !stream.readableEnded)) socket.destroy();
+      }),
+    );
+  }
+
+  private onStreamError(err: Error): void {
+    this.settle?.(err);
+    const socket = this.socket;
+    if (!socket || socket.destroyed || this.connecting) return;
+    // libuv refuses a reset once our FIN is queued (uv_tcp_close_reset after uv_shutdown), and
+    // the handle would then stay open: a plain destroy is all that is left.
+    if (socket.writableEnded) socket.destroy();
+    else socket.resetAndDestroy();
+  }
+
+  // ---- Input from the table --------------------------------------------------------------
+
+  onSegment(seg: TcpSegment): void {
+    this.guard(() => {
+      this.conn?.onSegment(seg);
+      if (!this.released) this.ctx.touch(this);
+    });
+  }
+
+  /** End of a batch: one writev to the host, coalesced ACKs, grants grown, timer re-armed. */
+  flush(): void {
+    this.guard(() => {
+      this.uncork();
+      const conn = this.conn;
+      if (!conn || conn.isClosed) return;
+      conn.flush();
+      this.growGrants(conn);
+      this.armTimer(conn);
+    });
+  }
+
+  /** Doubles a grant that limited the flow, as far as the budget allows (receive/send autotuning). */
+  private growGrants(conn: Connection): void {
+    const { budget, maxBuffer } = this.ctx;
+    const guest = this.ids.guestIp;
+    if (
+      conn.takeReceiveLimited() &&
+      this.grants.rx < maxBuffer &&
+      this.receiveBacklog() < this.grants.rx / 2
+    ) {
+      const extra = budget.take(guest, Math.min(this.grants.rx, maxBuffer - this.grants.rx), 1);
+      if (extra > 0) {
+        this.grants.rx += extra;
+        conn.setReceiveBuffer(this.grants.rx);
+      }
+    }
+    if (conn.sendLimited && this.grants.tx < maxBuffer) {
+      const extra = budget.take(guest, Math.min(this.grants.tx, maxBuffer - this.grants.tx), 1);
+      if (extra > 0) {
+        this.grants.tx += extra;
+        conn.setSendBuffer(this.grants.tx);
+      }
+    }
+  }
+
+  /** Lazily armed: the timer may fire early, then `poll` does nothing and it is re-armed. */
+  private armTimer(conn: Connection): void {
+    const at = conn.pollAt();
+    if (at === undefined) return;
+    if (this.timer && this.timerAt !== undefined && this.timerAt <= at) return;
+    this.timer?.cancel();
+    const { clock } = this.ctx;
+    this.timerAt = at;
+    this.timer = clock.setTimer(
+      () =>
+        this.guard(() => {
+          this.timer = undefined;
+          this.timerAt = undefined;
+          conn.poll(clock.now());
+          if (!this.released) this.ctx.touch(this);
+        }),
+      Math.max(0, at - clock.now()) + 1,
+    );
+  }
+
+  private uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket?.uncork();
+  }
+
+  // ---- ConnectionHooks -------------------------------------------------------------------
+
+  output(fields: TcpEmitFields, payload: Buffer | undefined, segmentSize?: number): void {
+    this.ctx.out.sendTcp(this.ids.localIp, this.ids.guestIp, fields, payload, segmentSize);
+  }
+
+  onData(data: Buffer): void {
+    // Segments of one batch go to the host socket in a single writev at flush time.
+    if (this.socket && !this.corked) {
+      this.socket.cork();
+      this.corked = true;
+      this.ctx.touch(this);
+    }
+    this.stream?.deliver(data);
+  }
+
+  onEstablished(): void {
+    if (this.kind === "dialled") this.settle?.();
+    else if (this.kind === "handled") {
+      // Handed over after this batch: the handler never runs inside the state machine, and a
+      // flow reset in the same batch never reaches it.
+      queueMicrotask(() =>
+        this.guard(() => {
+          const stream = this.stream;
+          if (!stream || stream.destroyed || this.released) return;
+          this.handler!(stream, this.info!);
+        }),
+      );
+    }
+  }
+
+  onFin(): void {
+    this.stream?.peerFinished();
+  }
+
+  onSendSpace(): void {
+    this.stream?.sendSpace();
+  }
+
+  onClose(reason: CloseReason): void {
+    const conn = this.conn!;
+    const c = this.ctx.counters;
+    c.timeouts += conn.recovery.timeouts;
+    c.fastRetransmits += conn.recovery.fastRetransmits;
+    c.segmentsRetransmitted += conn.recovery.segmentsRetransmitted;
+    c.closed++;
+    if (reason === "reset") c.reset++;
+    else if (reason === "timeout") c.timedOut++;
+    else if (reason === "refused") c.refused++;
+    if (reason !== "closed" && reason !== "aborted") this.settle?.(closeError(reason));
+    this.release();
+    this.stream?.connectionClosed(reason);
+  }
+
+  receiveBacklog(): number {
+    // What the host has not taken yet counts too: the grant bounds every byte held for this flow.
+    return (this.stream?.readableLength ?? 0) + (this.socket?.writableLength ?? 0);
+  }
+
+  requestFlush(): void {
+    this.ctx.touch(this);
+  }
+
+  onTimeWait(): void {
+    // Both sides are done: only old duplicates remain to absorb, so keep the flow small.
+    this.uncork();
+    this.stream?.connectionClosed("closed");
+    this.stream = undefined;
+    this.socket = undefined;
+    this.giveBackGrants();
+    this.ctx.timeWait(this);
+  }
+
+  // ---- StreamOwner -----------------------------------------------------------------------
+
+  send(chunk: Buffer): boolean | "closed" {
+    const conn = this.conn;
+    if (!conn || conn.isClosed) return "closed";
+    return conn.send(chunk);
+  }
+
+  end(): void {
+    this.conn?.close();
+  }
+
+  readSpace(): void {
+    this.conn?.receiveSpaceOpened();
+  }
+
+  streamDestroyed(error: Error | null, peerEnded: boolean, unread: number): void {
+    const conn = this.conn;
+    if (!conn || conn.isClosed) return;
+    if (!error && conn.isClosing) {
+      // Our FIN is queued: after the peer's FIN the connection finishes on its own (a reset would
+      // cut its last ACK short); before it, with nothing left unread, it lives on as an orphan.
+      if (peerEnded) return;
+      if (unread === 0) {
+        conn.orphan();
+        this.ctx.touch(this);
+        return;
+      }
+    }
+    conn.abort();
+  }
+
+  // ---- Death -----------------------------------------------------------------------------
+
+  /** Resets the flow (RST to the guest if it got that far) and closes its sockets. */
+  abort(error?: Error): void {
+    if (error) this.settle?.(error);
+    this.connectTimer?.cancel();
+    if (this.conn && !this.conn.isClosed) this.conn.abort();
+    else this.release();
+    if (this.stream && !this.stream.destroyed) this.stream.destroy(error);
+    if (this.socket && !this.socket.destroyed) this.socket.destroy();
+  }
+
+  /** Leaves the table once: timers stop, grants go back. */
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.uncork();
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.endConnecting();
+    this.giveBackGrants();
+    this.ctx.released(this);
+    this.settle?.(new DialError("closed", "connection closed"));
+  }
+
+  private giveBackGrants(): void {
+    this.ctx.budget.give(this.ids.guestIp, this.grants.rx + this.grants.tx);
+    this.grants.rx = 0;
+    this.grants.tx = 0;
+  }
+
+  /** Runs `fn`; an exception closes this flow instead of escaping. */
+  guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private fail(err: unknown): void {
+    this.ctx.counters.internalErrors++;
+    this.ctx.drops.count("tcp-internal-error");
+    this.ctx.log.error(
+      { err: (err as Error)?.stack ?? String(err), flow: this.describe() },
+      "tcp flow failed; closed it",
+    );
+    for (const step of [
+      () => this.abort(new DialError("closed", "internal error")),
+      () => this.release(),
+      () => this.stream?.destroy(),
+      () => this.socket?.destroy(),
+    ]) {
+      try {
+        step();
+      } catch {
+        // Best effort: the flow is going away whatever its parts do.
+      }
+    }
+  }
+
+  get isReleased(): boolean {
+    return this.released;
+  }
+
+  describe(): string {
+    const { guestIp, guestPort, localIp, localPort } = this.ids;
+    return `${ipv4ToString(guestIp)}:${guestPort} ${this.kind} ${ipv4ToString(localIp)}:${localPort}`;
+  }
+}

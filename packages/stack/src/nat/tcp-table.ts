@@ -1,0 +1,467 @@
+/**
+ * The stack's TCP flow table: every connection between a guest and the stack, NATed to a host
+ * socket, served in-process, or dialled into the guest. It admits new flows (policy, egress,
+ * per-guest shares, memory budget, SYN backlog), routes segments to them and batches their flushes.
+ */
+import type { Clock, Random } from "../clock.js";
+import type { NetworkConfig } from "../config.js";
+import type { DropCounters, FlowStats } from "../counters.js";
+import type { EgressPolicy } from "../egress.js";
+import { DialError } from "../errors.js";
+import type { IpOutput } from "../iface/ip-output.js";
+import { LogLimiter } from "../log-limit.js";
+import type { Logger } from "../logger.js";
+import { defaultDecision, type FlowInfo, type FlowPolicy, type TcpDecision } from "../policy.js";
+import type { ConnectionOptions } from "../tcp/connection.js";
+import type { TcpStream } from "../tcp/stream.js";
+import { ipv4ToString } from "../wire/address.js";
+import { type Ipv4Packet, icmpQuote } from "../wire/ipv4.js";
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type TcpSegment } from "../wire/tcp.js";
+import { BufferBudget, type BufferBudgetOptions, GuestShares } from "./budget.js";
+import { hostTarget } from "./host-map.js";
+import { type FlowIds, type Grants, type TcpCounters, TcpFlow, type TcpFlowContext } from "./tcp-flow.js";
+
+export interface TcpOptions {
+  /** Most connections at once, all guests (established, pending and TIME-WAIT; default 16384). */
+  maxConnections?: number;
+  /** Most connections one guest may open (default 8192): the rest of the table stays for the others. */
+  maxConnectionsPerGuest?: number;
+  /** Most host connects in progress at once: bounds a SYN flood (default 1024). */
+  maxPendingConnects?: number;
+  /** Most host connects in progress for one guest (default 256). */
+  maxPendingConnectsPerGuest?: number;
+  /** Host connect timeout before the guest gets an ICMP unreachable (default 30 s). */
+  connectTimeoutMs?: number;
+  /** Largest receive buffer one connection grows to (default 4 MiB). */
+  receiveBuffer?: number;
+  /** Largest send buffer one connection grows to (default 4 MiB). */
+  sendBuffer?: number;
+  /**
+   * Buffer each way a new connection starts with (default 64 KiB); it doubles while the window
+   * or the send buffer limits the flow, as far as `memory` allows.
+   */
+  initialBuffer?: number;
+  /** Smallest buffer each way a new connection is admitted with (default 8 KiB); below, it is refused. */
+  minBuffer?: number;
+  /** Byte budget of all buffered data, globally and per guest. */
+  memory?: BufferBudgetOptions;
+  timeWaitMs?: number;
+  /**
+   * Most connections kept in TIME-WAIT (ours closed first); beyond, and whenever the table is
+   * full, the oldest is freed (default 4096) — as Linux bounds its TIME-WAIT buckets.
+   */
+  maxTimeWait?: number;
+  /** Keepalive on host sockets after this much idle time, to notice dead host peers (default 60 s; 0: off). */
+  hostKeepAliveMs?: number;
+  /**
+   * Keepalive towards the guest after this much idle time, to notice a guest that vanished
+   * (default 600 s; 0: off); probes every `guestKeepAliveIntervalMs` (75 s), 9 of them.
+   */
+  guestKeepAliveMs?: number;
+  guestKeepAliveIntervalMs?: number;
+  /** How long a connection whose owner let go waits in FIN-WAIT-2 for the guest's FIN (default 60 s). */
+  finWait2TimeoutMs?: number;
+}
+
+/** @deprecated renamed TcpOptions */
+export type TcpLayerOptions = TcpOptions;
+
+const flowKey = (guestIp: number, guestPort: number, localIp: number, localPort: number) =>
+  `${guestIp}:${guestPort}>${localIp}:${localPort}`;
+
+export class TcpFlowTable implements TcpFlowContext {
+  private readonly flows = new Map<string, TcpFlow>();
+  /** TIME-WAIT flows, oldest first. */
+  private readonly timeWaits = new Set<TcpFlow>();
+  private readonly shares: GuestShares;
+  private readonly pendingShares: GuestShares;
+  private pending = 0;
+  private readonly toFlush = new Set<TcpFlow>();
+  private flushScheduled = false;
+  private closing = false;
+  private nextEphemeral = 49152;
+  private readonly refusedLog: LogLimiter;
+  private readonly o: Required<Omit<TcpOptions, "memory">>;
+  readonly budget: BufferBudget;
+  readonly maxBuffer: number;
+  readonly connectTimeoutMs: number;
+  readonly hostKeepAliveMs: number;
+  readonly counters: TcpCounters = {
+    timeouts: 0,
+    fastRetransmits: 0,
+    segmentsRetransmitted: 0,
+    opened: 0,
+    closed: 0,
+    refused: 0,
+    reset: 0,
+    timedOut: 0,
+    timeWaitReclaimed: 0,
+    internalErrors: 0,
+  };
+  /**
+   * Largest payload of one emitted data segment when the link takes TCP super-segments
+   * (TSO); undefined for one MSS. Applies to connections opened after it is set.
+   */
+  maxBurstSegment: number | undefined;
+
+  constructor(
+    private readonly cfg: NetworkConfig,
+    readonly out: IpOutput,
+    readonly drops: DropCounters,
+    readonly clock: Clock,
+    private readonly random: Random,
+    readonly log: Logger,
+    private readonly policy: FlowPolicy | undefined,
+    private readonly egress: EgressPolicy,
+    options: TcpOptions = {},
+  ) {
+    const { memory, ...rest } = options;
+    this.o = {
+      maxConnections: 16384,
+      maxConnectionsPerGuest: 8192,
+      maxPendingConnects: 1024,
+      maxPendingConnectsPerGuest: 256,
+      connectTimeoutMs: 30_000,
+      receiveBuffer: 4 * 1024 * 1024,
+      sendBuffer: 4 * 1024 * 1024,
+      initialBuffer: 64 * 1024,
+      minBuffer: 8 * 1024,
+      timeWaitMs: 30_000,
+      maxTimeWait: 4096,
+      hostKeepAliveMs: 60_000,
+      guestKeepAliveMs: 600_000,
+      guestKeepAliveIntervalMs: 75_000,
+      finWait2TimeoutMs: 60_000,
+      ...rest,
+    };
+    this.budget = new BufferBudget(memory);
+    this.shares = new GuestShares(this.o.maxConnectionsPerGuest);
+    this.pendingShares = new GuestShares(this.o.maxPendingConnectsPerGuest);
+    this.maxBuffer = Math.max(this.o.receiveBuffer, this.o.sendBuffer);
+    this.connectTimeoutMs = this.o.connectTimeoutMs;
+    this.hostKeepAliveMs = this.o.hostKeepAliveMs;
+    this.refusedLog = new LogLimiter(clock);
+  }
+
+  get openCount(): number {
+    return this.flows.size;
+  }
+
+  get pendingConnects(): number {
+    return this.pending;
+  }
+
+  // ---- Segments from guests ---------------------------------------------------------------
+
+  onSegment(ip: Ipv4Packet, seg: TcpSegment): void {
+    const key = flowKey(ip.src, seg.srcPort, ip.dst, seg.dstPort);
+    const flow = this.flows.get(key);
+    if (flow?.conn?.isTimeWait && seg.flags & TCP_SYN && !(seg.flags & TCP_ACK)) {
+      // The guest reuses the 4-tuple of a connection we closed first: the old one gives way
+      // (as Linux lets a new SYN take over a TIME-WAIT socket), and this SYN opens a new one.
+      this.counters.timeWaitReclaimed++;
+      flow.abort();
+    } else if (flow) {
+      if (flow.conn) flow.onSegment(seg);
+      // The guest gave up before the host answered: the error path frees the flow.
+      else if (seg.flags & TCP_RST) flow.guestResetWhileConnecting();
+      return; // retransmitted SYNs while the host connect is pending are absorbed
+    }
+    if (seg.flags & TCP_RST) return;
+    if (!(seg.flags & TCP_SYN) || seg.flags & TCP_ACK) {
+      this.drops.count("tcp-no-connection");
+      this.sendResetFor(ip, seg);
+      return;
+    }
+    if (this.closing) return;
+    this.admit(ip, seg, key);
+  }
+
+  /** A guest SYN for a new flow: every check that may refuse it, then the flow. */
+  private admit(ip: Ipv4Packet, seg: TcpSegment, key: string): void {
+    const guest = ip.src;
+    const refuse = (reason: string) => {
+      this.drops.count(reason);
+      this.sendResetFor(ip, seg);
+    };
+    if (seg.dstPort === 0 || seg.srcPort === 0) {
+      refuse("tcp-port-zero");
+      return;
+    }
+    if (this.flows.size >= this.o.maxConnections && !this.reclaimTimeWait()) {
+      refuse("tcp-table-full");
+      return;
+    }
+    if (this.shares.full(guest) && !this.reclaimTimeWait(guest)) {
+      refuse("tcp-guest-share-full");
+      return;
+    }
+    const info: FlowInfo = {
+      protocol: "tcp",
+      guestIp: ipv4ToString(guest),
+      guestPort: seg.srcPort,
+      dstIp: ipv4ToString(ip.dst),
+      dstPort: seg.dstPort,
+    };
+    const decision = this.decide(ip.dst, info);
+    if (decision.action === "reject") {
+      this.counters.refused++;
+      this.sendResetFor(ip, seg);
+      return;
+    }
+    if (decision.action === "nat") {
+      const verdict = this.egress.check({
+        protocol: "tcp",
+        guestIp: guest,
+        dstIp: ip.dst,
+        dstPort: seg.dstPort,
+      });
+      if (!verdict.allowed) {
+        this.logRefused(info, verdict.by);
+        refuse("tcp-egress-denied");
+        return;
+      }
+      if (this.pending >= this.o.maxPendingConnects) {
+        this.drops.count("tcp-syn-backlog-full");
+        return;
+      }
+      if (this.pendingShares.full(guest)) {
+        this.drops.count("tcp-guest-syn-backlog-full");
+        return;
+      }
+    }
+    const grants = this.takeGrants(guest);
+    if (!grants) {
+      refuse("tcp-memory-budget");
+      return;
+    }
+    const ids: FlowIds = {
+      key,
+      guestIp: guest,
+      guestPort: seg.srcPort,
+      localIp: ip.dst,
+      localPort: seg.dstPort,
+    };
+    if (decision.action === "handle") {
+      this.insert(TcpFlow.handled(this, ids, grants, seg, decision.handler, info), true);
+      return;
+    }
+    // The guest's SYN must outlive the frame buffer it came in.
+    const syn: TcpSegment = { ...seg, payload: Buffer.alloc(0) };
+    this.pending++;
+    this.pendingShares.add(guest);
+    const flow = TcpFlow.nat(
+      this,
+      ids,
+      grants,
+      syn,
+      icmpQuote(ip),
+      decision.host ?? hostTarget(this.cfg, ip.dst),
+      decision.port ?? seg.dstPort,
+    );
+    this.insert(flow, true);
+  }
+
+  private decide(dst: number, flow: FlowInfo): TcpDecision {
+    try {
+      return this.policy?.tcp?.(flow) ?? defaultDecision(dst === this.cfg.gateway);
+    } catch (err) {
+      // A policy that throws refuses this flow only.
+      this.counters.internalErrors++;
+      this.log.error(
+        { err: (err as Error)?.stack ?? String(err), flow },
+        "tcp policy failed; refused the flow",
+      );
+      return { action: "reject" };
+    }
+  }
+
+  private logRefused(flow: FlowInfo, by: string | number): void {
+    const admitted = this.refusedLog.admit();
+    if (!admitted) return;
+    this.log.info(
+      {
+        protocol: "tcp",
+        guest: `${flow.guestIp}:${flow.guestPort}`,
+        dst: `${flow.dstIp}:${flow.dstPort}`,
+        by: typeof by === "number" ? `rule ${by}` : by,
+        ...(admitted.suppressed ? { suppressed: admitted.suppressed } : {}),
+      },
+      "egress refused",
+    );
+  }
+
+  private takeGrants(guest: number): Grants | undefined {
+    const want = Math.min(this.o.initialBuffer, this.maxBuffer);
+    const min = Math.min(this.o.minBuffer, want);
+    const rx = this.budget.take(guest, want, min);
+    if (rx === 0) return undefined;
+    const tx = this.budget.take(guest, want, min);
+    if (tx === 0) {
+      this.budget.give(guest, rx);
+      return undefined;
+    }
+    return { rx, tx };
+  }
+
+  /** Guest-initiated flows count against their guest's share; dialled ones do not. */
+  private insert(flow: TcpFlow, guestInitiated: boolean): void {
+    // A flow may have failed while being born; then it released itself already.
+    if (flow.isReleased) return;
+    this.flows.set(flow.ids.key, flow);
+    if (guestInitiated) {
+      flow.countedInShare = true;
+      this.shares.add(flow.ids.guestIp);
+    }
+  }
+
+  // ---- TcpFlowContext ---------------------------------------------------------------------
+
+  connectionOptions(grants: Grants): ConnectionOptions {
+    const options: ConnectionOptions = {
+      clock: this.clock,
+      random: this.random,
+      mss: this.cfg.mtu - 40,
+      receiveBuffer: grants.rx,
+      sendBuffer: grants.tx,
+      timeWaitMs: this.o.timeWaitMs,
+      finWait2TimeoutMs: this.o.finWait2TimeoutMs,
+      keepAliveIdleMs: this.o.guestKeepAliveMs,
+      keepAliveIntervalMs: this.o.guestKeepAliveIntervalMs,
+    };
+    if (this.maxBurstSegment !== undefined) options.maxBurstSegment = this.maxBurstSegment;
+    return options;
+  }
+
+  touch(flow: TcpFlow): void {
+    this.toFlush.add(flow);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  released(flow: TcpFlow): void {
+    if (this.flows.get(flow.ids.key) === flow) this.flows.delete(flow.ids.key);
+    this.timeWaits.delete(flow);
+    this.toFlush.delete(flow);
+    if (flow.countedInShare) {
+      flow.countedInShare = false;
+      this.shares.remove(flow.ids.guestIp);
+    }
+  }
+
+  connectSettled(flow: TcpFlow): void {
+    this.pending--;
+    this.pendingShares.remove(flow.ids.guestIp);
+  }
+
+  timeWait(flow: TcpFlow): void {
+    this.timeWaits.add(flow);
+    if (this.timeWaits.size > this.o.maxTimeWait) this.reclaimTimeWait();
+  }
+
+  /** Frees the oldest TIME-WAIT connection (of `guest`, if given); false if there is none. */
+  private reclaimTimeWait(guest?: number): boolean {
+    for (const flow of this.timeWaits) {
+      if (guest !== undefined && flow.ids.guestIp !== guest) continue;
+      this.timeWaits.delete(flow);
+      this.counters.timeWaitReclaimed++;
+      flow.abort(); // no RST: the connection is closed already
+      return true;
+    }
+    return false;
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    for (const flow of this.toFlush) flow.flush();
+    this.toFlush.clear();
+  };
+
+  // ---- Dialling into guests ---------------------------------------------------------------
+
+  /** Dials into a guest: the stack is the client, from the host address. */
+  async connect(guestIp: number, port: number, timeoutMs = 10_000): Promise<TcpStream> {
+    if (this.closing) throw new DialError("closed", "stack is closed");
+    const localIp = this.cfg.hostAddress;
+    const localPort = this.allocatePort(guestIp, port, localIp);
+    if (localPort === undefined) throw new DialError("unreachable", "no free local port");
+    const grants = this.takeGrants(guestIp);
+    if (!grants) throw new DialError("unreachable", "the guest's buffer budget is exhausted");
+    const ids: FlowIds = {
+      key: flowKey(guestIp, port, localIp, localPort),
+      guestIp,
+      guestPort: port,
+      localIp,
+      localPort,
+    };
+    const { flow, established } = TcpFlow.dial(this, ids, grants, timeoutMs);
+    this.insert(flow, false);
+    const stream = await established;
+    // A reset in the same batch as the SYN-ACK destroys the stream before the caller runs.
+    if (stream.destroyed) throw stream.errored ?? new DialError("reset", "connection reset by guest");
+    return stream;
+  }
+
+  private allocatePort(guestIp: number, port: number, localIp: number): number | undefined {
+    for (let i = 0; i < 16384; i++) {
+      const p = this.nextEphemeral;
+      this.nextEphemeral = p >= 65535 ? 49152 : p + 1;
+      if (!this.flows.has(flowKey(guestIp, port, localIp, p))) return p;
+    }
+    return undefined;
+  }
+
+  // ---- Answers without a flow ---------------------------------------------------------------
+
+  private sendResetFor(ip: Ipv4Packet, seg: TcpSegment): void {
+    const len = seg.payload.length + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0);
+    const fields =
+      seg.flags & TCP_ACK
+        ? { srcPort: seg.dstPort, dstPort: seg.srcPort, seq: seg.ack, ack: 0, flags: TCP_RST, window: 0 }
+        : {
+            srcPort: seg.dstPort,
+            dstPort: seg.srcPort,
+            seq: 0,
+            ack: (seg.seq + len) >>> 0,
+            flags: TCP_RST | TCP_ACK,
+            window: 0,
+          };
+    this.out.sendTcp(ip.dst, ip.src, fields, undefined);
+  }
+
+  // ---- Introspection and shutdown -----------------------------------------------------------
+
+  flowStats(): FlowStats[] {
+    const out: FlowStats[] = [];
+    for (const f of this.flows.values()) {
+      const { guestIp, guestPort, localIp, localPort } = f.ids;
+      out.push({
+        protocol: "tcp",
+        guest: `${ipv4ToString(guestIp)}:${guestPort}`,
+        remote: `${ipv4ToString(localIp)}:${localPort}`,
+        state: f.conn ? f.conn.state : "CONNECTING-HOST",
+        bytesFromGuest: f.stream?.bytesRead ?? 0,
+        bytesToGuest: f.stream?.bytesWritten ?? 0,
+      });
+    }
+    return out;
+  }
+
+  /** Buffer bytes granted, all guests and per guest. */
+  memory(): { usedBytes: number; totalBytes: number; perGuestBytes: number } {
+    return {
+      usedBytes: this.budget.usedBytes,
+      totalBytes: this.budget.totalBytes,
+      perGuestBytes: this.budget.perGuestBytes,
+    };
+  }
+
+  /** Resets every connection and stops accepting new ones. */
+  close(): void {
+    this.closing = true;
+    for (const f of [...this.flows.values()]) f.abort(new DialError("closed", "stack is closed"));
+    this.flows.clear();
+  }
+}
