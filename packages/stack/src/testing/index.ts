@@ -1,3 +1,4 @@
+export * from "./frame-harness.js";
 export * from "./host-http.js";
 export * from "./netns.js";
 export { createTransportPair, type TransportPairOptions } from "./pair.js";
