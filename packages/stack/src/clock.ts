@@ -55,6 +55,13 @@ export class ManualClock implements Clock {
     };
   }
 
+  /** When the next pending timer falls due, if any. */
+  nextTimerAt(): number | undefined {
+    let at: number | undefined;
+    for (const t of this.timers) if (!t.cancelled && (at === undefined || t.at < at)) at = t.at;
+    return at;
+  }
+
   /** Timers not yet run nor cancelled. */
   get pendingTimers(): number {
     return this.timers.filter((t) => !t.cancelled).length;

@@ -20,9 +20,24 @@ import type { FrameTransport } from "../transport/types.js";
 import { BROADCAST_MAC, ipv4ToString, macToString, parseIpv4Address, parseMac } from "../wire/address.js";
 import { ARP_REQUEST, type ArpPacket, parseArp } from "../wire/arp.js";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, type DhcpMessage, parseDhcp } from "../wire/dhcp.js";
-import { ETHERTYPE_ARP, ETHERTYPE_IPV4, type EthernetFrame, parseEthernet } from "../wire/ethernet.js";
+import {
+  ETH_HEADER_LEN,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  type EthernetFrame,
+  emitEthernetHeader,
+  parseEthernet,
+} from "../wire/ethernet.js";
 import { type IcmpPacket, parseIcmpv4 } from "../wire/icmpv4.js";
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, type Ipv4Packet, parseIpv4 } from "../wire/ipv4.js";
+import {
+  emitIpv4Header,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPV4_HEADER_LEN,
+  type Ipv4Packet,
+  parseIpv4,
+} from "../wire/ipv4.js";
 import { parseTcp, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
 import { parseUdp, type UdpDatagram } from "../wire/udp.js";
 import { createTransportPair } from "./pair.js";
@@ -196,6 +211,26 @@ export class ScriptedGuest {
     for (const f of udpFrames(this.route(dst, src), srcPort, dstPort, payload, 65535)) this.send(f);
   }
 
+  /** One IPv4 fragment (or any raw IPv4 packet) carrying `payload` as is. */
+  ipPacket(
+    dst: string,
+    o: { protocol?: number; id?: number; fragmentOffset?: number; moreFragments?: boolean; payload: Buffer },
+  ): void {
+    const frame = Buffer.alloc(ETH_HEADER_LEN + IPV4_HEADER_LEN + o.payload.length);
+    emitEthernetHeader(frame, 0, this.gatewayMac, this.mac, ETHERTYPE_IPV4);
+    emitIpv4Header(frame, ETH_HEADER_LEN, {
+      src: parseIpv4Address(this.ip)!,
+      dst: parseIpv4Address(dst)!,
+      protocol: o.protocol ?? IPPROTO_UDP,
+      payloadLength: o.payload.length,
+      id: o.id ?? 1,
+      fragmentOffset: o.fragmentOffset ?? 0,
+      moreFragments: o.moreFragments ?? false,
+    });
+    o.payload.copy(frame, ETH_HEADER_LEN + IPV4_HEADER_LEN);
+    this.send(frame);
+  }
+
   ping(dst: string, id = 1, seq = 1): void {
     this.send(
       icmpFrame(this.route(dst), { type: 8, code: 0, rest: (id << 16) | seq, payload: Buffer.from("ping") }),
@@ -254,7 +289,7 @@ export interface FrameHarness {
   guest(mac: string, ip: string): ScriptedGuest;
   /** Lets the link and the stack's end-of-batch work run until nothing moves. */
   settle(): Promise<void>;
-  /** Moves the manual clock (running due timers), then settles. */
+  /** Moves the manual clock, running due timers one deadline at a time and settling after each. */
   advance(ms: number): Promise<void>;
   /** Takes the frames seen so far, optionally only those to `ip`. */
   take(toIp?: string): SeenFrame[];
@@ -291,7 +326,14 @@ export function frameHarness(
     guest: (mac, ip) => new ScriptedGuest(guestSide, gatewayMac, parseMac(mac)!, ip),
     settle,
     async advance(ms) {
-      clock.advance(ms);
+      // Deadline by deadline, settling in between: work a timer starts (a flush, a new timer)
+      // runs before time moves on, as it would in real time.
+      const target = clock.now() + ms;
+      for (let at = clock.nextTimerAt(); at !== undefined && at <= target; at = clock.nextTimerAt()) {
+        clock.advance(Math.max(0, at - clock.now()));
+        await settle();
+      }
+      clock.advance(target - clock.now());
       await settle();
     },
     take(toIp) {
