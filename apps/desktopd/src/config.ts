@@ -7,7 +7,13 @@
 import { isIP, isIPv4 } from "node:net";
 import { parseForwardRule, parseRecord, parseServer } from "@desktopd/dns";
 import { parsePublishSpec, SpecError } from "@desktopd/portfwd";
-import { parseStreamAddress } from "@desktopd/stack";
+import {
+  ConfigError,
+  type EgressRule,
+  formatEgressRule,
+  parseEgressRule,
+  parseStreamAddress,
+} from "@desktopd/stack";
 import { z } from "zod";
 import { InvalidOptionError } from "./errors.js";
 import { parseIpv4Cidr } from "./ipv4.js";
@@ -109,6 +115,33 @@ const logLevelSchema = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.
 
 const pathSchema = z.string().min(1, "must be a path");
 
+/** An egress rule as text ("deny 10.0.0.0/8") or, in a config file, as an object; kept as an object. */
+const egressRuleSchema = z.union([z.string(), z.record(z.string(), z.unknown())]).transform((value, ctx) => {
+  try {
+    return parseEgressRule(
+      typeof value === "string" ? value : formatEgressRule(value as unknown as EgressRule),
+    );
+  } catch (error) {
+    if (!ConfigError.isInstance(error)) throw error;
+    ctx.addIssue({ code: "custom", message: error.message });
+    return z.NEVER;
+  }
+});
+
+/** Whole seconds, 0 where `zeroOff` (the feature off); the CLI hands strings. */
+const seconds = (max: number, zeroOff = false) =>
+  z.coerce
+    .number({ error: "must be a number of seconds" })
+    .int("must be whole seconds")
+    .min(zeroOff ? 0 : 1, `must be between ${zeroOff ? 0 : 1} and ${max} seconds`)
+    .max(max, `must be between ${zeroOff ? 0 : 1} and ${max} seconds`);
+
+const mebibytes = z.coerce
+  .number({ error: "must be a number of MiB" })
+  .int("must be whole MiB")
+  .min(1, "must be at least 1 MiB")
+  .max(1024 * 1024, "must be at most 1 TiB");
+
 export const runOptionsSchema = z.object({
   /** A network namespace to attach through a TAP device. */
   netns: netnsSchema.optional(),
@@ -144,6 +177,31 @@ export const runOptionsSchema = z.object({
   dnsUpstream: parsedBy(parseServer).optional(),
   /** The host's resolution: A/AAAA through the OS resolver ("os"), or all through resolv.conf's nameservers. */
   dnsHostMode: z.enum(DNS_HOST_MODES, { error: `must be one of ${DNS_HOST_MODES.join(", ")}` }).optional(),
+  /** Egress rules, first match wins: [allow|deny] [tcp|udp] TARGET[:PORTS]. */
+  egress: z
+    .preprocess(
+      (v) => (typeof v === "string" || (v && !Array.isArray(v)) ? [v] : v),
+      z.array(egressRuleSchema),
+    )
+    .default([]),
+  /** The host address reaches the host's 127.0.0.1 (false: refused, like slirp4netns --disable-host-loopback). */
+  hostLoopback: z.boolean().default(true),
+  /** A guest's source address must be its own (lease, reservation or first claim). */
+  sourceGuard: z.boolean().default(true),
+  /** UDP flows that saw no reply close after this many idle seconds (default 120). */
+  udpTimeout: seconds(86_400).optional(),
+  /** UDP flows that saw both directions close after this many idle seconds (default 180). */
+  udpStreamTimeout: seconds(86_400).optional(),
+  /** Keepalive on host sockets after this many idle seconds, 0 off (default 60). */
+  tcpKeepalive: seconds(86_400, true).optional(),
+  /** Keepalive towards guests after this many idle seconds, 0 off (default 600). */
+  guestKeepalive: seconds(86_400, true).optional(),
+  /** How long a connection nobody reads any more waits in FIN-WAIT-2 (default 60). */
+  finWait2Timeout: seconds(86_400).optional(),
+  /** Memory for buffered TCP data, all guests (MiB, default 256). */
+  bufferMemory: mebibytes.optional(),
+  /** Memory for buffered TCP data, one guest (MiB, default 128). */
+  bufferMemoryPerGuest: mebibytes.optional(),
 });
 
 /** The keys a config file may hold. */

@@ -39,6 +39,7 @@ import { createGuestDns } from "./dns.js";
 import { configureGuest } from "./guest-config.js";
 import { watchLink } from "./link-watch.js";
 import { checkNetns, checkRoot, checkTun } from "./preflight.js";
+import { processStats } from "./process-stats.js";
 import {
   firstLease,
   formatPublished,
@@ -49,6 +50,7 @@ import {
 import { formatReadyLine, type ReadyInfo } from "./ready.js";
 import { installResolvConf, renderResolvConf } from "./resolv-conf.js";
 import { ensurePrivateDir, runtimeDir } from "./runtime-dir.js";
+import { stackLimits } from "./stack-options.js";
 
 export type { Logger, TapTransport };
 
@@ -128,7 +130,15 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     // DNS on the gateway: its policy goes into the stack, then it learns the stack's addresses.
     const dns = createGuestDns(config, logger);
     const policy = dns.policy(stackOptions?.policy);
-    const stack = createStack({ ...stackOptions, policy, subnet: config.subnet, mtu: config.mtu, logger });
+    const limits = stackLimits(config, undefined, stackOptions);
+    const stack = createStack({
+      ...stackOptions,
+      ...limits,
+      policy,
+      subnet: config.subnet,
+      mtu: config.mtu,
+      logger,
+    });
     undo.push(() => stack.close());
     const guestDns = dns.bind(stack.config, () => stack.leases());
     undo.push(async () => dns.close());
@@ -284,6 +294,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       const control = await startControlServer(config.control, {
         forwarder: publishing.forwarder,
         dns: guestDns,
+        egress: stack.egress,
         events,
         status: () => ({
           ready,
@@ -292,6 +303,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
           published: publishing.forwarder.list(),
           counters: stack.counters(),
           dns: guestDns.handler.counters(),
+          process: processStats(),
         }),
       });
       undo.push(() => control.close());

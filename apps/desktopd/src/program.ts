@@ -125,6 +125,40 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
         "guest address published ports lead to (default: the namespace's lease, else the first guest's)",
       )
       .option(
+        "--egress <rule>",
+        "egress rule, first match wins: allow|deny [tcp|udp] TARGET[:PORTS] (TARGET: *, address, CIDR or DNS name); " +
+          "repeatable; without a match the host address reaches the host's loopback, other loopback addresses " +
+          "and the guest subnet are refused, the rest goes out",
+        collect,
+      )
+      .option("--no-host-loopback", "the host address does not reach the host's 127.0.0.1")
+      .option(
+        "--no-source-guard",
+        "let guests send from any address of the subnet (default: only their lease, reservation or first claim)",
+      )
+      .option(
+        "--udp-timeout <seconds>",
+        "close UDP flows that saw no reply after this long idle (default 120)",
+      )
+      .option(
+        "--udp-stream-timeout <seconds>",
+        "close UDP flows that saw both directions after this long idle (default 180)",
+      )
+      .option(
+        "--tcp-keepalive <seconds>",
+        "keepalive on host sockets after this long idle; 0 off (default 60)",
+      )
+      .option(
+        "--guest-keepalive <seconds>",
+        "keepalive towards guests after this long idle, to notice a vanished guest; 0 off (default 600)",
+      )
+      .option(
+        "--fin-wait2-timeout <seconds>",
+        "how long a connection nobody reads any more waits for the guest's FIN (default 60)",
+      )
+      .option("--buffer-memory <MiB>", "memory for buffered TCP data, all guests (default 256)")
+      .option("--buffer-memory-per-guest <MiB>", "memory for buffered TCP data, one guest (default 128)")
+      .option(
         "--control <path>",
         "serve the control API (desktopd status, desktopd publish) on this unix socket " +
           "(default with no transport named: control.sock in the runtime directory)",
@@ -209,6 +243,38 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       } finally {
         process.off("SIGINT", interrupted);
       }
+    });
+
+  const egress = program
+    .command("egress")
+    .description("which destinations guests may reach through the host (rules, first match wins)");
+  egress
+    .command("ls")
+    .description("list the rules with how many flows each decided, and the defaults after them")
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).egressCommand("ls", {}, o, io));
+    });
+  egress
+    .command("add <rule...>")
+    .description(
+      'add a rule: allow|deny [tcp|udp] TARGET[:PORTS]; TARGET is *, an address, a CIDR or a DNS name ("example.com", "*.example.com", ".example.com")',
+    )
+    .addOption(controlOption())
+    .option("--position <n>", "insert as the n-th rule (default: last)")
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (words: string[], o: { control: string; json?: boolean; position?: string }) => {
+      const position = o.position === undefined ? undefined : wholeNumber("--position", o.position);
+      setExitCode(await (await control()).egressCommand("add", { rule: words.join(" "), position }, o, io));
+    });
+  egress
+    .command("rm <id>")
+    .description("remove the rule with this id (see egress ls)")
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (id: string, o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).egressCommand("rm", { id }, o, io));
     });
 
   const dns = program.command("dns").description("the guests' DNS server of a running daemon");

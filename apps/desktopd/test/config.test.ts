@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { namesNoTransport, parseDemoOptions, parseRunOptions } from "../src/config.js";
 import { InvalidOptionError } from "../src/errors.js";
+import { stackLimits } from "../src/stack-options.js";
 
 function rejection(input: unknown): InvalidOptionError {
   try {
@@ -28,7 +29,54 @@ describe("parseRunOptions", () => {
       logLevel: "info",
       dnsRecord: [],
       dnsForward: [],
+      egress: [],
+      hostLoopback: true,
+      sourceGuard: true,
     });
+  });
+
+  it("takes egress rules as text or objects, one or many, and names a bad one", () => {
+    expect(parseRunOptions({ egress: "deny 10.0.0.0/8" }).egress).toEqual([
+      { action: "deny", to: "10.0.0.0/8" },
+    ]);
+    expect(
+      parseRunOptions({
+        egress: ["allow tcp *.corp.example:443", { action: "deny", to: "*", protocol: "udp" }],
+      }).egress,
+    ).toEqual([
+      { action: "allow", protocol: "tcp", to: "*.corp.example", ports: "443" },
+      { action: "deny", protocol: "udp", to: "*" },
+    ]);
+    expect(() => parseRunOptions({ egress: ["deny 10.0.0.0/40"] })).toThrow("--egress: egress rule");
+    expect(() => parseRunOptions({ egress: [{ action: "drop", to: "*" }] })).toThrow("allow or deny");
+  });
+
+  it("takes timeouts in seconds and budgets in MiB, as the stack's milliseconds and bytes", () => {
+    const c = parseRunOptions({
+      udpTimeout: "30",
+      udpStreamTimeout: 90,
+      tcpKeepalive: "0",
+      guestKeepalive: 120,
+      finWait2Timeout: 10,
+      bufferMemory: 64,
+      bufferMemoryPerGuest: "16",
+      hostLoopback: false,
+    });
+    expect(stackLimits(c)).toEqual({
+      egress: { rules: [], hostLoopback: false },
+      sourceGuard: true,
+      tcp: {
+        hostKeepAliveMs: 0,
+        guestKeepAliveMs: 120_000,
+        finWait2TimeoutMs: 10_000,
+        memory: { totalBytes: 64 * 1048576, perGuestBytes: 16 * 1048576 },
+      },
+      udp: { idleTimeoutMs: 30_000, streamTimeoutMs: 90_000 },
+    });
+    expect(() => parseRunOptions({ udpTimeout: 0 })).toThrow(
+      "--udp-timeout: must be between 1 and 86400 seconds",
+    );
+    expect(() => parseRunOptions({ bufferMemory: 0 })).toThrow("--buffer-memory: must be at least 1 MiB");
   });
 
   it("takes the DNS host mode, and names the choices when it is wrong", () => {

@@ -1,7 +1,9 @@
-/** `desktopd status` and `desktopd publish ls|add|rm`: ask a running daemon over its control socket. */
+/** `desktopd status`, `publish`, `dns`, `egress` and `events`: ask a running daemon over its control socket. */
 import type { QueryLogEntry } from "@desktopd/dns";
 import type { ForwardInfo } from "@desktopd/portfwd";
+import { type EgressRuleInfo, formatEgressRule } from "@desktopd/stack";
 import { controlRequest, watchEvents } from "../control/client.js";
+import type { ProcessStats } from "../process-stats.js";
 import type { CliIo } from "./io.js";
 
 export interface ControlCommandOptions {
@@ -92,6 +94,52 @@ export async function dnsLogCommand(
   return 0;
 }
 
+interface EgressState {
+  hostLoopback: boolean;
+  rules: EgressRuleInfo[];
+  counters: { allowed: number; denied: number; deniedBy: Record<string, number> };
+}
+
+export async function egressCommand(
+  action: "ls" | "add" | "rm",
+  args: { rule?: string; id?: string; position?: number },
+  o: ControlCommandOptions,
+  io: CliIo,
+): Promise<number> {
+  const show = (r: EgressRuleInfo) =>
+    `${String(r.id).padStart(3)}  ${formatEgressRule(r)}  (${r.matched} flows)\n`;
+  if (action === "add") {
+    const body = { rule: args.rule, ...(args.position === undefined ? {} : { position: args.position - 1 }) };
+    const added = (await controlRequest(o.control, "POST", "/v1/egress", body)) as EgressRuleInfo;
+    io.out(o.json ? `${JSON.stringify(added, null, 2)}\n` : show(added));
+    return 0;
+  }
+  if (action === "rm") {
+    const removed = (await controlRequest(
+      o.control,
+      "DELETE",
+      `/v1/egress/${encodeURIComponent(args.id ?? "")}`,
+    )) as EgressRuleInfo;
+    io.out(o.json ? `${JSON.stringify(removed, null, 2)}\n` : show(removed));
+    return 0;
+  }
+  const state = (await controlRequest(o.control, "GET", "/v1/egress")) as EgressState;
+  if (o.json) {
+    io.out(`${JSON.stringify(state, null, 2)}\n`);
+    return 0;
+  }
+  for (const r of state.rules) io.out(show(r));
+  const denied = Object.entries(state.counters.deniedBy)
+    .map(([by, n]) => `${by} ${n}`)
+    .join(", ");
+  io.out(
+    `then: the host address ${state.hostLoopback ? "reaches" : "does not reach"} the host's loopback; ` +
+      "other loopback addresses and the guest subnet are refused; the rest goes out\n" +
+      `flows allowed ${state.counters.allowed}, refused ${state.counters.denied}${denied ? ` (${denied})` : ""}\n`,
+  );
+  return 0;
+}
+
 /**
  * `desktopd events`: what happens in the daemon, a line each, until it stops or we are
  * interrupted (`signal`). With --json the daemon's own lines.
@@ -129,6 +177,7 @@ export interface DaemonStatus {
   }[];
   leases: { mac: string; ip: string; hostname?: string }[];
   published: ForwardInfo[];
+  process?: ProcessStats;
 }
 
 function renderStatus(s: DaemonStatus): string {
@@ -148,7 +197,16 @@ function renderStatus(s: DaemonStatus): string {
   for (const l of s.leases) lines.push(`  ${l.ip}  ${l.mac}${l.hostname ? `  ${l.hostname}` : ""}`);
   lines.push(`published (${s.published.length}):`);
   for (const f of s.published) lines.push(`  ${renderForward(f)}`);
+  if (s.process) lines.push(renderProcess(s.process));
   return `${lines.join("\n")}\n`;
+}
+
+function renderProcess(p: ProcessStats): string {
+  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+  return (
+    `process ${p.pid}  up ${p.uptimeSeconds} s  rss ${mib(p.rss)}  heap ${mib(p.heapUsed)}/${mib(p.heapTotal)}` +
+    `  external ${mib(p.external)}  fds ${p.fds ?? "?"}  active handles ${p.activeResources}`
+  );
 }
 
 function renderForward(f: ForwardInfo): string {

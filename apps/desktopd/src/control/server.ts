@@ -3,7 +3,8 @@
  * for `desktopd status` and `desktopd publish ...` — and any tool that speaks HTTP over a unix
  * socket (`curl --unix-socket PATH http://desktopd/v1/status`).
  *
- *   GET    /v1/status            ready info, guest links with counters, leases, stack counters
+ *   GET    /v1/status            ready info, guest links with counters, leases, stack counters,
+ *                                 the daemon's memory, fds and active handles (process)
  *   GET    /v1/publish           published ports with live stats
  *   POST   /v1/publish           {"spec": "8080:80"} → the forwards added (201)
  *   DELETE /v1/publish/ID[?close=1]  unpublish by id or spec; close=1 also closes its connections
@@ -11,6 +12,9 @@
  *   POST   /v1/dns/names         {"name": "web", "address": "192.168.65.9", "ttl": 60} → registered (201)
  *   DELETE /v1/dns/names/NAME[?address=IP]  one address of a name, or all of them
  *   GET    /v1/dns/log[?limit=N] the most recent DNS queries: name, type, answers, layer, latency
+ *   GET    /v1/egress            egress rules (first match wins), the host-loopback switch, counters
+ *   POST   /v1/egress            {"rule": "deny 10.0.0.0/8", "position": 0} → the rule added (201)
+ *   DELETE /v1/egress/ID         remove a rule by id
  *   GET    /v1/events            what happens from now on, one JSON object a line, until the client goes
  */
 import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
@@ -18,8 +22,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { connect } from "node:net";
 import { type Dns, DnsError, normalizeName, parseRecord } from "@desktopd/dns";
 import { type Forwarder, PortfwdError } from "@desktopd/portfwd";
+import type { Egress } from "@desktopd/stack";
 import { ControlError } from "../errors.js";
+import { handleEgress } from "./egress.js";
 import type { EventBus } from "./events.js";
+import { allow, decoded, HttpError, readJson } from "./http.js";
 
 /** What the API reads and drives. */
 export interface ControlTarget {
@@ -27,6 +34,8 @@ export interface ControlTarget {
   forwarder: Forwarder;
   /** The guests' DNS server: its name registry and query log. */
   dns?: Dns;
+  /** The stack's egress rules. */
+  egress?: Egress;
   events?: EventBus;
 }
 
@@ -36,19 +45,6 @@ const MAX_UNREAD_EVENTS = 1024 * 1024;
 export interface ControlServer {
   readonly path: string;
   close(): Promise<void>;
-}
-
-/** Largest request body: a spec is a few dozen bytes. */
-const MAX_BODY = 16 * 1024;
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly code = "ERR_DESKTOPD_CONTROL",
-  ) {
-    super(message);
-  }
 }
 
 export async function startControlServer(path: string, target: ControlTarget): Promise<ControlServer> {
@@ -120,6 +116,7 @@ async function handle(
     return { status: 200, body: await target.forwarder.remove(id, { closeConnections }) };
   }
   if (resource === "dns" && target.dns) return handleDns(req, url, parts.slice(2), target.dns);
+  if (resource === "egress" && target.egress) return handleEgress(req, parts.slice(2), target.egress);
   throw new HttpError(404, `no such resource: ${url.pathname}`);
 }
 
@@ -204,39 +201,11 @@ function watch(req: IncomingMessage, res: ServerResponse, events: EventBus): voi
   res.on("close", unsubscribe);
 }
 
-function decoded(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    throw new HttpError(400, `"${segment}" is not a valid URL path segment`);
-  }
-}
-
 /** A bad spec is the caller's mistake (400), an unknown forward 404, the rest a conflict on this host (409). */
 function portfwdStatus(code: string): number {
   if (code === "ERR_DESKTOPD_PORTFWD_SPEC") return 400;
   if (code === "ERR_DESKTOPD_PORTFWD_NOT_FOUND") return 404;
   return 409;
-}
-
-function allow(req: IncomingMessage, methods: string[]): void {
-  if (!methods.includes(req.method ?? ""))
-    throw new HttpError(405, `${req.method} not allowed (${methods.join(", ")})`);
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, `request body over ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch {
-    throw new HttpError(400, "the request body is not JSON");
-  }
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
