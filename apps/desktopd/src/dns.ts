@@ -9,6 +9,7 @@ import {
   type DnsOptions,
   gatewayDnsPolicy,
   type Layer,
+  NameBook,
   normalizeName,
   parseForwardRule,
   parseRecord,
@@ -30,6 +31,11 @@ export interface GuestDns {
    * guests ask for in DHCP (`leases`, read at each query). Once.
    */
   bind(net: StackConfig, leases?: () => LeaseInfo[]): Dns;
+  /**
+   * Names each guest was given for each address (`names.namesFor(guestIp, dstIp)`), for an egress
+   * policy by name. There before `bind`, so a policy made with the stack can hold it.
+   */
+  readonly names: NameBook;
   close(): void;
 }
 
@@ -68,7 +74,9 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
   const logger = daemonLogger && tagged(daemonLogger);
   let dns: Dns | undefined;
   let bound: FlowPolicy | undefined;
+  const names = new NameBook();
   return {
+    names,
     policy(next) {
       return {
         tcp: (flow) => bound?.tcp?.(flow) ?? next?.tcp?.(flow),
@@ -79,6 +87,7 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
       dns = createDns({
         ...guestDnsOptions(config, net, logger),
         ...(leases ? { localLayers: [leaseLayer(leases)] } : {}),
+        names,
       });
       // PTR answers for the two fixed addresses of the network.
       dns.registry.register("host.docker.internal", net.hostAddress);
@@ -91,6 +100,7 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
     close() {
       bound = undefined;
       dns?.close();
+      names.clear();
     },
   };
 }

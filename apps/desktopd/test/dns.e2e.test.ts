@@ -5,10 +5,12 @@
  */
 
 import { execFile } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import type { DnsCounters } from "@desktopd/dns";
 import { type Dnsmasq, dig, parseDig, startDnsmasq } from "@desktopd/dns/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -298,5 +300,92 @@ describe.skipIf(!env.ok || !tools)("desktopd DNS: the host's resolution", () => 
       expect(answers).toEqual(["moved.test. A 5.6.7.8"]);
     }
     expect(os.daemon.alive() && nameservers.daemon.alive()).toBe(true);
+  });
+});
+
+/**
+ * The upstream dies under the daemon: dnsmasq (--dns-upstream) is killed mid-test. Guests' new
+ * names fail with SERVFAIL at once — the kernel refuses the query, the daemon says so rather than
+ * waiting for its timeout — fixed names keep answering, nothing crashes, and a new upstream on
+ * the same address is used as soon as it is there.
+ */
+describe.skipIf(!env.ok || !tools)("desktopd DNS: an upstream that dies", () => {
+  let dir: string;
+  let upstream: Dnsmasq;
+  let again: Dnsmasq | undefined;
+  let guest: Guest;
+  const zone = ["--local=/test/", "--address=/name.test/1.2.3.4", "--address=/later.test/5.6.7.8"];
+  const inGuest = (args: string[]) =>
+    dig(guest.daemon.info.gateway!, 53, args, (argv) =>
+      guest.ns.exec(argv[0]!, argv.slice(1)).then((r) => r.stdout + r.stderr),
+    );
+  const desktopd = async (...args: string[]) =>
+    (await run(process.execPath, [CLI_PATH, ...args, "--control", join(dir, "control.sock")])).stdout;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "dtd-dnsdie-"));
+    upstream = await startDnsmasq(zone);
+    guest = await startGuest("dnsdie", {
+      configure: true,
+      args: [
+        "--dns-upstream",
+        upstream.host,
+        "--dns-record",
+        "db.test.internal=10.9.8.7",
+        "--control",
+        join(dir, "control.sock"),
+      ],
+    });
+  });
+
+  afterAll(async () => {
+    await guest?.close();
+    await upstream?.stop();
+    await again?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("answers SERVFAIL at once while it is gone, fixed names still, and resumes with a new one", async () => {
+    expect((await inGuest(["name.test"])).answers).toEqual(["name.test. A 1.2.3.4"]);
+
+    upstream.child.kill("SIGKILL");
+    await once(upstream.child, "exit");
+
+    // A burst of new names over UDP and TCP: each one answered, SERVFAIL, none left hanging.
+    const gone = Array.from({ length: 20 }, (_, i) => `gone${i}.test`);
+    const failed = await Promise.all(gone.map((n, i) => inGuest(i % 2 ? ["+tcp", n] : [n])));
+    expect(failed.map((r) => r.status)).toEqual(gone.map(() => "SERVFAIL"));
+    // Failed because the upstream's address refused the query, not at the end of a timeout.
+    const log = JSON.parse(await desktopd("dns", "log", "--json", "--limit", "1000")) as {
+      name: string;
+      rcode: string;
+      error?: string;
+    }[];
+    const errors = log.filter((e) => gone.includes(e.name)).map((e) => e.error ?? "");
+    expect(errors).toHaveLength(20);
+    for (const e of errors) expect(e).toMatch(/ECONNREFUSED/);
+
+    for (const t of [[], ["+tcp"]]) {
+      const fixed = await inGuest([...t, "db.test.internal"]);
+      expect([fixed.status, fixed.answers], fixed.raw).toEqual(["NOERROR", ["db.test.internal. A 10.9.8.7"]]);
+    }
+    expect(guest.daemon.alive()).toBe(true);
+
+    // The same address again, a new process: answers resume; the SERVFAILs were not kept.
+    again = await startDnsmasq(zone, upstream.host, upstream.port);
+    expect((await inGuest(["later.test"])).answers).toEqual(["later.test. A 5.6.7.8"]);
+    expect((await inGuest(["+tcp", "gone0.test"])).status).toBe("NXDOMAIN");
+
+    // What happened shows in `desktopd status`.
+    const status = JSON.parse(await desktopd("status", "--json")) as { dns: DnsCounters };
+    expect(status.dns.rcodes.SERVFAIL).toBe(20);
+    expect(status.dns).toMatchObject({
+      inflight: 0,
+      limited: {},
+      tcpConnections: { open: expect.any(Number) },
+    });
+    expect(status.dns.names?.entries).toBeGreaterThanOrEqual(3);
+    expect(status.dns.cache).toBeDefined();
+    expect(guest.daemon.alive()).toBe(true);
   });
 });

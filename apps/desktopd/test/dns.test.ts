@@ -63,6 +63,38 @@ describe("guest DNS wiring", () => {
   });
 });
 
+/** A query for `name` type A, class IN, as a guest's stub resolver sends it. */
+function aQuery(id: number, name: string): Buffer {
+  const labels = name.split(".").map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const header = Buffer.from([id >> 8, id & 0xff, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+}
+
+describe("guest DNS name book", () => {
+  it("records the names each guest is answered, through the gateway policy, in a book there before bind", async () => {
+    const dns = createGuestDns({
+      dnsRecord: ["db.test.internal=10.9.8.7", "api.test.internal/CNAME=db.test.internal"],
+      dnsForward: [],
+    });
+    const names = dns.names;
+    const policy = dns.policy();
+    const bound = dns.bind(net);
+    const asked = flow("udp", "192.168.65.1", 53);
+    const decision = policy.udp?.(asked);
+    if (decision?.action !== "handle") throw new Error("DNS to the gateway is not handled");
+    const reply = await new Promise<Buffer>((resolve) =>
+      decision.handler(aQuery(7, "api.test.internal"), asked, resolve),
+    );
+    // NOERROR with two answers: the CNAME and the address.
+    expect([reply.readUInt16BE(0), reply.readUInt16BE(2) & 0xf, reply.readUInt16BE(6)]).toEqual([7, 0, 2]);
+    expect(names.namesFor("192.168.65.3", "10.9.8.7")).toEqual(["api.test.internal", "db.test.internal"]);
+    expect(names.namesFor("192.168.65.4", "10.9.8.7")).toEqual([]);
+    expect(bound.handler.counters().names).toMatchObject({ entries: 1, recorded: 1 });
+    dns.close();
+    expect(names.size).toBe(0);
+  });
+});
+
 describe("DHCP lease names", () => {
   const leases: LeaseInfo[] = [
     { mac: "02:00:00:00:00:03", ip: "192.168.65.3", hostname: "Web1", expiresAt: 1, static: false },

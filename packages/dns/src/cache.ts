@@ -1,20 +1,33 @@
 /**
  * Answers from upstreams, kept for their TTL (RFC 2181 §5.2: the smallest TTL of the set) and
  * negative answers for the SOA's negative TTL (RFC 2308 §5). Handed-out TTLs count down.
+ * Bounded by entries and by estimated bytes, least recently used first out: an upstream decides
+ * how large its answers are, so a count alone bounds nothing.
  */
 import type { Answer, Question, SoaAnswer } from "dns-packet";
+import { BoundedMap, type StoreCounters } from "./bounded-map.js";
+import { type Clock, systemClock } from "./clock.js";
 import type { Resolution } from "./layer.js";
-import { type Clock, systemClock } from "./logger.js";
 import { normalizeName } from "./name.js";
+import { estimateBytes } from "./size.js";
 
 export interface CacheOptions {
-  /** Entries kept before the least recently stored go (default 10 000). */
+  /** Entries kept before the least recently used go (default 10 000). */
   maxEntries?: number;
+  /** Estimated bytes kept before the least recently used go (default 8 MiB). */
+  maxBytes?: number;
+  /** An answer estimated larger than this is not kept at all (default 64 KiB). */
+  maxEntryBytes?: number;
   /** Upper bound of any cached TTL, seconds (default 3600). */
   maxTtl?: number;
   /** Negative TTL when the upstream sent no SOA, seconds (default 30). */
   negativeTtl?: number;
   clock?: Clock;
+}
+
+export interface CacheCounters extends StoreCounters {
+  hits: number;
+  misses: number;
 }
 
 interface Entry {
@@ -24,9 +37,8 @@ interface Entry {
 }
 
 export class DnsCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries: BoundedMap<string, Entry>;
   private readonly clock: Clock;
-  private readonly maxEntries: number;
   private readonly maxTtl: number;
   private readonly negativeTtl: number;
   hits = 0;
@@ -34,7 +46,11 @@ export class DnsCache {
 
   constructor(o: CacheOptions = {}) {
     this.clock = o.clock ?? systemClock;
-    this.maxEntries = o.maxEntries ?? 10_000;
+    this.entries = new BoundedMap({
+      maxEntries: o.maxEntries ?? 10_000,
+      maxBytes: o.maxBytes ?? 8 * 1024 * 1024,
+      maxEntryBytes: o.maxEntryBytes ?? 64 * 1024,
+    });
     this.maxTtl = o.maxTtl ?? 3600;
     this.negativeTtl = o.negativeTtl ?? 30;
   }
@@ -47,11 +63,12 @@ export class DnsCache {
     const e = this.entries.get(key);
     const now = this.clock.now();
     if (!e || e.expiresAt <= now) {
-      if (e) this.entries.delete(key);
+      if (e) this.entries.expire(key);
       this.misses++;
       return undefined;
     }
     this.hits++;
+    this.entries.touch(key);
     const age = Math.floor((now - e.storedAt) / 1000);
     // A TTL cut by maxTtl is cut for the client's cache too.
     const age1 = (a: Answer): Answer =>
@@ -65,16 +82,25 @@ export class DnsCache {
     };
   }
 
-  /** Stores an answer for its TTL (or `ttl` seconds); SERVFAIL and anything with TTL 0 are not kept. */
+  /**
+   * Stores an answer for its TTL (or `ttl` seconds); SERVFAIL, anything with TTL 0 and anything
+   * larger than `maxEntryBytes` are not kept.
+   */
   set(key: string, value: Resolution, ttl = this.ttlOf(value) ?? 0): void {
     ttl = Math.min(this.maxTtl, ttl);
     if (ttl <= 0) return;
     const now = this.clock.now();
-    this.entries.delete(key);
-    this.entries.set(key, { value, storedAt: now, expiresAt: now + ttl * 1000 });
-    if (this.entries.size > this.maxEntries) {
-      this.entries.delete(this.entries.keys().next().value!);
-    }
+    // An expired entry nobody asks for again would otherwise wait for eviction to go.
+    const oldest = this.entries.oldestKey();
+    if (oldest !== undefined && (this.entries.get(oldest)?.expiresAt ?? now) <= now)
+      this.entries.expire(oldest);
+    const bytes =
+      estimateBytes(key) +
+      estimateBytes(value.answers) +
+      estimateBytes(value.authorities) +
+      estimateBytes(value.additionals) +
+      ENTRY_OVERHEAD;
+    this.entries.set(key, { value, storedAt: now, expiresAt: now + ttl * 1000 }, bytes);
   }
 
   clear(): void {
@@ -83,6 +109,15 @@ export class DnsCache {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Estimated bytes held. */
+  get bytes(): number {
+    return this.entries.bytes;
+  }
+
+  counters(): CacheCounters {
+    return { ...this.entries.counters(), hits: this.hits, misses: this.misses };
   }
 
   private ttlOf(r: Resolution): number | undefined {
@@ -94,3 +129,6 @@ export class DnsCache {
     return soa ? Math.min(soa.ttl ?? 0, soa.data.minimum ?? 0) : this.negativeTtl;
   }
 }
+
+/** The entry and resolution objects and the Map slot around the records. */
+const ENTRY_OVERHEAD = 256;

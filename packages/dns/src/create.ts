@@ -7,6 +7,7 @@ import { createDnsHandler, type DnsHandler, type HandlerOptions } from "./handle
 import { createHostLayer, type HostLayer, type HostLayerOptions } from "./host.js";
 import type { Layer } from "./layer.js";
 import type { Clock, Logger } from "./logger.js";
+import { NameBook } from "./name-book.js";
 import { createRegistry, type NameRegistry, type RegistryOptions } from "./registry.js";
 import { createResolver, type Resolver } from "./resolver.js";
 import { type DnsListener, type ListenOptions, listenDns } from "./server.js";
@@ -38,8 +39,13 @@ export interface DnsOptions {
   /** Upstream resolutions at once before further ones are SERVFAIL (default 1000). */
   maxUpstreamInflight?: number;
   cache?: Omit<CacheOptions, "clock">;
-  /** Server core: UDP size, query log size and callback, TCP limits. */
-  server?: Omit<HandlerOptions, "resolver" | "logger" | "clock">;
+  /**
+   * Where the addresses of A/AAAA answers are recorded per client, for an egress policy by name
+   * (default: a `NameBook` with its defaults on `clock`; `false`: none).
+   */
+  names?: NameBook | false;
+  /** Server core: UDP size, query log, per-client and total limits, TCP limits, replay. */
+  server?: Omit<HandlerOptions, "resolver" | "logger" | "clock" | "cache" | "names">;
   clock?: Clock;
   logger?: Logger;
 }
@@ -49,6 +55,8 @@ export interface Dns {
   readonly registry: NameRegistry;
   readonly handler: DnsHandler;
   readonly cache: DnsCache;
+  /** Names each client was given for each address (unless `names: false`). */
+  readonly names?: NameBook;
   /** The host layer, when configured. */
   readonly hostLayer?: HostLayer;
   close(): void;
@@ -93,9 +101,12 @@ export function createDns(o: DnsOptions = {}): Dns {
     layers.push(host);
   }
   const resolver = createResolver(layers);
+  const names = o.names === false ? undefined : (o.names ?? new NameBook(clock ? { clock } : {}));
   const handler = createDnsHandler({
     ...o.server,
     resolver,
+    cache,
+    ...(names ? { names } : {}),
     ...(o.logger ? { logger: o.logger } : {}),
     ...(clock ? { clock } : {}),
   });
@@ -104,6 +115,7 @@ export function createDns(o: DnsOptions = {}): Dns {
     registry,
     handler,
     cache,
+    ...(names ? { names } : {}),
     ...(host ? { hostLayer: host } : {}),
     close: () => resolver.close(),
   };

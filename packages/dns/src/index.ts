@@ -20,7 +20,9 @@
  * ```
  */
 
-export { type CacheOptions, DnsCache } from "./cache.js";
+export type { StoreCounters } from "./bounded-map.js";
+export { type CacheCounters, type CacheOptions, DnsCache } from "./cache.js";
+export type { Clock } from "./clock.js";
 export { createDns, createDnsServer, type Dns, type DnsOptions, type DnsServer } from "./create.js";
 export { DnsConfigError, DnsError, UpstreamError } from "./errors.js";
 export { createFixedLayer, type FixedLayerOptions, type FixedRecord, type FixedRecordType } from "./fixed.js";
@@ -36,9 +38,16 @@ export {
   type LookupFunction,
 } from "./host.js";
 export { type Layer, RCODES, type Rcode, type Resolution } from "./layer.js";
-export type { Clock, Logger } from "./logger.js";
+export type { Logger } from "./logger.js";
 export { encodeResponse, type Query, udpLimit, type Vetted, vetQuery } from "./message.js";
 export { ipToReverseName, normalizeName, reverseNameToIp } from "./name.js";
+export {
+  type AddressNames,
+  addressNames,
+  NameBook,
+  type NameBookCounters,
+  type NameBookOptions,
+} from "./name-book.js";
 export { parseForwardRule, parseRecord, parseServer } from "./parse.js";
 export type { QueryLogEntry } from "./query-log.js";
 export {
@@ -51,4 +60,5 @@ export {
 export { parseResolvConf } from "./resolv-conf.js";
 export { type Answered, createResolver, type Resolver } from "./resolver.js";
 export { type DnsListener, type ListenOptions, listenDns } from "./server.js";
+export type { TcpCounters } from "./tcp-stream.js";
 export { queryUpstream, type Upstream } from "./upstream.js";

@@ -9,9 +9,4 @@ export interface Logger {
 const noop = () => {};
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
 
-/** Monotonic milliseconds; injected so TTLs and expiry are testable without waiting. */
-export interface Clock {
-  now(): number;
-}
-
-export const systemClock: Clock = { now: () => performance.now() };
+export { type Clock, systemClock } from "./clock.js";

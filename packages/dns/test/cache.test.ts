@@ -69,3 +69,63 @@ describe("DnsCache", () => {
     expect(cache.get("c")).toBeUndefined();
   });
 });
+
+describe("DnsCache bounds by bytes", () => {
+  const txt = (name: string, bytes: number): Resolution => ({
+    rcode: "NOERROR",
+    answers: [
+      {
+        name,
+        type: "TXT",
+        ttl: 300,
+        data: ["y".repeat(Math.min(255, bytes)), ..."z".repeat(bytes).match(/.{1,255}/g)!],
+      },
+    ],
+    authorities: [],
+    additionals: [],
+    authoritative: false,
+  });
+
+  it("charges an answer at least its size in bytes", () => {
+    const cache = new DnsCache({ clock: new ManualClock() });
+    cache.set("small", positive(60));
+    const small = cache.bytes;
+    cache.set("large", txt("large.test", 20_000));
+    expect(small).toBeGreaterThan(0);
+    expect(cache.bytes - small).toBeGreaterThan(20_000);
+  });
+
+  it("evicts the least recently used beyond maxBytes, and counts it", () => {
+    const one = new DnsCache({ clock: new ManualClock() });
+    one.set("a", txt("a.test", 10_000));
+    // Room for four such answers, not five.
+    const maxBytes = Math.floor(one.bytes * 4.5);
+    const cache = new DnsCache({ clock: new ManualClock(), maxBytes });
+    for (const k of ["a", "b", "c"]) cache.set(k, txt(`${k}.test`, 10_000));
+    // "a" is used, so "b" is now the least recently used.
+    expect(cache.get("a")).toBeDefined();
+    cache.set("d", txt("d.test", 10_000));
+    cache.set("e", txt("e.test", 10_000));
+    expect(["a", "b", "c", "d", "e"].filter((k) => cache.get(k) !== undefined)).toEqual(["a", "c", "d", "e"]);
+    expect(cache.bytes).toBeLessThanOrEqual(maxBytes);
+    expect(cache.counters()).toMatchObject({ entries: 4, evicted: { entries: 0, bytes: 1 } });
+  });
+
+  it("does not keep an answer larger than maxEntryBytes, nor drop others for it", () => {
+    const cache = new DnsCache({ clock: new ManualClock(), maxEntryBytes: 16_384 });
+    cache.set("small", positive(60));
+    cache.set("huge", txt("huge.test", 60_000));
+    expect(cache.get("huge")).toBeUndefined();
+    expect(cache.get("small")).toBeDefined();
+    expect(cache.counters()).toMatchObject({ entries: 1, tooLarge: 1, evicted: { entries: 0, bytes: 0 } });
+  });
+
+  it("counts expired entries apart from evictions", () => {
+    const clock = new ManualClock();
+    const cache = new DnsCache({ clock });
+    cache.set("a", positive(10));
+    clock.advance(10_000);
+    expect(cache.get("a")).toBeUndefined();
+    expect(cache.counters()).toMatchObject({ entries: 0, bytes: 0, expired: 1, hits: 0, misses: 1 });
+  });
+});

@@ -152,34 +152,6 @@ describe("malformed queries", () => {
   });
 });
 
-describe("load", () => {
-  it("answers SERVFAIL at once beyond maxInflight queries being resolved, and recovers", async () => {
-    let release = () => {};
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const h = createDnsHandler({
-      maxInflight: 2,
-      resolver: createResolver([
-        {
-          name: "gated",
-          resolve: async () => {
-            await gate;
-            return { rcode: "NOERROR", answers: [], authorities: [], additionals: [], authoritative: true };
-          },
-        },
-      ]),
-    });
-    const held = [h.handle(query("a.test"), "t", "udp"), h.handle(query("b.test"), "t", "udp")];
-    const third = (await h.handle(query("c.test"), "t", "udp"))!;
-    expect([idOf(third), rcodeOf(third)]).toEqual([0x1234, 2]);
-    expect(h.counters()).toMatchObject({ inflight: 2, busy: 1 });
-    release();
-    for (const r of await Promise.all(held)) expect(rcodeOf(r!)).toBe(0);
-    expect(rcodeOf((await h.handle(query("d.test"), "t", "udp"))!)).toBe(0);
-  });
-});
-
 describe("EDNS0 and truncation", () => {
   it("sets TC with empty sections when the answer exceeds 512 bytes without EDNS", async () => {
     const h = handler();

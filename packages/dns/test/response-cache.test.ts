@@ -156,3 +156,30 @@ describe("response cache", () => {
     expect(calls()).toBe(2);
   });
 });
+
+describe("response cache bounds", () => {
+  it("holds no more than maxBytes of responses, oldest out first", async () => {
+    const clock = new ManualClock();
+    const dns = createDns({
+      records: [{ name: "*.wild.test", type: "TXT", data: Array.from({ length: 8 }, () => "w".repeat(100)) }],
+      host: false,
+      clock,
+      server: { responseCache: { maxBytes: 20_000 } },
+    });
+    for (let i = 0; i < 40; i++)
+      await dns.handler.handle(query(i, `n${i}.wild.test`, "TXT", 4096), "a", "udp");
+    const c = dns.handler.counters().responseCache;
+    expect(c.bytes).toBeLessThanOrEqual(20_000);
+    expect(c.entries).toBeGreaterThan(0);
+    expect(c.entries + c.evicted.bytes).toBe(40);
+    // The newest is replayed, the oldest was let go and is resolved again.
+    await dns.handler.handle(query(100, "n39.wild.test", "TXT", 4096), "a", "udp");
+    await dns.handler.handle(query(101, "n0.wild.test", "TXT", 4096), "a", "udp");
+    expect(
+      dns.handler
+        .queryLog()
+        .slice(-2)
+        .map((e) => e.cached),
+    ).toEqual([true, false]);
+  });
+});
