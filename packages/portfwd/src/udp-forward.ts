@@ -67,7 +67,7 @@ export class UdpForward implements RunningForward {
     } else {
       flow = this.openFlow(key, address, port);
     }
-    flow.lastActive = Date.now();
+    flow.lastActive = performance.now();
     if (flow.channel) this.toTarget(flow, flow.channel, msg);
     else if (flow.pending.length < MAX_PENDING && this.pendingBytes + msg.length <= MAX_PENDING_BYTES) {
       flow.pending.push(msg);
@@ -102,7 +102,7 @@ export class UdpForward implements RunningForward {
       address,
       port,
       pending: [],
-      lastActive: Date.now(),
+      lastActive: performance.now(),
       bytesIn: 0,
       bytesOut: 0,
       closed: false,
@@ -134,7 +134,7 @@ export class UdpForward implements RunningForward {
 
   private toClient(flow: Flow, data: Buffer): void {
     if (flow.closed) return;
-    flow.lastActive = Date.now();
+    flow.lastActive = performance.now();
     flow.bytesOut += data.length;
     this.ctx.stats.bytesOut += data.length;
     this.socket.send(data, flow.port, flow.address, (err) => {
@@ -160,7 +160,7 @@ export class UdpForward implements RunningForward {
   }
 
   private sweep(): void {
-    const cutoff = Date.now() - this.ctx.udpIdleTimeoutMs;
+    const cutoff = performance.now() - this.ctx.udpIdleTimeoutMs;
     for (const f of [...this.flows.values()]) if (f.lastActive < cutoff) this.closeFlow(f);
   }
 }

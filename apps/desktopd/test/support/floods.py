@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Floods a hostile guest sends, as raw frames on its NIC (AF_PACKET), and connection holders.
+
+  dhcp-flood IFNAME COUNT              DHCPDISCOVERs from COUNT made-up MACs
+  frag-flood IFNAME GW_MAC SRC DST N   first fragments of N UDP datagrams that never complete
+  hold HOST PORT COUNT BYTES           opens COUNT connections, writes up to BYTES into each without
+                                       blocking, prints {"connected", "refused", "failed", "written"}
+                                       as JSON, then keeps them open until stdin closes and checks
+                                       the first one still echoes (for servers that echo) if asked
+Each prints one JSON line with what it did.
+"""
+import json
+import os
+import random
+import select
+import socket
+import struct
+import sys
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+
+
+def ip_header(src, dst, proto, payload_len, ident, flags_frag):
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, ident, flags_frag, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack("!H", checksum(h)) + h[12:]
+
+
+def dhcp_flood(ifname, count):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((ifname, 0))
+    rng = random.Random(1)
+    for i in range(count):
+        mac = bytes([0x02] + [rng.randrange(256) for _ in range(5)])
+        dhcp = struct.pack("!BBBBIHHIIII", 1, 1, 6, 0, rng.getrandbits(32), 0, 0x8000, 0, 0, 0, 0)
+        dhcp += mac + b"\0" * 10 + b"\0" * 192 + struct.pack("!I", 0x63825363)
+        dhcp += bytes([53, 1, 1, 255])
+        udp = struct.pack("!HHHH", 68, 67, 8 + len(dhcp), 0) + dhcp
+        ip = ip_header("0.0.0.0", "255.255.255.255", 17, len(udp), i & 0xFFFF, 0)
+        s.send(b"\xff" * 6 + mac + b"\x08\x00" + ip + udp)
+    print(json.dumps({"sent": count}))
+
+
+def frag_flood(ifname, gw_mac, src, dst, count):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((ifname, 0))
+    own = s.getsockname()[4]
+    gw = bytes.fromhex(gw_mac.replace(":", ""))
+    for i in range(count):
+        # UDP header + 1472 bytes, more fragments set: the rest never comes.
+        payload = struct.pack("!HHHH", 40000 + (i % 1000), 9, 8 + 2960, 0) + bytes(1472)
+        ip = ip_header(src, dst, 17, len(payload), (0x4000 + i) & 0xFFFF, 0x2000)
+        s.send(gw + own + b"\x08\x00" + ip + payload)
+    print(json.dumps({"sent": count}))
+
+
+def hold(host, port, count, nbytes):
+    socks, refused, failed = [], 0, 0
+    for _ in range(count):
+        c = socket.socket()
+        c.settimeout(10)
+        try:
+            c.connect((host, port))
+            c.setblocking(False)
+            socks.append(c)
+        except ConnectionRefusedError:
+            refused += 1
+            c.close()
+        except OSError:
+            failed += 1
+            c.close()
+    written = 0
+    chunk = bytes(65536)
+    for c in socks:
+        left = nbytes
+        while left > 0:
+            try:
+                n = c.send(chunk[: min(left, len(chunk))])
+            except (BlockingIOError, OSError):
+                break
+            written += n
+            left -= n
+    print(json.dumps({"connected": len(socks), "refused": refused, "failed": failed, "written": written}),
+          flush=True)
+    # Hold them until told to go; then say whether the first still carries data both ways.
+    sys.stdin.readline()
+    alive = None
+    if socks:
+        c = socks[0]
+        c.setblocking(True)
+        c.settimeout(10)
+        try:
+            c.sendall(b"ping\n")
+            alive = c.recv(5) == b"ping\n"
+        except OSError:
+            alive = False
+    print(json.dumps({"first_alive": alive}), flush=True)
+    for c in socks:
+        c.close()
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "dhcp-flood":
+        dhcp_flood(args[0], int(args[1]))
+    elif cmd == "frag-flood":
+        frag_flood(args[0], args[1], args[2], args[3], int(args[4]))
+    elif cmd == "hold":
+        hold(args[0], int(args[1]), int(args[2]), int(args[3]))
+    else:
+        sys.exit("unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()
