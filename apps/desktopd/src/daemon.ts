@@ -130,7 +130,8 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     // DNS on the gateway: its policy goes into the stack, then it learns the stack's addresses.
     const dns = createGuestDns(config, logger);
     const policy = dns.policy(stackOptions?.policy);
-    const limits = stackLimits(config, undefined, stackOptions);
+    // Egress rules by name see what the gateway's DNS answered each guest.
+    const limits = stackLimits(config, (guest, dst) => dns.names.namesFor(guest, dst), stackOptions);
     const stack = createStack({
       ...stackOptions,
       ...limits,

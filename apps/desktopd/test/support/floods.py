@@ -3,6 +3,8 @@
 
   dhcp-flood IFNAME COUNT              DHCPDISCOVERs from COUNT made-up MACs
   frag-flood IFNAME GW_MAC SRC DST N   first fragments of N UDP datagrams that never complete
+  syn IFNAME GW_MAC SRC DST PORT      one crafted SYN (any destination, 127.0.0.1 too); prints the
+                                       flags of the answer ("RA", "SA") or null when none comes
   hold HOST PORT COUNT BYTES           opens COUNT connections, writes up to BYTES into each without
                                        blocking, prints {"connected", "refused", "failed", "written"}
                                        as JSON, then keeps them open until stdin closes and checks
@@ -61,6 +63,35 @@ def frag_flood(ifname, gw_mac, src, dst, count):
     print(json.dumps({"sent": count}))
 
 
+def syn(ifname, gw_mac, src, dst, port):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    s.bind((ifname, 0))
+    own = s.getsockname()[4]
+    gw = bytes.fromhex(gw_mac.replace(":", ""))
+    sport = random.randrange(40000, 60000)
+    tcp = struct.pack("!HHIIBBHHH", sport, port, 1000, 0, 5 << 4, 0x02, 64240, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+    s.send(gw + own + b"\x08\x00" + ip_header(src, dst, 6, len(tcp), 1, 0x4000) + tcp)
+    s.settimeout(0.2)
+    names = {0x12: "SA", 0x14: "RA", 0x04: "R"}
+    for _ in range(25):
+        try:
+            frame = s.recv(2048)
+        except socket.timeout:
+            continue
+        ip = frame[14:]
+        if len(ip) < 40 or ip[9] != 6:
+            continue
+        hl = (ip[0] & 15) * 4
+        t = ip[hl:]
+        if struct.unpack("!HH", t[:4]) == (port, sport):
+            flags = t[13] & 0x3F
+            print(json.dumps({"answer": names.get(flags, hex(flags)), "from": socket.inet_ntoa(ip[12:16])}))
+            return
+    print(json.dumps({"answer": None}))
+
+
 def hold(host, port, count, nbytes):
     socks, refused, failed = [], 0, 0
     for _ in range(count):
@@ -112,6 +143,8 @@ def main():
         dhcp_flood(args[0], int(args[1]))
     elif cmd == "frag-flood":
         frag_flood(args[0], args[1], args[2], args[3], int(args[4]))
+    elif cmd == "syn":
+        syn(args[0], args[1], args[2], args[3], int(args[4]))
     elif cmd == "hold":
         hold(args[0], int(args[1]), int(args[2]), int(args[3]))
     else:
