@@ -1,0 +1,42 @@
+/** ICMP on the gateway: echo for the gateway and the host address; anything else counted. */
+import type { NetworkConfig } from "../config.js";
+import type { DropCounters } from "../counters.js";
+import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, parseIcmpv4 } from "../wire/icmpv4.js";
+import type { Ipv4Packet } from "../wire/ipv4.js";
+import { icmpFrame } from "./frames.js";
+import type { Link } from "./link.js";
+import type { NeighbourTable } from "./neighbours.js";
+
+export class IcmpEcho {
+  readonly counters = { echoReplies: 0 };
+
+  constructor(
+    private readonly net: NetworkConfig,
+    private readonly neighbours: NeighbourTable,
+    private readonly link: Link,
+    private readonly drops: DropCounters,
+    private readonly verify: boolean,
+  ) {}
+
+  onPacket(ip: Ipv4Packet): void {
+    const icmp = parseIcmpv4(ip.payload, { verifyChecksum: this.verify });
+    if (icmp.type !== ICMP_ECHO_REQUEST) {
+      this.drops.count(`icmp-type-${icmp.type}`);
+      return;
+    }
+    if (ip.dst !== this.net.gateway && ip.dst !== this.net.hostAddress) {
+      // Relaying echo to other hosts needs unprivileged ICMP sockets, which Node cannot open.
+      this.drops.count("icmp-echo-not-relayed");
+      return;
+    }
+    const dstMac = this.neighbours.lookup(ip.src);
+    if (!dstMac) return;
+    this.counters.echoReplies++;
+    this.link.send(
+      icmpFrame(
+        { srcMac: this.net.gatewayMac, dstMac, srcIp: ip.dst, dstIp: ip.src },
+        { type: ICMP_ECHO_REPLY, code: 0, rest: icmp.rest, payload: icmp.payload },
+      ),
+    );
+  }
+}

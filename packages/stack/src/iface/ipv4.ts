@@ -1,0 +1,212 @@
+/**
+ * IPv4 on the guest link. Input: parse, source guard, fragment reassembly (with its expiry
+ * timer), then dispatch to TCP, UDP (DHCP first) and ICMP. Output (`IpOutput`): TCP segments
+ * with checksum offload and TSO metadata when the link takes them, UDP datagrams fragmented to the
+ * MTU, and ICMP unreachables.
+ */
+import type { Clock, Timer } from "../clock.js";
+import type { NetworkConfig } from "../config.js";
+import type { DropCounters } from "../counters.js";
+import type { TcpFlowTable } from "../nat/tcp-table.js";
+import type { UdpNat } from "../nat/udp.js";
+import type { FrameMeta } from "../transport/types.js";
+import { DHCP_SERVER_PORT } from "../wire/dhcp.js";
+import { ICMP_DEST_UNREACHABLE } from "../wire/icmpv4.js";
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, type Ipv4Packet, parseIpv4 } from "../wire/ipv4.js";
+import { Ipv4Reassembler } from "../wire/reassembly.js";
+import { parseTcp, type TcpEmitFields } from "../wire/tcp.js";
+import { parseUdp } from "../wire/udp.js";
+import type { Addressing } from "./addressing.js";
+import type { DhcpPort } from "./dhcp.js";
+import { icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, udpFrames } from "./frames.js";
+import type { IcmpEcho } from "./icmp.js";
+import type { IpOutput } from "./ip-output.js";
+import type { Link } from "./link.js";
+import type { NeighbourTable } from "./neighbours.js";
+
+/** Offset of the checksum field in a TCP header (`FrameMeta.csumOffset`). */
+const TCP_CHECKSUM_OFFSET = 16;
+const LIMITED_BROADCAST = 0xffffffff;
+
+/** Where IPv4 input goes once parsed; set once the transport layers exist (they need `IpOutput` first). */
+export interface Ipv4Upper {
+  tcp: TcpFlowTable;
+  udp: UdpNat;
+  icmp: IcmpEcho;
+  dhcp: DhcpPort;
+}
+
+export class Ipv4Interface implements IpOutput {
+  readonly reassembler: Ipv4Reassembler;
+  private reassemblyTimer: Timer | undefined;
+  private upper: Ipv4Upper | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly net: NetworkConfig,
+    private readonly addressing: Addressing,
+    private readonly neighbours: NeighbourTable,
+    private readonly link: Link,
+    private readonly drops: DropCounters,
+    private readonly clock: Clock,
+    private readonly verify: boolean,
+  ) {
+    this.reassembler = new Ipv4Reassembler({ clock });
+  }
+
+  deliverTo(upper: Ipv4Upper): void {
+    this.upper = upper;
+  }
+
+  // ---- Input ------------------------------------------------------------------------------
+
+  /**
+   * One IPv4 packet from `srcMac`. A partial checksum (guest checksum offload) is not verifiable:
+   * the guest kernel vouches for the data, as it does for a NIC. The IP header checksum is complete.
+   */
+  onPacket(payload: Buffer, srcMac: Buffer, checksumPartial: boolean): void {
+    const upper = this.upper!;
+    const verifyL4 = this.verify && !checksumPartial;
+    let ip = parseIpv4(payload, { verifyChecksum: this.verify });
+    if (!this.sourceAllowed(ip, srcMac)) return;
+    if (ip.moreFragments || ip.fragmentOffset > 0) {
+      const whole = this.reassembler.push(ip);
+      this.armReassemblyTimer();
+      if (!whole) return;
+      ip = whole;
+    }
+    switch (ip.protocol) {
+      case IPPROTO_TCP:
+        if (ip.dst === this.net.broadcast || ip.dst === LIMITED_BROADCAST) {
+          this.drops.count("tcp-broadcast");
+          return;
+        }
+        upper.tcp.onSegment(ip, parseTcp(ip.payload, ip.src, ip.dst, { verifyChecksum: verifyL4 }));
+        return;
+      case IPPROTO_UDP:
+        this.onUdp(ip, verifyL4, upper);
+        return;
+      case IPPROTO_ICMP:
+        upper.icmp.onPacket(ip);
+        return;
+      default:
+        this.drops.count("unknown-ip-protocol");
+    }
+  }
+
+  /**
+   * Only a guest's own address may be a source: 0.0.0.0 for DHCP alone, never the gateway's, never
+   * outside the subnet, and never an address another MAC holds (see NeighbourTable).
+   */
+  private sourceAllowed(ip: Ipv4Packet, srcMac: Buffer): boolean {
+    const src = ip.src;
+    if (src === 0) {
+      if (ip.protocol === IPPROTO_UDP) return true; // a DHCP client before it has an address
+      this.drops.count("ip-src-unspecified");
+      return false;
+    }
+    if (!this.addressing.inSubnet(src)) {
+      this.drops.count("ip-src-not-in-subnet");
+      return false;
+    }
+    if (this.addressing.own.has(src)) {
+      this.drops.count("ip-src-gateway");
+      return false;
+    }
+    if (!this.neighbours.admit(src, srcMac, this.clock.now())) {
+      this.drops.count("ip-src-spoofed");
+      return false;
+    }
+    return true;
+  }
+
+  private onUdp(ip: Ipv4Packet, verify: boolean, upper: Ipv4Upper): void {
+    const udp = parseUdp(ip.payload, ip.src, ip.dst, { verifyChecksum: verify });
+    if (udp.dstPort === DHCP_SERVER_PORT) {
+      upper.dhcp.onMessage(udp.payload);
+      return;
+    }
+    if (ip.src === 0) {
+      this.drops.count("ip-src-unspecified");
+      return;
+    }
+    if (ip.dst === LIMITED_BROADCAST || ip.dst === this.net.broadcast || ip.dst >>> 28 === 0xe) {
+      this.drops.count("udp-broadcast");
+      return;
+    }
+    upper.udp.onDatagram(ip, udp);
+  }
+
+  /** Incomplete datagrams are dropped when their time is up, not only when the next fragment comes. */
+  private armReassemblyTimer(): void {
+    if (this.reassemblyTimer || this.stopped) return;
+    const at = this.reassembler.pollAt();
+    if (at === undefined) return;
+    this.reassemblyTimer = this.clock.setTimer(
+      () => {
+        this.reassemblyTimer = undefined;
+        this.reassembler.expire();
+        this.armReassemblyTimer();
+      },
+      Math.max(0, at - this.clock.now()) + 1,
+    );
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.reassemblyTimer?.cancel();
+  }
+
+  // ---- Output (IpOutput) -----------------------------------------------------------------
+
+  sendTcp(
+    srcIp: number,
+    dstIp: number,
+    fields: TcpEmitFields,
+    payload: Buffer | undefined,
+    segmentSize?: number,
+  ): void {
+    const dstMac = this.neighbours.lookup(dstIp);
+    if (!dstMac) {
+      this.drops.count("tx-no-arp-entry");
+      return;
+    }
+    const route = { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp };
+    const offload = this.link.transport?.offload;
+    if (!offload?.csum) {
+      this.link.send(tcpFrame(route, fields, payload));
+      return;
+    }
+    // Checksum offload: the kernel finishes the checksum (and cuts a super-segment when TSO).
+    const meta: FrameMeta = {
+      checksumPartial: true,
+      csumStart: TCP_FRAME_L4_OFFSET,
+      csumOffset: TCP_CHECKSUM_OFFSET,
+    };
+    if (offload.tso && segmentSize !== undefined && payload && payload.length > segmentSize) {
+      meta.gsoSize = segmentSize;
+    }
+    this.link.send(tcpFrame(route, fields, payload, true), meta);
+  }
+
+  sendUdp(srcIp: number, dstIp: number, srcPort: number, dstPort: number, payload: Buffer): void {
+    const dstMac = this.neighbours.lookup(dstIp);
+    if (!dstMac) {
+      this.drops.count("tx-no-arp-entry");
+      return;
+    }
+    const route = { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp };
+    for (const f of udpFrames(route, srcPort, dstPort, payload, this.net.mtu)) this.link.send(f);
+  }
+
+  sendUnreachable(srcIp: number, dstIp: number, code: number, original: Buffer): void {
+    const dstMac = this.neighbours.lookup(dstIp);
+    if (!dstMac) return;
+    this.link.send(
+      icmpFrame(
+        { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp },
+        { type: ICMP_DEST_UNREACHABLE, code, rest: 0, payload: original },
+      ),
+    );
+  }
+}

@@ -1,0 +1,23 @@
+/** The guest link as the interface modules see it: one frame out, counted; none when unplugged. */
+import type { DropCounters } from "../counters.js";
+import type { FrameMeta, FrameTransport } from "../transport/types.js";
+
+export class Link {
+  transport: FrameTransport | undefined;
+  readonly frames = { in: 0, out: 0, bytesIn: 0, bytesOut: 0 };
+
+  constructor(private readonly drops: DropCounters) {}
+
+  /** Sends a frame the link may keep (it is not touched again). */
+  send(frame: Buffer, meta?: FrameMeta): void {
+    const t = this.transport;
+    if (!t) {
+      this.drops.count("tx-no-link");
+      return;
+    }
+    this.frames.out++;
+    this.frames.bytesOut += frame.length;
+    if (meta) t.send(frame, meta);
+    else t.send(frame);
+  }
+}
