@@ -1,5 +1,30 @@
+/**
+ * What a connection asks of its congestion control, in bytes. The connection reports events;
+ * the algorithm owns cwnd, ssthresh and the recovery point.
+ */
+export interface CongestionControl {
+  readonly cwnd: number;
+  /** Set while in fast recovery: the sequence that must be acknowledged to leave it. */
+  readonly recoverySeq: number | undefined;
+  /** New data acknowledged outside recovery. */
+  onAck(ackedBytes: number): void;
+  /** Loss detected by duplicate ACKs or SACK: enter fast recovery. */
+  onFastRetransmit(inflight: number, recoverySeq: number): void;
+  /** A duplicate ACK during recovery. */
+  onDupAckInRecovery(): void;
+  /** A partial ACK during recovery (RFC 6582): `ackedBytes` left the network, one segment was resent. */
+  onPartialAck(ackedBytes: number): void;
+  /** A full ACK ends recovery. */
+  onRecoveryEnd(): void;
+  /** Retransmission timeout. */
+  onTimeout(inflight: number): void;
+}
+
+/** Makes the congestion control of one connection, given its MSS and largest growth per ACK. */
+export type CongestionFactory = (mss: number, ackLimit: number) => CongestionControl;
+
 /** NewReno congestion control (RFC 5681, RFC 6582), in bytes. */
-export class NewReno {
+export class NewReno implements CongestionControl {
   cwnd: number;
   ssthresh = Number.MAX_SAFE_INTEGER;
   /** Set while in fast recovery: the sequence that must be acknowledged to leave it. */
@@ -36,6 +61,11 @@ export class NewReno {
     this.cwnd += this.mss;
   }
 
+  /** Partial window deflation: what was acknowledged leaves, one segment (the resent one) enters. */
+  onPartialAck(ackedBytes: number): void {
+    this.cwnd = Math.max(this.cwnd - ackedBytes + this.mss, this.mss);
+  }
+
   /** A full ACK ends recovery; the window deflates to ssthresh. */
   onRecoveryEnd(): void {
     this.cwnd = this.ssthresh;
@@ -48,3 +78,5 @@ export class NewReno {
     this.recoverySeq = undefined;
   }
 }
+
+export const newReno: CongestionFactory = (mss, ackLimit) => new NewReno(mss, ackLimit);

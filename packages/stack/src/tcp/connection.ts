@@ -9,11 +9,13 @@ import {
   type TcpSegment,
 } from "../wire/tcp.js";
 import { Assembler } from "./assembler.js";
-import { NewReno } from "./congestion.js";
+import { type CongestionControl, type CongestionFactory, newReno } from "./congestion.js";
 import { RttEstimator } from "./rtt.js";
+import { SackScoreboard } from "./scoreboard.js";
 import { SendBuffer } from "./send-buffer.js";
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.js";
 import { canReceive, TcpState } from "./state.js";
+import { ConnectionTimers } from "./timers.js";
 
 export type CloseReason = "closed" | "reset" | "refused" | "timeout" | "aborted";
 
@@ -74,6 +76,8 @@ export interface ConnectionOptions {
    * Windows and cwnd are still counted in bytes.
    */
   maxBurstSegment?: number;
+  /** Congestion control (default NewReno). */
+  congestion?: CongestionFactory;
 }
 
 const RCV_WSCALE = 7;
@@ -115,12 +119,7 @@ export class Connection {
   private finReceived = false;
   private sackOk = false;
 
-  // Timers (absolute ms; undefined = not armed).
-  private rtoAt: number | undefined;
-  private persistAt: number | undefined;
-  private timeWaitAt: number | undefined;
-  private idleAt: number | undefined;
-  private keepAliveAt: number | undefined;
+  private readonly timers = new ConnectionTimers();
   private keepAliveSent = 0;
   private orphaned = false;
   /** The peer filled the window we advertised since the owner last asked (`takeReceiveLimited`). */
@@ -129,7 +128,7 @@ export class Connection {
   private retransmits = 0;
   private readonly rtt = new RttEstimator();
   private timed: { seq: number; at: number } | undefined;
-  private cc: NewReno;
+  private cc: CongestionControl;
   private dupAcks = 0;
   /**
    * Room in the send buffer opened during ACK processing; the application is
@@ -137,10 +136,7 @@ export class Connection {
    * window measured from the new sndUna (which overshoots the peer's right edge).
    */
   private sendSpaceDeferred = false;
-  /** Ranges the peer reported holding beyond sndUna (SACK scoreboard), ascending. */
-  private sacked: [number, number][] = [];
-  /** Highest sequence retransmitted in the current recovery (RFC 6675 HighRxt). */
-  private highRxt = 0;
+  private readonly scoreboard = new SackScoreboard();
 
   private ackPending = false;
   private closed = false;
@@ -170,11 +166,12 @@ export class Connection {
       keepAliveIntervalMs: 75_000,
       keepAliveProbes: 9,
       maxBurstSegment: 0,
+      congestion: newReno,
       ...options,
     };
     this.rcvBufSize = this.opts.receiveBuffer;
     this.sndBufSize = this.opts.sendBuffer;
-    this.cc = new NewReno(this.sndMss);
+    this.cc = this.opts.congestion(this.sndMss, this.sndMss);
   }
 
   /** Answers a peer's SYN: the connection starts in SYN-RECEIVED and sends SYN-ACK. */
@@ -216,7 +213,7 @@ export class Connection {
     this.sndMss = Math.max(64, Math.min(syn.mss ?? 536, this.opts.mss));
     this.sackOk = syn.sackPermitted;
     // burstLimit() is one MSS without TSO, which is NewReno's own default ACK limit.
-    this.cc = new NewReno(this.sndMss, this.burstLimit());
+    this.cc = this.opts.congestion(this.sndMss, this.burstLimit());
   }
 
   private startSend(iss: number): void {
@@ -360,7 +357,7 @@ export class Connection {
     }
     if (this.state === TcpState.TimeWait && seg.flags & TCP_FIN) {
       // Our last ACK was lost: acknowledge again and restart the 2MSL wait.
-      this.timeWaitAt = now + this.opts.timeWaitMs;
+      this.timers.timeWait = now + this.opts.timeWaitMs;
       this.sendAck();
       return;
     }
@@ -447,7 +444,7 @@ export class Connection {
     this.sndWnd = seg.window << this.sndWscale;
     this.sndWl1 = seg.seq;
     this.sndWl2 = seg.ack;
-    this.rtoAt = undefined;
+    this.timers.rto = undefined;
     this.retransmits = 0;
     this.setState(TcpState.Established);
     this.armKeepAlive(now);
@@ -477,7 +474,7 @@ export class Connection {
       return false;
     }
     const window = seg.window << this.sndWscale;
-    if (seg.sack && this.sackOk) this.updateScoreboard(seg.sack, ack);
+    if (seg.sack && this.sackOk) this.scoreboard.update(seg.sack, ack, this.sndMax);
     if (seqGt(ack, this.sndUna)) {
       const acked = seqDiff(ack, this.sndUna);
       this.onNewAck(ack, acked, now);
@@ -498,7 +495,7 @@ export class Connection {
       this.sndWl1 = seg.seq;
       this.sndWl2 = ack;
       if (opened) {
-        this.persistAt = undefined;
+        this.timers.persist = undefined;
         this.persistBackoff = 0;
       }
     }
@@ -531,16 +528,17 @@ export class Connection {
         this.dupAcks = 0;
       } else {
         // Partial ACK (RFC 6582): the next hole is lost too; retransmit it at once.
-        if (seqLt(this.highRxt, this.sndUna)) this.highRxt = this.sndUna;
-        if (this.highRxt === this.sndUna) this.retransmitFirst();
+        const board = this.scoreboard;
+        if (seqLt(board.highRxt, this.sndUna)) board.highRxt = this.sndUna;
+        if (board.highRxt === this.sndUna) this.retransmitFirst();
         this.retransmitNextHole();
-        this.cc.cwnd = Math.max(this.cc.cwnd - acked + this.sndMss, this.sndMss);
+        this.cc.onPartialAck(acked);
       }
     } else {
       this.dupAcks = 0;
       this.cc.onAck(acked);
     }
-    this.rtoAt = seqGt(this.sndMax, this.sndUna) ? now + this.rtt.rto : undefined;
+    this.timers.rto = seqGt(this.sndMax, this.sndUna) ? now + this.rtt.rto : undefined;
 
     const finAcked = this.finSent && ack === this.sndMax;
     if (finAcked) {
@@ -568,7 +566,7 @@ export class Connection {
       this.recovery.fastRetransmits++;
       this.cc.onFastRetransmit(seqDiff(this.sndMax, this.sndUna), this.sndMax);
       this.timed = undefined;
-      this.highRxt = this.sndUna;
+      this.scoreboard.highRxt = this.sndUna;
       this.retransmitFirst();
     }
   }
@@ -579,9 +577,7 @@ export class Connection {
    */
   private lossDetected(): boolean {
     if (this.dupAcks >= 3) return true;
-    let sackedBytes = 0;
-    for (const [l, r] of this.sacked) sackedBytes += seqDiff(r, l);
-    if (sackedBytes >= 3 * this.sndMss) return true;
+    if (this.scoreboard.sackedBytes() >= 3 * this.sndMss) return true;
     const outstanding = Math.ceil(seqDiff(this.sndMax, this.sndUna) / this.sndMss);
     return (
       outstanding <= 3 &&
@@ -590,43 +586,19 @@ export class Connection {
     );
   }
 
-  /** Merges the peer's SACK blocks into the scoreboard and forgets what sndUna passed. */
-  private updateScoreboard(blocks: [number, number][], ack: number): void {
-    const board = this.sacked.filter(([, r]) => seqGt(r, ack));
-    for (const [l, r] of blocks) {
-      if (!seqGt(r, l) || !seqGt(r, ack) || seqGt(r, this.sndMax)) continue; // stale or bogus
-      board.push([seqGt(l, ack) ? l : ack, r]);
-    }
-    board.sort((a, b) => seqDiff(a[0], b[0]));
-    const merged: [number, number][] = [];
-    for (const b of board) {
-      const last = merged[merged.length - 1];
-      if (last && seqGe(last[1], b[0])) {
-        if (seqGt(b[1], last[1])) last[1] = b[1];
-      } else merged.push([b[0], b[1]]);
-    }
-    this.sacked = merged.slice(-32);
-  }
-
   /**
    * In recovery, resends the next hole below the highest SACKed byte that was not resent yet
    * (a simplified RFC 6675 NextSeg): with several losses in one window, each is repaired in
    * one round trip instead of one per round trip.
    */
   private retransmitNextHole(): void {
-    if (this.sacked.length === 0) return;
-    let start = seqGt(this.highRxt, this.sndUna) ? this.highRxt : this.sndUna;
-    for (const [l, r] of this.sacked) {
-      if (seqLt(start, l)) {
-        const dataOffset = seqDiff(start, this.sndBufSeq);
-        const len = Math.min(this.sndMss, seqDiff(l, start), this.sendBuf.length - dataOffset);
-        if (len <= 0) return;
-        this.emitData(start, this.sendBuf.peek(dataOffset, len), false);
-        this.highRxt = seqAdd(start, len);
-        return;
-      }
-      if (seqLt(start, r)) start = r;
-    }
+    const hole = this.scoreboard.nextHole(this.sndUna);
+    if (!hole) return;
+    const dataOffset = seqDiff(hole.start, this.sndBufSeq);
+    const len = Math.min(this.sndMss, seqDiff(hole.end, hole.start), this.sendBuf.length - dataOffset);
+    if (len <= 0) return;
+    this.emitData(hole.start, this.sendBuf.peek(dataOffset, len), false);
+    this.scoreboard.highRxt = seqAdd(hole.start, len);
   }
 
   /** Resends the segment at sndUna without moving sndNxt. */
@@ -636,8 +608,7 @@ export class Connection {
     if (available > 0) {
       const len = Math.min(this.sndMss, available);
       this.emitData(this.sndUna, this.sendBuf.peek(dataOffset, len), false);
-      const end = seqAdd(this.sndUna, len);
-      if (seqGt(end, this.highRxt)) this.highRxt = end;
+      this.scoreboard.resent(this.sndUna, len);
     } else if (this.finSent) {
       this.emit(this.sndUna, TCP_FIN | TCP_ACK, undefined);
     }
@@ -692,11 +663,11 @@ export class Connection {
 
   private enterTimeWait(now: number): void {
     this.setState(TcpState.TimeWait);
-    this.rtoAt = undefined;
-    this.persistAt = undefined;
-    this.idleAt = undefined;
-    this.keepAliveAt = undefined;
-    this.timeWaitAt = now + this.opts.timeWaitMs;
+    this.timers.rto = undefined;
+    this.timers.persist = undefined;
+    this.timers.idle = undefined;
+    this.timers.keepAlive = undefined;
+    this.timers.timeWait = now + this.opts.timeWaitMs;
     this.sendBuf.clear();
     this.assembler.clear();
     this.hooks.onTimeWait?.();
@@ -740,7 +711,7 @@ export class Connection {
           this.sndMax = this.sndNxt;
           if (!this.timed) this.timed = { seq: this.sndNxt, at: now };
         }
-        if (this.rtoAt === undefined) this.rtoAt = now + this.rtt.rto;
+        if (this.timers.rto === undefined) this.timers.rto = now + this.rtt.rto;
         continue;
       }
       if (this.finQueued && available === 0 && !(this.finSent && seqGe(this.sndNxt, this.sndMax))) {
@@ -752,16 +723,16 @@ export class Connection {
         this.emit(this.sndNxt, TCP_FIN | TCP_ACK, undefined);
         this.sndNxt = seqAdd(this.sndNxt, 1);
         if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
-        if (this.rtoAt === undefined) this.rtoAt = now + this.rtt.rto;
+        if (this.timers.rto === undefined) this.timers.rto = now + this.rtt.rto;
       }
       break;
     }
     // Zero window with data waiting and nothing in flight: probe until it opens.
     const waiting = this.sendBuf.length - seqDiff(this.sndNxt, this.sndBufSeq) > 0;
     if (this.sndWnd === 0 && waiting && this.sndNxt === this.sndUna) {
-      if (this.persistAt === undefined) this.persistAt = now + this.persistInterval();
+      if (this.timers.persist === undefined) this.timers.persist = now + this.persistInterval();
     } else {
-      this.persistAt = undefined;
+      this.timers.persist = undefined;
     }
   }
 
@@ -807,8 +778,8 @@ export class Connection {
     if (seqGe(this.iss, this.sndMax)) this.sndMax = seqAdd(this.iss, 1);
     this.sndNxt = seqAdd(this.iss, 1);
     const now = this.opts.clock.now();
-    this.rtoAt = now + this.rtt.rto;
-    this.idleAt = undefined;
+    this.timers.rto = now + this.rtt.rto;
+    this.timers.idle = undefined;
   }
 
   private receiveWindow(): number {
@@ -842,32 +813,28 @@ export class Connection {
 
   /** When `poll` must next run, or undefined when no timer is armed. */
   pollAt(): number | undefined {
-    let at: number | undefined;
-    for (const t of [this.rtoAt, this.persistAt, this.timeWaitAt, this.idleAt, this.keepAliveAt]) {
-      if (t !== undefined && (at === undefined || t < at)) at = t;
-    }
-    return at;
+    return this.timers.next();
   }
 
   poll(now: number): void {
     if (this.closed) return;
-    if (this.timeWaitAt !== undefined && now >= this.timeWaitAt) {
+    if (this.timers.timeWait !== undefined && now >= this.timers.timeWait) {
       this.terminate("closed");
       return;
     }
-    if (this.idleAt !== undefined && now >= this.idleAt) {
+    if (this.timers.idle !== undefined && now >= this.timers.idle) {
       this.abort();
       return;
     }
-    if (this.rtoAt !== undefined && now >= this.rtoAt) this.onRetransmitTimeout(now);
+    if (this.timers.rto !== undefined && now >= this.timers.rto) this.onRetransmitTimeout(now);
     if (this.closed) return;
-    if (this.keepAliveAt !== undefined && now >= this.keepAliveAt) this.onKeepAlive(now);
+    if (this.timers.keepAlive !== undefined && now >= this.timers.keepAlive) this.onKeepAlive(now);
     if (this.closed) return;
-    if (this.persistAt !== undefined && now >= this.persistAt) {
+    if (this.timers.persist !== undefined && now >= this.timers.persist) {
       // Zero-window probe: an old sequence number makes the peer answer with its window.
       this.emit(seqAdd(this.sndUna, -1), TCP_ACK, undefined);
       this.persistBackoff++;
-      this.persistAt = now + this.persistInterval();
+      this.timers.persist = now + this.persistInterval();
     }
   }
 
@@ -880,7 +847,7 @@ export class Connection {
     }
     this.keepAliveSent++;
     this.emit(seqAdd(this.sndUna, -1), TCP_ACK, undefined);
-    this.keepAliveAt = now + this.opts.keepAliveIntervalMs;
+    this.timers.keepAlive = now + this.opts.keepAliveIntervalMs;
   }
 
   private onRetransmitTimeout(now: number): void {
@@ -905,22 +872,24 @@ export class Connection {
     // Go back to the first unacknowledged byte with a window of one segment (RFC 5681 3.1).
     this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna));
     this.dupAcks = 0;
-    this.sacked = [];
+    this.scoreboard.clear();
     this.sndNxt = this.sndUna;
-    this.rtoAt = undefined;
+    this.timers.rto = undefined;
     if (this.finSent && seqDiff(this.sndMax, this.sndUna) === 1 && this.sendBuf.length === 0) {
       this.emit(this.sndUna, TCP_FIN | TCP_ACK, undefined);
       this.sndNxt = this.sndMax;
-      this.rtoAt = now + this.rtt.rto;
+      this.timers.rto = now + this.rtt.rto;
       return;
     }
     this.transmit();
-    if (this.rtoAt === undefined && seqGt(this.sndMax, this.sndUna)) this.rtoAt = now + this.rtt.rto;
+    if (this.timers.rto === undefined && seqGt(this.sndMax, this.sndUna))
+      this.timers.rto = now + this.rtt.rto;
   }
 
   /** Only an orphan waits a bounded time for the peer's FIN (Linux's tcp_fin_timeout). */
   private armIdle(now: number): void {
-    if (this.orphaned && this.state === TcpState.FinWait2) this.idleAt = now + this.opts.finWait2TimeoutMs;
+    if (this.orphaned && this.state === TcpState.FinWait2)
+      this.timers.idle = now + this.opts.finWait2TimeoutMs;
   }
 
   /** Restarts the keepalive countdown: the peer was heard from. */
@@ -931,14 +900,14 @@ export class Connection {
       this.state !== TcpState.SynSent &&
       this.state !== TcpState.SynReceived &&
       this.state !== TcpState.TimeWait;
-    this.keepAliveAt = idle > 0 && synced ? now + idle : undefined;
+    this.timers.keepAlive = idle > 0 && synced ? now + idle : undefined;
   }
 
   private terminate(reason: CloseReason): void {
     if (this.closed) return;
     this.closed = true;
     this.setState(TcpState.Closed);
-    this.rtoAt = this.persistAt = this.timeWaitAt = this.idleAt = this.keepAliveAt = undefined;
+    this.timers.clear();
     this.sendBuf.clear();
     this.assembler.clear();
     this.hooks.onClose(reason);
