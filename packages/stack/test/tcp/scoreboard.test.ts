@@ -35,13 +35,16 @@ describe("SACK scoreboard", () => {
     b.resent(100, 100);
     expect(b.nextHole(100)).toEqual({ start: 300, end: 400 });
     b.update([], 450, 1000);
-    expect(b.sackedBytes()).toBe(50);
-    b.highRxt = 0;
+    b.highRxt = 450;
     expect(b.nextHole(450)).toBeUndefined();
+    b.update([], 500, 1000);
+    expect(b.isEmpty).toBe(true);
   });
 
   it("wraps around the sequence space", () => {
     const b = new SackScoreboard();
+    // Recovery starts HighRxt at snd.una.
+    b.highRxt = 0xfffffff0;
     b.update([[10, 20]], 0xfffffff0, 30);
     expect(b.nextHole(0xfffffff0)).toEqual({ start: 0xfffffff0, end: 10 });
   });
