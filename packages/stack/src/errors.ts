@@ -4,11 +4,20 @@
  */
 export class StackError extends Error {
   readonly code: string = "ERR_DESKTOPD_STACK";
+  /** An error of this package (any of its codes), not of another desktopd package. */
   static isInstance(value: unknown): value is StackError {
     const code = (value as { code?: unknown } | null)?.code;
-    return value instanceof Error && typeof code === "string" && code.startsWith("ERR_DESKTOPD_");
+    return value instanceof Error && typeof code === "string" && STACK_CODES.has(code);
   }
 }
+
+const STACK_CODES = new Set([
+  "ERR_DESKTOPD_STACK",
+  "ERR_DESKTOPD_WIRE",
+  "ERR_DESKTOPD_TRANSPORT",
+  "ERR_DESKTOPD_DIAL",
+  "ERR_DESKTOPD_CONFIG",
+]);
 
 /** Malformed input on the wire: truncated, bad length, bad checksum, unsupported field. */
 export class WireError extends StackError {

@@ -1,4 +1,3 @@
-export { completeChecksum, segmentTcpFrame } from "./software-offload.js";
 export {
   createSwitch,
   type SwitchOptions,

@@ -119,11 +119,11 @@ class LearningSwitch implements VirtualSwitch {
     return [...this.portsById.values()].map((p) => this.info(p));
   }
 
-  /** A frame from the stack. */
+  /** A frame from the stack, out to the guests (counted as out, as any transport counts its sends). */
   send(frame: Buffer, meta?: FrameMeta): void {
     if (frame.length < ETH_HEADER_LEN) return;
-    this.stats.framesIn++;
-    this.stats.bytesIn += frame.length;
+    this.stats.framesOut++;
+    this.stats.bytesOut += frame.length;
     this.learn(frame, UPLINK);
     this.forward(frame, meta, UPLINK);
   }
@@ -180,8 +180,8 @@ class LearningSwitch implements VirtualSwitch {
   private deliver(to: number, frame: Buffer, meta: FrameMeta | undefined, shared: boolean): void {
     if (to === UPLINK) {
       if (!this.uplink) return;
-      this.stats.framesOut++;
-      this.stats.bytesOut += frame.length;
+      this.stats.framesIn++;
+      this.stats.bytesIn += frame.length;
       this.uplink.onFrame(frame, meta);
       return;
     }

@@ -4,18 +4,11 @@
  * @example
  * ```ts
  * const tap = withPcap(await openTap({ netns: "guest", mtu: 1500 }), "/tmp/guest.pcap");
- * tap.start({ onFrame: (frame) => stack.receive(frame) });
+ * stack.attach(tap); // the stack starts the link and owns it from now on
  * ```
  */
 
 export { type FaultCounters, type FaultOptions, type FaultTransport, withFaults } from "./fault.js";
-export {
-  LENGTH_PREFIX_BYTES,
-  LengthPrefixDecoder,
-  type LengthPrefixLimits,
-  type LengthPrefixSink,
-  lengthPrefix,
-} from "./length-prefix.js";
 export { type PcapOptions, type PcapStats, type PcapTransport, withPcap } from "./pcap.js";
 export {
   connectQemuStream,
@@ -46,4 +39,3 @@ export {
   type UnixDatagramOptions,
   unixDatagramQueueLimit,
 } from "./unix-datagram.js";
-export { type Datagram, UnixDgramSocket, type UnixDgramSocketOptions } from "./unix-dgram-socket.js";
