@@ -3,11 +3,10 @@
  * records, with `*.zone` wildcards. Names here are authoritative: a known name without a record
  * of the asked type is NODATA, never passed on.
  */
-import { isIPv4, isIPv6 } from "node:net";
 import type { Answer, Question } from "dns-packet";
 import { DnsConfigError } from "./errors.js";
 import { isAny, type Layer, type Resolution, resolution } from "./layer.js";
-import { normalizeName } from "./name.js";
+import { canonicalIpv6, normalizeName, recordAddressFamily } from "./name.js";
 
 export type FixedRecordType = "A" | "AAAA" | "CNAME" | "TXT" | "SRV" | "MX" | "PTR";
 
@@ -91,8 +90,9 @@ export function createFixedLayer(o: FixedLayerOptions = {}): Layer {
 }
 
 function addressRecord(name: string, address: string): FixedRecord {
-  if (isIPv4(address)) return { name, type: "A", data: address };
-  if (isIPv6(address)) return { name, type: "AAAA", data: address };
+  const family = recordAddressFamily(address);
+  if (family === 4) return { name, type: "A", data: address };
+  if (family === 6) return { name, type: "AAAA", data: address };
   throw new DnsConfigError(`${name}: "${address}" is not an IP address`);
 }
 
@@ -100,12 +100,14 @@ function toAnswer(r: FixedRecord, ttl: number): Answer {
   const base = { name: normalizeName(r.name), ttl: r.ttl ?? ttl, class: "IN" as const };
   switch (r.type) {
     case "A":
-      if (!isIPv4(r.data)) throw new DnsConfigError(`${r.name}: A record "${r.data}" is not an IPv4 address`);
+      if (recordAddressFamily(r.data) !== 4)
+        throw new DnsConfigError(`${r.name}: A record "${r.data}" is not an IPv4 address`);
       return { ...base, type: "A", data: r.data };
     case "AAAA":
-      if (!isIPv6(r.data))
+      if (recordAddressFamily(r.data) !== 6)
         throw new DnsConfigError(`${r.name}: AAAA record "${r.data}" is not an IPv6 address`);
-      return { ...base, type: "AAAA", data: r.data };
+      // dns-packet encodes some valid spellings as another address (::0:0:0:0:0:0:1 as ::).
+      return { ...base, type: "AAAA", data: canonicalIpv6(r.data) };
     case "CNAME":
     case "PTR":
       return { ...base, type: r.type, data: normalizeName(r.data) };

@@ -12,6 +12,15 @@ export function inDomain(name: string, domain: string): boolean {
   return name === domain || name.endsWith(`.${domain}`);
 }
 
+/**
+ * 4 or 6 for an address a record can carry, else 0. `isIP` also takes an IPv6 zone index
+ * (`fe80::1%eth0`), which names a link of this host: no DNS answer can carry it.
+ */
+export function recordAddressFamily(text: string): 0 | 4 | 6 {
+  if (isIPv4(text)) return 4;
+  return isIPv6(text) && !text.includes("%") ? 6 : 0;
+}
+
 /** The address a reverse name stands for, or undefined for anything else. */
 export function reverseNameToIp(name: string): string | undefined {
   const n = normalizeName(name);

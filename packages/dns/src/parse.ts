@@ -2,11 +2,11 @@
  * The command-line spellings of servers, forwarding rules and records — `10.0.0.53:53`,
  * `corp.example=10.0.0.53`, `db.test=10.0.0.7` — parsed here so every front end agrees.
  */
-import { isIP, isIPv4 } from "node:net";
+import { isIP } from "node:net";
 import { DnsConfigError } from "./errors.js";
 import type { FixedRecord } from "./fixed.js";
 import type { ForwardRule } from "./forward.js";
-import { normalizeName } from "./name.js";
+import { normalizeName, recordAddressFamily } from "./name.js";
 import type { Upstream } from "./upstream.js";
 
 /** `IP`, `IP:PORT`, `[IPv6]:PORT` or a bare IPv6 address; port 53 by default. */
@@ -72,12 +72,16 @@ export function parseRecord(text: string): FixedRecord {
     case "":
     case "A":
     case "AAAA": {
-      const family = isIP(data);
-      if (family === 0) throw new DnsConfigError(`"${text}": "${data}" is not an IP address`);
+      const family = recordAddressFamily(data);
+      if (family === 0) {
+        const zoned =
+          isIP(data) === 6 ? " (a zone index names a link of this host, not an address to serve)" : "";
+        throw new DnsConfigError(`"${text}": "${data}" is not an IP address${zoned}`);
+      }
       if (type && (type === "A") !== (family === 4)) {
         throw new DnsConfigError(`"${text}": "${data}" is not an IPv${type === "A" ? 4 : 6} address`);
       }
-      return { name, type: isIPv4(data) ? "A" : "AAAA", data };
+      return { name, type: family === 4 ? "A" : "AAAA", data };
     }
     case "CNAME":
     case "PTR":

@@ -8,7 +8,7 @@ import type { Answer, Question } from "dns-packet";
 import { DnsConfigError } from "./errors.js";
 import { isAny, type Layer, type Resolution, resolution } from "./layer.js";
 import { type Clock, systemClock } from "./logger.js";
-import { canonicalIpv6, normalizeName, reverseNameToIp } from "./name.js";
+import { canonicalIpv6, normalizeName, recordAddressFamily, reverseNameToIp } from "./name.js";
 
 export interface RegistryOptions {
   /** CIDRs whose reverse names this registry owns, e.g. the guest subnet "192.168.65.0/24". */
@@ -135,7 +135,8 @@ export function createRegistry(o: RegistryOptions = {}): NameRegistry {
 }
 
 function canonical(address: string): string {
-  if (isIPv4(address)) return address;
-  if (isIPv6(address)) return canonicalIpv6(address);
-  throw new DnsConfigError(`registry: "${address}" is not an IP address`);
+  const family = recordAddressFamily(address);
+  if (family === 4) return address;
+  if (family === 6) return canonicalIpv6(address);
+  throw new DnsConfigError(`registry: "${address}" is not an IP address (IPv4, or IPv6 without a zone)`);
 }
