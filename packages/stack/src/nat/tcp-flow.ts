@@ -308,7 +308,7 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
 
   onSegment(seg: TcpSegment): void {
     this.guard(() => {
-      this.conn?.onSegment(seg);
+      this.conn?.onSegment(seg, this.ctx.clock.now());
       if (!this.released) this.ctx.touch(this);
     });
   }

@@ -336,9 +336,9 @@ export class Connection {
 
   // ---- Segment arrival (RFC 9293 3.10.7) --------------------------------------------
 
-  onSegment(seg: TcpSegment): void {
+  /** One segment from the peer, at time `now` (the caller's clock: the core reads none for input). */
+  onSegment(seg: TcpSegment, now: number): void {
     if (this.closed) return;
-    const now = this.opts.clock.now();
     if (this.state === TcpState.SynSent) {
       this.onSegmentSynSent(seg, now);
       return;

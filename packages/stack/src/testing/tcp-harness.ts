@@ -361,7 +361,7 @@ export class TcpHarness {
   /** Delivers an already built segment, then flushes like an owner finishing a batch. */
   deliver(seg: TcpSegment): void {
     const before = this.events.flushRequests;
-    this.conn.onSegment(seg);
+    this.conn.onSegment(seg, this.clock.now());
     if (this.autoFlush && this.events.flushRequests > before) this.conn.flush();
   }
 

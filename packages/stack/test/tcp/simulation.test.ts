@@ -161,7 +161,7 @@ function simulate(link: LinkConfig, seed: number, bytes: number) {
         }
         continue;
       }
-      e.conn.onSegment(q.seg);
+      e.conn.onSegment(q.seg, clock.now());
     }
     for (const e of [client, server]) {
       if (e.conn && e.flushWanted) {

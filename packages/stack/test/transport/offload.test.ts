@@ -151,7 +151,7 @@ describe("connection with maxBurstSegment", () => {
       windowScale: undefined,
       sackPermitted: false,
     });
-    conn.onSegment(ack(iss + 1, 4096)); // 4096 << 7 = 512 KiB
+    conn.onSegment(ack(iss + 1, 4096), 0); // 4096 << 7 = 512 KiB
     out.length = 0;
     return { conn, out, iss, ack };
   }
@@ -174,7 +174,7 @@ describe("connection with maxBurstSegment", () => {
     expect(out[0]!.segmentSize).toBe(1460);
     out.length = 0;
     // One ACK for all of it grows cwnd by all of it (slow start counting bytes, not ACKs).
-    conn.onSegment(ack(iss + 1 + 14600, 4096));
+    conn.onSegment(ack(iss + 1 + 14600, 4096), 0);
     const sent = out.reduce((n, s) => n + s.length, 0);
     expect(sent).toBe(29200);
     for (const s of out) {
@@ -183,7 +183,7 @@ describe("connection with maxBurstSegment", () => {
     }
     // A small window is respected: 20 << 7 = 2560 bytes leave room for one whole MSS.
     out.length = 0;
-    conn.onSegment(ack(iss + 1 + 14600 + 29200, 20));
+    conn.onSegment(ack(iss + 1 + 14600 + 29200, 20), 0);
     expect(out.map((s) => [s.length, s.segmentSize])).toEqual([[1460, undefined]]);
   });
 });
