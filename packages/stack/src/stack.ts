@@ -156,7 +156,7 @@ class NetworkStack implements Stack {
     );
     this.arp = new ArpResponder(n, addressing, neighbours, this.link, this.drops, clock);
     this.ipv4 = new Ipv4Interface(n, addressing, neighbours, this.link, this.drops, clock, verify);
-    this.icmp = new IcmpEcho(n, neighbours, this.link, this.drops, verify);
+    this.icmp = new IcmpEcho(n, neighbours, this.link, this.drops, verify, this.ipv4.ids);
     const random = o.random ?? cryptoRandom;
     this.tcp = new TcpFlowTable(
       n,
@@ -174,7 +174,7 @@ class NetworkStack implements Stack {
       tcp: this.tcp,
       udp: this.udp,
       icmp: this.icmp,
-      dhcp: new DhcpPort(n, this.dhcp, neighbours, this.link, clock),
+      dhcp: new DhcpPort(n, this.dhcp, neighbours, this.link, clock, this.ipv4.ids),
     });
   }
 

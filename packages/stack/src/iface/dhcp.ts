@@ -4,7 +4,7 @@ import type { NetworkConfig } from "../config.js";
 import type { DhcpServer } from "../dhcp/server.js";
 import { BROADCAST_MAC } from "../wire/address.js";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, parseDhcp } from "../wire/dhcp.js";
-import { udpFrames } from "./frames.js";
+import { type Ipv4Ids, udpFrames } from "./frames.js";
 import type { Link } from "./link.js";
 import type { NeighbourTable } from "./neighbours.js";
 
@@ -15,6 +15,7 @@ export class DhcpPort {
     private readonly neighbours: NeighbourTable,
     private readonly link: Link,
     private readonly clock: Clock,
+    private readonly ids: Ipv4Ids,
   ) {}
 
   onMessage(payload: Buffer): void {
@@ -26,6 +27,7 @@ export class DhcpPort {
       dstMac: reply.broadcast ? BROADCAST_MAC : reply.dstMac,
       srcIp: this.net.gateway,
       dstIp: reply.dstIp,
+      ids: this.ids,
     };
     for (const f of udpFrames(route, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, reply.message, this.net.mtu)) {
       this.link.send(f);

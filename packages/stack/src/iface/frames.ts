@@ -18,16 +18,21 @@ export interface Route {
   dstMac: Buffer;
   srcIp: number;
   dstIp: number;
+  /** Where IPv4 identification numbers come from (one sequence per interface); 0 without. */
+  ids?: Ipv4Ids;
+}
+
+/** IPv4 identification numbers of one interface: fragments of a datagram share one. */
+export class Ipv4Ids {
+  private last = 0;
+  next(): number {
+    this.last = (this.last + 1) & 0xffff;
+    return this.last;
+  }
 }
 
 const L3 = ETH_HEADER_LEN;
 const L4 = ETH_HEADER_LEN + IPV4_HEADER_LEN;
-
-let nextIpId = 1;
-function ipId(): number {
-  nextIpId = (nextIpId + 1) & 0xffff;
-  return nextIpId;
-}
 
 /** Offset of the TCP header in frames built here (`FrameMeta.csumStart`). */
 export const TCP_FRAME_L4_OFFSET = L4;
@@ -36,7 +41,7 @@ export const TCP_FRAME_L4_OFFSET = L4;
 function ipv4Frame(r: Route, fields: Omit<Ipv4HeaderFields, "src" | "dst">): Buffer {
   const frame = Buffer.allocUnsafe(L4 + fields.payloadLength);
   emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
-  emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, ...fields, id: fields.id ?? ipId() });
+  emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, ...fields, id: fields.id ?? r.ids?.next() ?? 0 });
   return frame;
 }
 
@@ -81,7 +86,7 @@ export function udpFrames(
   payload.copy(datagram, UDP_HEADER_LEN);
   emitUdp(datagram, 0, r.srcIp, r.dstIp, srcPort, dstPort, payload.length);
   const chunk = Math.floor((mtu - IPV4_HEADER_LEN) / 8) * 8;
-  const id = ipId();
+  const id = r.ids?.next() ?? 0;
   const frames: Buffer[] = [];
   for (let off = 0; off < udpLen; off += chunk) {
     const len = Math.min(chunk, udpLen - off);

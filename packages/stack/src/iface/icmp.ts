@@ -3,7 +3,7 @@ import type { NetworkConfig } from "../config.js";
 import type { DropCounters } from "../counters.js";
 import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, parseIcmpv4 } from "../wire/icmpv4.js";
 import type { Ipv4Packet } from "../wire/ipv4.js";
-import { icmpFrame } from "./frames.js";
+import { type Ipv4Ids, icmpFrame } from "./frames.js";
 import type { Link } from "./link.js";
 import type { NeighbourTable } from "./neighbours.js";
 
@@ -16,6 +16,7 @@ export class IcmpEcho {
     private readonly link: Link,
     private readonly drops: DropCounters,
     private readonly verify: boolean,
+    private readonly ids: Ipv4Ids,
   ) {}
 
   onPacket(ip: Ipv4Packet): void {
@@ -34,7 +35,7 @@ export class IcmpEcho {
     this.counters.echoReplies++;
     this.link.send(
       icmpFrame(
-        { srcMac: this.net.gatewayMac, dstMac, srcIp: ip.dst, dstIp: ip.src },
+        { srcMac: this.net.gatewayMac, dstMac, srcIp: ip.dst, dstIp: ip.src, ids: this.ids },
         { type: ICMP_ECHO_REPLY, code: 0, rest: icmp.rest, payload: icmp.payload },
       ),
     );

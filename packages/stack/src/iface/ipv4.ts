@@ -18,7 +18,7 @@ import { parseTcp, type TcpEmitFields } from "../wire/tcp.js";
 import { parseUdp } from "../wire/udp.js";
 import type { Addressing } from "./addressing.js";
 import type { DhcpPort } from "./dhcp.js";
-import { icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, udpFrames } from "./frames.js";
+import { Ipv4Ids, icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, udpFrames } from "./frames.js";
 import type { IcmpEcho } from "./icmp.js";
 import type { IpOutput } from "./ip-output.js";
 import type { Link } from "./link.js";
@@ -38,6 +38,8 @@ export interface Ipv4Upper {
 
 export class Ipv4Interface implements IpOutput {
   readonly reassembler: Ipv4Reassembler;
+  /** Identification numbers of every packet this interface sends (ICMP and DHCP's too). */
+  readonly ids = new Ipv4Ids();
   private reassemblyTimer: Timer | undefined;
   private upper: Ipv4Upper | undefined;
   private stopped = false;
@@ -171,7 +173,7 @@ export class Ipv4Interface implements IpOutput {
       this.drops.count("tx-no-arp-entry");
       return;
     }
-    const route = { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp };
+    const route = { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp, ids: this.ids };
     const offload = this.link.transport?.offload;
     if (!offload?.csum) {
       this.link.send(tcpFrame(route, fields, payload));
@@ -195,7 +197,7 @@ export class Ipv4Interface implements IpOutput {
       this.drops.count("tx-no-arp-entry");
       return;
     }
-    const route = { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp };
+    const route = { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp, ids: this.ids };
     for (const f of udpFrames(route, srcPort, dstPort, payload, this.net.mtu)) this.link.send(f);
   }
 
@@ -204,7 +206,7 @@ export class Ipv4Interface implements IpOutput {
     if (!dstMac) return;
     this.link.send(
       icmpFrame(
-        { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp },
+        { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp, ids: this.ids },
         { type: ICMP_DEST_UNREACHABLE, code, rest: 0, payload: original },
       ),
     );

@@ -14,7 +14,7 @@
  * ```
  */
 import { ManualClock } from "../clock.js";
-import { arpFrame, icmpFrame, tcpFrame, udpFrames } from "../iface/frames.js";
+import { arpFrame, Ipv4Ids, icmpFrame, tcpFrame, udpFrames } from "../iface/frames.js";
 import { createStack, type Stack, type StackOptions } from "../stack.js";
 import type { FrameTransport } from "../transport/types.js";
 import { BROADCAST_MAC, ipv4ToString, macToString, parseIpv4Address, parseMac } from "../wire/address.js";
@@ -181,12 +181,15 @@ export class ScriptedGuest {
     readonly ip: string,
   ) {}
 
+  private readonly ids = new Ipv4Ids();
+
   private route(dst: string, src = this.ip) {
     return {
       srcMac: this.mac,
       dstMac: this.gatewayMac,
       srcIp: parseIpv4Address(src)!,
       dstIp: parseIpv4Address(dst)!,
+      ids: this.ids,
     };
   }
 
