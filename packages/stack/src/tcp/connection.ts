@@ -441,7 +441,7 @@ export class Connection {
     this.rcvAdvertisedEdge = seqAdd(this.rcvNxt, Math.min(this.rcvBufSize, 65535));
     this.negotiate(seg);
     this.sndUna = seg.ack;
-    this.sndWnd = seg.window << this.sndWscale;
+    this.sndWnd = seg.window; // a SYN's window is never scaled (RFC 7323 2.2)
     this.sndWl1 = seg.seq;
     this.sndWl2 = seg.ack;
     this.timers.rto = undefined;
@@ -604,7 +604,8 @@ export class Connection {
   /** Resends the segment at sndUna without moving sndNxt. */
   private retransmitFirst(): void {
     const dataOffset = seqDiff(this.sndUna, this.sndBufSeq);
-    const available = this.sendBuf.length - dataOffset;
+    // Only what was sent before: data never sent waits for the window like any new data.
+    const available = Math.min(this.sendBuf.length - dataOffset, seqDiff(this.sndMax, this.sndUna));
     if (available > 0) {
       const len = Math.min(this.sndMss, available);
       this.emitData(this.sndUna, this.sendBuf.peek(dataOffset, len), false);
@@ -789,11 +790,11 @@ export class Connection {
   private emit(seq: number, flags: number, payload: Buffer | undefined, segmentSize?: number): void {
     let window = 0;
     if (flags & TCP_ACK) {
-      // Never shrink the right edge we already advertised (RFC 9293 3.8.6.2.2).
-      let wnd = this.receiveWindow();
-      const promised = seqDiff(this.rcvAdvertisedEdge, this.rcvNxt);
-      if (wnd < promised) wnd = promised;
-      window = Math.min(wnd >>> this.rcvWscale, 0xffff);
+      // Never shrink the right edge we already advertised (RFC 9293 3.8.6.2.2): scaling rounds
+      // the promise up, never down, or each ACK would pull the edge back a little more.
+      const promised = Math.max(0, seqDiff(this.rcvAdvertisedEdge, this.rcvNxt));
+      const unit = 2 ** this.rcvWscale;
+      window = Math.min(Math.max(this.receiveWindow() >>> this.rcvWscale, Math.ceil(promised / unit)), 0xffff);
       this.rcvAdvertisedEdge = seqAdd(this.rcvNxt, window << this.rcvWscale);
       this.ackPending = false;
     }
