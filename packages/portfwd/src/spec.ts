@@ -163,8 +163,18 @@ function parseRange(part: Part, what: string, min: number, fail: Fail): Range {
   const second = { text: part.text.slice(dash + 1), at: part.at + dash + 1 };
   const end = parsePort(second, `end of ${what} range`, min, fail);
   if (end < start) fail(part, `${what} range ${start}-${end} ends before it starts`);
+  // Each port is a socket of this process: a range is not a way to take all of them.
+  if (end - start + 1 > MAX_RANGE_PORTS) {
+    fail(
+      part,
+      `${what} range ${start}-${end} has ${end - start + 1} ports; at most ${MAX_RANGE_PORTS} per spec`,
+    );
+  }
   return { start, end };
 }
+
+/** Most ports one spec may publish. */
+export const MAX_RANGE_PORTS = 4096;
 
 function parsePort(part: Part, what: string, min: number, fail: Fail): number {
   // Leading zeros are fine, as with Docker: "080" is 80.

@@ -67,6 +67,7 @@ describe("parsePublishSpec", () => {
     ["9000:80-81", "9000", "differ in length"],
     ["9000-9002:80-81", "9000-9002", "(3) and container ports 80-81 (2)"],
     ["81-80", "81-80", "ends before it starts"],
+    ["1-65535", "1-65535", "has 65535 ports; at most 4096 per spec"],
     ["80-x", "x", 'end of container port range "x" is not a number'],
     ["0-5:80-85", "0-5", "cannot start a range"],
     ["8080 :80", " ", "contains whitespace"],
