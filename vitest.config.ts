@@ -8,14 +8,18 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["packages/*/test/**/*.test.ts", "apps/*/test/**/*.test.ts"],
+          include: ["packages/*/test/**/*.test.ts", "apps/*/test/**/*.test.ts", "bench/test/**/*.test.ts"],
           exclude: ["**/*.e2e.test.ts", "**/node_modules/**"],
         },
       },
       {
         test: {
           name: "e2e",
-          include: ["packages/*/test/**/*.e2e.test.ts", "apps/*/test/**/*.e2e.test.ts"],
+          include: [
+            "packages/*/test/**/*.e2e.test.ts",
+            "apps/*/test/**/*.e2e.test.ts",
+            "bench/test/**/*.e2e.test.ts",
+          ],
           // Namespaces, TAP devices and the daemon are system-wide: run files one at a time.
           fileParallelism: false,
           testTimeout: 120_000,

@@ -1,8 +1,8 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  // main: the netns and VM benches; dns: the DNS server bench (npm run bench:dns).
-  entry: ["src/main.ts", "src/dns.ts"],
+  // main: the netns and VM benches; dns: the DNS server bench (npm run bench:dns); soak: npm run soak.
+  entry: ["src/main.ts", "src/dns.ts", "src/soak.ts"],
   format: ["esm"],
   sourcemap: true,
   clean: true,

@@ -43,6 +43,11 @@ export async function cleanupAll(): Promise<void> {
 
 let exiting = false;
 
+/** True once a signal or the deadline started the exit: errors from what it tears down are expected. */
+export function exitInProgress(): boolean {
+  return exiting;
+}
+
 /** On SIGINT/SIGTERM/SIGHUP, or after `deadlineMs`, clean up and exit with a non-zero status. */
 export function installExitHandlers(deadlineMs: number): void {
   const bail = (why: string, code: number): void => {
