@@ -59,19 +59,9 @@ export function guestDnsOptions(config: GuestDnsConfig, net: StackConfig, logger
   };
 }
 
-/** Marks the DNS server's lines (the stack's Logger has no child()). */
-function tagged(l: Logger): Logger {
-  const tag = { component: "dns" };
-  return {
-    debug: (o, m) => l.debug({ ...tag, ...o }, m),
-    info: (o, m) => l.info({ ...tag, ...o }, m),
-    warn: (o, m) => l.warn({ ...tag, ...o }, m),
-    error: (o, m) => l.error({ ...tag, ...o }, m),
-  };
-}
-
 export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): GuestDns {
-  const logger = daemonLogger && tagged(daemonLogger);
+  // The DNS server's lines carry component=dns.
+  const logger = daemonLogger?.child({ component: "dns" });
   let dns: Dns | undefined;
   let bound: FlowPolicy | undefined;
   const names = new NameBook();

@@ -1,3 +1,4 @@
+import { MAX_MTU, MIN_MTU } from "@desktopd/core";
 import { IPv4CidrRange, Validator } from "ip-num";
 import { ConfigError } from "./errors.js";
 import { ipv4ToString, parseIpv4Address, parseMac } from "./wire/address.js";
@@ -47,9 +48,6 @@ export interface NetworkConfig {
   staticLeases: StaticLease[];
   gatewayMac: Buffer;
 }
-
-export const MIN_MTU = 68;
-export const MAX_MTU = 65520;
 
 function address(name: string, text: string): number {
   const ip = parseIpv4Address(text);

@@ -14,17 +14,28 @@
  * ```
  */
 
+// What every desktopd package speaks, re-exported so that this package alone is enough to use it.
 export {
   type Clock,
   cryptoRandom,
+  type DatagramHandler,
+  type DatagramReply,
+  type FlowInfo,
+  type FlowPolicy,
+  type Logger,
+  MAX_MTU,
   ManualClock,
+  MIN_MTU,
   type Now,
   type Random,
   SeededRandom,
+  type StreamHandler,
   systemClock,
+  type TcpDecision,
   type Timer,
-} from "./clock.js";
-export { MAX_MTU, MIN_MTU, type NetworkOptions, type StaticLease } from "./config.js";
+  type UdpDecision,
+} from "@desktopd/core";
+export type { NetworkOptions, StaticLease } from "./config.js";
 export type { FlowStats, StackCounters } from "./counters.js";
 export {
   type Egress,
@@ -36,19 +47,9 @@ export {
   parseEgressRule,
 } from "./egress.js";
 export { ConfigError, DialError, StackError, TransportError, WireError } from "./errors.js";
-export type { Logger } from "./logger.js";
 export type { BufferBudgetOptions } from "./nat/budget.js";
 export type { TcpLayerOptions, TcpOptions } from "./nat/tcp-table.js";
 export type { GuestUdpSocket, UdpLayerOptions, UdpOptions } from "./nat/udp.js";
-export type {
-  DatagramHandler,
-  DatagramReply,
-  FlowInfo,
-  FlowPolicy,
-  StreamHandler,
-  TcpDecision,
-  UdpDecision,
-} from "./policy.js";
 export { createStack, type LeaseInfo, type Stack, type StackConfig, type StackOptions } from "./stack.js";
 export * from "./switch/index.js";
 export * from "./transport/index.js";

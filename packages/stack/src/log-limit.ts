@@ -1,4 +1,4 @@
-import type { Now } from "./clock.js";
+import type { Now } from "@desktopd/core";
 
 /**
  * Lets through at most `burst` log lines per `windowMs` for one kind of event, so a guest that

@@ -1,5 +1,13 @@
 import type { Duplex } from "node:stream";
-import { type Clock, cryptoRandom, type Random, systemClock } from "./clock.js";
+import type { FlowPolicy, FrameMeta, FrameTransport } from "@desktopd/core";
+import {
+  type Clock,
+  cryptoRandom,
+  type Logger,
+  type Random,
+  silentLogger,
+  systemClock,
+} from "@desktopd/core";
 import { type NetworkConfig, type NetworkOptions, resolveNetworkConfig } from "./config.js";
 import { DropCounters, type StackCounters } from "./counters.js";
 import { DhcpServer } from "./dhcp/server.js";
@@ -12,11 +20,8 @@ import { IcmpEcho } from "./iface/icmp.js";
 import { Ipv4Interface } from "./iface/ipv4.js";
 import { Link } from "./iface/link.js";
 import { NeighbourTable } from "./iface/neighbours.js";
-import { type Logger, silentLogger } from "./logger.js";
 import { TcpFlowTable, type TcpOptions } from "./nat/tcp-table.js";
 import { type GuestUdpSocket, UdpNat, type UdpOptions } from "./nat/udp.js";
-import type { FlowPolicy } from "./policy.js";
-import type { FrameMeta, FrameTransport } from "./transport/types.js";
 import {
   ipv4ToString,
   isBroadcastMac,

@@ -1,4 +1,4 @@
-import type { Now } from "../clock.js";
+import type { Now } from "@desktopd/core";
 import { ConfigError, WireError } from "../errors.js";
 import { BROADCAST_MAC, ipv4ToString, macToString, parseMac } from "../wire/address.js";
 import {

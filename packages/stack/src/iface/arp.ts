@@ -2,7 +2,7 @@
  * ARP on the guest link: answers for the gateway's addresses, learns guests through the
  * neighbour table's source guard, and resolves guests for connections the stack dials.
  */
-import type { Clock } from "../clock.js";
+import type { Clock } from "@desktopd/core";
 import type { NetworkConfig } from "../config.js";
 import type { DropCounters } from "../counters.js";
 import { BROADCAST_MAC } from "../wire/address.js";

@@ -1,5 +1,5 @@
 /** The DHCP server on UDP port 67 of the link: replies go out, and an ACK pins its address to the MAC. */
-import type { Clock } from "../clock.js";
+import type { Clock } from "@desktopd/core";
 import type { NetworkConfig } from "../config.js";
 import type { DhcpServer } from "../dhcp/server.js";
 import { BROADCAST_MAC } from "../wire/address.js";

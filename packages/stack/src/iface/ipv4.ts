@@ -4,12 +4,11 @@
  * with checksum offload and TSO metadata when the link takes them, UDP datagrams fragmented to the
  * MTU, and ICMP unreachables.
  */
-import type { Clock, Timer } from "../clock.js";
+import type { Clock, FrameMeta, Timer } from "@desktopd/core";
 import type { NetworkConfig } from "../config.js";
 import type { DropCounters } from "../counters.js";
 import type { TcpFlowTable } from "../nat/tcp-table.js";
 import type { UdpNat } from "../nat/udp.js";
-import type { FrameMeta } from "../transport/types.js";
 import { DHCP_SERVER_PORT } from "../wire/dhcp.js";
 import { ICMP_DEST_UNREACHABLE } from "../wire/icmpv4.js";
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, type Ipv4Packet, parseIpv4 } from "../wire/ipv4.js";

@@ -1,6 +1,7 @@
 /** The guest link as the interface modules see it: one frame out, counted; none when unplugged. */
+
+import type { FrameMeta, FrameTransport } from "@desktopd/core";
 import type { DropCounters } from "../counters.js";
-import type { FrameMeta, FrameTransport } from "../transport/types.js";
 
 export class Link {
   transport: FrameTransport | undefined;

@@ -6,12 +6,10 @@
  * exception closes this flow, is counted and logged, and never reaches the process.
  */
 import net from "node:net";
-import type { Clock, Timer } from "../clock.js";
+import type { Clock, FlowInfo, Logger, StreamHandler, Timer } from "@desktopd/core";
 import type { DropCounters } from "../counters.js";
 import { DialError } from "../errors.js";
 import type { IpOutput } from "../iface/ip-output.js";
-import type { Logger } from "../logger.js";
-import type { FlowInfo, StreamHandler } from "../policy.js";
 import {
   type CloseReason,
   Connection,

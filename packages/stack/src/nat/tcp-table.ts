@@ -3,15 +3,14 @@
  * socket, served in-process, or dialled into the guest. It admits new flows (policy, egress,
  * per-guest shares, memory budget, SYN backlog), routes segments to them and batches their flushes.
  */
-import type { Clock, Random } from "../clock.js";
+import type { Clock, Logger, Random } from "@desktopd/core";
+import { defaultDecision, type FlowInfo, type FlowPolicy, type TcpDecision } from "@desktopd/core";
 import type { NetworkConfig } from "../config.js";
 import type { DropCounters, FlowStats } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
 import type { IpOutput } from "../iface/ip-output.js";
 import { LogLimiter } from "../log-limit.js";
-import type { Logger } from "../logger.js";
-import { defaultDecision, type FlowInfo, type FlowPolicy, type TcpDecision } from "../policy.js";
 import type { ConnectionOptions } from "../tcp/connection.js";
 import type { TcpStream } from "../tcp/stream.js";
 import { ipv4ToString } from "../wire/address.js";

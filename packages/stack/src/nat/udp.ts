@@ -7,15 +7,14 @@
  */
 import dgram from "node:dgram";
 import { isIP } from "node:net";
-import type { Clock, Timer } from "../clock.js";
+import type { Clock, Logger, Timer } from "@desktopd/core";
+import { defaultDecision, type FlowInfo, type FlowPolicy, type UdpDecision } from "@desktopd/core";
 import type { NetworkConfig } from "../config.js";
 import type { DropCounters, FlowStats } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
 import type { IpOutput } from "../iface/ip-output.js";
 import { LogLimiter } from "../log-limit.js";
-import type { Logger } from "../logger.js";
-import { defaultDecision, type FlowInfo, type FlowPolicy, type UdpDecision } from "../policy.js";
 import { ipv4ToString } from "../wire/address.js";
 import { ICMP_CODE_ADMIN_PROHIBITED, ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
 import { type Ipv4Packet, icmpQuote } from "../wire/ipv4.js";

@@ -16,7 +16,7 @@ import {
   newTransportStats,
   type OffloadCapability,
   type TransportStats,
-} from "../transport/types.js";
+} from "@desktopd/core";
 import { macToString } from "../wire/address.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
 import { completeChecksum, segmentTcpFrame } from "./software-offload.js";

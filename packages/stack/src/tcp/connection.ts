@@ -1,4 +1,4 @@
-import type { Now, Random } from "../clock.js";
+import type { Now, Random } from "@desktopd/core";
 import {
   TCP_ACK,
   TCP_FIN,
@@ -794,7 +794,10 @@ export class Connection {
       // the promise up, never down, or each ACK would pull the edge back a little more.
       const promised = Math.max(0, seqDiff(this.rcvAdvertisedEdge, this.rcvNxt));
       const unit = 2 ** this.rcvWscale;
-      window = Math.min(Math.max(this.receiveWindow() >>> this.rcvWscale, Math.ceil(promised / unit)), 0xffff);
+      window = Math.min(
+        Math.max(this.receiveWindow() >>> this.rcvWscale, Math.ceil(promised / unit)),
+        0xffff,
+      );
       this.rcvAdvertisedEdge = seqAdd(this.rcvNxt, window << this.rcvWscale);
       this.ackPending = false;
     }

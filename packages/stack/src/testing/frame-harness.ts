@@ -13,10 +13,11 @@
  * await h.close();
  * ```
  */
-import { ManualClock } from "../clock.js";
+
+import type { FrameTransport } from "@desktopd/core";
+import { ManualClock } from "@desktopd/core";
 import { arpFrame, Ipv4Ids, icmpFrame, tcpFrame, udpFrames } from "../iface/frames.js";
 import { createStack, type Stack, type StackOptions } from "../stack.js";
-import type { FrameTransport } from "../transport/types.js";
 import { BROADCAST_MAC, ipv4ToString, macToString, parseIpv4Address, parseMac } from "../wire/address.js";
 import { ARP_REQUEST, type ArpPacket, parseArp } from "../wire/arp.js";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, type DhcpMessage, parseDhcp } from "../wire/dhcp.js";

@@ -3,8 +3,9 @@
  * Delivery is asynchronous (one setImmediate per batch) and in order, like a real link, so a
  * stack under test never re-enters itself from inside `send`.
  */
+
+import { countDrop, type FrameReceiver, type FrameTransport, newTransportStats } from "@desktopd/core";
 import { TransportError } from "../errors.js";
-import { countDrop, type FrameReceiver, type FrameTransport, newTransportStats } from "../transport/types.js";
 
 export interface TransportPairOptions {
   /** Frames longer than this are dropped as "oversize" (default 65535 + 18). */

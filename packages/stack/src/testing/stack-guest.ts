@@ -2,9 +2,10 @@
  * A Linux guest in a fresh network namespace attached to a stack running in this process —
  * for tests of the library itself, without the daemon. Torn down by `close()`.
  */
+
+import type { FrameTransport } from "@desktopd/core";
 import { createStack, type Stack, type StackOptions } from "../stack.js";
 import { openTap, type TapOptions, type TapTransport } from "../transport/tap.js";
-import type { FrameTransport } from "../transport/types.js";
 import { createNetns, type Netns } from "./netns.js";
 
 export interface StackGuestOptions {

@@ -9,7 +9,7 @@
  * segment, e.g. `expectSegment(h.lastOut, Flags(TCP_SYN | TCP_ACK), Ack(h.peerIss + 1), Mss(1460))`.
  * They throw plain `Error`s, so the harness does not depend on a test framework.
  */
-import { ManualClock, type Random, SeededRandom } from "../clock.js";
+import { ManualClock, type Random, SeededRandom } from "@desktopd/core";
 import { type CloseReason, Connection, type ConnectionOptions } from "../tcp/connection.js";
 import { seqAdd, seqGt } from "../tcp/seq.js";
 import type { TcpState } from "../tcp/state.js";

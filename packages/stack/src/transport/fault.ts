@@ -2,9 +2,16 @@
  * A FrameTransport decorator that injects seeded faults: drop, corrupt, duplicate and reorder.
  * The same seed and the same frames give the same faults, so a failing loss test replays.
  */
-import { SeededRandom } from "../clock.js";
+
+import type {
+  FrameMeta,
+  FrameReceiver,
+  FrameTransport,
+  OffloadCapability,
+  TransportStats,
+} from "@desktopd/core";
+import { SeededRandom } from "@desktopd/core";
 import { ConfigError } from "../errors.js";
-import type { FrameMeta, FrameReceiver, FrameTransport, OffloadCapability, TransportStats } from "./types.js";
 
 export interface FaultOptions {
   seed: number;

@@ -8,6 +8,15 @@
  * ```
  */
 
+export {
+  countDrop,
+  type FrameMeta,
+  type FrameReceiver,
+  type FrameTransport,
+  newTransportStats,
+  type OffloadCapability,
+  type TransportStats,
+} from "@desktopd/core";
 export { type FaultCounters, type FaultOptions, type FaultTransport, withFaults } from "./fault.js";
 export { type PcapOptions, type PcapStats, type PcapTransport, withPcap } from "./pcap.js";
 export {
@@ -23,15 +32,6 @@ export {
 export { stdioTransport } from "./stdio.js";
 export { type StreamTransportOptions, streamTransport } from "./stream.js";
 export { openTap, type TapOptions, type TapTransport } from "./tap.js";
-export {
-  countDrop,
-  type FrameMeta,
-  type FrameReceiver,
-  type FrameTransport,
-  newTransportStats,
-  type OffloadCapability,
-  type TransportStats,
-} from "./types.js";
 export {
   listenUnixDatagram,
   RECOMMENDED_DGRAM_QLEN,

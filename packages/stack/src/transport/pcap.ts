@@ -3,8 +3,15 @@
  * that tcpdump or Wireshark opens. The link itself is untouched: a slow or failing disk
  * costs capture records (counted in `stats.pcap`), never frames.
  */
+
+import type {
+  FrameMeta,
+  FrameReceiver,
+  FrameTransport,
+  OffloadCapability,
+  TransportStats,
+} from "@desktopd/core";
 import { type PcapStats, PcapWriter, type PcapWriterOptions } from "./pcap-writer.js";
-import type { FrameMeta, FrameReceiver, FrameTransport, OffloadCapability, TransportStats } from "./types.js";
 
 export type PcapOptions = PcapWriterOptions;
 export type { PcapStats };

@@ -5,9 +5,9 @@
  */
 import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
 import * as net from "node:net";
+import type { FrameTransport } from "@desktopd/core";
 import { TransportError } from "../errors.js";
 import { type StreamTransportOptions, streamTransport } from "./stream.js";
-import type { FrameTransport } from "./types.js";
 
 /** sun_path holds 108 bytes with the terminating NUL. */
 const MAX_UNIX_PATH = 107;

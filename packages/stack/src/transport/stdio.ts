@@ -3,8 +3,8 @@
  * or `ssh host desktopd run --stdio` to spawn. Nothing else may write to stdout then.
  */
 import type { Readable, Writable } from "node:stream";
+import type { FrameTransport } from "@desktopd/core";
 import { type StreamTransportOptions, streamTransport } from "./stream.js";
-import type { FrameTransport } from "./types.js";
 
 export function stdioTransport(
   options: Partial<StreamTransportOptions> & { stdin?: Readable; stdout?: Writable } = {},

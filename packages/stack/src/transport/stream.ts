@@ -8,9 +8,9 @@
  * `maxQueuedBytes` of unsent data are dropped ("queue-full") as a NIC's full ring would.
  */
 import type { Readable, Writable } from "node:stream";
+import { countDrop, type FrameReceiver, type FrameTransport, newTransportStats } from "@desktopd/core";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
 import { LengthPrefixDecoder, lengthPrefix } from "./length-prefix.js";
-import { countDrop, type FrameReceiver, type FrameTransport, newTransportStats } from "./types.js";
 
 const VLAN_TAG_LEN = 4;
 /** Largest frame of the largest MTU (65520) with a VLAN tag. */

@@ -2,22 +2,25 @@
  * A Linux TAP device as a FrameTransport: the guest's NIC is the TAP interface (moved into the
  * guest's network namespace), and every frame the guest sends is one read() on our fd.
  */
+
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
-import { ConfigError, TransportError } from "../errors.js";
-import { macToString, parseMac } from "../wire/address.js";
-import { ETH_HEADER_LEN } from "../wire/ethernet.js";
-import { ipOrThrow, runIp } from "./ip-command.js";
-import { createTapDevice, IFF_NO_PI, IFF_TAP, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4 } from "./tun-device.js";
 import {
   countDrop,
   type FrameMeta,
   type FrameReceiver,
   type FrameTransport,
+  MAX_MTU,
+  MIN_MTU,
   newTransportStats,
   type OffloadCapability,
-} from "./types.js";
+} from "@desktopd/core";
+import { ConfigError, TransportError } from "../errors.js";
+import { macToString, parseMac } from "../wire/address.js";
+import { ETH_HEADER_LEN } from "../wire/ethernet.js";
+import { ipOrThrow, runIp } from "./ip-command.js";
+import { createTapDevice, IFF_NO_PI, IFF_TAP, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4 } from "./tun-device.js";
 
 export interface TapOptions {
   /** Network namespace (as named by `ip netns`) to move the device into; default: stay in ours. */
@@ -46,8 +49,6 @@ export interface TapTransport extends FrameTransport {
   readonly mtu: number;
 }
 
-const MIN_MTU = 68;
-const MAX_MTU = 65520;
 const VLAN_TAG_LEN = 4;
 const NAME_PATTERN = /^[A-Za-z0-9_.-]+$/;
 /** Linux's EBADFD, which os.constants.errno does not list. */

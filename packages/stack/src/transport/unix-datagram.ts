@@ -9,9 +9,9 @@
  */
 import { chmodSync, existsSync, lstatSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
+import { countDrop, type FrameReceiver, type FrameTransport, newTransportStats } from "@desktopd/core";
 import { TransportError } from "../errors.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
-import { countDrop, type FrameReceiver, type FrameTransport, newTransportStats } from "./types.js";
 import { type BatchSender, type Datagram, UnixDgramSocket } from "./unix-dgram-socket.js";
 
 /** Old vfkit versions send this 4-byte datagram first, to make their address known. */

@@ -1,4 +1,4 @@
-import type { Now } from "../clock.js";
+import type { Now } from "@desktopd/core";
 import { IPV4_HEADER_LEN, type Ipv4Packet } from "./ipv4.js";
 
 /**

@@ -1,5 +1,5 @@
+import { ManualClock } from "@desktopd/core";
 import { describe, expect, it } from "vitest";
-import { ManualClock } from "../../src/clock.js";
 import { DhcpServer, type DhcpServerOptions } from "../../src/dhcp/index.js";
 import { ConfigError } from "../../src/errors.js";
 import { macToString, parseIpv4Address, parseMac } from "../../src/wire/address.js";

@@ -3,9 +3,10 @@
  * parses and fits the client's size, and no address outside the pool (but a MAC's own
  * reservation) is ever handed out, nor one address bound to two MACs.
  */
+
+import { ManualClock } from "@desktopd/core";
 import { fuzz } from "@desktopd/fuzz";
 import { describe, expect, it } from "vitest";
-import { ManualClock } from "../../src/clock.js";
 import { DhcpServer } from "../../src/dhcp/index.js";
 import { ipv4ToString } from "../../src/wire/address.js";
 import {

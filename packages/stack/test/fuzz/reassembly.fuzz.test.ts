@@ -2,9 +2,10 @@
  * IPv4 reassembly under arbitrary fragment sequences: it never throws, stays within its datagram
  * and byte budgets (and gives every charged byte back), and what it puts together is what was sent.
  */
+
+import { ManualClock } from "@desktopd/core";
 import { fuzz } from "@desktopd/fuzz";
 import { describe, expect, it } from "vitest";
-import { ManualClock } from "../../src/clock.js";
 import { IPPROTO_UDP, IPV4_HEADER_LEN, type Ipv4Packet } from "../../src/wire/ipv4.js";
 import { Ipv4Reassembler } from "../../src/wire/reassembly.js";
 import { bytes, fc, u16 } from "./arbitraries.js";

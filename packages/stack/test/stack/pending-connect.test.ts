@@ -6,11 +6,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
+import type { FrameTransport } from "@desktopd/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tcpFrame } from "../../src/iface/frames.js";
 import { createStack, type Stack } from "../../src/stack.js";
 import { createTransportPair } from "../../src/testing/pair.js";
-import type { FrameTransport } from "../../src/transport/types.js";
 import { parseIpv4Address, parseMac } from "../../src/wire/address.js";
 import { TCP_RST, TCP_SYN } from "../../src/wire/tcp.js";
 

@@ -1,5 +1,5 @@
+import { cryptoRandom } from "@desktopd/core";
 import { describe, expect, it } from "vitest";
-import { cryptoRandom } from "../../src/clock.js";
 
 describe("cryptoRandom", () => {
   it("gives fresh 32-bit words across its batch refills", () => {

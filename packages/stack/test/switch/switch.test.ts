@@ -4,6 +4,13 @@
  * traffic; links with offload are a small FrameTransport that hands back frame and meta as sent.
  */
 import * as net from "node:net";
+import {
+  type FrameMeta,
+  type FrameReceiver,
+  type FrameTransport,
+  newTransportStats,
+  type OffloadCapability,
+} from "@desktopd/core";
 import { describe, expect, it } from "vitest";
 import { arpFrame, icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame } from "../../src/iface/frames.js";
 import { createStack } from "../../src/stack.js";
@@ -15,13 +22,6 @@ import {
 } from "../../src/switch/switch.js";
 import { createTransportPair } from "../../src/testing/pair.js";
 import { streamTransport } from "../../src/transport/stream.js";
-import {
-  type FrameMeta,
-  type FrameReceiver,
-  type FrameTransport,
-  newTransportStats,
-  type OffloadCapability,
-} from "../../src/transport/types.js";
 import {
   BROADCAST_MAC,
   ipv4ToString,

@@ -3,8 +3,9 @@
  * connecting, joined by a simulated link that drops, duplicates and reorders segments. Time is
  * a ManualClock advanced event to event; every run is deterministic for its seed.
  */
+
+import { ManualClock, SeededRandom } from "@desktopd/core";
 import { describe, expect, it } from "vitest";
-import { ManualClock, SeededRandom } from "../../src/clock.js";
 import { type CloseReason, Connection, type ConnectionOptions } from "../../src/tcp/connection.js";
 import type { TcpState } from "../../src/tcp/state.js";
 import { roundTripSegment } from "../../src/testing/tcp-harness.js";

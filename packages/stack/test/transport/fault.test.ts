@@ -1,8 +1,8 @@
+import type { FrameTransport } from "@desktopd/core";
 import { describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../../src/errors.js";
 import { createTransportPair } from "../../src/testing/pair.js";
 import { type FaultOptions, withFaults } from "../../src/transport/fault.js";
-import type { FrameTransport } from "../../src/transport/types.js";
 import { udpRequest } from "../fixtures/frames.js";
 import { bytes } from "../fixtures/hex.js";
 

@@ -5,14 +5,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { FrameMeta, FrameReceiver, FrameTransport } from "@desktopd/core";
+import { ManualClock, newTransportStats, SeededRandom } from "@desktopd/core";
 import { afterAll, describe, expect, it } from "vitest";
-import { ManualClock, SeededRandom } from "../../src/clock.js";
 import { TCP_FRAME_L4_OFFSET, tcpFrame } from "../../src/iface/frames.js";
 import { Connection, type ConnectionHooks } from "../../src/tcp/connection.js";
 import { withFaults } from "../../src/transport/fault.js";
 import { withPcap } from "../../src/transport/pcap.js";
-import type { FrameMeta, FrameReceiver, FrameTransport } from "../../src/transport/types.js";
-import { newTransportStats } from "../../src/transport/types.js";
 import { finish, sum16 } from "../../src/wire/checksum.js";
 import { parseIpv4 } from "../../src/wire/ipv4.js";
 import { parseTcp, TCP_ACK, TCP_SYN, type TcpEmitFields, type TcpSegment } from "../../src/wire/tcp.js";

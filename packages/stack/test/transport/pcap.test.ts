@@ -2,11 +2,11 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { FrameTransport } from "@desktopd/core";
 import { afterAll, describe, expect, it } from "vitest";
 import { TransportError } from "../../src/errors.js";
 import { createTransportPair } from "../../src/testing/pair.js";
 import { withPcap } from "../../src/transport/pcap.js";
-import type { FrameTransport } from "../../src/transport/types.js";
 import { arpReply, arpRequest, icmpEchoReply, icmpEchoRequest, udpRequest } from "../fixtures/frames.js";
 import { bytes } from "../fixtures/hex.js";
 

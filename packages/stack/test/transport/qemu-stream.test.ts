@@ -18,6 +18,7 @@ import {
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { FrameTransport } from "@desktopd/core";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { TransportError } from "../../src/errors.js";
 import {
@@ -27,7 +28,6 @@ import {
   parseStreamAddress,
   type StreamAddress,
 } from "../../src/transport/qemu-stream.js";
-import type { FrameTransport } from "../../src/transport/types.js";
 import {
   arpReply,
   arpRequest,

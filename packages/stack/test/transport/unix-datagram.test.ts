@@ -19,9 +19,9 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import type { FrameTransport } from "@desktopd/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TransportError } from "../../src/errors.js";
-import type { FrameTransport } from "../../src/transport/types.js";
 import {
   listenUnixDatagram,
   type UnixDatagramOptions,

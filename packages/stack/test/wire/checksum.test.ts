@@ -1,5 +1,5 @@
+import { SeededRandom } from "@desktopd/core";
 import { describe, expect, it } from "vitest";
-import { SeededRandom } from "../../src/clock.js";
 import { checksum, finish, pseudoHeaderSum, sum16 } from "../../src/wire/checksum.js";
 import { IPPROTO_TCP, IPPROTO_UDP } from "../../src/wire/ipv4.js";
 import { icmpPortUnreachable, udpRequest } from "../fixtures/frames.js";

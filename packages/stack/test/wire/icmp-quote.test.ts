@@ -1,5 +1,5 @@
+import { ManualClock } from "@desktopd/core";
 import { describe, expect, it } from "vitest";
-import { ManualClock } from "../../src/clock.js";
 import { checksum } from "../../src/wire/checksum.js";
 import { parseEthernet } from "../../src/wire/ethernet.js";
 import { parseIcmpv4 } from "../../src/wire/icmpv4.js";

@@ -2,8 +2,9 @@
  * Malformed-input checks shared by the codec tests: a parser given hostile bytes must either
  * throw a WireError (never a RangeError or TypeError) or return views that stay inside its input.
  */
+
+import { SeededRandom } from "@desktopd/core";
 import { expect } from "vitest";
-import { SeededRandom } from "../../src/clock.js";
 import { WireError } from "../../src/errors.js";
 
 /** Parses `input`; returns the WireError reason, or "ok" after checking the result stays in bounds. */

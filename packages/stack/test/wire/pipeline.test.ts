@@ -3,8 +3,9 @@
  * Ethernet → ARP | IPv4 → (reassembly) → ICMP | UDP | TCP. Hostile bytes may only ever
  * produce a WireError.
  */
+
+import { ManualClock, SeededRandom } from "@desktopd/core";
 import { describe, expect, it } from "vitest";
-import { ManualClock, SeededRandom } from "../../src/clock.js";
 import { formatArp, parseArp } from "../../src/wire/arp.js";
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, formatEthernet, parseEthernet } from "../../src/wire/ethernet.js";
 import { formatIcmpv4, parseIcmpv4 } from "../../src/wire/icmpv4.js";

@@ -1,5 +1,5 @@
+import { ManualClock, SeededRandom } from "@desktopd/core";
 import { describe, expect, it } from "vitest";
-import { ManualClock, SeededRandom } from "../../src/clock.js";
 import { parseIcmpv4 } from "../../src/wire/icmpv4.js";
 import { IPPROTO_ICMP, IPPROTO_UDP, type Ipv4Packet } from "../../src/wire/ipv4.js";
 import { FRAGMENT_OVERHEAD, Ipv4Reassembler, type ReassemblyOptions } from "../../src/wire/reassembly.js";

@@ -1,7 +1,6 @@
 /**
- * A link to one guest NIC: Ethernet frames in, Ethernet frames out.
- * Every transport (TAP, qemu stream, unix datagram, stdio) and every decorator
- * (pcap writer, fault injector) implements this one interface.
+ * A link to one guest NIC: Ethernet frames in, Ethernet frames out. Every transport (TAP, qemu
+ * stream, unix datagram, stdio) and every decorator (pcap writer, fault injector) implements it.
  */
 export interface FrameTransport {
   /** Human-readable name for logs, e.g. "tap:dtap0". */

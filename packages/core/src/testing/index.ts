@@ -1,0 +1,6 @@
+export { type DialerUnderTest, dialerCompliance } from "./dialer-suite.js";
+export {
+  frameTransportCompliance,
+  type TransportPeer,
+  type TransportUnderTest,
+} from "./transport-suite.js";
