@@ -66,6 +66,7 @@ describe.skipIf(!ready).each(cases)("the host's clock jumping: $name", ({ offset
         `LD_PRELOAD=${FAKETIME_LIB}`,
         `FAKETIME_TIMESTAMP_FILE=${offsetFile}`,
         "FAKETIME_NO_CACHE=1",
+        ...(monotonic ? [] : ["FAKETIME_DONT_FAKE_MONOTONIC=1"]),
       ],
     });
   });
