@@ -5,6 +5,7 @@
  */
 
 import { isIP, isIPv4 } from "node:net";
+import { DEFAULT_MTU, DEFAULT_SUBNET, MAX_MTU, MIN_MTU } from "@desktopd/core";
 import { parseForwardRule, parseRecord, parseServer } from "@desktopd/dns";
 import { parsePublishSpec, SpecError } from "@desktopd/portfwd";
 import {
@@ -13,17 +14,16 @@ import {
   formatEgressRule,
   parseEgressRule,
   parseStreamAddress,
+  subnetProblem,
 } from "@desktopd/stack";
 import { z } from "zod";
 import { InvalidOptionError } from "./errors.js";
-import { parseIpv4Cidr } from "./ipv4.js";
 
-export const DEFAULT_SUBNET = "192.168.65.0/24";
-export const DEFAULT_MTU = 1500;
 export const DEFAULT_IFNAME = "eth0";
 export const DEFAULT_DEMO_NETNS = "desktopd";
-export const MIN_MTU = 68;
-export const MAX_MTU = 65520;
+
+// The network constants are @desktopd/core's; re-exported for the CLI's help and embedders.
+export { DEFAULT_MTU, DEFAULT_SUBNET, MAX_MTU, MIN_MTU };
 
 export const DNS_HOST_MODES = ["os", "nameservers"] as const;
 
@@ -47,17 +47,9 @@ const ifnameSchema = z
   .regex(/^[A-Za-z0-9_.-]{1,15}$/, "must be 1-15 letters, digits, '_', '.', '-'");
 
 const subnetSchema = z.string().transform((text, ctx) => {
-  const parsed = parseIpv4Cidr(text.trim());
-  if ("problem" in parsed) {
-    ctx.addIssue({ code: "custom", message: parsed.problem });
-    return z.NEVER;
-  }
-  // /29 is the smallest subnet with room for the gateway, the host address and a lease.
-  if (parsed.prefixLength < 1 || parsed.prefixLength > 29) {
-    ctx.addIssue({
-      code: "custom",
-      message: `prefix length must be between /1 and /29, got /${parsed.prefixLength}`,
-    });
+  const problem = subnetProblem(text.trim());
+  if (problem) {
+    ctx.addIssue({ code: "custom", message: problem });
     return z.NEVER;
   }
   return text.trim();

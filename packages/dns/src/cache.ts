@@ -4,9 +4,10 @@
  * Bounded by entries and by estimated bytes, least recently used first out: an upstream decides
  * how large its answers are, so a count alone bounds nothing.
  */
+
+import { type Clock, systemClock } from "@desktopd/core";
 import type { Answer, Question, SoaAnswer } from "dns-packet";
 import { BoundedMap, type StoreCounters } from "./bounded-map.js";
-import { type Clock, systemClock } from "./clock.js";
 import type { Resolution } from "./layer.js";
 import { normalizeName } from "./name.js";
 import { estimateBytes } from "./size.js";

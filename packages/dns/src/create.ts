@@ -1,4 +1,6 @@
 /** Composes the four layers, the cache and the server core with one options object. */
+
+import type { Clock, Logger } from "@desktopd/core";
 import { type CacheOptions, DnsCache } from "./cache.js";
 import { createFixedLayer, type FixedRecord } from "./fixed.js";
 import { createForwardLayer, type ForwardRule } from "./forward.js";
@@ -6,7 +8,6 @@ import { Forwarder } from "./forwarder.js";
 import { createDnsHandler, type DnsHandler, type HandlerOptions } from "./handler.js";
 import { createHostLayer, type HostLayer, type HostLayerOptions } from "./host.js";
 import type { Layer } from "./layer.js";
-import type { Clock, Logger } from "./logger.js";
 import { NameBook } from "./name-book.js";
 import { createRegistry, type NameRegistry, type RegistryOptions } from "./registry.js";
 import { createResolver, type Resolver } from "./resolver.js";

@@ -3,11 +3,12 @@
  * coalesces identical questions in flight into one upstream query. Shared by the forwarding and
  * host layers.
  */
+
+import type { Clock } from "@desktopd/core";
 import type { Answer, DecodedPacket, Question } from "dns-packet";
 import { DnsCache } from "./cache.js";
 import { UpstreamError } from "./errors.js";
 import { RCODES, type Rcode, type Resolution } from "./layer.js";
-import type { Clock } from "./logger.js";
 import { queryUpstream, type Upstream } from "./upstream.js";
 
 export interface ForwarderOptions {

@@ -2,29 +2,14 @@
  * The stack binding: DNS on the gateway address, port 53, UDP and TCP — the server DHCP hands
  * to guests by default. Flows that are not DNS to the gateway are left to the next policy.
  */
-import type { Duplex } from "node:stream";
+import type { FlowInfo, FlowPolicy } from "@desktopd/core";
 import type { DnsHandler } from "./handler.js";
 
-/** What this binding reads of a guest flow (a subset of the stack's `FlowInfo`). */
-export interface GuestFlow {
-  guestIp: string;
-  guestPort: number;
-  dstIp: string;
-  dstPort: number;
-}
+/** The flow policy this binding fills in: DNS to the gateway served here, the rest left to others. */
+export type GatewayDnsPolicy = Required<Pick<FlowPolicy, "tcp" | "udp">>;
 
-/**
- * The part of `@desktopd/stack`'s `FlowPolicy` this binding fills in. It is the same shape, so
- * `createStack({ policy })` takes it as is, without this package depending on the stack.
- */
-export interface GatewayDnsPolicy {
-  udp(
-    flow: GuestFlow,
-  ):
-    | { action: "handle"; handler: (message: Buffer, flow: GuestFlow, reply: (data: Buffer) => void) => void }
-    | undefined;
-  tcp(flow: GuestFlow): { action: "handle"; handler: (stream: Duplex) => void } | undefined;
-}
+/** A guest flow as the policy sees it. */
+export type GuestFlow = FlowInfo;
 
 export function gatewayDnsPolicy(handler: DnsHandler, gateway: string, port = 53): GatewayDnsPolicy {
   const ours = (dstIp: string, dstPort: number) => dstIp === gateway && dstPort === port;

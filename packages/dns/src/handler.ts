@@ -6,12 +6,11 @@
  * entries, replayable responses, names) is bounded by bytes.
  */
 import type { Duplex } from "node:stream";
+import { type Clock, type Logger, silentLogger, systemClock } from "@desktopd/core";
 import type { StoreCounters } from "./bounded-map.js";
 import type { CacheCounters, DnsCache } from "./cache.js";
-import { type Clock, systemClock } from "./clock.js";
 import { resolution } from "./layer.js";
 import { ClientLimiter, clientAddress } from "./limiter.js";
-import { type Logger, silentLogger } from "./logger.js";
 import { encodeResponse, type Query, udpLimit, vetQuery } from "./message.js";
 import { type AddressNames, addressNames, type NameBook, type NameBookCounters } from "./name-book.js";
 import { describeAnswers, QueryLog, type QueryLogEntry } from "./query-log.js";

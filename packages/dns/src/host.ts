@@ -9,12 +9,12 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import { type FSWatcher, readFileSync, statSync, watch } from "node:fs";
 import { basename, dirname } from "node:path";
+import { type Clock, type Logger, silentLogger, systemClock } from "@desktopd/core";
 import type { Answer, Question } from "dns-packet";
 import { DnsCache } from "./cache.js";
 import { UpstreamError } from "./errors.js";
 import { Forwarder, type ForwarderOptions } from "./forwarder.js";
 import { type Layer, type Resolution, resolution } from "./layer.js";
-import { type Clock, type Logger, silentLogger, systemClock } from "./logger.js";
 import { normalizeName } from "./name.js";
 import { parseResolvConf } from "./resolv-conf.js";
 import type { Upstream } from "./upstream.js";

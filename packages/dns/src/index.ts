@@ -20,9 +20,9 @@
  * ```
  */
 
+export type { Clock, Logger } from "@desktopd/core";
 export type { StoreCounters } from "./bounded-map.js";
 export { type CacheCounters, type CacheOptions, DnsCache } from "./cache.js";
-export type { Clock } from "./clock.js";
 export { createDns, createDnsServer, type Dns, type DnsOptions, type DnsServer } from "./create.js";
 export { DnsConfigError, DnsError, UpstreamError } from "./errors.js";
 export { createFixedLayer, type FixedLayerOptions, type FixedRecord, type FixedRecordType } from "./fixed.js";
@@ -38,7 +38,6 @@ export {
   type LookupFunction,
 } from "./host.js";
 export { type Layer, RCODES, type Rcode, type Resolution } from "./layer.js";
-export type { Logger } from "./logger.js";
 export { encodeResponse, type Query, udpLimit, type Vetted, vetQuery } from "./message.js";
 export { ipToReverseName, normalizeName, reverseNameToIp } from "./name.js";
 export {

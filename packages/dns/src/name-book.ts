@@ -9,9 +9,9 @@
  * Advisory by nature: a guest that connects to an address it never asked for has no names here.
  */
 import { isIPv4, isIPv6 } from "node:net";
+import { type Clock, systemClock } from "@desktopd/core";
 import type { Answer, Question } from "dns-packet";
 import { BoundedMap, type StoreCounters } from "./bounded-map.js";
-import { type Clock, systemClock } from "./clock.js";
 import { canonicalIpv6, normalizeName } from "./name.js";
 import { estimateBytes } from "./size.js";
 

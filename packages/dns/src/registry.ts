@@ -4,10 +4,10 @@
  * there is NXDOMAIN rather than a query leaked upstream (RFC 6303's reasoning).
  */
 import { BlockList, isIPv4, isIPv6 } from "node:net";
+import { type Clock, systemClock } from "@desktopd/core";
 import type { Answer, Question } from "dns-packet";
 import { DnsConfigError } from "./errors.js";
 import { isAny, type Layer, type Resolution, resolution } from "./layer.js";
-import { type Clock, systemClock } from "./logger.js";
 import { canonicalIpv6, normalizeName, recordAddressFamily, reverseNameToIp } from "./name.js";
 
 export interface RegistryOptions {

@@ -2,9 +2,9 @@
 import { createSocket, type Socket } from "node:dgram";
 import { once } from "node:events";
 import { isIPv6, type Socket as NetSocket, createServer as netServer, type Server } from "node:net";
+import type { Logger } from "@desktopd/core";
+import { silentLogger } from "@desktopd/core";
 import type { DnsHandler } from "./handler.js";
-import type { Logger } from "./logger.js";
-import { silentLogger } from "./logger.js";
 
 export interface ListenOptions {
   /** Default 127.0.0.1. */

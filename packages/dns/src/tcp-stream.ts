@@ -5,9 +5,8 @@
  * stop reading, or go quiet — each ends this connection only, and gives its slot back.
  */
 import { type Duplex, finished } from "node:stream";
-import { after, type Clock } from "./clock.js";
+import type { Clock, Logger } from "@desktopd/core";
 import { type ClientLimiter, clientAddress } from "./limiter.js";
-import type { Logger } from "./logger.js";
 
 export interface TcpCounters {
   open: number;
@@ -55,10 +54,11 @@ export function createStreamServer(o: StreamServerOptions): (stream: Duplex, cli
     let cancelIdle = () => {};
     const touch = () => {
       cancelIdle();
-      cancelIdle = after(o.clock, o.idleMs, () => {
+      const idle = o.clock.setTimer(() => {
         o.counters.idleClosed++;
         stream.destroy();
-      });
+      }, o.idleMs);
+      cancelIdle = () => idle.cancel();
     };
     // Once, whichever way the stream ends: error, reset, our destroy, or both sides finished.
     finished(stream, (err) => {

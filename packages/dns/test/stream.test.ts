@@ -57,10 +57,11 @@ function fixedHandler(o: Partial<HandlerOptions> = {}): DnsHandler {
 
 /** Connects a guest's TCP flow to the gateway's port 53 through the real binding. */
 function connectGuest(handler: DnsHandler, guestIp: string, guestPort: number): Duplex {
-  const flow = { guestIp, guestPort, dstIp: GATEWAY, dstPort: 53 };
+  const flow = { protocol: "tcp" as const, guestIp, guestPort, dstIp: GATEWAY, dstPort: 53 };
   const decision = gatewayDnsPolicy(handler, GATEWAY).tcp(flow);
   const { stream } = guestStream();
-  decision!.handler(stream);
+  if (decision?.action !== "handle") throw new Error("DNS to the gateway is not served in-process");
+  decision.handler(stream, flow);
   return stream;
 }
 

@@ -1,31 +1,10 @@
 /**
- * How the forwarder reaches a target. `@desktopd/stack`'s `Stack` satisfies `Dialer` as it is
- * (`connect` into the guest, `dialUdp`), so this package needs no runtime dependency on it;
- * `createSocketDialer` uses plain host sockets for standalone use.
+ * A `Dialer` (see @desktopd/core) over plain host sockets, for standalone use. `@desktopd/stack`'s
+ * `Stack` is the other one: it dials into its guests.
  */
 import dgram from "node:dgram";
 import { isIPv6, Socket } from "node:net";
-import type { Duplex } from "node:stream";
-
-/** A datagram channel to one target endpoint. */
-export interface UdpChannel {
-  /** Sends one datagram; the channel may keep `data` until it is sent (do not reuse it). */
-  send(data: Buffer): void;
-  /** Datagrams from the target endpoint; the handler owns each buffer. */
-  onMessage(handler: (data: Buffer) => void): void;
-  close(): void;
-}
-
-export interface Dialer {
-  /**
-   * Opens a byte stream to `ip:port`, settled once established. Rejects when the target refuses
-   * or cannot be reached. A stream that fails later emits an error whose `reason` or `code`
-   * says "reset"/ECONNRESET when the target reset it.
-   */
-  connect(ip: string, port: number): Promise<Duplex>;
-  /** Opens a datagram channel to `ip:port`. Without it, add() refuses UDP specs. */
-  dialUdp?(ip: string, port: number): Promise<UdpChannel>;
-}
+import type { Dialer, UdpChannel } from "@desktopd/core";
 
 export interface SocketDialerOptions {
   /** Connect timeout (default 10 s). */

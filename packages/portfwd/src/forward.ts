@@ -1,7 +1,6 @@
 /** What a running forward (one host port → one target port) shares with the forwarder. */
-import type { Dialer } from "./dialer.js";
+import type { Dialer, Logger } from "@desktopd/core";
 import { TargetUnavailableError } from "./errors.js";
-import type { Logger } from "./logger.js";
 import type { PortMapping } from "./spec.js";
 
 /** Live counters of one forward. */

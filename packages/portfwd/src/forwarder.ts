@@ -5,7 +5,8 @@
  */
 import { EventEmitter } from "node:events";
 import { isIP } from "node:net";
-import type { Dialer } from "./dialer.js";
+import type { Dialer } from "@desktopd/core";
+import { type Logger, silentLogger } from "@desktopd/core";
 import {
   ForwardConflictError,
   ForwarderClosedError,
@@ -22,7 +23,6 @@ import {
   type ForwardStats,
   type RunningForward,
 } from "./forward.js";
-import { type Logger, silentLogger } from "./logger.js";
 import { addressesOverlap } from "./port-holder.js";
 import { DEFAULT_HOST_IP, type PortMapping, type PublishSpec, parsePublishSpec } from "./spec.js";
 import { TcpForward } from "./tcp-forward.js";

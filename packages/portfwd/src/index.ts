@@ -16,7 +16,8 @@
  * ```
  */
 
-export { createSocketDialer, type Dialer, type SocketDialerOptions, type UdpChannel } from "./dialer.js";
+export type { Dialer, Logger, UdpChannel } from "@desktopd/core";
+export { createSocketDialer, type SocketDialerOptions } from "./dialer.js";
 export {
   AddressNotAvailableError,
   ForwardConflictError,
@@ -39,7 +40,6 @@ export {
   type RemoveOptions,
   type TargetAddress,
 } from "./forwarder.js";
-export type { Logger } from "./logger.js";
 export { findPortHolder, type PortHolder } from "./port-holder.js";
 export {
   DEFAULT_HOST_IP,

@@ -5,8 +5,8 @@
  */
 import dgram from "node:dgram";
 import { isIPv6 } from "node:net";
+import type { UdpChannel } from "@desktopd/core";
 import { bindUdp } from "./bind.js";
-import type { UdpChannel } from "./dialer.js";
 import { dialTarget, type ForwardContext, type RunningForward, remoteOf } from "./forward.js";
 
 /** Datagrams held per flow while its channel is being dialled. */

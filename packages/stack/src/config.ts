@@ -1,4 +1,4 @@
-import { MAX_MTU, MIN_MTU } from "@desktopd/core";
+import { DEFAULT_SUBNET, MAX_MTU, MIN_MTU } from "@desktopd/core";
 import { IPv4CidrRange, Validator } from "ip-num";
 import { ConfigError } from "./errors.js";
 import { ipv4ToString, parseIpv4Address, parseMac } from "./wire/address.js";
@@ -55,14 +55,34 @@ function address(name: string, text: string): number {
   return ip;
 }
 
-export function resolveNetworkConfig(o: NetworkOptions = {}): NetworkConfig {
-  const subnetText = o.subnet ?? "192.168.65.0/24";
-  if (!Validator.isValidIPv4CidrNotation(subnetText)[0]) {
-    throw new ConfigError(`subnet: "${subnetText}" is not an IPv4 CIDR such as 192.168.65.0/24`);
+/**
+ * What is wrong with `text` as a guest subnet, phrased for a user, or undefined when it is usable:
+ * an IPv4 CIDR without host bits, /1 to /29 (the smallest with room for the gateway, the host
+ * address and a lease).
+ */
+export function subnetProblem(text: string): string | undefined {
+  const match = /^([0-9.]+)\/([0-9]{1,2})$/.exec(text);
+  if (!match) return `"${text}" is not in CIDR notation (like 192.168.65.0/24)`;
+  const address = parseIpv4Address(match[1]!);
+  if (address === undefined) return `"${match[1]}" is not an IPv4 address`;
+  const prefixLength = Number(match[2]);
+  if (prefixLength > 32) return `prefix length /${prefixLength} is larger than 32`;
+  if (!Validator.isValidIPv4CidrRange(text)[0]) {
+    const start = IPv4CidrRange.fromCidr(text).getFirst().toString();
+    return `"${text}" has host bits set; did you mean ${start}/${prefixLength}?`;
   }
+  if (prefixLength < 1 || prefixLength > 29) {
+    return `prefix length must be between /1 and /29, got /${prefixLength}`;
+  }
+  return undefined;
+}
+
+export function resolveNetworkConfig(o: NetworkOptions = {}): NetworkConfig {
+  const subnetText = o.subnet ?? DEFAULT_SUBNET;
+  const problem = subnetProblem(subnetText);
+  if (problem) throw new ConfigError(`subnet: ${problem}`);
   const range = IPv4CidrRange.fromCidr(subnetText);
   const prefixLength = Number(range.getPrefix().getValue());
-  if (prefixLength > 29) throw new ConfigError(`subnet: /${prefixLength} is too small; use /29 or larger`);
   const netmask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
   const network = (Number(range.getFirst().getValue()) & netmask) >>> 0;
   const broadcast = (network | ~netmask) >>> 0;

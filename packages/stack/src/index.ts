@@ -35,7 +35,7 @@ export {
   type Timer,
   type UdpDecision,
 } from "@desktopd/core";
-export type { NetworkOptions, StaticLease } from "./config.js";
+export { type NetworkOptions, type StaticLease, subnetProblem } from "./config.js";
 export type { FlowStats, StackCounters } from "./counters.js";
 export {
   type Egress,

@@ -4,13 +4,16 @@ export function ipv4ToString(ip: number): string {
   return `${ip >>> 24}.${(ip >>> 16) & 0xff}.${(ip >>> 8) & 0xff}.${ip & 0xff}`;
 }
 
-/** Parses dotted-quad notation; returns undefined when `text` is not an IPv4 address. */
+/**
+ * Parses dotted-quad notation; returns undefined when `text` is not an IPv4 address. Leading
+ * zeros are refused, as ip-num does: inet_aton reads "010" as octal, so they are ambiguous.
+ */
 export function parseIpv4Address(text: string): number | undefined {
   const parts = text.split(".");
   if (parts.length !== 4) return undefined;
   let ip = 0;
   for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) return undefined;
+    if (!/^(0|[1-9]\d{0,2})$/.test(part)) return undefined;
     const n = Number(part);
     if (n > 255) return undefined;
     ip = ip * 256 + n;
