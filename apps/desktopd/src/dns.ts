@@ -47,7 +47,9 @@ export function guestDnsOptions(config: GuestDnsConfig, net: StackConfig, logger
     records: config.dnsRecord.map(parseRecord),
     forward: config.dnsForward.map(parseForwardRule),
     registry: { subnets: [net.subnet] },
-    // The stack does not fragment: a UDP answer must fit the link (IPv4 20 + UDP 8 bytes).
+    // The stack would fragment a larger answer, but fragments are what resolvers and middleboxes
+    // handle worst (DNS flag day 2020): answers over 1232 bytes, or over the link, are truncated
+    // and the guest asks again over TCP.
     server: { maxUdpSize: Math.min(1232, net.mtu - 28) },
     // --dns-upstream replaces the host's resolution altogether, the OS resolver included;
     // otherwise A/AAAA go through the OS resolver, as Docker Desktop does, unless the user
