@@ -42,7 +42,7 @@ function version(cmd: string, args: string[]): string | undefined {
       timeout: 3000,
       stdio: ["ignore", "pipe", "ignore"],
     });
-    return out.split("\n")[0].trim();
+    return out.split("\n")[0]?.trim();
   } catch {
     return undefined;
   }

@@ -134,17 +134,18 @@ export function short(s: string, max = 160): string {
 }
 
 export function format(table: string[][]): string {
-  const widths = table[0].map((_, i) => Math.max(...table.map((row) => [...row[i]].length)));
+  const [header = []] = table;
+  const widths = header.map((_, i) => Math.max(...table.map((row) => [...(row[i] ?? "")].length)));
   const line = (row: string[]): string =>
     row
       .map((cell, i) => {
-        const pad = " ".repeat(widths[i] - [...cell].length);
+        const pad = " ".repeat((widths[i] ?? 0) - [...cell].length);
         return i < 4 ? cell + pad : pad + cell;
       })
       .join("  ")
       .trimEnd();
   const rule = widths.map((w) => "-".repeat(w)).join("  ");
-  const out = [line(table[0]), rule];
+  const out = [line(header), rule];
   let lastMtu = table[1]?.[0];
   for (const row of table.slice(1)) {
     if (row[0] !== lastMtu) out.push(rule);

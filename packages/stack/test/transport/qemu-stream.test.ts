@@ -121,13 +121,13 @@ async function listen(address: StreamAddress, onLink: (l: FrameTransport) => voi
 }
 
 const [arpQ, arpA, pingQ, pingA, udpQ, udpA] = [
-  arpRequest,
-  arpReply,
-  icmpEchoRequest,
-  icmpEchoReply,
-  udpRequest,
-  udpReply,
-].map(bytes);
+  bytes(arpRequest),
+  bytes(arpReply),
+  bytes(icmpEchoRequest),
+  bytes(icmpEchoReply),
+  bytes(udpRequest),
+  bytes(udpReply),
+] as const;
 
 describe.each([
   ["unix", (): StreamAddress => ({ path: socketPath() })],

@@ -52,13 +52,13 @@ afterEach(async () => {
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const [arpQ, arpA, pingQ, pingA, udpQ, udpA] = [
-  arpRequest,
-  arpReply,
-  icmpEchoRequest,
-  icmpEchoReply,
-  udpRequest,
-  udpReply,
-].map(bytes);
+  bytes(arpRequest),
+  bytes(arpReply),
+  bytes(icmpEchoRequest),
+  bytes(icmpEchoReply),
+  bytes(udpRequest),
+  bytes(udpReply),
+] as const;
 
 /**
  * The peer: binds PATH (or nothing, for "-"), prints {"recv", "from"} for every datagram once
