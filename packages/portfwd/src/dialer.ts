@@ -4,7 +4,7 @@
  */
 import dgram from "node:dgram";
 import { isIPv6, Socket } from "node:net";
-import type { Dialer, UdpChannel } from "@desktopd/core";
+import type { Dialer } from "@desktopd/core";
 
 export interface SocketDialerOptions {
   /** Connect timeout (default 10 s). */
