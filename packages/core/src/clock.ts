@@ -19,6 +19,9 @@ export interface Timer {
 /** The part of a clock that pure cores read. */
 export type Now = Pick<Clock, "now">;
 
+/** Wall-clock milliseconds since the epoch: for times people read (logs, lease ends), never for timing. */
+export const wallClock: Now = { now: () => Date.now() };
+
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimer(fn, ms) {

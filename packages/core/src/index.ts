@@ -22,6 +22,7 @@ export {
   SeededRandom,
   systemClock,
   type Timer,
+  wallClock,
 } from "./clock.js";
 export type { Dialer, UdpChannel } from "./dialer.js";
 export { codeOf, DesktopdError, errorFamily } from "./errors.js";

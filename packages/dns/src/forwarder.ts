@@ -4,7 +4,7 @@
  * host layers.
  */
 
-import type { Clock } from "@desktopd/core";
+import { type Clock, systemClock } from "@desktopd/core";
 import type { Answer, DecodedPacket, Question } from "dns-packet";
 import { DnsCache } from "./cache.js";
 import { UpstreamError } from "./errors.js";
@@ -34,11 +34,13 @@ export class Forwarder {
   readonly timeoutMs: number;
   readonly cache: DnsCache;
   readonly maxInflight: number;
+  private readonly clock: Clock;
 
   constructor(o: ForwarderOptions = {}) {
     this.timeoutMs = o.timeoutMs ?? 4000;
     this.maxInflight = o.maxInflight ?? 1000;
-    this.cache = o.cache ?? new DnsCache(o.clock ? { clock: o.clock } : {});
+    this.clock = o.clock ?? systemClock;
+    this.cache = o.cache ?? new DnsCache({ clock: this.clock });
   }
 
   /** `scope` keeps answers of different server sets apart in the shared cache. */
@@ -70,7 +72,7 @@ export class Forwarder {
     let last: Error | undefined;
     for (const server of servers) {
       const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(), share);
+      const timer = this.clock.setTimer(() => abort.abort(), share);
       try {
         let r = await queryUpstream(server, q, abort.signal);
         // A server that does not speak EDNS answers FORMERR (RFC 6891 §7): ask again without.
@@ -82,7 +84,7 @@ export class Forwarder {
       } catch (e) {
         last = e as Error;
       } finally {
-        clearTimeout(timer);
+        timer.cancel();
       }
     }
     throw last ?? new UpstreamError("timeout", "no nameserver answered in time");

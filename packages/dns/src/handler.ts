@@ -6,7 +6,7 @@
  * entries, replayable responses, names) is bounded by bytes.
  */
 import type { Duplex } from "node:stream";
-import { type Clock, type Logger, silentLogger, systemClock } from "@desktopd/core";
+import { type Clock, type Logger, type Now, silentLogger, systemClock, wallClock } from "@desktopd/core";
 import type { StoreCounters } from "./bounded-map.js";
 import type { CacheCounters, DnsCache } from "./cache.js";
 import { resolution } from "./layer.js";
@@ -59,6 +59,8 @@ export interface HandlerOptions {
   names?: NameBook;
   logger?: Logger;
   clock?: Clock;
+  /** Stamps the query log's entries (default: the system's wall clock). */
+  wallClock?: Now;
 }
 
 export interface DnsCounters {
@@ -110,6 +112,7 @@ const bump = (m: Tally, k: string) => {
 
 export function createDnsHandler(o: HandlerOptions): DnsHandler {
   const clock = o.clock ?? systemClock;
+  const wall = o.wallClock ?? wallClock;
   const log = o.logger ?? silentLogger;
   const maxUdp = o.maxUdpSize ?? 1232;
   const queryLog = new QueryLog({
@@ -163,7 +166,7 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
     }
     const truncated = reply.length < 12 ? false : (reply.readUInt16BE(2) & 0x0200) !== 0;
     const entry: QueryLogEntry = {
-      time: Date.now(),
+      time: wall.now(),
       client,
       transport,
       name: q.question.name,
@@ -201,7 +204,7 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
       record(
         {
           ...hit.entry,
-          time: Date.now(),
+          time: wall.now(),
           client,
           transport,
           // Replayed: resolved by nobody this time, whatever the first answer was.

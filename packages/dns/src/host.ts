@@ -9,7 +9,7 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import { type FSWatcher, readFileSync, statSync, watch } from "node:fs";
 import { basename, dirname } from "node:path";
-import { type Clock, type Logger, silentLogger, systemClock } from "@desktopd/core";
+import { type Clock, type Logger, silentLogger, systemClock, type Timer } from "@desktopd/core";
 import type { Answer, Question } from "dns-packet";
 import { DnsCache } from "./cache.js";
 import { UpstreamError } from "./errors.js";
@@ -129,7 +129,7 @@ export function createHostLayer(o: HostLayerOptions = {}): HostLayer {
     if (hit) return hit;
     let addrs: { address: string; family: number }[];
     try {
-      addrs = await bounded(osLookup(normalizeName(q.name)), forwarder.timeoutMs);
+      addrs = await bounded(osLookup(normalizeName(q.name)), forwarder.timeoutMs, clock);
     } catch (e) {
       if (UpstreamError.isInstance(e)) throw e;
       const code = (e as { code?: string }).code;
@@ -184,10 +184,13 @@ export function createHostLayer(o: HostLayerOptions = {}): HostLayer {
 }
 
 /** getaddrinfo cannot be cancelled; the client gets SERVFAIL at the deadline all the same. */
-function bounded<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+function bounded<T>(p: Promise<T>, ms: number, clock: Clock): Promise<T> {
+  let timer: Timer | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UpstreamError("timeout", `dns.lookup: no answer in ${ms} ms`)), ms);
+    timer = clock.setTimer(
+      () => reject(new UpstreamError("timeout", `dns.lookup: no answer in ${ms} ms`)),
+      ms,
+    );
   });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  return Promise.race([p, late]).finally(() => timer?.cancel());
 }

@@ -1,5 +1,5 @@
 /** What a running forward (one host port → one target port) shares with the forwarder. */
-import type { Dialer, Logger } from "@desktopd/core";
+import type { Clock, Dialer, Logger } from "@desktopd/core";
 import { TargetUnavailableError } from "./errors.js";
 import type { PortMapping } from "./spec.js";
 
@@ -64,6 +64,7 @@ export interface ForwardContext {
   udpIdleTimeoutMs: number;
   /** UDP: most client flows at once; the least recently used makes room (default 1024). */
   udpMaxFlows: number;
+  clock: Clock;
 }
 
 /** A running forward of either protocol. */

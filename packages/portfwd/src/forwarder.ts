@@ -6,7 +6,7 @@
 import { EventEmitter } from "node:events";
 import { isIP } from "node:net";
 import type { Dialer } from "@desktopd/core";
-import { type Logger, silentLogger } from "@desktopd/core";
+import { type Clock, type Logger, silentLogger, systemClock } from "@desktopd/core";
 import {
   ForwardConflictError,
   ForwarderClosedError,
@@ -45,6 +45,8 @@ export interface ForwarderOptions {
   /** Most UDP client flows per forward (default 1024). */
   udpMaxFlows?: number;
   logger?: Logger;
+  /** Idle times and sweeps of UDP flows run on it (default: the system's monotonic clock). */
+  clock?: Clock;
 }
 
 export interface AddOptions {
@@ -197,6 +199,7 @@ class PortForwarder extends EventEmitter implements Forwarder {
       emit: (event, payload) => this.emit(event, payload),
       udpIdleTimeoutMs: this.options.udpIdleTimeoutMs ?? 60_000,
       udpMaxFlows: this.options.udpMaxFlows ?? 1024,
+      clock: this.options.clock ?? systemClock,
     };
     if (this.options.tcpIdleTimeoutMs !== undefined) ctx.tcpIdleTimeoutMs = this.options.tcpIdleTimeoutMs;
     const forward = mapping.protocol === "tcp" ? new TcpForward(ctx) : new UdpForward(ctx);

@@ -5,7 +5,7 @@
  */
 import dgram from "node:dgram";
 import { isIPv6 } from "node:net";
-import type { UdpChannel } from "@desktopd/core";
+import type { Timer, UdpChannel } from "@desktopd/core";
 import { bindUdp } from "./bind.js";
 import { dialTarget, type ForwardContext, type RunningForward, remoteOf } from "./forward.js";
 
@@ -30,7 +30,7 @@ export class UdpForward implements RunningForward {
   private readonly socket: dgram.Socket;
   /** By client "address|port", in least-recently-used order. */
   private readonly flows = new Map<string, Flow>();
-  private sweeper: NodeJS.Timeout | undefined;
+  private sweeper: Timer | undefined;
   private closed = false;
   private pendingBytes = 0;
 
@@ -40,11 +40,21 @@ export class UdpForward implements RunningForward {
     this.socket.on("error", (err) => ctx.log.warn({ id: ctx.id, err: err.message }, "udp socket error"));
   }
 
+  private stopped = false;
+
+  /** A sweep every `every` ms until the forward closes. */
+  private armSweeper(every: number): void {
+    if (this.stopped) return;
+    this.sweeper = this.ctx.clock.setTimer(() => {
+      this.sweep();
+      this.armSweeper(every);
+    }, every);
+  }
+
   async start(): Promise<number> {
     const port = await bindUdp(this.socket, this.ctx.mapping.hostIp, this.ctx.mapping.hostPort);
     const every = Math.max(100, Math.min(this.ctx.udpIdleTimeoutMs / 2, 10_000));
-    this.sweeper = setInterval(() => this.sweep(), every);
-    this.sweeper.unref();
+    this.armSweeper(every);
     return port;
   }
 
@@ -52,7 +62,9 @@ export class UdpForward implements RunningForward {
     if (this.closed) return;
     this.closed = true;
     // A flow has no life without the listening socket (answers leave through it): all close.
-    clearInterval(this.sweeper);
+    this.sweeper?.cancel();
+    this.sweeper = undefined;
+    this.stopped = true;
     for (const f of [...this.flows.values()]) this.closeFlow(f);
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
@@ -67,7 +79,7 @@ export class UdpForward implements RunningForward {
     } else {
       flow = this.openFlow(key, address, port);
     }
-    flow.lastActive = performance.now();
+    flow.lastActive = this.ctx.clock.now();
     if (flow.channel) this.toTarget(flow, flow.channel, msg);
     else if (flow.pending.length < MAX_PENDING && this.pendingBytes + msg.length <= MAX_PENDING_BYTES) {
       flow.pending.push(msg);
@@ -102,7 +114,7 @@ export class UdpForward implements RunningForward {
       address,
       port,
       pending: [],
-      lastActive: performance.now(),
+      lastActive: this.ctx.clock.now(),
       bytesIn: 0,
       bytesOut: 0,
       closed: false,
@@ -134,7 +146,7 @@ export class UdpForward implements RunningForward {
 
   private toClient(flow: Flow, data: Buffer): void {
     if (flow.closed) return;
-    flow.lastActive = performance.now();
+    flow.lastActive = this.ctx.clock.now();
     flow.bytesOut += data.length;
     this.ctx.stats.bytesOut += data.length;
     this.socket.send(data, flow.port, flow.address, (err) => {
@@ -160,7 +172,7 @@ export class UdpForward implements RunningForward {
   }
 
   private sweep(): void {
-    const cutoff = performance.now() - this.ctx.udpIdleTimeoutMs;
+    const cutoff = this.ctx.clock.now() - this.ctx.udpIdleTimeoutMs;
     for (const f of [...this.flows.values()]) if (f.lastActive < cutoff) this.closeFlow(f);
   }
 }

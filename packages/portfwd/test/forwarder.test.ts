@@ -10,6 +10,7 @@ import { readdirSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
+import { ManualClock } from "@desktopd/core";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   createForwarder,
@@ -480,6 +481,19 @@ describe("UDP forwarding", () => {
     const closed = new Promise((r) => f.on("connection-closed", r));
     expect(await udpAsk(info!.hostPort, "x")).toBe("echo:x");
     await closed;
+    expect(f.list()[0]!.stats.open).toBe(0);
+  });
+
+  it("keeps a flow for exactly its idle time on the injected clock", async () => {
+    const target = await udpEcho();
+    cleanups.push(() => target.close());
+    const clock = new ManualClock();
+    const f = forwarder({ udpIdleTimeoutMs: 60_000, clock });
+    const [info] = await f.add(`0:${target.port}/udp`);
+    expect(await udpAsk(info!.hostPort, "x")).toBe("echo:x");
+    clock.advance(59_000);
+    expect(f.list()[0]!.stats.open).toBe(1);
+    clock.advance(11_000);
     expect(f.list()[0]!.stats.open).toBe(0);
   });
 

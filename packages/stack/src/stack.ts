@@ -4,9 +4,11 @@ import {
   type Clock,
   cryptoRandom,
   type Logger,
+  type Now,
   type Random,
   silentLogger,
   systemClock,
+  wallClock,
 } from "@desktopd/core";
 import { type NetworkConfig, type NetworkOptions, resolveNetworkConfig } from "./config.js";
 import { DropCounters, type StackCounters } from "./counters.js";
@@ -42,6 +44,8 @@ export interface StackOptions extends NetworkOptions {
   policy?: FlowPolicy;
   logger?: Logger;
   clock?: Clock;
+  /** For times people read (lease ends in `leases()`); default the system's. */
+  wallClock?: Now;
   random?: Random;
   tcp?: TcpOptions;
   udp?: UdpOptions;
@@ -122,6 +126,7 @@ class NetworkStack implements Stack {
   private readonly tcp: TcpFlowTable;
   private readonly udp: UdpNat;
   private readonly clock: Clock;
+  private readonly wallClock: Now;
   private closed = false;
 
   constructor(o: StackOptions) {
@@ -131,6 +136,7 @@ class NetworkStack implements Stack {
     this.log = o.logger ?? silentLogger;
     const clock = o.clock ?? systemClock;
     this.clock = clock;
+    this.wallClock = o.wallClock ?? wallClock;
     const verify = o.verifyChecksums !== false;
     this.dhcp = new DhcpServer({
       serverIp: n.gateway,
@@ -205,7 +211,7 @@ class NetworkStack implements Stack {
 
   leases(): LeaseInfo[] {
     // The DHCP server counts on the monotonic clock; people read wall-clock times.
-    const offset = Date.now() - this.clock.now();
+    const offset = this.wallClock.now() - this.clock.now();
     return this.dhcp.leases().map((l) => ({ ...l, ip: ipv4ToString(l.ip), expiresAt: l.expiresAt + offset }));
   }
 

@@ -10,7 +10,7 @@ import type {
   OffloadCapability,
   TransportStats,
 } from "@desktopd/core";
-import { SeededRandom } from "@desktopd/core";
+import { type Clock, SeededRandom, systemClock, type Timer } from "@desktopd/core";
 import { ConfigError } from "../errors.js";
 
 export interface FaultOptions {
@@ -27,6 +27,8 @@ export interface FaultOptions {
   direction?: "both" | "in" | "out";
   /** How long a held-back frame waits for a successor before it is released anyway (default 10 ms). */
   reorderTimeoutMs?: number;
+  /** The clock of that wait (default: the system's). */
+  clock?: Clock;
 }
 
 export interface FaultCounters {
@@ -62,7 +64,8 @@ export function withFaults(inner: FrameTransport, options: FaultOptions): FaultT
     throw new ConfigError(`faults: direction must be "both", "in" or "out", got "${direction}"`);
   }
   if (!Number.isInteger(options.seed)) throw new ConfigError(`faults: seed must be an integer`);
-  return new Faults(inner, p, options.seed, direction, options.reorderTimeoutMs ?? 10);
+  const hold = { clock: options.clock ?? systemClock, ms: options.reorderTimeoutMs ?? 10 };
+  return new Faults(inner, p, options.seed, direction, hold);
 }
 
 function probability(options: FaultOptions, key: keyof Probabilities): number {
@@ -86,13 +89,13 @@ function mixSeed(seed: number, salt: number): number {
 class FaultLane {
   private held: Buffer | undefined;
   private heldMeta: FrameMeta | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
 
   constructor(
     private readonly rng: SeededRandom,
     private readonly p: Probabilities,
     private readonly counters: FaultCounters,
-    private readonly holdMs: number,
+    private readonly hold: { clock: Clock; ms: number },
     private readonly emit: (frame: Buffer, meta?: FrameMeta) => void,
   ) {}
 
@@ -144,8 +147,7 @@ class FaultLane {
       this.held = frame;
       this.heldMeta = meta;
       // Without a successor the frame would wait forever; the timer bounds it and never keeps the process alive.
-      this.timer = setTimeout(() => this.release(), this.holdMs);
-      this.timer.unref();
+      this.timer = this.hold.clock.setTimer(() => this.release(), this.hold.ms);
       return;
     }
     this.send(frame, meta);
@@ -155,7 +157,7 @@ class FaultLane {
     const held = this.held;
     this.held = undefined;
     this.heldMeta = undefined;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     return held;
   }
@@ -173,7 +175,7 @@ class Faults implements FaultTransport {
     private readonly p: Probabilities,
     private readonly seed: number,
     private readonly direction: "both" | "in" | "out",
-    private readonly holdMs: number,
+    private readonly hold: { clock: Clock; ms: number },
   ) {
     this.name = `faults(${inner.name})`;
     if (direction !== "in") {
@@ -181,7 +183,7 @@ class Faults implements FaultTransport {
         new SeededRandom(mixSeed(seed, 0x6f7574)),
         p,
         this.counters,
-        holdMs,
+        hold,
         (f, m) => (m ? this.inner.send(f, m) : this.inner.send(f)),
       );
     }
@@ -207,7 +209,7 @@ class Faults implements FaultTransport {
         new SeededRandom(mixSeed(this.seed, 0x696e)),
         this.p,
         this.counters,
-        this.holdMs,
+        this.hold,
         (f, m) => (m ? receiver.onFrame(f, m) : receiver.onFrame(f)),
       );
     }

@@ -31,6 +31,7 @@ export interface PcapStats {
   bytesWritten: number;
 }
 
+/** The default `now`: the wall clock to the microsecond (Date.now() has only milliseconds). */
 const wallClock = () => performance.timeOrigin + performance.now();
 
 export class PcapWriter {

@@ -3,9 +3,11 @@
  * a 4-byte length prefix over a unix or TCP socket. desktopd either listens (qemu connects with
  * `server=off`) or connects to a qemu that listens (`server=on`), reconnecting when qemu restarts.
  */
+
 import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import type { FrameTransport } from "@desktopd/core";
+import { type Clock, systemClock, type Timer } from "@desktopd/core";
 import { TransportError } from "../errors.js";
 import { type StreamTransportOptions, streamTransport } from "./stream.js";
 
@@ -118,13 +120,14 @@ export interface QemuStreamConnector {
 export function connectQemuStream(
   address: StreamAddress,
   onLink: (link: FrameTransport) => void,
-  options: QemuStreamOptions & { retryMs?: number } = {},
+  options: QemuStreamOptions & { retryMs?: number; clock?: Clock } = {},
 ): QemuStreamConnector {
   checkPathLength(address);
   const label = formatStreamAddress(address);
   const retryMs = options.retryMs ?? 1000;
+  const clock = options.clock ?? systemClock;
   let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
   let current: net.Socket | undefined;
   let count = 0;
   const attempt = () => {
@@ -137,7 +140,7 @@ export function connectQemuStream(
     });
     socket.once("close", () => {
       if (current === socket) current = undefined;
-      if (!stopped) timer = setTimeout(attempt, retryMs);
+      if (!stopped) timer = clock.setTimer(attempt, retryMs);
     });
     // Refused or reset: "close" follows and schedules the next attempt.
     socket.on("error", () => {});
@@ -146,7 +149,7 @@ export function connectQemuStream(
   return {
     async close() {
       stopped = true;
-      clearTimeout(timer);
+      timer?.cancel();
       current?.destroy();
     },
   };

@@ -250,3 +250,39 @@ describe("timers through the stack", () => {
     expect(h.stack.counters().tcp.timedOut).toBe(1);
   });
 });
+
+describe("ARP resolution on the manual clock", () => {
+  it("asks every 100 ms and gives up after 3 s with DialError 'unreachable'", async () => {
+    h = frameHarness();
+    const dial = h.stack.connect("192.168.65.9", 22).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    await h.advance(2_900);
+    const asked = h.seen.filter((f) => f.arp?.op === 1).length;
+    expect(asked).toBeGreaterThanOrEqual(29);
+    await h.advance(200);
+    const error = await dial;
+    expect(error?.message).toBe("no guest answers ARP for 192.168.65.9");
+  });
+
+  it("finishes as soon as the guest answers", async () => {
+    h = frameHarness();
+    const g = h.guest(A.mac, A.ip);
+    const dial = h.stack.connect(A.ip, 22);
+    await h.advance(250);
+    g.ping(h.config.gateway); // any frame from the guest teaches the stack its MAC
+    await h.settle();
+    await h.advance(100);
+    const syn = h.take().find((f) => f.tcp?.flags === TCP_SYN);
+    expect(syn?.tcp?.dstPort).toBe(22);
+    g.tcp({
+      dst: h.config.hostAddress,
+      srcPort: 22,
+      dstPort: syn!.tcp!.srcPort,
+      flags: TCP_RST | TCP_ACK,
+      ack: syn!.tcp!.seq + 1,
+    });
+    await expect(dial).rejects.toThrow("refused");
+  });
+});
