@@ -30,8 +30,8 @@ export interface NetworkOptions {
   gatewayMac?: string;
 }
 
-/** Resolved addressing: numbers for the hot path, strings for people. */
-export interface NetworkConfig {
+/** The addressing resolved from NetworkOptions, as numbers for the hot path (`StackConfig` is the same for people). */
+export interface ResolvedNetwork {
   subnet: string;
   network: number;
   prefixLength: number;
@@ -77,7 +77,7 @@ export function subnetProblem(text: string): string | undefined {
   return undefined;
 }
 
-export function resolveNetworkConfig(o: NetworkOptions = {}): NetworkConfig {
+export function resolveNetwork(o: NetworkOptions = {}): ResolvedNetwork {
   const subnetText = o.subnet ?? DEFAULT_SUBNET;
   const problem = subnetProblem(subnetText);
   if (problem) throw new ConfigError(`subnet: ${problem}`);

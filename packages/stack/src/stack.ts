@@ -10,7 +10,7 @@ import {
   systemClock,
   wallClock,
 } from "@desktopd/core";
-import { type NetworkConfig, type NetworkOptions, resolveNetworkConfig } from "./config.js";
+import { type NetworkOptions, type ResolvedNetwork, resolveNetwork } from "./config.js";
 import { DropCounters, type StackCounters } from "./counters.js";
 import { DhcpServer } from "./dhcp/server.js";
 import { type Egress, type EgressOptions, EgressPolicy } from "./egress.js";
@@ -115,7 +115,7 @@ export function createStack(options: StackOptions = {}): Stack {
 class NetworkStack implements Stack {
   readonly config: StackConfig;
   readonly egress: EgressPolicy;
-  private readonly net: NetworkConfig;
+  private readonly net: ResolvedNetwork;
   private readonly log: Logger;
   private readonly drops = new DropCounters();
   private readonly link = new Link(this.drops);
@@ -130,7 +130,7 @@ class NetworkStack implements Stack {
   private closed = false;
 
   constructor(o: StackOptions) {
-    const n = resolveNetworkConfig(o);
+    const n = resolveNetwork(o);
     this.net = n;
     this.config = describeNetwork(n);
     this.log = o.logger ?? silentLogger;
@@ -295,7 +295,7 @@ class NetworkStack implements Stack {
 }
 
 /** Addressing of the network in people's terms. */
-function describeNetwork(n: NetworkConfig): StackConfig {
+function describeNetwork(n: ResolvedNetwork): StackConfig {
   return {
     subnet: n.subnet,
     prefixLength: n.prefixLength,

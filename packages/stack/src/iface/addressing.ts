@@ -1,10 +1,10 @@
-import type { NetworkConfig } from "../config.js";
+import type { ResolvedNetwork } from "../config.js";
 
 /** Subnet membership and the gateway's own addresses, which no guest may claim. */
 export class Addressing {
   readonly own: ReadonlySet<number>;
 
-  constructor(private readonly net: NetworkConfig) {
+  constructor(private readonly net: ResolvedNetwork) {
     this.own = new Set([net.gateway, net.hostAddress, ...net.dnsServers.filter((ip) => this.inSubnet(ip))]);
   }
 

@@ -3,7 +3,7 @@
  * neighbour table's source guard, and resolves guests for connections the stack dials.
  */
 import type { Clock } from "@desktopd/core";
-import type { NetworkConfig } from "../config.js";
+import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters } from "../counters.js";
 import { BROADCAST_MAC } from "../wire/address.js";
 import { ARP_REPLY, ARP_REQUEST, parseArp } from "../wire/arp.js";
@@ -16,7 +16,7 @@ export class ArpResponder {
   readonly counters = { requests: 0, replies: 0 };
 
   constructor(
-    private readonly net: NetworkConfig,
+    private readonly net: ResolvedNetwork,
     private readonly addressing: Addressing,
     private readonly neighbours: NeighbourTable,
     private readonly link: Link,

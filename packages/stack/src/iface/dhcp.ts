@@ -1,6 +1,6 @@
 /** The DHCP server on UDP port 67 of the link: replies go out, and an ACK pins its address to the MAC. */
 import type { Clock } from "@desktopd/core";
-import type { NetworkConfig } from "../config.js";
+import type { ResolvedNetwork } from "../config.js";
 import type { DhcpServer } from "../dhcp/server.js";
 import { BROADCAST_MAC } from "../wire/address.js";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, parseDhcp } from "../wire/dhcp.js";
@@ -10,7 +10,7 @@ import type { NeighbourTable } from "./neighbours.js";
 
 export class DhcpPort {
   constructor(
-    private readonly net: NetworkConfig,
+    private readonly net: ResolvedNetwork,
     private readonly server: DhcpServer,
     private readonly neighbours: NeighbourTable,
     private readonly link: Link,

@@ -1,5 +1,5 @@
 /** ICMP on the gateway: echo for the gateway and the host address; anything else counted. */
-import type { NetworkConfig } from "../config.js";
+import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters } from "../counters.js";
 import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, parseIcmpv4 } from "../wire/icmpv4.js";
 import type { Ipv4Packet } from "../wire/ipv4.js";
@@ -11,7 +11,7 @@ export class IcmpEcho {
   readonly counters = { echoReplies: 0 };
 
   constructor(
-    private readonly net: NetworkConfig,
+    private readonly net: ResolvedNetwork,
     private readonly neighbours: NeighbourTable,
     private readonly link: Link,
     private readonly drops: DropCounters,

@@ -5,7 +5,7 @@
  * MTU, and ICMP unreachables.
  */
 import type { Clock, FrameMeta, Timer } from "@desktopd/core";
-import type { NetworkConfig } from "../config.js";
+import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters } from "../counters.js";
 import type { TcpFlowTable } from "../nat/tcp-table.js";
 import type { UdpNat } from "../nat/udp.js";
@@ -44,7 +44,7 @@ export class Ipv4Interface implements IpOutput {
   private stopped = false;
 
   constructor(
-    private readonly net: NetworkConfig,
+    private readonly net: ResolvedNetwork,
     private readonly addressing: Addressing,
     private readonly neighbours: NeighbourTable,
     private readonly link: Link,

@@ -79,6 +79,8 @@ export interface TcpFlowContext {
 
 /** Error code of a pending host connect the guest reset: nothing is sent back. */
 const GUEST_RESET = "ERR_DESKTOPD_GUEST_RESET";
+/** Receive autotuning measures what a flow moved within this long (a local round trip is far shorter). */
+const GROWTH_PERIOD_MS = 100;
 /** A larger write buffer lets one writev carry a whole batch of guest segments. */
 const HOST_WRITE_BUFFER = 1024 * 1024;
 
@@ -97,6 +99,10 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   private timerAt: number | undefined;
   private connectTimer: Timer | undefined;
   private released = false;
+  /** Receive autotuning: bytes from the guest since the last flush, and in the current period. */
+  private rxSinceFlush = 0;
+  private rxInPeriod = 0;
+  private rxPeriodStart = 0;
   /** Dialled: settles the caller's promise once. */
   private settle: ((error?: Error) => void) | undefined;
   private handler: StreamHandler | undefined;
@@ -323,12 +329,22 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
     });
   }
 
-  /** Doubles a grant that limited the flow, as far as the budget allows (receive/send autotuning). */
+  /**
+   * Doubles a grant that limited the flow, as far as the budget allows (receive/send autotuning,
+   * after Linux's tcp_rcv_space_adjust): a whole receive grant delivered within one measuring
+   * period while the host keeps up means the window, not the host, sets the pace.
+   */
   private growGrants(conn: Connection): void {
-    const { budget, maxBuffer } = this.ctx;
+    const { budget, maxBuffer, clock } = this.ctx;
     const guest = this.ids.guestIp;
+    const now = clock.now();
+    if (now - this.rxPeriodStart > GROWTH_PERIOD_MS) {
+      this.rxPeriodStart = now;
+      this.rxInPeriod = this.rxSinceFlush;
+    } else this.rxInPeriod += this.rxSinceFlush;
+    this.rxSinceFlush = 0;
     if (
-      conn.takeReceiveLimited() &&
+      this.rxInPeriod >= this.grants.rx &&
       this.grants.rx < maxBuffer &&
       this.receiveBacklog() < this.grants.rx / 2
     ) {
@@ -336,6 +352,8 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
       if (extra > 0) {
         this.grants.rx += extra;
         conn.setReceiveBuffer(this.grants.rx);
+        this.rxInPeriod = 0;
+        this.rxPeriodStart = now;
       }
     }
     if (conn.sendLimited && this.grants.tx < maxBuffer) {
@@ -386,6 +404,7 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
       this.corked = true;
       this.ctx.touch(this);
     }
+    this.rxSinceFlush += data.length;
     this.stream?.deliver(data);
   }
 

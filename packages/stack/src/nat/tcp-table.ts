@@ -5,7 +5,7 @@
  */
 import type { Clock, Logger, Random } from "@desktopd/core";
 import { defaultDecision, type FlowInfo, type FlowPolicy, type TcpDecision } from "@desktopd/core";
-import type { NetworkConfig } from "../config.js";
+import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters, FlowStats } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
@@ -104,7 +104,7 @@ export class TcpFlowTable implements TcpFlowContext {
   maxBurstSegment: number | undefined;
 
   constructor(
-    private readonly cfg: NetworkConfig,
+    private readonly cfg: ResolvedNetwork,
     readonly out: IpOutput,
     readonly drops: DropCounters,
     readonly clock: Clock,

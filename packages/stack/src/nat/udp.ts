@@ -9,7 +9,7 @@ import dgram from "node:dgram";
 import { isIP } from "node:net";
 import type { Clock, Logger, Timer } from "@desktopd/core";
 import { defaultDecision, type FlowInfo, type FlowPolicy, type UdpDecision } from "@desktopd/core";
-import type { NetworkConfig } from "../config.js";
+import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters, FlowStats } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
@@ -85,7 +85,7 @@ export class UdpNat {
   private closed = false;
 
   constructor(
-    private readonly cfg: NetworkConfig,
+    private readonly cfg: ResolvedNetwork,
     private readonly out: IpOutput,
     private readonly drops: DropCounters,
     private readonly clock: Clock,

@@ -122,8 +122,6 @@ export class Connection {
   private readonly timers = new ConnectionTimers();
   private keepAliveSent = 0;
   private orphaned = false;
-  /** The peer filled the window we advertised since the owner last asked (`takeReceiveLimited`). */
-  private receiveLimited = false;
   private persistBackoff = 0;
   private retransmits = 0;
   private readonly rtt = new RttEstimator();
@@ -302,13 +300,6 @@ export class Connection {
       this.sendBlocked = false;
       this.hooks.onSendSpace();
     }
-  }
-
-  /** Whether the peer filled the advertised window since the last call: a larger buffer would help. */
-  takeReceiveLimited(): boolean {
-    const limited = this.receiveLimited;
-    this.receiveLimited = false;
-    return limited;
   }
 
   /** The writer waits on a full send buffer while the peer's window and cwnd could take more. */
@@ -631,7 +622,6 @@ export class Connection {
     }
     if (seq === this.rcvNxt) {
       this.rcvNxt = seqAdd(this.rcvNxt, data.length);
-      if (seqDiff(this.rcvAdvertisedEdge, this.rcvNxt) < 2 * this.opts.mss) this.receiveLimited = true;
       this.hooks.onData(data);
       if (this.assembler.count > 0) {
         for (const part of this.assembler.takeContiguous(this.rcvNxt)) {

@@ -219,11 +219,12 @@ export class ScriptedGuest {
   ipPacket(
     dst: string,
     o: { protocol?: number; id?: number; fragmentOffset?: number; moreFragments?: boolean; payload: Buffer },
+    src = this.ip,
   ): void {
     const frame = Buffer.alloc(ETH_HEADER_LEN + IPV4_HEADER_LEN + o.payload.length);
     emitEthernetHeader(frame, 0, this.gatewayMac, this.mac, ETHERTYPE_IPV4);
     emitIpv4Header(frame, ETH_HEADER_LEN, {
-      src: parseIpv4Address(this.ip)!,
+      src: parseIpv4Address(src)!,
       dst: parseIpv4Address(dst)!,
       protocol: o.protocol ?? IPPROTO_UDP,
       payloadLength: o.payload.length,

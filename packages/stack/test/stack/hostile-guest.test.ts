@@ -284,3 +284,37 @@ describe("per-guest limits", () => {
     expect(h.stack.counters().drops["tcp-port-zero"]).toBe(1);
   });
 });
+
+describe("receive buffer autotuning", () => {
+  it("a flow that moves a whole receive grant within 100 ms gets twice the grant; a trickle does not", async () => {
+    const s = serving((stream) => stream.resume());
+    h = frameHarness({ policy: s.policy });
+    const g = h.guest(A.mac, A.ip);
+    const base = { dst: h.config.gateway, srcPort: 44000, dstPort: 53 };
+    g.tcp({ ...base, flags: TCP_SYN, seq: 100, mss: 1460 });
+    await h.settle();
+    const ack = h.take()[0]!.tcp!.seq + 1;
+    g.tcp({ ...base, flags: TCP_ACK, seq: 101, ack });
+    await h.settle();
+    const initial = h.stack.counters().memory.usedBytes;
+    expect(initial).toBe(2 * 64 * 1024);
+    let seq = 101;
+    const send = (segments: number) => {
+      for (let i = 0; i < segments; i++) {
+        g.tcp({ ...base, flags: TCP_ACK, seq, ack, payload: Buffer.alloc(1460) });
+        seq += 1460;
+      }
+    };
+    // A trickle: 40 segments, then 101 ms, then 40 more: never a whole grant in one period.
+    send(40);
+    await h.settle();
+    await h.advance(101);
+    send(40);
+    await h.settle();
+    expect(h.stack.counters().memory.usedBytes).toBe(initial);
+    // Then 60 KiB more within the same period: the receive grant doubles.
+    send(42);
+    await h.settle();
+    expect(h.stack.counters().memory.usedBytes).toBe(initial + 64 * 1024);
+  });
+});
