@@ -334,8 +334,21 @@ export class Connection {
       this.onSegmentSynSent(seg, now);
       return;
     }
-    const len = seg.payload.length + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0);
+    // RFC 9293 3.10.7.4, in its order: sequence number, RST, SYN, ACK, then data and FIN.
+    if (this.answeredOutOfTurn(seg, now)) return;
+    if (!this.passesSequenceChecks(seg, now)) return;
+    if (!this.processAckField(seg, now)) return;
+    if (!this.processText(seg)) return;
+    this.maybeConsumeFin(now);
+    if (this.closed) return;
+    this.transmit();
+    if (this.ackPending) this.hooks.requestFlush();
+    this.armIdle(now);
+    this.armKeepAlive(now);
+  }
 
+  /** Segments answered before the usual checks: a retransmitted SYN, a FIN in TIME-WAIT. */
+  private answeredOutOfTurn(seg: TcpSegment, now: number): boolean {
     // A retransmitted SYN while our SYN-ACK is unanswered: send it again.
     if (
       this.state === TcpState.SynReceived &&
@@ -344,15 +357,20 @@ export class Connection {
       seg.seq === this.irs
     ) {
       this.sendSyn();
-      return;
+      return true;
     }
     if (this.state === TcpState.TimeWait && seg.flags & TCP_FIN) {
       // Our last ACK was lost: acknowledge again and restart the 2MSL wait.
       this.timers.timeWait = now + this.opts.timeWaitMs;
       this.sendAck();
-      return;
+      return true;
     }
+    return false;
+  }
 
+  /** Acceptability, RST and SYN (RFC 9293 3.10.7.4 first to fourth, RFC 5961); false: done with it. */
+  private passesSequenceChecks(seg: TcpSegment, now: number): boolean {
+    const len = seg.payload.length + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0);
     if (!this.acceptable(seg.seq, len)) {
       // With our window closed, a segment at rcvNxt still carries a valid ACK (RFC 9293 3.10.7.4).
       const windowClosed = seqDiff(this.rcvAdvertisedEdge, this.rcvNxt) <= 0;
@@ -363,44 +381,48 @@ export class Connection {
         !(seg.flags & (TCP_RST | TCP_SYN))
       ) {
         this.processAck(seg, now);
-        if (this.closed) return;
+        if (this.closed) return false;
         this.transmit();
       }
       if (!(seg.flags & TCP_RST)) this.sendAck();
-      return;
+      return false;
     }
     if (seg.flags & TCP_RST) {
       // RFC 5961: only an RST at exactly rcvNxt resets; others get a challenge ACK.
       if (seg.seq === this.rcvNxt || this.state === TcpState.SynReceived) this.terminate("reset");
       else this.sendAck();
-      return;
+      return false;
     }
     if (seg.flags & TCP_SYN) {
       this.sendAck(); // challenge ACK (RFC 5961 4.2)
-      return;
+      return false;
     }
-    if (!(seg.flags & TCP_ACK)) return;
+    return (seg.flags & TCP_ACK) !== 0;
+  }
 
+  /** The ACK field: completes our handshake in SYN-RECEIVED, then acknowledgment and window. */
+  private processAckField(seg: TcpSegment, now: number): boolean {
     if (this.state === TcpState.SynReceived) {
-      if (seqGt(seg.ack, this.sndUna) && seqLe(seg.ack, this.sndMax)) {
-        this.setState(TcpState.Established);
-        this.sndWnd = seg.window << this.sndWscale;
-        this.sndWl1 = seg.seq;
-        this.sndWl2 = seg.ack;
-        this.hooks.onEstablished();
-      } else {
+      if (!seqGt(seg.ack, this.sndUna) || !seqLe(seg.ack, this.sndMax)) {
         this.emit(seg.ack, TCP_RST, undefined);
-        return;
+        return false;
       }
+      this.setState(TcpState.Established);
+      this.sndWnd = seg.window << this.sndWscale;
+      this.sndWl1 = seg.seq;
+      this.sndWl2 = seg.ack;
+      this.hooks.onEstablished();
     }
-    if (!this.processAck(seg, now)) return;
-    if (this.closed) return;
+    return this.processAck(seg, now) && !this.closed;
+  }
 
+  /** The segment's data and FIN; false when the connection was reset over it. */
+  private processText(seg: TcpSegment): boolean {
     if (seg.payload.length > 0 && canReceive(this.state)) {
       if (this.orphaned && seqGt(seqAdd(seg.seq, seg.payload.length), this.rcvNxt)) {
         // New data for a connection nobody reads any more: reset, as Linux does.
         this.abort();
-        return;
+        return false;
       }
       this.receiveData(seg);
     }
@@ -408,12 +430,7 @@ export class Connection {
       this.peerFinSeq = seqAdd(seg.seq, seg.payload.length);
       this.ackPending = true;
     }
-    this.maybeConsumeFin(now);
-    if (this.closed) return;
-    this.transmit();
-    if (this.ackPending) this.hooks.requestFlush();
-    this.armIdle(now);
-    this.armKeepAlive(now);
+    return true;
   }
 
   private onSegmentSynSent(seg: TcpSegment, now: number): void {
