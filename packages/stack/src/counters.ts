@@ -1,3 +1,5 @@
+import type { TcpCounters } from "./nat/tcp-flow.js";
+
 /** Drop counters by reason: every frame the stack does not use is counted here, never silently lost. */
 export class DropCounters {
   readonly byReason: Record<string, number> = {};
@@ -22,22 +24,8 @@ export interface FlowStats {
 
 export interface StackCounters {
   frames: { in: number; out: number; bytesIn: number; bytesOut: number };
-  tcp: {
-    timeouts: number;
-    fastRetransmits: number;
-    segmentsRetransmitted: number;
-    open: number;
-    opened: number;
-    closed: number;
-    refused: number;
-    reset: number;
-    timedOut: number;
-    /** TIME-WAIT connections freed early (table full, over the limit, or the 4-tuple reused). */
-    timeWaitReclaimed: number;
-    /** Flows closed because handling them threw (a bug; each is logged with its stack). */
-    internalErrors: number;
-    pendingConnects: number;
-  };
+  /** The flow table's counters, with the connections open and host connects pending now. */
+  tcp: TcpCounters & { open: number; pendingConnects: number };
   udp: {
     open: number;
     opened: number;

@@ -37,6 +37,7 @@ export {
 } from "@desktopd/core";
 export { type NetworkOptions, type StaticLease, subnetProblem } from "./config.js";
 export type { FlowStats, StackCounters } from "./counters.js";
+export type { TcpCounters } from "./nat/tcp-flow.js";
 export {
   type Egress,
   type EgressAction,
