@@ -37,7 +37,6 @@ export {
 } from "@desktopd/core";
 export { type NetworkOptions, type StaticLease, subnetProblem } from "./config.js";
 export type { FlowStats, StackCounters } from "./counters.js";
-export type { TcpCounters } from "./nat/tcp-flow.js";
 export {
   type Egress,
   type EgressAction,
@@ -49,6 +48,7 @@ export {
 } from "./egress.js";
 export { ConfigError, DialError, StackError, TransportError, WireError } from "./errors.js";
 export type { BufferBudgetOptions } from "./nat/budget.js";
+export type { TcpCounters } from "./nat/tcp-flow.js";
 export type { TcpLayerOptions, TcpOptions } from "./nat/tcp-table.js";
 export type { GuestUdpSocket, UdpLayerOptions, UdpOptions } from "./nat/udp.js";
 export { createStack, type LeaseInfo, type Stack, type StackConfig, type StackOptions } from "./stack.js";
