@@ -19,7 +19,7 @@ import {
 import { closeError, type StreamOwner, TcpStream } from "../tcp/stream.js";
 import { ipv4ToString } from "../wire/address.js";
 import { ICMP_CODE_HOST_UNREACHABLE, ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
-import { TCP_ACK, TCP_RST, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
+import { resetFor, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
 import type { BufferBudget } from "./budget.js";
 
 export interface FlowIds {
@@ -231,19 +231,7 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
       // Out of descriptors is refused too: the guest learns at once, and tries again later.
       if (err.code !== "ECONNREFUSED") ctx.drops.count("tcp-host-no-fd");
       ctx.counters.refused++;
-      ctx.out.sendTcp(
-        ids.localIp,
-        ids.guestIp,
-        {
-          srcPort: ids.localPort,
-          dstPort: ids.guestPort,
-          seq: 0,
-          ack: (syn.seq + 1) >>> 0,
-          flags: TCP_RST | TCP_ACK,
-          window: 0,
-        },
-        undefined,
-      );
+      ctx.out.sendTcp(ids.localIp, ids.guestIp, resetFor(syn), undefined);
       return;
     }
     ctx.counters.timedOut++;

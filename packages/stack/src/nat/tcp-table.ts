@@ -15,7 +15,7 @@ import type { ConnectionOptions } from "../tcp/connection.js";
 import type { TcpStream } from "../tcp/stream.js";
 import { ipv4ToString } from "../wire/address.js";
 import { type Ipv4Packet, icmpQuote } from "../wire/ipv4.js";
-import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type TcpSegment } from "../wire/tcp.js";
+import { resetFor, TCP_ACK, TCP_RST, TCP_SYN, type TcpSegment } from "../wire/tcp.js";
 import { BufferBudget, type BufferBudgetOptions, GuestShares } from "./budget.js";
 import { hostTarget } from "./host-map.js";
 import { type FlowIds, type Grants, type TcpCounters, TcpFlow, type TcpFlowContext } from "./tcp-flow.js";
@@ -415,19 +415,7 @@ export class TcpFlowTable implements TcpFlowContext {
   // ---- Answers without a flow ---------------------------------------------------------------
 
   private sendResetFor(ip: Ipv4Packet, seg: TcpSegment): void {
-    const len = seg.payload.length + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0);
-    const fields =
-      seg.flags & TCP_ACK
-        ? { srcPort: seg.dstPort, dstPort: seg.srcPort, seq: seg.ack, ack: 0, flags: TCP_RST, window: 0 }
-        : {
-            srcPort: seg.dstPort,
-            dstPort: seg.srcPort,
-            seq: 0,
-            ack: (seg.seq + len) >>> 0,
-            flags: TCP_RST | TCP_ACK,
-            window: 0,
-          };
-    this.out.sendTcp(ip.dst, ip.src, fields, undefined);
+    this.out.sendTcp(ip.dst, ip.src, resetFor(seg), undefined);
   }
 
   // ---- Introspection and shutdown -----------------------------------------------------------

@@ -229,6 +229,17 @@ export function emitTcp(
   return length;
 }
 
+/**
+ * The reset answering `seg` for which no connection exists (RFC 9293 3.10.7.1): with its ACK
+ * as our sequence number, or acknowledging what it occupied when it carried no ACK.
+ */
+export function resetFor(seg: TcpSegment): TcpEmitFields {
+  const ports = { srcPort: seg.dstPort, dstPort: seg.srcPort, window: 0 };
+  if (seg.flags & TCP_ACK) return { ...ports, seq: seg.ack, ack: 0, flags: TCP_RST };
+  const len = seg.payload.length + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0);
+  return { ...ports, seq: 0, ack: (seg.seq + len) >>> 0, flags: TCP_RST | TCP_ACK };
+}
+
 export function formatTcpFlags(flags: number): string {
   let s = "";
   if (flags & TCP_SYN) s += "S";
