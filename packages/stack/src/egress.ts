@@ -4,7 +4,9 @@
  * defaults apply: the host address reaches the host's loopback (unless turned off), other loopback
  * and "this network" addresses, and the guests' own subnet, are refused, everything else goes out.
  */
+import { type Logger, type Now, silentLogger, systemClock } from "@desktopd/core";
 import { ConfigError } from "./errors.js";
+import { LogLimiter } from "./log-limit.js";
 import { ipv4ToString, parseIpv4Address } from "./wire/address.js";
 
 export type EgressAction = "allow" | "deny";
@@ -46,6 +48,7 @@ export interface EgressOptions {
 export interface EgressFlow {
   protocol: "tcp" | "udp";
   guestIp: number;
+  guestPort: number;
   dstIp: number;
   dstPort: number;
 }
@@ -169,11 +172,15 @@ export class EgressPolicy implements Egress {
   private nextId = 1;
   private readonly namesFor: EgressOptions["namesFor"];
   private readonly tally = { allowed: 0, denied: 0, deniedBy: {} as Record<string, number> };
+  private readonly refusals: LogLimiter;
 
   constructor(
     private readonly net: EgressNetwork,
     o: EgressOptions = {},
+    private readonly log: Logger = silentLogger,
+    clock: Now = systemClock,
   ) {
+    this.refusals = new LogLimiter(clock);
     this.hostLoopback = o.hostLoopback !== false;
     this.namesFor = o.namesFor;
     this.replace(o.rules ?? []);
@@ -214,6 +221,7 @@ export class EgressPolicy implements Egress {
     return { allowed: this.tally.allowed, denied: this.tally.denied, deniedBy: { ...this.tally.deniedBy } };
   }
 
+  /** Decides a flow; refusals are counted, and logged at most 10 lines per 10 s. */
   check(flow: EgressFlow): EgressVerdict {
     const verdict = this.decide(flow);
     if (verdict.allowed) this.tally.allowed++;
@@ -221,8 +229,24 @@ export class EgressPolicy implements Egress {
       this.tally.denied++;
       const key = typeof verdict.by === "number" ? `rule-${verdict.by}` : verdict.by;
       this.tally.deniedBy[key] = (this.tally.deniedBy[key] ?? 0) + 1;
+      this.logRefusal(flow, verdict.by);
     }
     return verdict;
+  }
+
+  private logRefusal(flow: EgressFlow, by: EgressVerdict["by"]): void {
+    const admitted = this.refusals.admit();
+    if (!admitted) return;
+    this.log.info(
+      {
+        protocol: flow.protocol,
+        guest: `${ipv4ToString(flow.guestIp)}:${flow.guestPort}`,
+        dst: `${ipv4ToString(flow.dstIp)}:${flow.dstPort}`,
+        by: typeof by === "number" ? `rule ${by}` : by,
+        ...(admitted.suppressed ? { suppressed: admitted.suppressed } : {}),
+      },
+      "egress refused",
+    );
   }
 
   private decide(flow: EgressFlow): EgressVerdict {

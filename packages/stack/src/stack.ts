@@ -164,6 +164,8 @@ class NetworkStack implements Stack {
     this.egress = new EgressPolicy(
       { hostAddress: n.hostAddress, network: n.network, netmask: n.netmask },
       o.egress,
+      this.log,
+      clock,
     );
     this.arp = new ArpResponder(n, addressing, neighbours, this.link, this.drops, clock);
     this.ipv4 = new Ipv4Interface(n, addressing, neighbours, this.link, this.drops, clock, verify);

@@ -10,7 +10,6 @@ import type { DropCounters, FlowStats } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
 import type { IpOutput } from "../iface/ip-output.js";
-import { LogLimiter } from "../log-limit.js";
 import type { ConnectionOptions } from "../tcp/connection.js";
 import type { TcpStream } from "../tcp/stream.js";
 import { ipv4ToString } from "../wire/address.js";
@@ -79,7 +78,6 @@ export class TcpFlowTable implements TcpFlowContext {
   private flushScheduled = false;
   private closing = false;
   private nextEphemeral = 49152;
-  private readonly refusedLog: LogLimiter;
   private readonly o: Required<Omit<TcpOptions, "memory">>;
   readonly budget: BufferBudget;
   readonly maxBuffer: number;
@@ -139,7 +137,6 @@ export class TcpFlowTable implements TcpFlowContext {
     this.maxBuffer = Math.max(this.o.receiveBuffer, this.o.sendBuffer);
     this.connectTimeoutMs = this.o.connectTimeoutMs;
     this.hostKeepAliveMs = this.o.hostKeepAliveMs;
-    this.refusedLog = new LogLimiter(clock);
   }
 
   get openCount(): number {
@@ -212,11 +209,11 @@ export class TcpFlowTable implements TcpFlowContext {
       const verdict = this.egress.check({
         protocol: "tcp",
         guestIp: guest,
+        guestPort: seg.srcPort,
         dstIp: ip.dst,
         dstPort: seg.dstPort,
       });
       if (!verdict.allowed) {
-        this.logRefused(info, verdict.by);
         refuse("tcp-egress-denied");
         return;
       }
@@ -273,21 +270,6 @@ export class TcpFlowTable implements TcpFlowContext {
       );
       return { action: "reject" };
     }
-  }
-
-  private logRefused(flow: FlowInfo, by: string | number): void {
-    const admitted = this.refusedLog.admit();
-    if (!admitted) return;
-    this.log.info(
-      {
-        protocol: "tcp",
-        guest: `${flow.guestIp}:${flow.guestPort}`,
-        dst: `${flow.dstIp}:${flow.dstPort}`,
-        by: typeof by === "number" ? `rule ${by}` : by,
-        ...(admitted.suppressed ? { suppressed: admitted.suppressed } : {}),
-      },
-      "egress refused",
-    );
   }
 
   private takeGrants(guest: number): Grants | undefined {

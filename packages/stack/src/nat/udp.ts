@@ -14,7 +14,6 @@ import type { DropCounters, FlowStats } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
 import type { IpOutput } from "../iface/ip-output.js";
-import { LogLimiter } from "../log-limit.js";
 import { ipv4ToString } from "../wire/address.js";
 import { ICMP_CODE_ADMIN_PROHIBITED, ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
 import { type Ipv4Packet, icmpQuote } from "../wire/ipv4.js";
@@ -76,7 +75,6 @@ export class UdpNat {
   private readonly dialled = new Map<number, DialledUdp>();
   private nextDialPort = 49152;
   private sweeper: Timer | undefined;
-  private readonly refusedLog: LogLimiter;
   readonly counters = { opened: 0, closed: 0, datagramsIn: 0, datagramsOut: 0, unsolicited: 0 };
   private readonly idleTimeoutMs: number;
   private readonly streamTimeoutMs: number;
@@ -99,7 +97,6 @@ export class UdpNat {
     this.maxFlows = options.maxFlows ?? 4096;
     this.shares = new GuestShares(options.maxFlowsPerGuest ?? 2048);
     this.maxRemotes = options.maxRemotesPerFlow ?? 64;
-    this.refusedLog = new LogLimiter(clock);
   }
 
   get openCount(): number {
@@ -147,7 +144,7 @@ export class UdpNat {
     const f = this.flowFor(ip.src, udp.srcPort);
     const host = decision.host ?? hostTarget(this.cfg, ip.dst);
     const port = decision.port ?? udp.dstPort;
-    if (!this.allowRemote(f, ip, udp, host, port, flow)) return;
+    if (!this.allowRemote(f, ip, udp, host, port)) return;
     f.lastActive = this.clock.now();
     f.bytesFromGuest += udp.payload.length;
     // Most recently used last: eviction takes the first.
@@ -163,14 +160,7 @@ export class UdpNat {
   }
 
   /** Egress check once per remote (again after the rules change); remembers it for filtering. */
-  private allowRemote(
-    f: UdpFlow,
-    ip: Ipv4Packet,
-    udp: UdpDatagram,
-    host: string,
-    port: number,
-    flow: FlowInfo,
-  ): boolean {
+  private allowRemote(f: UdpFlow, ip: Ipv4Packet, udp: UdpDatagram, host: string, port: number): boolean {
     // A policy may name the target host by name: its replies are then matched by port alone.
     const remote = `${isIP(host) ? host : "*"}:${port}`;
     const generation = this.egress.generation;
@@ -178,6 +168,7 @@ export class UdpNat {
     const verdict = this.egress.check({
       protocol: "udp",
       guestIp: ip.src,
+      guestPort: udp.srcPort,
       dstIp: ip.dst,
       dstPort: udp.dstPort,
     });
@@ -185,19 +176,6 @@ export class UdpNat {
       f.remotes.delete(remote);
       this.drops.count("udp-egress-denied");
       this.out.sendUnreachable(ip.dst, ip.src, ICMP_CODE_ADMIN_PROHIBITED, icmpQuote(ip));
-      const admitted = this.refusedLog.admit();
-      if (admitted) {
-        this.log.info(
-          {
-            protocol: "udp",
-            guest: `${flow.guestIp}:${flow.guestPort}`,
-            dst: `${flow.dstIp}:${flow.dstPort}`,
-            by: typeof verdict.by === "number" ? `rule ${verdict.by}` : verdict.by,
-            ...(admitted.suppressed ? { suppressed: admitted.suppressed } : {}),
-          },
-          "egress refused",
-        );
-      }
       return false;
     }
     f.remotes.delete(remote);

@@ -286,3 +286,38 @@ describe("ARP resolution on the manual clock", () => {
     await expect(dial).rejects.toThrow("refused");
   });
 });
+
+describe("refusal logs", () => {
+  it("are at most 10 lines per 10 s, TCP and UDP together; the next says how many were held back", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = {
+      debug() {},
+      info: (o: object, msg?: string) => {
+        if (msg === "egress refused") lines.push(o as Record<string, unknown>);
+      },
+      warn() {},
+      error() {},
+      child() {
+        return logger;
+      },
+    };
+    h = frameHarness({ logger });
+    const g = h.guest(A.mac, A.ip);
+    for (let i = 0; i < 8; i++) g.tcp({ dst: "127.0.0.1", srcPort: 47000 + i, dstPort: 80, flags: TCP_SYN });
+    for (let i = 0; i < 8; i++) g.udp("127.0.0.53", 48000 + i, 53, Buffer.from("q"));
+    await h.settle();
+    expect(lines).toHaveLength(10);
+    expect(lines[0]).toMatchObject({
+      protocol: "tcp",
+      guest: `${A.ip}:47000`,
+      dst: "127.0.0.1:80",
+      by: "loopback",
+    });
+    expect(lines[9]).toMatchObject({ protocol: "udp", dst: "127.0.0.53:53" });
+    await h.advance(10_000);
+    g.tcp({ dst: "127.0.0.1", srcPort: 47100, dstPort: 80, flags: TCP_SYN });
+    await h.settle();
+    expect(lines[10]).toMatchObject({ protocol: "tcp", suppressed: 6 });
+    expect(h.stack.counters().egress.denied).toBe(17);
+  });
+});
