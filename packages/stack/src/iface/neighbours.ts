@@ -72,10 +72,6 @@ export class NeighbourTable {
     this.set(ip, mac, macKey(mac), now);
   }
 
-  forget(ip: number): void {
-    this.entries.delete(ip);
-  }
-
   private set(ip: number, mac: Buffer, key: number, now: number): void {
     this.entries.delete(ip);
     if (this.entries.size >= this.limit) {

@@ -74,11 +74,4 @@ export class GuestShares {
     if (left > 0) this.counts.set(guest, left);
     else this.counts.delete(guest);
   }
-
-  /** The guest holding the most entries, and how many. */
-  largest(): [guest: number, count: number] | undefined {
-    let best: [number, number] | undefined;
-    for (const [g, n] of this.counts) if (!best || n > best[1]) best = [g, n];
-    return best;
-  }
 }

@@ -274,19 +274,6 @@ export class Connection {
     this.armIdle(this.opts.clock.now());
   }
 
-  get isOrphaned(): boolean {
-    return this.orphaned;
-  }
-
-  /** Current buffer limits (the owner may change them under memory pressure or to let a flow grow). */
-  get receiveBufferSize(): number {
-    return this.rcvBufSize;
-  }
-
-  get sendBufferSize(): number {
-    return this.sndBufSize;
-  }
-
   /** A larger receive buffer: advertised at once if the window grows noticeably. */
   setReceiveBuffer(bytes: number): void {
     this.rcvBufSize = bytes;
