@@ -43,5 +43,6 @@ export {
   NotRootError,
   TunUnavailableError,
 } from "./errors.js";
+export type { ProcessStats } from "./process-stats.js";
 export { formatReadyLine, parseReadyLine, READY_PREFIX, type ReadyInfo } from "./ready.js";
 export { renderResolvConf } from "./resolv-conf.js";

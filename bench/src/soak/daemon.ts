@@ -3,8 +3,10 @@
  * the control API on a unix socket (the `process` section of GET /v1/status is sampled), DNS
  * with a fixed record and dnsmasq as upstream.
  */
+
 import { request } from "node:http";
 import { join } from "node:path";
+import type { ProcessStats } from "desktopd";
 import { onCleanup } from "../cleanup.js";
 import { Daemon, runOk } from "../proc.js";
 import { fixedRecord } from "./dns-check.js";
@@ -26,15 +28,7 @@ export interface SoakDaemon {
 
 /** The parts of GET /v1/status the soak reads. */
 export interface DaemonStatus {
-  process?: {
-    heapUsed: number;
-    heapTotal: number;
-    external: number;
-    arrayBuffers: number;
-    fds?: number;
-    activeResources: number;
-    activeResourcesByType: Record<string, number>;
-  };
+  process?: ProcessStats;
   counters?: { tcp?: { open?: number }; udp?: { open?: number } };
 }
 
