@@ -68,6 +68,8 @@ interface DialledUdp {
   handler?: (data: Buffer) => void;
 }
 
+const flowKey = (guestIp: number, guestPort: number) => `${guestIp}:${guestPort}`;
+
 export class UdpNat {
   private readonly flows = new Map<string, UdpFlow>();
   private readonly shares: GuestShares;
@@ -141,10 +143,26 @@ export class UdpNat {
       return;
     }
     if (this.closed) return;
-    const f = this.flowFor(ip.src, udp.srcPort);
     const host = decision.host ?? hostTarget(this.cfg, ip.dst);
     const port = decision.port ?? udp.dstPort;
-    if (!this.allowRemote(f, ip, udp, host, port)) return;
+    // A policy may name the target host by name: its replies are then matched by port alone.
+    const remote = `${decision.host === undefined || isIP(host) ? host : "*"}:${port}`;
+    // Egress is checked once per remote (again after the rules change), before any host socket exists.
+    const generation = this.egress.generation;
+    const known = this.flows.get(flowKey(ip.src, udp.srcPort));
+    const allowed = known?.remotes.get(remote) === generation;
+    if (!allowed && this.refused(ip, udp)) {
+      // Its replies are filtered out from now on.
+      known?.remotes.delete(remote);
+      return;
+    }
+    const f = known ?? this.flowFor(ip.src, udp.srcPort);
+    if (!allowed) {
+      // Remembered for filtering the replies; the oldest remote goes beyond the bound.
+      f.remotes.delete(remote);
+      f.remotes.set(remote, generation);
+      if (f.remotes.size > this.maxRemotes) f.remotes.delete(f.remotes.keys().next().value!);
+    }
     f.lastActive = this.clock.now();
     f.bytesFromGuest += udp.payload.length;
     // Most recently used last: eviction takes the first.
@@ -159,12 +177,8 @@ export class UdpNat {
     }
   }
 
-  /** Egress check once per remote (again after the rules change); remembers it for filtering. */
-  private allowRemote(f: UdpFlow, ip: Ipv4Packet, udp: UdpDatagram, host: string, port: number): boolean {
-    // A policy may name the target host by name: its replies are then matched by port alone.
-    const remote = `${isIP(host) ? host : "*"}:${port}`;
-    const generation = this.egress.generation;
-    if (f.remotes.get(remote) === generation) return true;
+  /** Whether the egress policy refuses this datagram; if so the guest is told (ICMP). */
+  private refused(ip: Ipv4Packet, udp: UdpDatagram): boolean {
     const verdict = this.egress.check({
       protocol: "udp",
       guestIp: ip.src,
@@ -172,15 +186,9 @@ export class UdpNat {
       dstIp: ip.dst,
       dstPort: udp.dstPort,
     });
-    if (!verdict.allowed) {
-      f.remotes.delete(remote);
-      this.drops.count("udp-egress-denied");
-      this.out.sendUnreachable(ip.dst, ip.src, ICMP_CODE_ADMIN_PROHIBITED, icmpQuote(ip));
-      return false;
-    }
-    f.remotes.delete(remote);
-    f.remotes.set(remote, generation);
-    if (f.remotes.size > this.maxRemotes) f.remotes.delete(f.remotes.keys().next().value!);
+    if (verdict.allowed) return false;
+    this.drops.count("udp-egress-denied");
+    this.out.sendUnreachable(ip.dst, ip.src, ICMP_CODE_ADMIN_PROHIBITED, icmpQuote(ip));
     return true;
   }
 
@@ -235,7 +243,7 @@ export class UdpNat {
   }
 
   private flowFor(guestIp: number, guestPort: number): UdpFlow {
-    const key = `${guestIp}:${guestPort}`;
+    const key = flowKey(guestIp, guestPort);
     const existing = this.flows.get(key);
     if (existing) return existing;
     if (this.shares.full(guestIp)) {

@@ -77,6 +77,8 @@ describe("egress defaults", () => {
     await h.settle();
     expectFrame(h.take()[0], ICMPv4(3, 13));
     expect(h.stack.counters().drops["udp-egress-denied"]).toBe(1);
+    // Refused before any host socket was opened for it.
+    expect(h.stack.counters().udp.opened).toBe(0);
   });
 });
 
