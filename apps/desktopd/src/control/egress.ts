@@ -3,7 +3,7 @@
  * objects ({"action": "deny", "to": "10.0.0.0/8"}); a bad one is a 400 naming the problem.
  */
 import type { IncomingMessage } from "node:http";
-import { ConfigError, type Egress, type EgressRule } from "@desktopd/stack";
+import type { Egress, EgressRule } from "@desktopd/stack";
 import { allow, decoded, HttpError, readJson } from "./http.js";
 
 export async function handleEgress(
@@ -31,12 +31,8 @@ export async function handleEgress(
     if (position !== undefined && (!Number.isInteger(position) || (position as number) < 0)) {
       throw new HttpError(400, "position must be a whole number ≥ 0 (0: first)");
     }
-    try {
-      return { status: 201, body: egress.add(rule as string | EgressRule, position as number | undefined) };
-    } catch (error) {
-      if (ConfigError.isInstance(error)) throw new HttpError(400, error.message, error.code);
-      throw error;
-    }
+    // A bad rule is the stack's ConfigError: the server answers it 400.
+    return { status: 201, body: egress.add(rule as string | EgressRule, position as number | undefined) };
   }
   if (parts.length === 1) {
     allow(req, ["DELETE"]);

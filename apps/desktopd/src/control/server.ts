@@ -22,7 +22,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { connect } from "node:net";
 import { type Dns, DnsError, normalizeName, parseRecord } from "@desktopd/dns";
 import { type Forwarder, PortfwdError } from "@desktopd/portfwd";
-import type { Egress } from "@desktopd/stack";
+import { ConfigError, type Egress } from "@desktopd/stack";
 import { ControlError } from "../errors.js";
 import { handleEgress } from "./egress.js";
 import type { EventBus } from "./events.js";
@@ -65,7 +65,8 @@ export async function startControlServer(path: string, target: ControlTarget): P
         if (error instanceof HttpError) send(res, error.status, { error: error.message, code: error.code });
         else if (PortfwdError.isInstance(error))
           send(res, portfwdStatus(error.code), { error: error.message, code: error.code });
-        else if (DnsError.isInstance(error)) send(res, 400, { error: error.message, code: error.code });
+        else if (DnsError.isInstance(error) || ConfigError.isInstance(error))
+          send(res, 400, { error: error.message, code: error.code });
         else
           send(res, 500, { error: (error as Error).message ?? String(error), code: "ERR_DESKTOPD_CONTROL" });
       },
