@@ -5,45 +5,36 @@
  * clients busy at once.
  */
 import { isIP } from "node:net";
+import { KeyedBudget } from "@desktopd/core";
 
 export type LimitReason = "client" | "total";
 
 export class ClientLimiter {
-  private readonly held = new Map<string, number>();
-  private count = 0;
+  private readonly slots: KeyedBudget<string>;
 
-  constructor(
-    private readonly perClient: number,
-    private readonly total: number,
-  ) {}
+  constructor(perClient: number, total: number) {
+    this.slots = new KeyedBudget(perClient, total);
+  }
 
   /** Takes a slot for `client`, or says which bound is in the way (nothing taken then). */
   acquire(client: string): LimitReason | undefined {
-    if (this.count >= this.total) return "total";
-    const mine = this.held.get(client) ?? 0;
-    if (mine >= this.perClient) return "client";
-    this.held.set(client, mine + 1);
-    this.count++;
-    return undefined;
+    if (this.slots.used >= this.slots.limit) return "total";
+    return this.slots.take(client) === 0 ? "client" : undefined;
   }
 
   /** Gives back a slot `acquire` gave; once per slot. */
   release(client: string): void {
-    const mine = this.held.get(client);
-    if (mine === undefined) return;
-    if (mine <= 1) this.held.delete(client);
-    else this.held.set(client, mine - 1);
-    this.count--;
+    this.slots.give(client);
   }
 
   /** Slots held, all clients. */
   get inUse(): number {
-    return this.count;
+    return this.slots.used;
   }
 
   /** Clients holding a slot. */
   get clients(): number {
-    return this.held.size;
+    return this.slots.keys;
   }
 }
 

@@ -245,7 +245,7 @@ export class TcpFlowTable implements TcpFlowContext {
     // The guest's SYN must outlive the frame buffer it came in.
     const syn: TcpSegment = { ...seg, payload: Buffer.alloc(0) };
     this.pending++;
-    this.pendingShares.add(guest);
+    this.pendingShares.take(guest);
     const flow = TcpFlow.nat(
       this,
       ids,
@@ -292,7 +292,7 @@ export class TcpFlowTable implements TcpFlowContext {
     this.flows.set(flow.ids.key, flow);
     if (guestInitiated) {
       flow.countedInShare = true;
-      this.shares.add(flow.ids.guestIp);
+      this.shares.take(flow.ids.guestIp);
     }
   }
 
@@ -328,13 +328,13 @@ export class TcpFlowTable implements TcpFlowContext {
     this.toFlush.delete(flow);
     if (flow.countedInShare) {
       flow.countedInShare = false;
-      this.shares.remove(flow.ids.guestIp);
+      this.shares.give(flow.ids.guestIp);
     }
   }
 
   connectSettled(flow: TcpFlow): void {
     this.pending--;
-    this.pendingShares.remove(flow.ids.guestIp);
+    this.pendingShares.give(flow.ids.guestIp);
   }
 
   timeWait(flow: TcpFlow): void {

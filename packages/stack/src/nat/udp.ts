@@ -293,7 +293,7 @@ export class UdpNat {
     });
     socket.bind(0);
     this.flows.set(key, f);
-    this.shares.add(guestIp);
+    this.shares.take(guestIp);
     this.counters.opened++;
     this.armSweeper();
     return f;
@@ -307,7 +307,7 @@ export class UdpNat {
   private closeFlow(f: UdpFlow): void {
     if (this.flows.get(f.key) !== f) return;
     this.flows.delete(f.key);
-    this.shares.remove(f.guestIp);
+    this.shares.give(f.guestIp);
     try {
       f.socket.close();
     } catch {
