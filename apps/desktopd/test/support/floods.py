@@ -18,6 +18,7 @@ import select
 import socket
 import struct
 import sys
+import time
 
 
 def checksum(data):
@@ -60,6 +61,10 @@ def frag_flood(ifname, gw_mac, src, dst, count):
         payload = struct.pack("!HHHH", 40000 + (i % 1000), 9, 8 + 2960, 0) + bytes(1472)
         ip = ip_header(src, dst, 17, len(payload), (0x4000 + i) & 0xFFFF, 0x2000)
         s.send(gw + own + b"\x08\x00" + ip + payload)
+        # The TAP queues 1000 frames: a short breath every 200 keeps the flood from overrunning
+        # it, so the frames reach the stack rather than the kernel's drop counter.
+        if i % 200 == 199:
+            time.sleep(0.02)
     print(json.dumps({"sent": count}))
 
 
