@@ -60,8 +60,17 @@ export interface Dns {
   readonly names?: NameBook;
   /** The host layer, when configured. */
   readonly hostLayer?: HostLayer;
+  /**
+   * Replaces the fixed records, the forwarding rules and the host's resolution while serving
+   * (a config reload). The registry, local layers, name book and query log carry on; the cache
+   * and replayed responses are dropped, since they may hold answers of the old layers.
+   */
+  reconfigure(change: DnsReconfiguration): void;
   close(): void;
 }
+
+/** What `reconfigure` replaces; a key left out keeps its current value. */
+export type DnsReconfiguration = Pick<DnsOptions, "records" | "forward" | "host">;
 
 export function createDns(o: DnsOptions = {}): Dns {
   const clock = o.clock;
@@ -80,27 +89,39 @@ export function createDns(o: DnsOptions = {}): Dns {
       o.registry?.onChange?.();
     },
   });
-  const layers: Layer[] = [
-    createFixedLayer({
-      ...(o.hostAddress ? { hostAddress: o.hostAddress } : {}),
-      ...(o.gatewayAddress ? { gatewayAddress: o.gatewayAddress } : {}),
-      records: o.records ?? [],
-      ...(o.fixedTtl !== undefined ? { ttl: o.fixedTtl } : {}),
-    }),
-    ...(o.localLayers ?? []),
-    registry,
-  ];
-  if (o.forward?.length) layers.push(createForwardLayer({ rules: o.forward, forwarder }));
+  let current: Pick<DnsOptions, "records" | "forward" | "host"> = {
+    records: o.records ?? [],
+    forward: o.forward ?? [],
+    host: o.host ?? {},
+  };
   let host: HostLayer | undefined;
-  if (o.host !== false) {
-    host = createHostLayer({
-      ...o.host,
-      forwarder,
-      ...(clock ? { clock } : {}),
-      ...(o.logger ? { logger: o.logger } : {}),
-    });
-    layers.push(host);
-  }
+  // Fixed records first, then local names and the registry, then forwarding and the host.
+  const buildLayers = (): Layer[] => {
+    const built: Layer[] = [
+      createFixedLayer({
+        ...(o.hostAddress ? { hostAddress: o.hostAddress } : {}),
+        ...(o.gatewayAddress ? { gatewayAddress: o.gatewayAddress } : {}),
+        records: current.records ?? [],
+        ...(o.fixedTtl !== undefined ? { ttl: o.fixedTtl } : {}),
+      }),
+      ...(o.localLayers ?? []),
+      registry,
+    ];
+    if (current.forward?.length) built.push(createForwardLayer({ rules: current.forward, forwarder }));
+    host = undefined;
+    if (current.host !== false) {
+      host = createHostLayer({
+        ...current.host,
+        forwarder,
+        ...(clock ? { clock } : {}),
+        ...(o.logger ? { logger: o.logger } : {}),
+      });
+      built.push(host);
+    }
+    return built;
+  };
+  // The resolver walks this array at each query: reconfigure swaps its contents in place.
+  const layers = buildLayers();
   const resolver = createResolver(layers);
   const names = o.names === false ? undefined : (o.names ?? new NameBook(clock ? { clock } : {}));
   const handler = createDnsHandler({
@@ -117,7 +138,17 @@ export function createDns(o: DnsOptions = {}): Dns {
     handler,
     cache,
     ...(names ? { names } : {}),
-    ...(host ? { hostLayer: host } : {}),
+    get hostLayer() {
+      return host;
+    },
+    reconfigure(change) {
+      current = { ...current, ...change };
+      const kept = new Set<Layer>([registry, ...(o.localLayers ?? [])]);
+      const old = layers.splice(0, layers.length, ...buildLayers());
+      for (const layer of old) if (!kept.has(layer)) layer.close?.();
+      cache.clear();
+      handler.forgetResponses();
+    },
     close: () => resolver.close(),
   };
 }

@@ -23,7 +23,14 @@
 export type { Clock, Logger } from "@desktopd/core";
 export type { StoreCounters } from "./bounded-map.js";
 export { type CacheCounters, type CacheOptions, DnsCache } from "./cache.js";
-export { createDns, createDnsServer, type Dns, type DnsOptions, type DnsServer } from "./create.js";
+export {
+  createDns,
+  createDnsServer,
+  type Dns,
+  type DnsOptions,
+  type DnsReconfiguration,
+  type DnsServer,
+} from "./create.js";
 export { DnsConfigError, DnsError, UpstreamError } from "./errors.js";
 export { createFixedLayer, type FixedLayerOptions, type FixedRecord, type FixedRecordType } from "./fixed.js";
 export { createForwardLayer, type ForwardLayerOptions, type ForwardRule } from "./forward.js";
