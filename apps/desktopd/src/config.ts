@@ -55,12 +55,24 @@ const subnetSchema = z.string().transform((text, ctx) => {
   return text.trim();
 });
 
+/**
+ * A number, or a string of one (commander hands over strings); anything else (a list, a bool in
+ * a config file) is the wrong type, not something to coerce.
+ */
+const numeric = (error: string) => (schema: z.ZodNumber) =>
+  z.preprocess(
+    (v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v),
+    schema.refine(Number.isFinite, error),
+  );
+const numberSchema = (error: string) => z.number({ error });
+
 // Commander hands over strings; runDaemon callers pass numbers. Both end up as an integer.
-const mtuSchema = z.coerce
-  .number({ error: "must be a number" })
-  .int("must be an integer")
-  .min(MIN_MTU, `must be between ${MIN_MTU} and ${MAX_MTU}`)
-  .max(MAX_MTU, `must be between ${MIN_MTU} and ${MAX_MTU}`);
+const mtuSchema = numeric("must be a number")(
+  numberSchema("must be a number")
+    .int("must be an integer")
+    .min(MIN_MTU, `must be between ${MIN_MTU} and ${MAX_MTU}`)
+    .max(MAX_MTU, `must be between ${MIN_MTU} and ${MAX_MTU}`),
+);
 
 const streamAddressSchema = z.string().refine((text) => parseStreamAddress(text) !== undefined, {
   error: (issue) => `"${String(issue.input)}" is neither a unix socket path nor tcp:HOST:PORT`,
@@ -122,17 +134,45 @@ const egressRuleSchema = z.union([z.string(), z.record(z.string(), z.unknown())]
 
 /** Whole seconds, 0 where `zeroOff` (the feature off); the CLI hands strings. */
 const seconds = (max: number, zeroOff = false) =>
-  z.coerce
-    .number({ error: "must be a number of seconds" })
-    .int("must be whole seconds")
-    .min(zeroOff ? 0 : 1, `must be between ${zeroOff ? 0 : 1} and ${max} seconds`)
-    .max(max, `must be between ${zeroOff ? 0 : 1} and ${max} seconds`);
+  numeric("must be a number of seconds")(
+    numberSchema("must be a number of seconds")
+      .int("must be whole seconds")
+      .min(zeroOff ? 0 : 1, `must be between ${zeroOff ? 0 : 1} and ${max} seconds`)
+      .max(max, `must be between ${zeroOff ? 0 : 1} and ${max} seconds`),
+  );
 
-const mebibytes = z.coerce
-  .number({ error: "must be a number of MiB" })
-  .int("must be whole MiB")
-  .min(1, "must be at least 1 MiB")
-  .max(1024 * 1024, "must be at most 1 TiB");
+/** HOST:PORT or [V6]:PORT; port 0 picks a free one. */
+export function parseListenAddress(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  if (!m) return undefined;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: host === "localhost" ? "127.0.0.1" : host, port };
+}
+
+function isLoopbackAddress(host: string): boolean {
+  return host === "::1" || (isIPv4(host) && host.startsWith("127."));
+}
+
+/** A TCP listen address on loopback only: these pages and metrics are for this machine. */
+const loopbackListenSchema = z.string().superRefine((text, ctx) => {
+  const address = parseListenAddress(text);
+  if (!address)
+    ctx.addIssue({ code: "custom", message: `"${text}" is not ADDRESS:PORT (e.g. 127.0.0.1:9464)` });
+  else if (!isLoopbackAddress(address.host))
+    ctx.addIssue({
+      code: "custom",
+      message: `"${text}" is not a loopback address (127.0.0.1, [::1] or localhost)`,
+    });
+});
+
+const mebibytes = numeric("must be a number of MiB")(
+  numberSchema("must be a number of MiB")
+    .int("must be whole MiB")
+    .min(1, "must be at least 1 MiB")
+    .max(1024 * 1024, "must be at most 1 TiB"),
+);
 
 export const runOptionsSchema = z.object({
   /** A network namespace to attach through a TAP device. */
@@ -194,6 +234,10 @@ export const runOptionsSchema = z.object({
   bufferMemory: mebibytes.optional(),
   /** Memory for buffered TCP data, one guest (MiB, default 128). */
   bufferMemoryPerGuest: mebibytes.optional(),
+  /** Prometheus metrics on loopback TCP (GET /metrics); they are always on the control socket too. */
+  metrics: loopbackListenSchema.optional(),
+  /** The status page on loopback TCP, behind a random token printed in its URL. */
+  ui: loopbackListenSchema.optional(),
 });
 
 /** The keys a config file may hold. */
@@ -237,6 +281,20 @@ export function parseDemoOptions(input: unknown): DemoConfig {
   const config = parseWith(demoOptionsSchema, input);
   checkPublishSpecs(config);
   return config;
+}
+
+/**
+ * Checks a config file's options on their own, so a mistake there is reported with the file and
+ * the key as written in it rather than as a command-line option.
+ */
+export function checkConfigFileOptions(path: string, options: Record<string, unknown>): void {
+  const result = runOptionsSchema.safeParse(options);
+  if (result.success) return;
+  const issue = result.error.issues[0]!;
+  const key = issue.path
+    .map((p, i) => (typeof p === "number" ? `[${p}]` : `${i > 0 ? "." : ""}${String(p)}`))
+    .join("");
+  throw new InvalidOptionError(`--config: ${path}: ${key || "options"}: ${issue.message}`);
 }
 
 function parseWith<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {

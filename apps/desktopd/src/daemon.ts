@@ -1,69 +1,55 @@
 /**
- * `runDaemon`: the composition behind `desktopd run` — the stack, a virtual switch, and every
- * guest link named (qemu stream sockets, vfkit/qemu datagram sockets, stdio, a network namespace
- * through a TAP), with optional pcap and guest configuration. Everything except argument
- * parsing, printing and signals, so other tools and tests can embed it.
+ * `runDaemon`: the composition behind `desktopd run`. The daemon is a list of services started in
+ * the order below and closed in reverse — DNS (its policy goes into the stack), the network
+ * (stack and switch), the VM transports, a network namespace, published ports, the control API —
+ * each a module under services/ with start, close, status and, where it applies, reload.
+ * Everything except argument parsing, printing and signals, so other tools and tests can embed it.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Forwarder } from "@desktopd/portfwd";
+import type { Logger, Stack, StackOptions, TapTransport, VirtualSwitch } from "@desktopd/stack";
 import {
-  connectQemuStream,
-  createStack,
-  createSwitch,
-  type FrameTransport,
-  type Logger,
-  listenQemuStream,
-  listenUnixDatagram,
-  openTap,
-  parseStreamAddress,
-  RECOMMENDED_DGRAM_QLEN,
-  type Stack,
-  type StackOptions,
-  type StreamAddress,
-  stdioTransport,
-  type TapTransport,
-  unixDatagramQueueLimit,
-  type VirtualSwitch,
-  withPcap,
-} from "@desktopd/stack";
-import { attachHelp } from "./attach-help.js";
-import {
+  type LogLevel,
   namesNoTransport,
-  namesTransportBesidesStdio,
   parseRunOptions,
+  type RunConfig,
   type RunOptionsInput,
 } from "./config.js";
 import { EventBus } from "./control/events.js";
-import { startControlServer } from "./control/server.js";
-import { createGuestDns } from "./dns.js";
-import { configureGuest } from "./guest-config.js";
-import { watchLink } from "./link-watch.js";
+import { controlSocketAnswers } from "./control/server.js";
+import { ControlError } from "./errors.js";
 import { checkNetns, checkRoot, checkTun } from "./preflight.js";
 import { processStats } from "./process-stats.js";
-import {
-  firstLease,
-  formatPublished,
-  leasedAddress,
-  type PublishFailure,
-  startPublishing,
-} from "./publish.js";
+import { firstLease, formatPublished, leasedAddress, type PublishFailure } from "./publish.js";
 import { formatReadyLine, type ReadyInfo } from "./ready.js";
-import { installResolvConf, renderResolvConf } from "./resolv-conf.js";
+import { type ReloadReport, reloadServices } from "./reload.js";
 import { ensurePrivateDir, runtimeDir } from "./runtime-dir.js";
-import { stackLimits } from "./stack-options.js";
+import { startControl } from "./services/control.js";
+import { createDnsService } from "./services/dns.js";
+import { startNetns } from "./services/netns.js";
+import { startNetwork } from "./services/network.js";
+import { startPublishService } from "./services/publish.js";
+import { type Service, ServiceList } from "./services/service.js";
+import { startTransports } from "./services/transports.js";
 
-export type { Logger, TapTransport };
-
-/** Ethernet header and a VLAN tag on top of the MTU: the largest frame a guest may send. */
-const FRAME_OVERHEAD = 18;
+export type { Logger, ReloadReport, TapTransport };
 
 export interface DaemonOptions extends Omit<RunOptionsInput, "logLevel"> {
   /** Receives the daemon's and the stack's logs; none are written without one. */
   logger?: Logger;
+  /** Changes the logger's level when a reload changes `logLevel`. */
+  setLogLevel?: (level: LogLevel) => void;
   /** Further stack options (DNS servers, search domains, policy...); subnet and MTU come from above. */
   stackOptions?: Omit<StackOptions, "subnet" | "mtu" | "logger">;
   /** Where the default sockets go when no transport is named (default: the per-user runtime directory). */
   runtimeDir?: string;
+  /**
+   * The control API's path when `control` is not given; if a live daemon already answers there,
+   * this one serves beside it at `control-NAME.sock` (NAME: the namespace, else the pid).
+   */
+  defaultControl?: string;
+  /** Reads the options again for a reload (SIGHUP, POST /v1/reload): the config file under the command line. */
+  reloadOptions?: () => RunOptionsInput;
 }
 
 /** A guest link whose loss ends the daemon: the namespace it was started for, or its stdio. */
@@ -90,244 +76,181 @@ export interface DaemonHandle {
   publishFailures: PublishFailure[];
   /** Settles if the namespace's link or stdio goes away by itself. Never rejects. */
   linkClosed: Promise<LinkLoss>;
+  /** The services in start order. */
+  services: readonly Service[];
+  /** GET /v1/status's answer. */
+  status(): Record<string, unknown>;
+  /**
+   * Re-reads the options (`reloadOptions`) and applies what can change live; rejects with
+   * InvalidOptionError on a bad config, which leaves the running one as it was.
+   */
+  reload(): Promise<ReloadReport>;
   /** Stops serving: closes sockets and links, removes the device and the resolv.conf written by `configure`. Idempotent. */
   close(): Promise<void>;
 }
 
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
-}
-
 export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
-  const { logger, stackOptions, runtimeDir: dirOption, ...rest } = options;
+  const {
+    logger,
+    setLogLevel,
+    stackOptions,
+    runtimeDir: dirOption,
+    defaultControl,
+    reloadOptions,
+    ...rest
+  } = options;
   const config = parseRunOptions(rest);
+  let fallbackControl = defaultControl;
   if (namesNoTransport(config)) {
     const dir = ensurePrivateDir(dirOption ?? runtimeDir());
     config.qemuSocket = [join(dir, "qemu.sock")];
     config.vfkitSocket = [join(dir, "vfkit.sock")];
-    config.control ??= join(dir, "control.sock");
+    fallbackControl ??= join(dir, "control.sock");
   }
   if (config.netns) {
     checkRoot();
     await checkTun();
     await checkNetns(config.netns);
   }
+  // The default control socket's directory is private, like the default VM sockets'.
+  if (config.control === undefined && fallbackControl !== undefined)
+    ensurePrivateDir(dirname(fallbackControl));
+  // A named control socket in use is an error before a device exists.
+  if (config.control !== undefined && (await controlSocketAnswers(config.control))) {
+    throw new ControlError(
+      `${config.control} is in use by another desktopd: stop that one, or serve this one's control API elsewhere with --control PATH`,
+    );
+  }
 
-  // Undo steps, run in reverse if setup fails half way or when the daemon closes.
-  const undo: (() => Promise<void>)[] = [];
-  // Links closed by the unwind are not losses to report.
-  let stopping = false;
-  const unwind = async () => {
-    stopping = true;
-    for (const step of undo.reverse()) {
-      await step().catch((error: unknown) => logger?.warn({ err: error }, "cleanup step failed"));
-    }
-    undo.length = 0;
-  };
-
+  const services = new ServiceList((name, error) =>
+    logger?.warn({ service: name, err: error }, "service did not close cleanly"),
+  );
+  const events = new EventBus();
   try {
-    // The stack first: it rejects a bad configuration before any socket or device exists.
-    // DNS on the gateway: its policy goes into the stack, then it learns the stack's addresses.
-    const dns = createGuestDns(config, logger);
-    const policy = dns.policy(stackOptions?.policy);
-    // Egress rules by name see what the gateway's DNS answered each guest.
-    const limits = stackLimits(config, (guest, dst) => dns.names.namesFor(guest, dst), stackOptions);
-    const stack = createStack({
-      ...stackOptions,
-      ...limits,
-      policy,
-      subnet: config.subnet,
-      mtu: config.mtu,
-      logger,
-    });
-    undo.push(() => stack.close());
+    const dns = services.add(createDnsService(config, logger));
+    const network = services.add(
+      startNetwork(config, {
+        policy: dns.guestDns.policy(stackOptions?.policy),
+        // Egress rules by name see what the gateway's DNS answered each guest.
+        namesFor: (guest, dst) => dns.guestDns.names.namesFor(guest, dst),
+        stackOptions,
+        events,
+        logger,
+      }),
+    );
+    const { stack, switch: sw } = network;
     const guestDns = dns.bind(stack.config, () => stack.leases());
-    undo.push(async () => dns.close());
-    const events = new EventBus();
-    const sw = createSwitch({
-      offload: config.offload,
-      onPortChange: (event, port, error) => {
-        logger?.info(
-          {
-            link: port.name,
-            macs: port.macs,
-            err: error?.message,
-            ...(event === "removed" ? { stats: port.stats } : {}),
-          },
-          `guest link ${event}`,
-        );
-        events.emit(`link-${event}`, {
-          link: port.name,
-          macs: port.macs,
-          ...(error ? { error: error.message } : {}),
-        });
-      },
-    });
-    // pcap sees what passes between the guests and the stack (not guest-to-guest frames).
-    stack.attach(config.pcap ? withPcap(sw, config.pcap) : sw);
-    const addPort = (link: FrameTransport) => void sw.addPort(link);
-    const maxFrame = config.mtu + FRAME_OVERHEAD;
-    const losses: Promise<LinkLoss>[] = [];
-
-    const qemuListen: StreamAddress[] = [];
-    for (const text of config.qemuSocket) {
-      const listener = await listenQemuStream(parseStreamAddress(text)!, addPort, { maxFrame });
-      undo.push(() => listener.close());
-      qemuListen.push(listener.address);
-    }
-    const qemuConnect: StreamAddress[] = [];
-    for (const text of config.qemuConnect) {
-      const address = parseStreamAddress(text)!;
-      const connector = connectQemuStream(address, addPort, { maxFrame });
-      undo.push(() => connector.close());
-      qemuConnect.push(address);
-    }
-    for (const path of config.vfkitSocket) {
-      const listener = await listenUnixDatagram(path, addPort, { maxFrame });
-      undo.push(() => listener.close());
-    }
-    const qlen = config.vfkitSocket.length > 0 ? unixDatagramQueueLimit() : undefined;
-    if (qlen !== undefined && qlen < RECOMMENDED_DGRAM_QLEN / 8) {
-      logger?.warn(
-        { max_dgram_qlen: qlen },
-        `net.unix.max_dgram_qlen is ${qlen}: VMs on datagram sockets stall once ${qlen} frames wait; ` +
-          `sysctl -w net.unix.max_dgram_qlen=${RECOMMENDED_DGRAM_QLEN} (systemd's default), then restarting desktopd ` +
-          "and the VMs (sockets keep the value they were made with), about doubles their throughput",
-      );
-    }
-    if (config.stdio) {
-      const watched = watchLink(stdioTransport({ maxFrame }));
-      sw.addPort(watched.transport);
-      if (namesTransportBesidesStdio(config)) {
-        // The other guests carry on: a stdio peer that sent garbage or went away loses its link only.
-        void watched.closed.then((error) =>
-          stopping
-            ? undefined
-            : error
-              ? logger?.error(
-                  { link: "stdio", err: error.message },
-                  "stdio guest link lost; serving the others",
-                )
-              : logger?.info({ link: "stdio" }, "stdio guest link ended; serving the others"),
-        );
-      } else {
-        // The only guest, spawned with us: its end is the daemon's.
-        losses.push(watched.closed.then((error) => ({ link: "stdio", error, finished: !error })));
-      }
+    const transports = services.add(await startTransports(config, sw, logger));
+    const netns = config.netns
+      ? services.add(await startNetns({ ...config, netns: config.netns }, stack, sw, logger))
+      : undefined;
+    // Published ports lead to the namespace's guest, else to the first guest that took a lease.
+    const target = netns ? leasedAddress(stack, netns.tap.guestMac) : firstLease(stack);
+    const publishing = services.add(await startPublishService(config, stack, target, events, logger));
+    if (setLogLevel) {
+      services.add({
+        name: "log",
+        liveKeys: ["logLevel"],
+        async reload(next) {
+          setLogLevel(next.logLevel);
+          return [];
+        },
+        close: async () => {},
+      });
     }
 
     const net = stack.config;
-    let tap: TapTransport | undefined;
-    let address: string | undefined;
-    if (config.netns) {
-      tap = await openTap({
-        netns: config.netns,
-        ifname: config.ifname,
-        mtu: config.mtu,
-        offload: config.offload,
-      });
-      const opened = tap;
-      undo.push(() => opened.close());
-      const watched = watchLink(tap);
-      if (config.configure) {
-        // A static lease keeps the DHCP server from handing the address to anyone else and lets
-        // the guest's own DHCP client, if it runs later, get the same one.
-        stack.addStaticLease(tap.guestMac, net.firstLease);
-        address = `${net.firstLease}/${net.prefixLength}`;
-      }
-      sw.addPort(watched.transport);
-      const name = `${tap.ifname} in network namespace "${config.netns}"`;
-      losses.push(watched.closed.then((error) => ({ link: name, error })));
-      logger?.info(
-        { netns: config.netns, ifname: tap.ifname, mac: tap.guestMac },
-        "network namespace attached",
-      );
-      if (config.configure) {
-        await configureGuest({
-          netns: config.netns,
-          ifname: tap.ifname,
-          address: net.firstLease,
-          prefixLength: net.prefixLength,
-          gateway: net.gateway,
-          mtu: tap.mtu,
-        });
-        const content = renderResolvConf({
-          netns: config.netns,
-          nameservers: net.dnsServers,
-          searchDomains: net.searchDomains,
-        });
-        undo.push(await installResolvConf(config.netns, content));
-        logger?.info({ address, gateway: net.gateway, dns: net.dnsServers }, "guest configured");
-      }
-    }
-
-    // Published ports lead to the namespace's guest, else to the first guest that took a lease.
-    const target = tap ? leasedAddress(stack, tap.guestMac) : firstLease(stack);
-    const publishing = await startPublishing(config, stack, target, logger);
-    events.relay(publishing.forwarder);
-    undo.push(() => publishing.close());
-
-    for (const addr of qemuListen) {
-      // qemu's protocol has no authentication: whoever reaches the port joins the guest network.
-      if ("host" in addr && !isLoopback(addr.host)) {
-        logger?.warn(
-          { address: `${addr.host}:${addr.port}` },
-          "qemu socket open beyond loopback: anyone who reaches it joins the guest network",
-        );
-      }
-    }
-
     const ready: ReadyInfo = {
       netns: config.netns,
-      ifname: tap?.ifname,
-      mac: tap?.guestMac,
+      ifname: netns?.tap.ifname,
+      mac: netns?.tap.guestMac,
       gateway: net.gateway,
       host: net.hostAddress,
-      address,
+      address: netns?.address,
       mtu: config.mtu,
       subnet: net.subnet,
-      qemu: [...qemuListen, ...qemuConnect].map((a) => ("path" in a ? a.path : `tcp:${a.host}:${a.port}`)),
+      qemu: [...transports.qemuListen, ...transports.qemuConnect].map((a) =>
+        "path" in a ? a.path : `tcp:${a.host}:${a.port}`,
+      ),
       vfkit: config.vfkitSocket,
       stdio: config.stdio || undefined,
-      published: formatPublished(publishing.published),
+      published: formatPublished(publishing.forwarder.list()),
     };
-    if (config.control) {
-      const control = await startControlServer(config.control, {
+    const status = () => ({ ready, ...services.status(), process: processStats() });
+    let running: RunConfig = config;
+    let reloading: Promise<ReloadReport> = Promise.resolve({} as ReloadReport);
+    const reload = (): Promise<ReloadReport> => {
+      // One at a time: a second SIGHUP waits for the first to finish.
+      reloading = reloading
+        .catch(() => undefined)
+        .then(async () => {
+          if (!reloadOptions) {
+            return {
+              changed: [],
+              applied: [],
+              restartNeeded: [],
+              problems: ["no config file to re-read (start with --config FILE)"],
+            };
+          }
+          const next = parseRunOptions(reloadOptions());
+          // What the daemon filled in at start is not a change.
+          if (namesNoTransport(next)) {
+            next.qemuSocket = running.qemuSocket;
+            next.vfkitSocket = running.vfkitSocket;
+          }
+          next.control ??= running.control;
+          const outcome = await reloadServices(services.all, running, next);
+          running = outcome.running;
+          logger?.info(outcome.report, "config reloaded");
+          events.emit("reloaded", { ...outcome.report });
+          return outcome.report;
+        });
+      return reloading;
+    };
+    const control = await startControl(
+      {
+        explicit: config.control,
+        fallbackDefault: fallbackControl,
+        instance: config.netns ?? String(process.pid),
+      },
+      {
         forwarder: publishing.forwarder,
         dns: guestDns,
         egress: stack.egress,
         events,
-        status: () => ({
-          ready,
-          links: sw.ports(),
-          leases: stack.leases(),
-          published: publishing.forwarder.list(),
-          counters: stack.counters(),
-          dns: guestDns.handler.counters(),
-          process: processStats(),
-        }),
-      });
-      undo.push(() => control.close());
+        status,
+        // Until the stack lists flows with age, idle and service, its counters' list stands in.
+        flows: () => stack.counters().flows,
+        reload,
+      },
+      logger,
+    );
+    if (control) {
+      services.add(control);
       ready.control = control.path;
     }
     let closing: Promise<void> | undefined;
+    const losses = [transports.loss, netns?.loss].filter((l) => l !== undefined);
     return {
       stack,
       switch: sw,
-      tap,
+      ...(netns ? { tap: netns.tap } : {}),
       forwarder: publishing.forwarder,
       publishFailures: publishing.failed,
       ready,
       readyLine: formatReadyLine(ready),
-      attachHelp: attachHelp({ qemuListen, qemuConnect, vfkit: config.vfkitSocket }),
+      attachHelp: transports.attachHelp(),
       linkClosed: losses.length > 0 ? Promise.race(losses) : new Promise<LinkLoss>(() => {}),
+      services: services.all,
+      status,
+      reload,
       close() {
-        closing ??= unwind().then(() => logger?.info({}, "stopped"));
+        closing ??= services.close().then(() => logger?.info({}, "stopped"));
         return closing;
       },
     };
   } catch (error) {
-    await unwind();
+    await services.close();
     throw error;
   }
 }

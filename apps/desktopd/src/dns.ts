@@ -36,6 +36,8 @@ export interface GuestDns {
    * policy by name. There before `bind`, so a policy made with the stack can hold it.
    */
   readonly names: NameBook;
+  /** Applies changed records, forwarding and upstream while serving (config reload); after `bind`. */
+  reconfigure(config: GuestDnsConfig): void;
   close(): void;
 }
 
@@ -66,6 +68,7 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
   const logger = daemonLogger?.child({ component: "dns" });
   let dns: Dns | undefined;
   let bound: FlowPolicy | undefined;
+  let net: StackConfig | undefined;
   const names = new NameBook();
   return {
     names,
@@ -75,7 +78,8 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
         udp: (flow) => bound?.udp?.(flow) ?? next?.udp?.(flow),
       };
     },
-    bind(net, leases) {
+    bind(stackNet, leases) {
+      net = stackNet;
       dns = createDns({
         ...guestDnsOptions(config, net, logger),
         ...(leases ? { localLayers: [leaseLayer(leases)] } : {}),
@@ -85,9 +89,14 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
       dns.registry.register("host.docker.internal", net.hostAddress);
       dns.registry.register("gateway.docker.internal", net.gateway);
       bound = gatewayDnsPolicy(dns.handler, net.gateway);
-      const upstream = config.dnsUpstream ?? `host (${config.dnsHostMode ?? "os"})`;
-      logger?.info({ dns: `${net.gateway}:53`, upstream }, "dns serving");
+      logger?.info({ dns: `${net.gateway}:53`, upstream: upstreamName(config) }, "dns serving");
       return dns;
+    },
+    reconfigure(next) {
+      if (!dns || !net) throw new Error("reconfigure before bind");
+      const { records, forward, host } = guestDnsOptions(next, net);
+      dns.reconfigure({ records, forward, host });
+      logger?.info({ upstream: upstreamName(next) }, "dns reconfigured");
     },
     close() {
       bound = undefined;
@@ -95,6 +104,10 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
       names.clear();
     },
   };
+}
+
+function upstreamName(config: GuestDnsConfig): string {
+  return config.dnsUpstream ?? `host (${config.dnsHostMode ?? "os"})`;
 }
 
 /** Answer TTL of lease names: short, a guest may renumber at its next DHCP exchange. */

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { type CliIo, processIo } from "./commands/io.js";
 import {
+  checkConfigFileOptions,
   DEFAULT_DEMO_NETNS,
   DEFAULT_IFNAME,
   DEFAULT_MTU,
@@ -80,7 +81,8 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       )
       .option(
         "--config <file>",
-        "JSON file with any of these options (camelCase keys); the command line wins",
+        "JSON or YAML file with any of these options (camelCase or --option-style keys); the command line " +
+          "wins; SIGHUP or desktopd reload re-reads it",
       )
       .option(
         "--netns <name>",
@@ -160,17 +162,38 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       .option("--buffer-memory-per-guest <MiB>", "memory for buffered TCP data, one guest (default 128)")
       .option(
         "--control <path>",
-        "serve the control API (desktopd status, desktopd publish) on this unix socket " +
-          "(default with no transport named: control.sock in the runtime directory)",
+        "serve the control API (desktopd status, publish, flows...) on this unix socket " +
+          "(default: $DESKTOPD_CONTROL, else control.sock in the per-user runtime directory, or " +
+          "control-NAME.sock beside it when another desktopd serves there; see desktopd ls)",
+      )
+      .option(
+        "--metrics <address:port>",
+        "also serve Prometheus metrics on this loopback TCP address (GET /metrics; always on the control socket)",
+      )
+      .option(
+        "--ui <address:port>",
+        "serve the status page on this loopback TCP address; its URL with a random token is printed",
       ),
   ).action(async (options: Record<string, unknown>, command: Command) => {
-    const given = givenOptions(options, command);
-    const { config: file, ...cli } = given;
-    const fromFile = typeof file === "string" ? readConfigFile(file, RUN_OPTION_KEYS) : {};
-    const config = parseRunOptions(mergeOptions(fromFile, cli));
+    const { config: file, ...cli } = givenOptions(options, command);
+    const envControl = process.env.DESKTOPD_CONTROL;
+    if (cli.control === undefined && envControl) cli.control = envControl;
+    // Read again at each reload (SIGHUP, desktopd reload): the file under the command line.
+    const load = () => {
+      if (typeof file !== "string") return cli;
+      const fromFile = readConfigFile(file, RUN_OPTION_KEYS);
+      checkConfigFileOptions(file, fromFile);
+      return mergeOptions(fromFile, cli);
+    };
+    const config = parseRunOptions(load());
     // Loaded only now: help and option errors need neither the stack nor its native TAP code.
     const { runCommand } = await import("./commands/run.js");
-    setExitCode(await runCommand(config, io));
+    setExitCode(
+      await runCommand(config, io, {
+        defaultControl: join(runtimeDir(), "control.sock"),
+        ...(typeof file === "string" ? { reloadOptions: load } : {}),
+      }),
+    );
   });
 
   addSharedOptions(
@@ -185,10 +208,9 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
   });
 
   const controlOption = () =>
-    new Option("--control <path>", "the daemon's control socket").default(
-      join(runtimeDir(), "control.sock"),
-      "control.sock in the per-user runtime directory",
-    );
+    new Option("--control <path>", "the daemon's control socket")
+      .env("DESKTOPD_CONTROL")
+      .default(join(runtimeDir(), "control.sock"), "control.sock in the per-user runtime directory");
   const control = async () => import("./commands/control.js");
 
   program
@@ -243,6 +265,36 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       } finally {
         process.off("SIGINT", interrupted);
       }
+    });
+
+  program
+    .command("flows")
+    .description(
+      "every open TCP and UDP flow: guest and remote endpoints, state, bytes each way, age, idle, service",
+    )
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).flowsCommand(o, io));
+    });
+
+  program
+    .command("reload")
+    .description(
+      "make a running daemon re-read its config file (as SIGHUP does): what changed, what needs a restart",
+    )
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).reloadCommand(o, io));
+    });
+
+  program
+    .command("ls")
+    .description("list the daemons serving a control socket in the per-user runtime directory")
+    .option("--json", "print JSON")
+    .action(async (o: { json?: boolean }) => {
+      setExitCode(await (await control()).lsCommand(runtimeDir(), o, io));
     });
 
   const egress = program

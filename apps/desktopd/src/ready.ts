@@ -26,6 +26,10 @@ export interface ReadyInfo {
   control?: string;
   /** Published ports, `tcp/127.0.0.1:8080>80,...` (host side > guest port); only when any are. */
   published?: string;
+  /** Prometheus metrics on loopback TCP, `http://127.0.0.1:9464/metrics`, with --metrics. */
+  metrics?: string;
+  /** The status page's URL with its token, with --ui. Not on the ready line: the token is a secret. */
+  ui?: string;
 }
 
 export function formatReadyLine(info: ReadyInfo): string {
@@ -43,6 +47,7 @@ export function formatReadyLine(info: ReadyInfo): string {
     ["stdio", info.stdio ? "yes" : undefined],
     ["control", info.control],
     ["published", info.published],
+    ["metrics", info.metrics],
   ];
   const fields = pairs.filter(([, value]) => value !== undefined).map(([key, value]) => `${key}=${value}`);
   return `${READY_PREFIX} ${fields.join(" ")}`;

@@ -72,13 +72,28 @@ describe("desktopd CLI", () => {
     it("validates the file's values like options", async () => {
       const { code, err } = await cli("run", "--config", file("mtu.json", '{"mtu": 10}'));
       expect(code).toBe(1);
-      expect(err).toBe("desktopd: --mtu: must be between 68 and 65520\n");
+      expect(err).toBe(`desktopd: --config: ${join(dir, "mtu.json")}: mtu: must be between 68 and 65520\n`);
+    });
+
+    it("reads YAML with the command line's option names, and names a bad key's path", async () => {
+      const yaml = file(
+        "c.yaml",
+        "mtu: 1400\nqemu-socket: /tmp/x.sock\negress:\n  - deny 10.0.0.0/8\n  - block 1.2.3.4\n",
+      );
+      const { code, err } = await cli("run", "--config", yaml);
+      expect(code).toBe(1);
+      expect(err).toBe(
+        `desktopd: --config: ${yaml}: egress[1]: egress rule "block 1.2.3.4": starts with allow or deny\n`,
+      );
+      const typed = file("t.yml", "mtu: [1]\n");
+      expect((await cli("run", "--config", typed)).err).toContain(`${typed}: mtu: must be a number`);
+      expect((await cli("run", "--config", file("b.yaml", "mtu: [1\n"))).err).toContain("is not valid YAML");
     });
 
     it("lets the command line win over the file", async () => {
-      const path = file("both.json", '{"mtu": 10, "configure": true}');
+      const path = file("both.json", '{"mtu": 9000, "configure": true}');
       const { err } = await cli("run", "--config", path, "--mtu", "1400");
-      // The file's bad MTU is overridden; its "configure" is still read.
+      // The file's MTU is overridden; its "configure" is still read.
       expect(err).toBe("desktopd: --configure: needs --netns\n");
     });
 
@@ -87,7 +102,9 @@ describe("desktopd CLI", () => {
         'unknown key "mtuu"',
       );
       expect((await cli("run", "--config", file("j.json", "{mtu: 1}"))).err).toContain("is not valid JSON");
-      expect((await cli("run", "--config", file("a.json", "[1]"))).err).toContain("must hold a JSON object");
+      expect((await cli("run", "--config", file("a.json", "[1]"))).err).toContain(
+        "must hold an object of options",
+      );
       expect((await cli("run", "--config", join(dir, "none.json"))).err).toContain("cannot read");
     });
   });

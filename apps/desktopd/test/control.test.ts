@@ -4,7 +4,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDns, type Dns } from "@desktopd/dns";
@@ -133,6 +133,32 @@ describe("control API", () => {
     expect(((await controlRequest(path, "GET", "/v2/x").catch((e) => e)) as Error).message).toContain(
       "no such resource",
     );
+  });
+
+  it("answers malformed JSON with 400, oversized bodies with 413, and is not held up by a stuck client", async () => {
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(path);
+        let answer = "";
+        socket.setEncoding("utf8").on("data", (d: string) => {
+          answer += d;
+        });
+        socket
+          .on("end", () => resolve(answer))
+          .on("close", () => resolve(answer))
+          .on("error", reject);
+        socket.end(request);
+      });
+    const post = (body: string) =>
+      `POST /v1/publish HTTP/1.1\r\nHost: desktopd\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+    expect(await raw(post('{"spec": '))).toMatch(/^HTTP\/1\.1 400 .*the request body is not JSON/s);
+    expect(await raw(post(`{"spec": "${"x".repeat(20_000)}"}`))).toMatch(/^HTTP\/1\.1 413 /);
+    // A client that sends half a request and stops: others are answered meanwhile.
+    const stuck = connect(path);
+    stuck.on("error", () => {});
+    stuck.write("POST /v1/publish HTTP/1.1\r\nHost: desktopd\r\nContent-Length: 100\r\n\r\n{");
+    expect(await controlRequest(path, "GET", "/v1/status")).toEqual({ ready: { subnet: "x" } });
+    stuck.destroy();
   });
 
   it("drives `desktopd publish` and `desktopd status` from the command line", async () => {

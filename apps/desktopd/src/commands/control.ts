@@ -213,3 +213,136 @@ function renderForward(f: ForwardInfo): string {
   const st = f.stats;
   return `${f.id} -> ${f.targetIp ?? "?"}:${f.targetPort}  open ${st.open}  in ${st.bytesIn} B  out ${st.bytesOut} B`;
 }
+
+/** One open flow as GET /v1/flows lists it. */
+interface FlowRow {
+  protocol: string;
+  guest: string;
+  remote: string;
+  state: string;
+  bytesFromGuest: number;
+  bytesToGuest: number;
+  ageMs: number;
+  idleMs: number;
+  service: string;
+  direction?: string;
+}
+
+export async function flowsCommand(o: ControlCommandOptions, io: CliIo): Promise<number> {
+  const flows = (await controlRequest(o.control, "GET", "/v1/flows")) as FlowRow[];
+  if (o.json) {
+    io.out(`${JSON.stringify(flows, null, 2)}\n`);
+    return 0;
+  }
+  const rows = flows.map((f) => [
+    f.protocol,
+    f.direction === "inbound" ? `${f.remote} → ${f.guest}` : `${f.guest} → ${f.remote}`,
+    f.state,
+    f.service,
+    bytes(f.bytesFromGuest),
+    bytes(f.bytesToGuest),
+    duration(f.ageMs),
+    duration(f.idleMs),
+  ]);
+  io.out(table(["PROTO", "FLOW", "STATE", "SERVICE", "FROM GUEST", "TO GUEST", "AGE", "IDLE"], rows));
+  io.out(`${flows.length} flow${flows.length === 1 ? "" : "s"}\n`);
+  return 0;
+}
+
+interface ReloadAnswer {
+  changed: string[];
+  applied: string[];
+  restartNeeded: string[];
+  problems: string[];
+}
+
+export async function reloadCommand(o: ControlCommandOptions, io: CliIo): Promise<number> {
+  const report = (await controlRequest(o.control, "POST", "/v1/reload")) as ReloadAnswer;
+  if (o.json) {
+    io.out(`${JSON.stringify(report, null, 2)}\n`);
+    return report.problems.length > 0 ? 1 : 0;
+  }
+  if (report.changed.length === 0 && report.problems.length === 0) io.out("reloaded: nothing changed\n");
+  if (report.applied.length > 0) io.out(`applied: ${report.applied.join(", ")}\n`);
+  if (report.restartNeeded.length > 0)
+    io.out(`needs a restart to take effect: ${report.restartNeeded.join(", ")}\n`);
+  for (const p of report.problems) io.err(`desktopd: ${p}\n`);
+  return report.problems.length > 0 ? 1 : 0;
+}
+
+/** `desktopd ls`: every control socket in the runtime directory that a live daemon answers on. */
+export async function lsCommand(dir: string, o: { json?: boolean }, io: CliIo): Promise<number> {
+  const { readdirSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir).filter((n) => /^control(-.+)?\.sock$/.test(n));
+  } catch {
+    // No runtime directory: no daemon has run.
+  }
+  const found: {
+    control: string;
+    pid?: number;
+    netns?: string;
+    qemu?: string[];
+    links: number;
+    published: number;
+  }[] = [];
+  // The default first, then the others by name.
+  names.sort((a, b) => (a === "control.sock" ? -1 : b === "control.sock" ? 1 : a.localeCompare(b)));
+  for (const name of names) {
+    const path = join(dir, name);
+    const status = (await controlRequest(path, "GET", "/v1/status").catch(() => undefined)) as
+      | DaemonStatus
+      | undefined;
+    if (!status) continue;
+    found.push({
+      control: path,
+      ...(status.process ? { pid: status.process.pid } : {}),
+      ...(typeof status.ready.netns === "string" ? { netns: status.ready.netns } : {}),
+      ...(Array.isArray(status.ready.qemu) ? { qemu: status.ready.qemu as string[] } : {}),
+      links: status.links.length,
+      published: status.published.length,
+    });
+  }
+  if (o.json) io.out(`${JSON.stringify(found, null, 2)}\n`);
+  else if (found.length === 0) io.out(`no desktopd serves a control socket in ${dir}\n`);
+  else
+    io.out(
+      table(
+        ["CONTROL", "PID", "NETNS", "QEMU", "LINKS", "PUBLISHED"],
+        found.map((d) => [
+          d.control,
+          String(d.pid ?? "?"),
+          d.netns ?? "-",
+          d.qemu?.join(",") || "-",
+          String(d.links),
+          String(d.published),
+        ]),
+      ),
+    );
+  return 0;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    `${cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd()}\n`;
+  return [header, ...rows].map(line).join("");
+}
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1048576) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+function duration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${Math.floor((ms % 60_000) / 1000)}s`;
+  return `${Math.floor(ms / 3_600_000)}h${Math.floor((ms % 3_600_000) / 60_000)}m`;
+}

@@ -1,22 +1,58 @@
-/** `desktopd run`: attach an existing network namespace to the stack until stopped. */
-import type { RunConfig } from "../config.js";
-import { runDaemon } from "../daemon.js";
+/** `desktopd run`: serve guests until stopped; SIGHUP re-reads the config file. */
+import type { RunConfig, RunOptionsInput } from "../config.js";
+import { type DaemonHandle, runDaemon } from "../daemon.js";
 import { createLogger } from "../logger.js";
 import { listenForShutdown } from "../signals.js";
 import type { CliIo } from "./io.js";
 import { serveUntilStopped } from "./serve.js";
 
-export async function runCommand(config: RunConfig, io: CliIo): Promise<number> {
-  const { logLevel, ...options } = config;
+export interface RunCommandOptions {
+  /** The control socket's path unless --control or DESKTOPD_CONTROL names one. */
+  defaultControl?: string;
+  /** Reads the config file again under the command line, for a reload. */
+  reloadOptions?: () => RunOptionsInput;
+}
+
+export async function runCommand(
+  config: RunConfig,
+  io: CliIo,
+  options: RunCommandOptions = {},
+): Promise<number> {
+  const { logLevel, ...rest } = config;
   // With --stdio, stdout carries frames: everything for people goes to stderr.
-  const say = options.stdio ? io.err : io.out;
+  const say = rest.stdio ? io.err : io.out;
   const logger = createLogger(logLevel);
   // Listen before setup: a Ctrl-C during setup then still cleans up instead of killing us mid-way.
   const signals = listenForShutdown();
+  let handle: DaemonHandle | undefined;
+  const onHangup = () => {
+    if (!handle) {
+      logger.warn({}, "SIGHUP before the daemon was ready: not reloaded");
+      return;
+    }
+    handle.reload().then(
+      (report) => {
+        if (report.problems.length > 0)
+          logger.warn({ problems: report.problems }, "reload: some changes failed");
+      },
+      (error: unknown) =>
+        logger.error({ err: (error as Error).message }, "reload failed; the running config stays as it was"),
+    );
+  };
+  process.on("SIGHUP", onHangup);
   try {
-    const handle = await runDaemon({ ...options, logger });
+    handle = await runDaemon({
+      ...rest,
+      logger,
+      setLogLevel: (level) => {
+        logger.level = level;
+      },
+      ...(options.defaultControl ? { defaultControl: options.defaultControl } : {}),
+      ...(options.reloadOptions ? { reloadOptions: options.reloadOptions } : {}),
+    });
     for (const failure of handle.publishFailures) io.err(`desktopd: publish failed: ${failure.message}\n`);
     say(`${handle.readyLine}\n`);
+    if (handle.ready.ui) say(`Status page: ${handle.ready.ui}\n`);
     if (handle.attachHelp.length > 0) {
       say(
         `Attach a VM with (a second VM needs another mac= and, for dgram, another local.path):\n${handle.attachHelp.map((l) => `  ${l}\n`).join("")}`,
@@ -24,6 +60,7 @@ export async function runCommand(config: RunConfig, io: CliIo): Promise<number> 
     }
     return await serveUntilStopped(handle, signals, logger);
   } finally {
+    process.off("SIGHUP", onHangup);
     signals.dispose();
   }
 }

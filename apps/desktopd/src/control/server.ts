@@ -15,15 +15,18 @@
  *   GET    /v1/egress            egress rules (first match wins), the host-loopback switch, counters
  *   POST   /v1/egress            {"rule": "deny 10.0.0.0/8", "position": 0} → the rule added (201)
  *   DELETE /v1/egress/ID         remove a rule by id
+ *   GET    /v1/flows             every open TCP and UDP flow: endpoints, state, bytes, age, idle, service
+ *   POST   /v1/reload            re-read the config file: what changed live, what needs a restart
  *   GET    /v1/events            what happens from now on, one JSON object a line, until the client goes
+ *   GET    /metrics              Prometheus text format
  */
 import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from "node:http";
 import { connect } from "node:net";
 import { type Dns, DnsError, normalizeName, parseRecord } from "@desktopd/dns";
 import { type Forwarder, PortfwdError } from "@desktopd/portfwd";
 import { ConfigError, type Egress } from "@desktopd/stack";
-import { ControlError } from "../errors.js";
+import { ControlError, InvalidOptionError } from "../errors.js";
 import { handleEgress } from "./egress.js";
 import type { EventBus } from "./events.js";
 import { allow, decoded, HttpError, readJson } from "./http.js";
@@ -37,6 +40,12 @@ export interface ControlTarget {
   /** The stack's egress rules. */
   egress?: Egress;
   events?: EventBus;
+  /** Every open flow. */
+  flows?(): unknown[];
+  /** Re-reads the config file and applies it; rejects (400) when the file is bad, keeping the old one. */
+  reload?(): Promise<unknown>;
+  /** Prometheus exposition for GET /metrics. */
+  metrics?: { text(): Promise<string>; readonly contentType: string };
 }
 
 /** Unsent event bytes a watching client may leave unread before it is cut off. */
@@ -51,29 +60,18 @@ export async function startControlServer(path: string, target: ControlTarget): P
   if (existsSync(path)) {
     // Replace only a stale socket, never a file that a mistyped path points at.
     if (!lstatSync(path).isSocket()) throw new ControlError(`${path} exists and is not a socket`);
-    if (await answers(path)) throw new ControlError(`${path} is in use by another desktopd`);
+    if (await controlSocketAnswers(path))
+      throw new ControlError(
+        `${path} is in use by another desktopd: stop that one, or serve this one's control API elsewhere with --control PATH`,
+      );
     rmSync(path, { force: true });
   }
-  const server = createServer((req, res) => {
-    if (req.url === "/v1/events" && target.events) {
-      watch(req, res, target.events);
-      return;
-    }
-    handle(req, target).then(
-      ({ status, body }) => send(res, status, body),
-      (error: unknown) => {
-        if (error instanceof HttpError) send(res, error.status, { error: error.message, code: error.code });
-        else if (PortfwdError.isInstance(error))
-          send(res, portfwdStatus(error.code), { error: error.message, code: error.code });
-        else if (DnsError.isInstance(error) || ConfigError.isInstance(error))
-          send(res, 400, { error: error.message, code: error.code });
-        else
-          send(res, 500, { error: (error as Error).message ?? String(error), code: "ERR_DESKTOPD_CONTROL" });
-      },
-    );
-  });
-  // Idle keep-alive clients must not hold close() up.
+  const server = createServer(controlListener(target));
+  // Idle keep-alive clients must not hold close() up, and a client that sends its request slowly
+  // or never finishes it is cut off (the events stream is a response, not bound by these).
   server.keepAliveTimeout = 1000;
+  server.headersTimeout = 5000;
+  server.requestTimeout = 10_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(path, () => resolve());
@@ -86,6 +84,39 @@ export async function startControlServer(path: string, target: ControlTarget): P
       await new Promise<void>((resolve) => server.close(() => resolve()));
       rmSync(path, { force: true });
     },
+  };
+}
+
+/**
+ * The API as a request listener, for the unix socket and for any other server that mounts it
+ * (the status page serves it behind its token).
+ */
+export function controlListener(target: ControlTarget): RequestListener {
+  return (req, res) => {
+    if (req.url === "/v1/events" && target.events) {
+      watch(req, res, target.events);
+      return;
+    }
+    if (req.url === "/metrics" && target.metrics) {
+      serveMetrics(req, res, target.metrics);
+      return;
+    }
+    handle(req, target).then(
+      ({ status, body }) => send(res, status, body),
+      (error: unknown) => {
+        if (error instanceof HttpError) send(res, error.status, { error: error.message, code: error.code });
+        else if (PortfwdError.isInstance(error))
+          send(res, portfwdStatus(error.code), { error: error.message, code: error.code });
+        else if (
+          DnsError.isInstance(error) ||
+          ConfigError.isInstance(error) ||
+          InvalidOptionError.isInstance(error)
+        )
+          send(res, 400, { error: error.message, code: error.code });
+        else
+          send(res, 500, { error: (error as Error).message ?? String(error), code: "ERR_DESKTOPD_CONTROL" });
+      },
+    );
   };
 }
 
@@ -115,6 +146,14 @@ async function handle(
     const closeConnections = url.searchParams.get("close") === "1";
     const id = decoded(parts[2]!);
     return { status: 200, body: await target.forwarder.remove(id, { closeConnections }) };
+  }
+  if (resource === "flows" && parts.length === 2 && target.flows) {
+    allow(req, ["GET"]);
+    return { status: 200, body: target.flows() };
+  }
+  if (resource === "reload" && parts.length === 2 && target.reload) {
+    allow(req, ["POST"]);
+    return { status: 200, body: await target.reload() };
   }
   if (resource === "dns" && target.dns) return handleDns(req, url, parts.slice(2), target.dns);
   if (resource === "egress" && target.egress) return handleEgress(req, parts.slice(2), target.egress);
@@ -202,6 +241,24 @@ function watch(req: IncomingMessage, res: ServerResponse, events: EventBus): voi
   res.on("close", unsubscribe);
 }
 
+function serveMetrics(
+  req: IncomingMessage,
+  res: ServerResponse,
+  metrics: NonNullable<ControlTarget["metrics"]>,
+): void {
+  if (req.method !== "GET") {
+    send(res, 405, { error: `${req.method} not allowed (GET)`, code: "ERR_DESKTOPD_CONTROL" });
+    return;
+  }
+  metrics.text().then(
+    (text) => {
+      res.writeHead(200, { "content-type": metrics.contentType, "content-length": Buffer.byteLength(text) });
+      res.end(text);
+    },
+    (error: unknown) => send(res, 500, { error: String(error), code: "ERR_DESKTOPD_CONTROL" }),
+  );
+}
+
 /** A bad spec is the caller's mistake (400), an unknown forward 404, the rest a conflict on this host (409). */
 function portfwdStatus(code: string): number {
   if (code === "ERR_DESKTOPD_PORTFWD_SPEC") return 400;
@@ -216,7 +273,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /** Whether something accepts connections at `path` (a live daemon, not a stale socket file). */
-function answers(path: string): Promise<boolean> {
+export function controlSocketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = connect(path);
     probe.once("connect", () => {

@@ -3,7 +3,9 @@
  * and waits for its `desktopd ready key=value ...` line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const CLI_PATH = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
@@ -19,6 +21,11 @@ export interface DaemonOptions {
   wrapper?: string[];
   /** How long to wait for the ready line. Default 30 000 ms. */
   readyTimeoutMs?: number;
+  /**
+   * Extra environment. Without XDG_RUNTIME_DIR here, the daemon gets a fresh one of its own, so
+   * its default control socket never meets a user's daemon or another test's.
+   */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface Daemon {
@@ -55,7 +62,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   ];
   args.push(...(opts.args ?? []));
   const [command, ...argv] = [...(opts.wrapper ?? []), process.execPath, ...args];
-  const child = spawn(command!, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  const env = { ...process.env, ...opts.env };
+  const ownRuntime =
+    opts.env?.XDG_RUNTIME_DIR === undefined ? mkdtempSync(join(tmpdir(), "dtd-run-")) : undefined;
+  if (ownRuntime) env.XDG_RUNTIME_DIR = ownRuntime;
+  const child = spawn(command!, argv, { stdio: ["ignore", "pipe", "pipe"], env });
+  if (ownRuntime) child.on("exit", () => rmSync(ownRuntime, { recursive: true, force: true }));
   let stderr = "";
   let stdout = "";
   child.stderr?.setEncoding("utf8").on("data", (s: string) => {
