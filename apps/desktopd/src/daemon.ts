@@ -219,8 +219,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
         egress: stack.egress,
         events,
         status,
-        // Until the stack lists flows with age, idle and service, its counters' list stands in.
-        flows: () => stack.counters().flows,
+        flows: () => stack.flows(),
         reload,
       },
       logger,

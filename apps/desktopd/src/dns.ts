@@ -14,6 +14,7 @@ import {
   parseForwardRule,
   parseRecord,
   parseServer,
+  type QueryLogEntry,
   type Resolution,
   reverseNameToIp,
 } from "@desktopd/dns";
@@ -36,6 +37,8 @@ export interface GuestDns {
    * policy by name. There before `bind`, so a policy made with the stack can hold it.
    */
   readonly names: NameBook;
+  /** Calls `listener` with every answered query (metrics); returns the unsubscribe function. */
+  observeQueries(listener: (entry: QueryLogEntry) => void): () => void;
   /** Applies changed records, forwarding and upstream while serving (config reload); after `bind`. */
   reconfigure(config: GuestDnsConfig): void;
   close(): void;
@@ -70,8 +73,13 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
   let bound: FlowPolicy | undefined;
   let net: StackConfig | undefined;
   const names = new NameBook();
+  const observers = new Set<(entry: QueryLogEntry) => void>();
   return {
     names,
+    observeQueries(listener) {
+      observers.add(listener);
+      return () => observers.delete(listener);
+    },
     policy(next) {
       return {
         tcp: (flow) => bound?.tcp?.(flow) ?? next?.tcp?.(flow),
@@ -80,8 +88,15 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
     },
     bind(stackNet, leases) {
       net = stackNet;
+      const options = guestDnsOptions(config, net, logger);
       dns = createDns({
-        ...guestDnsOptions(config, net, logger),
+        ...options,
+        server: {
+          ...options.server,
+          onQuery: (entry) => {
+            for (const observe of observers) observe(entry);
+          },
+        },
         ...(leases ? { localLayers: [leaseLayer(leases)] } : {}),
         names,
       });

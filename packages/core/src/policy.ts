@@ -14,17 +14,22 @@ export type DatagramReply = (data: Buffer) => void;
 export type DatagramHandler = (message: Buffer, flow: FlowInfo, reply: DatagramReply) => void;
 export type StreamHandler = (stream: Duplex, flow: FlowInfo) => void;
 
+/** The name flow listings and metrics show for flows a decision handled ("dns", "proxy", "agent"). */
+export interface DecisionLabel {
+  service?: string;
+}
+
 export type TcpDecision =
   /** Connect a host socket (to `host`/`port` when given, else the flow's own destination). */
-  | { action: "nat"; host?: string; port?: number }
+  | ({ action: "nat"; host?: string; port?: number } & DecisionLabel)
   /** Serve the flow in-process: the handler gets the guest connection as a Duplex. */
-  | { action: "handle"; handler: StreamHandler }
+  | ({ action: "handle"; handler: StreamHandler } & DecisionLabel)
   /** Refuse the connection (RST). */
   | { action: "reject" };
 
 export type UdpDecision =
-  | { action: "nat"; host?: string; port?: number }
-  | { action: "handle"; handler: DatagramHandler }
+  | ({ action: "nat"; host?: string; port?: number } & DecisionLabel)
+  | ({ action: "handle"; handler: DatagramHandler } & DecisionLabel)
   /** Drop with ICMP port unreachable. */
   | { action: "reject" };
 

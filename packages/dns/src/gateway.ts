@@ -19,6 +19,7 @@ export function gatewayDnsPolicy(handler: DnsHandler, gateway: string, port = 53
       const client = `${flow.guestIp}:${flow.guestPort}`;
       return {
         action: "handle",
+        service: "dns",
         handler: (message, _flow, reply) => {
           // The stack hands over its own copy of the payload, so keeping it past this call is fine.
           void handler.handle(message, client, "udp").then(
@@ -32,6 +33,7 @@ export function gatewayDnsPolicy(handler: DnsHandler, gateway: string, port = 53
       if (!ours(flow.dstIp, flow.dstPort)) return undefined;
       return {
         action: "handle",
+        service: "dns",
         handler: (stream) => handler.serveStream(stream, `${flow.guestIp}:${flow.guestPort}`),
       };
     },

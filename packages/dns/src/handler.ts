@@ -27,7 +27,7 @@ export interface HandlerOptions {
   queryLogSize?: number;
   /** Estimated bytes the query log keeps (default 1 MiB). */
   queryLogBytes?: number;
-  /** Called with every log entry, e.g. to print it. */
+  /** Called with every log entry, e.g. to print it or feed metrics; one that throws is logged, not fatal. */
   onQuery?: (entry: QueryLogEntry) => void;
   /**
    * Queries being resolved at once, all clients (default 1024). Beyond it, or beyond
@@ -142,7 +142,12 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
     bump(c.rcodes, entry.rcode);
     bump(c.layers, entry.layer);
     queryLog.add(entry, bytes);
-    o.onQuery?.(entry);
+    try {
+      o.onQuery?.(entry);
+    } catch (error) {
+      // An observer's bug must not cost the guest its answer.
+      log.error({ err: (error as Error)?.stack ?? String(error) }, "dns onQuery listener failed");
+    }
     log.debug(entry, "dns query");
   };
 

@@ -13,13 +13,24 @@ export class DropCounters {
   }
 }
 
-export interface FlowStats {
+/** One open flow, as `stack.flows()` lists it. */
+export interface FlowEntry {
   protocol: "tcp" | "udp";
+  /** The guest's endpoint, "ip:port". */
   guest: string;
+  /** The other end as the guest sees it, "ip:port"; a UDP flow that sent to several: the latest. */
   remote: string;
+  /** Opened by the guest (outbound), or dialled into it by the stack (inbound: published ports). */
+  direction: "outbound" | "inbound";
+  /** TCP state (CONNECTING-HOST until the host accepted); UDP: OPEN, or REPLIED once a reply came. */
   state: string;
+  /** "nat" (a host socket), "dial", or the name the policy's decision gave ("dns", "publish"...). */
+  service: string;
   bytesFromGuest: number;
   bytesToGuest: number;
+  ageMs: number;
+  /** Since the guest's last segment or datagram (TCP), or the last datagram either way (UDP). */
+  idleMs: number;
 }
 
 export interface StackCounters {
@@ -42,5 +53,4 @@ export interface StackCounters {
   /** Guest flows the egress policy let out or refused, by rule id or default. */
   egress: { allowed: number; denied: number; deniedBy: Record<string, number> };
   drops: Record<string, number>;
-  flows: FlowStats[];
 }

@@ -36,7 +36,7 @@ export {
   type UdpDecision,
 } from "@desktopd/core";
 export { type NetworkOptions, type StaticLease, subnetProblem } from "./config.js";
-export type { FlowStats, StackCounters } from "./counters.js";
+export type { FlowEntry, StackCounters } from "./counters.js";
 export {
   type Egress,
   type EgressAction,
@@ -51,7 +51,14 @@ export type { BufferBudgetOptions } from "./nat/budget.js";
 export type { TcpCounters } from "./nat/tcp-flow.js";
 export type { TcpLayerOptions, TcpOptions } from "./nat/tcp-table.js";
 export type { GuestUdpSocket, UdpLayerOptions, UdpOptions } from "./nat/udp.js";
-export { createStack, type LeaseInfo, type Stack, type StackConfig, type StackOptions } from "./stack.js";
+export {
+  createStack,
+  type DialOptions,
+  type LeaseInfo,
+  type Stack,
+  type StackConfig,
+  type StackOptions,
+} from "./stack.js";
 export * from "./switch/index.js";
 export * from "./transport/index.js";
 export { ipv4ToString, macToString, parseIpv4Address, parseMac } from "./wire/address.js";

@@ -11,7 +11,7 @@ import {
   wallClock,
 } from "@desktopd/core";
 import { type NetworkOptions, type ResolvedNetwork, resolveNetwork } from "./config.js";
-import { DropCounters, type StackCounters } from "./counters.js";
+import { DropCounters, type FlowEntry, type StackCounters } from "./counters.js";
 import { DhcpServer } from "./dhcp/server.js";
 import { type Egress, type EgressOptions, EgressPolicy } from "./egress.js";
 import { ConfigError, DialError, WireError } from "./errors.js";
@@ -83,6 +83,13 @@ export interface LeaseInfo {
   static: boolean;
 }
 
+export interface DialOptions {
+  /** Give up after this long (default 10 s). */
+  timeoutMs?: number;
+  /** What flow listings call the connection (default "dial"), e.g. "publish". */
+  service?: string;
+}
+
 export interface Stack {
   readonly config: StackConfig;
   /** Egress rules: read and change them while the stack runs. */
@@ -92,10 +99,12 @@ export interface Stack {
   addStaticLease(mac: string, ip: string, hostname?: string): void;
   leases(): LeaseInfo[];
   /** Opens a TCP connection into the guest, from the host address. Rejects with DialError. */
-  connect(ip: string, port: number, options?: { timeoutMs?: number }): Promise<Duplex>;
+  connect(ip: string, port: number, options?: DialOptions): Promise<Duplex>;
   /** Opens a UDP socket into the guest, from the host address. */
-  dialUdp(ip: string, port: number): Promise<GuestUdpSocket>;
+  dialUdp(ip: string, port: number, options?: Pick<DialOptions, "service">): Promise<GuestUdpSocket>;
   counters(): StackCounters;
+  /** Every open TCP and UDP flow, NATed, served in-process or dialled into a guest. */
+  flows(): FlowEntry[];
   close(): Promise<void>;
 }
 
@@ -217,28 +226,36 @@ class NetworkStack implements Stack {
     return this.dhcp.leases().map((l) => ({ ...l, ip: ipv4ToString(l.ip), expiresAt: l.expiresAt + offset }));
   }
 
-  async connect(ip: string, port: number, options: { timeoutMs?: number } = {}): Promise<Duplex> {
+  async connect(ip: string, port: number, options: DialOptions = {}): Promise<Duplex> {
     const addr = parseIpv4Address(ip);
     if (addr === undefined) throw new DialError("unreachable", `"${ip}" is not an IPv4 address`);
     if (!(await this.arp.resolve(addr, options.timeoutMs ?? 10_000, () => this.closed))) {
       throw new DialError("unreachable", `no guest answers ARP for ${ip}`);
     }
-    return this.tcp.connect(addr, port, options.timeoutMs);
+    return this.tcp.connect(addr, port, options.timeoutMs, options.service);
   }
 
-  async dialUdp(ip: string, port: number): Promise<GuestUdpSocket> {
+  async dialUdp(
+    ip: string,
+    port: number,
+    options: Pick<DialOptions, "service"> = {},
+  ): Promise<GuestUdpSocket> {
     const addr = parseIpv4Address(ip);
     if (addr === undefined) throw new DialError("unreachable", `"${ip}" is not an IPv4 address`);
     if (!(await this.arp.resolve(addr, 3_000, () => this.closed))) {
       throw new DialError("unreachable", `no guest answers ARP for ${ip}`);
     }
-    return this.udp.dial(addr, port);
+    return this.udp.dial(addr, port, options.service);
+  }
+
+  flows(): FlowEntry[] {
+    return [...this.tcp.listFlows(), ...this.udp.listFlows()];
   }
 
   counters(): StackCounters {
     return {
       frames: { ...this.link.frames },
-      tcp: { ...this.tcp.counters, open: this.tcp.openCount, pendingConnects: this.tcp.pendingConnects },
+      tcp: { ...this.tcp.countersNow(), open: this.tcp.openCount, pendingConnects: this.tcp.pendingConnects },
       udp: { ...this.udp.counters, open: this.udp.openCount },
       icmp: { ...this.icmp.counters },
       arp: { ...this.arp.counters },
@@ -249,7 +266,6 @@ class NetworkStack implements Stack {
         ...prefixed("reassembly-", this.ipv4.reassembler.drops),
         ...prefixed("dhcp-", this.dhcp.stats.drops),
       },
-      flows: [...this.tcp.flowStats(), ...this.udp.flowStats()],
     };
   }
 

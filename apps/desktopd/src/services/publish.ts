@@ -23,7 +23,12 @@ export async function startPublishService(
   events: EventBus,
   logger?: Logger,
 ): Promise<PublishService> {
-  const publishing = await startPublishing(config, stack, target, logger);
+  // Its connections show in flow listings as "publish".
+  const dialer = {
+    connect: (ip: string, port: number) => stack.connect(ip, port, { service: "publish" }),
+    dialUdp: (ip: string, port: number) => stack.dialUdp(ip, port, { service: "publish" }),
+  };
+  const publishing = await startPublishing(config, dialer, target, logger);
   events.relay(publishing.forwarder);
   const forwarder = publishing.forwarder;
   // Config specs that are being served: a reload compares the next config's with these.

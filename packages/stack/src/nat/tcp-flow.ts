@@ -38,7 +38,7 @@ export interface Grants {
 }
 
 export interface TcpCounters {
-  /** Retransmission timeouts, fast retransmits and resent segments, summed over closed connections. */
+  /** Retransmission timeouts, fast retransmits and resent segments (closed and open connections). */
   timeouts: number;
   fastRetransmits: number;
   segmentsRetransmitted: number;
@@ -107,13 +107,22 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   private settle: ((error?: Error) => void) | undefined;
   private handler: StreamHandler | undefined;
   private info: FlowInfo | undefined;
+  /** Who handled it, for flow listings: "nat", "dial", or the name a policy decision gave. */
+  service: string;
+  /** The stack's clock at birth, and at the guest's last segment (data or ACK of ours). */
+  readonly openedAt: number;
+  lastActive: number;
 
   private constructor(
     private readonly ctx: TcpFlowContext,
     readonly ids: FlowIds,
     private readonly grants: Grants,
     readonly kind: Kind,
-  ) {}
+  ) {
+    this.openedAt = ctx.clock.now();
+    this.lastActive = this.openedAt;
+    this.service = kind === "nat" ? "nat" : kind === "dialled" ? "dial" : "handler";
+  }
 
   // ---- Birth ---------------------------------------------------------------------------
 
@@ -300,7 +309,9 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
 
   onSegment(seg: TcpSegment): void {
     this.guard(() => {
-      this.conn?.onSegment(seg, this.ctx.clock.now());
+      const now = this.ctx.clock.now();
+      this.lastActive = now;
+      this.conn?.onSegment(seg, now);
       if (!this.released) this.ctx.touch(this);
     });
   }

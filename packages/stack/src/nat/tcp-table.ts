@@ -6,7 +6,7 @@
 import type { Clock, Logger, Random } from "@desktopd/core";
 import { defaultDecision, type FlowInfo, type FlowPolicy, type TcpDecision } from "@desktopd/core";
 import type { ResolvedNetwork } from "../config.js";
-import type { DropCounters, FlowStats } from "../counters.js";
+import type { DropCounters, FlowEntry } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
 import type { IpOutput } from "../iface/ip-output.js";
@@ -143,6 +143,19 @@ export class TcpFlowTable implements TcpFlowContext {
     return this.flows.size;
   }
 
+  /** The counters, with the retransmissions of connections still open added to the closed ones'. */
+  countersNow(): TcpCounters {
+    const c = { ...this.counters };
+    for (const f of this.flows.values()) {
+      const r = f.conn?.recovery;
+      if (!r) continue;
+      c.timeouts += r.timeouts;
+      c.fastRetransmits += r.fastRetransmits;
+      c.segmentsRetransmitted += r.segmentsRetransmitted;
+    }
+    return c;
+  }
+
   get pendingConnects(): number {
     return this.pending;
   }
@@ -239,7 +252,9 @@ export class TcpFlowTable implements TcpFlowContext {
       localPort: seg.dstPort,
     };
     if (decision.action === "handle") {
-      this.insert(TcpFlow.handled(this, ids, grants, seg, decision.handler, info), true);
+      const handled = TcpFlow.handled(this, ids, grants, seg, decision.handler, info);
+      if (decision.service) handled.service = decision.service;
+      this.insert(handled, true);
       return;
     }
     // The guest's SYN must outlive the frame buffer it came in.
@@ -255,6 +270,7 @@ export class TcpFlowTable implements TcpFlowContext {
       decision.host ?? hostTarget(this.cfg, ip.dst),
       decision.port ?? seg.dstPort,
     );
+    if (decision.service) flow.service = decision.service;
     this.insert(flow, true);
   }
 
@@ -363,7 +379,7 @@ export class TcpFlowTable implements TcpFlowContext {
   // ---- Dialling into guests ---------------------------------------------------------------
 
   /** Dials into a guest: the stack is the client, from the host address. */
-  async connect(guestIp: number, port: number, timeoutMs = 10_000): Promise<TcpStream> {
+  async connect(guestIp: number, port: number, timeoutMs = 10_000, service = "dial"): Promise<TcpStream> {
     if (this.closing) throw new DialError("closed", "stack is closed");
     const localIp = this.cfg.hostAddress;
     const localPort = this.allocatePort(guestIp, port, localIp);
@@ -378,6 +394,7 @@ export class TcpFlowTable implements TcpFlowContext {
       localPort,
     };
     const { flow, established } = TcpFlow.dial(this, ids, grants, timeoutMs);
+    flow.service = service;
     this.insert(flow, false);
     const stream = await established;
     // A reset in the same batch as the SYN-ACK destroys the stream before the caller runs.
@@ -402,17 +419,22 @@ export class TcpFlowTable implements TcpFlowContext {
 
   // ---- Introspection and shutdown -----------------------------------------------------------
 
-  flowStats(): FlowStats[] {
-    const out: FlowStats[] = [];
+  listFlows(): FlowEntry[] {
+    const now = this.clock.now();
+    const out: FlowEntry[] = [];
     for (const f of this.flows.values()) {
       const { guestIp, guestPort, localIp, localPort } = f.ids;
       out.push({
         protocol: "tcp",
         guest: `${ipv4ToString(guestIp)}:${guestPort}`,
         remote: `${ipv4ToString(localIp)}:${localPort}`,
+        direction: f.kind === "dialled" ? "inbound" : "outbound",
         state: f.conn ? f.conn.state : "CONNECTING-HOST",
+        service: f.service,
         bytesFromGuest: f.stream?.bytesRead ?? 0,
         bytesToGuest: f.stream?.bytesWritten ?? 0,
+        ageMs: now - f.openedAt,
+        idleMs: now - f.lastActive,
       });
     }
     return out;

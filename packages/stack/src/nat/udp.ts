@@ -10,7 +10,7 @@ import { isIP } from "node:net";
 import type { Clock, Logger, Timer } from "@desktopd/core";
 import { defaultDecision, type FlowInfo, type FlowPolicy, type UdpDecision } from "@desktopd/core";
 import type { ResolvedNetwork } from "../config.js";
-import type { DropCounters, FlowStats } from "../counters.js";
+import type { DropCounters, FlowEntry } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
 import type { IpOutput } from "../iface/ip-output.js";
@@ -43,6 +43,9 @@ interface UdpFlow {
   guestPort: number;
   socket: dgram.Socket;
   lastActive: number;
+  openedAt: number;
+  /** The name the policy's decision gave, else "nat". */
+  service: string;
   /** A reply came back: the longer stream timeout applies. */
   replied: boolean;
   /** Host-side "address:port" the guest sent to → the egress generation it was allowed under. */
@@ -65,6 +68,12 @@ export interface GuestUdpSocket {
 interface DialledUdp {
   guestIp: number;
   guestPort: number;
+  localPort: number;
+  service: string;
+  openedAt: number;
+  lastActive: number;
+  bytesFromGuest: number;
+  bytesToGuest: number;
   handler?: (data: Buffer) => void;
 }
 
@@ -110,6 +119,8 @@ export class UdpNat {
     if (ip.dst === this.cfg.hostAddress) {
       const d = this.dialled.get(udp.dstPort);
       if (d && d.guestIp === ip.src && d.guestPort === udp.srcPort) {
+        d.lastActive = this.clock.now();
+        d.bytesFromGuest += udp.payload.length;
         this.run("udp-dial-handler-failed", () => d.handler?.(Buffer.from(udp.payload)));
         return;
       }
@@ -157,6 +168,7 @@ export class UdpNat {
       return;
     }
     const f = known ?? this.flowFor(ip.src, udp.srcPort);
+    if (decision.service) f.service = decision.service;
     if (!allowed) {
       // Remembered for filtering the replies; the oldest remote goes beyond the bound.
       f.remotes.delete(remote);
@@ -193,7 +205,7 @@ export class UdpNat {
   }
 
   /** Opens a UDP socket into a guest, from the host address (the UDP side of port forwarding). */
-  dial(guestIp: number, guestPort: number): GuestUdpSocket {
+  dial(guestIp: number, guestPort: number, service = "dial"): GuestUdpSocket {
     if (this.closed) throw new DialError("closed", "stack is closed");
     let localPort = 0;
     for (let i = 0; i < 16384 && localPort === 0; i++) {
@@ -202,13 +214,25 @@ export class UdpNat {
       if (!this.dialled.has(p)) localPort = p;
     }
     if (localPort === 0) throw new DialError("unreachable", "no free local UDP port");
-    const entry: DialledUdp = { guestIp, guestPort };
+    const now = this.clock.now();
+    const entry: DialledUdp = {
+      guestIp,
+      guestPort,
+      localPort,
+      service,
+      openedAt: now,
+      lastActive: now,
+      bytesFromGuest: 0,
+      bytesToGuest: 0,
+    };
     this.dialled.set(localPort, entry);
     return {
       localPort,
       send: (data) => {
         if (this.closed) return;
         this.counters.datagramsOut++;
+        entry.lastActive = this.clock.now();
+        entry.bytesToGuest += data.length;
         this.out.sendUdp(this.cfg.hostAddress, guestIp, localPort, guestPort, data);
       },
       onMessage: (handler) => {
@@ -267,6 +291,8 @@ export class UdpNat {
       guestPort,
       socket,
       lastActive: this.clock.now(),
+      openedAt: this.clock.now(),
+      service: "nat",
       replied: false,
       remotes: new Map(),
       bytesFromGuest: 0,
@@ -334,15 +360,41 @@ export class UdpNat {
     }
   }
 
-  flowStats(): FlowStats[] {
-    return [...this.flows.values()].map((f) => ({
-      protocol: "udp" as const,
-      guest: `${ipv4ToString(f.guestIp)}:${f.guestPort}`,
-      remote: f.remotes.size === 1 ? f.remotes.keys().next().value! : `${f.remotes.size} remotes`,
-      state: f.replied ? "REPLIED" : "OPEN",
-      bytesFromGuest: f.bytesFromGuest,
-      bytesToGuest: f.bytesToGuest,
-    }));
+  listFlows(): FlowEntry[] {
+    const now = this.clock.now();
+    const out: FlowEntry[] = [];
+    for (const f of this.flows.values()) {
+      // Most recent remote last (see onDatagram).
+      let remote = "";
+      for (const r of f.remotes.keys()) remote = r;
+      out.push({
+        protocol: "udp",
+        guest: `${ipv4ToString(f.guestIp)}:${f.guestPort}`,
+        remote,
+        direction: "outbound",
+        state: f.replied ? "REPLIED" : "OPEN",
+        service: f.service,
+        bytesFromGuest: f.bytesFromGuest,
+        bytesToGuest: f.bytesToGuest,
+        ageMs: now - f.openedAt,
+        idleMs: now - f.lastActive,
+      });
+    }
+    for (const d of this.dialled.values()) {
+      out.push({
+        protocol: "udp",
+        guest: `${ipv4ToString(d.guestIp)}:${d.guestPort}`,
+        remote: `${ipv4ToString(this.cfg.hostAddress)}:${d.localPort}`,
+        direction: "inbound",
+        state: d.bytesFromGuest > 0 ? "REPLIED" : "OPEN",
+        service: d.service,
+        bytesFromGuest: d.bytesFromGuest,
+        bytesToGuest: d.bytesToGuest,
+        ageMs: now - d.openedAt,
+        idleMs: now - d.lastActive,
+      });
+    }
+    return out;
   }
 
   close(): void {
