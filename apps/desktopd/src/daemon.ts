@@ -18,6 +18,7 @@ import {
 import { EventBus } from "./control/events.js";
 import { controlSocketAnswers } from "./control/server.js";
 import { ControlError } from "./errors.js";
+import { createDaemonMetrics } from "./metrics.js";
 import { checkNetns, checkRoot, checkTun } from "./preflight.js";
 import { processStats } from "./process-stats.js";
 import { firstLease, formatPublished, leasedAddress, type PublishFailure } from "./publish.js";
@@ -26,6 +27,7 @@ import { type ReloadReport, reloadServices } from "./reload.js";
 import { ensurePrivateDir, runtimeDir } from "./runtime-dir.js";
 import { startControl } from "./services/control.js";
 import { createDnsService } from "./services/dns.js";
+import { startMetricsServer } from "./services/metrics.js";
 import { startNetns } from "./services/netns.js";
 import { startNetwork } from "./services/network.js";
 import { startPublishService } from "./services/publish.js";
@@ -159,6 +161,18 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       });
     }
 
+    const metrics = createDaemonMetrics({
+      links: () => sw.ports(),
+      stack: () => stack.counters(),
+      published: () => publishing.forwarder.list(),
+      dns: () => dns.server?.handler.counters(),
+    });
+    const stopObserving = dns.guestDns.observeQueries((entry) => metrics.observeDnsQuery(entry));
+    services.add({ name: "dns-observer", close: async () => void stopObserving() });
+    const metricsServer = config.metrics
+      ? services.add(await startMetricsServer(config.metrics, metrics, logger))
+      : undefined;
+
     const net = stack.config;
     const ready: ReadyInfo = {
       netns: config.netns,
@@ -175,6 +189,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       vfkit: config.vfkitSocket,
       stdio: config.stdio || undefined,
       published: formatPublished(publishing.forwarder.list()),
+      metrics: metricsServer?.url,
     };
     const status = () => ({ ready, ...services.status(), process: processStats() });
     let running: RunConfig = config;
@@ -221,6 +236,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
         status,
         flows: () => stack.flows(),
         reload,
+        metrics,
       },
       logger,
     );
