@@ -16,7 +16,7 @@ import {
   type RunOptionsInput,
 } from "./config.js";
 import { EventBus } from "./control/events.js";
-import { controlSocketAnswers } from "./control/server.js";
+import { type ControlTarget, controlListener, controlSocketAnswers } from "./control/server.js";
 import { ControlError } from "./errors.js";
 import { createDaemonMetrics } from "./metrics.js";
 import { checkNetns, checkRoot, checkTun } from "./preflight.js";
@@ -33,6 +33,7 @@ import { startNetwork } from "./services/network.js";
 import { startPublishService } from "./services/publish.js";
 import { type Service, ServiceList } from "./services/service.js";
 import { startTransports } from "./services/transports.js";
+import { startUiServer } from "./ui-server.js";
 
 export type { Logger, ReloadReport, TapTransport };
 
@@ -222,27 +223,37 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
         });
       return reloading;
     };
+    const api: ControlTarget = {
+      forwarder: publishing.forwarder,
+      dns: guestDns,
+      egress: stack.egress,
+      events,
+      status,
+      flows: () => stack.flows(),
+      reload,
+      metrics,
+    };
     const control = await startControl(
       {
         explicit: config.control,
         fallbackDefault: fallbackControl,
         instance: config.netns ?? String(process.pid),
       },
-      {
-        forwarder: publishing.forwarder,
-        dns: guestDns,
-        egress: stack.egress,
-        events,
-        status,
-        flows: () => stack.flows(),
-        reload,
-        metrics,
-      },
+      api,
       logger,
     );
     if (control) {
       services.add(control);
       ready.control = control.path;
+    }
+    if (config.ui) {
+      const ui = await startUiServer({
+        listen: config.ui,
+        api: controlListener(api),
+        ...(logger ? { logger } : {}),
+      });
+      services.add({ name: "ui", status: () => ({}), close: () => ui.close() });
+      ready.ui = ui.url;
     }
     let closing: Promise<void> | undefined;
     const losses = [transports.loss, netns?.loss].filter((l) => l !== undefined);

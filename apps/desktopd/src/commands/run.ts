@@ -51,8 +51,9 @@ export async function runCommand(
       ...(options.reloadOptions ? { reloadOptions: options.reloadOptions } : {}),
     });
     for (const failure of handle.publishFailures) io.err(`desktopd: publish failed: ${failure.message}\n`);
-    say(`${handle.readyLine}\n`);
+    // Before the ready line: whoever waits for that line has the page's URL by then.
     if (handle.ready.ui) say(`Status page: ${handle.ready.ui}\n`);
+    say(`${handle.readyLine}\n`);
     if (handle.attachHelp.length > 0) {
       say(
         `Attach a VM with (a second VM needs another mac= and, for dgram, another local.path):\n${handle.attachHelp.map((l) => `  ${l}\n`).join("")}`,

@@ -34,6 +34,8 @@ export interface Daemon {
   readonly info: Record<string, string>;
   /** Everything the daemon wrote to stderr so far. */
   stderr(): string;
+  /** Everything the daemon wrote to stdout so far (the ready line, the status page's URL...). */
+  stdout(): string;
   /** Whether the process is still running. */
   alive(): boolean;
   /** One line for assertion messages: state plus the tail of stderr. */
@@ -113,6 +115,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     child,
     info,
     stderr: () => stderr,
+    stdout: () => stdout,
     alive: () => child.exitCode === null && child.signalCode === null,
     describe: () => `desktopd ${status()}; stderr tail:\n${tail()}`,
     stop(timeoutMs = 15_000) {
