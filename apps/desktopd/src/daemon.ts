@@ -205,7 +205,8 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
               changed: [],
               applied: [],
               restartNeeded: [],
-              problems: ["no config file to re-read (start with --config FILE)"],
+              problems: [],
+              note: "nothing to re-read: this daemon was started without --config FILE",
             };
           }
           const next = parseRunOptions(reloadOptions());

@@ -279,6 +279,14 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     });
 
   program
+    .command("metrics")
+    .description("print a running daemon's Prometheus metrics (GET /metrics)")
+    .addOption(controlOption())
+    .action(async (o: { control: string }) => {
+      setExitCode(await (await control()).metricsCommand(o, io));
+    });
+
+  program
     .command("reload")
     .description(
       "make a running daemon re-read its config file (as SIGHUP does): what changed, what needs a restart",

@@ -7,6 +7,8 @@ import type { RunConfig } from "./config.js";
 import type { ConfigKey, Service } from "./services/service.js";
 
 export interface ReloadReport {
+  /** Why nothing was re-read, when nothing was (no config file). */
+  note?: string;
   /** Keys whose value differs from the running config. */
   changed: string[];
   /** Changed keys now in effect. */

@@ -196,7 +196,7 @@ class NetworkStack implements Stack {
       tcp: this.tcp,
       udp: this.udp,
       icmp: this.icmp,
-      dhcp: new DhcpPort(n, this.dhcp, neighbours, this.link, clock, this.ipv4.ids),
+      dhcp: new DhcpPort(n, this.dhcp, neighbours, this.link, clock, this.ipv4.ids, this.log),
     });
   }
 

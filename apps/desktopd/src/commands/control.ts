@@ -2,7 +2,7 @@
 import type { QueryLogEntry } from "@desktopd/dns";
 import type { ForwardInfo } from "@desktopd/portfwd";
 import { type EgressRuleInfo, formatEgressRule } from "@desktopd/stack";
-import { controlRequest, watchEvents } from "../control/client.js";
+import { controlRequest, controlText, watchEvents } from "../control/client.js";
 import type { ProcessStats } from "../process-stats.js";
 import type { CliIo } from "./io.js";
 
@@ -249,7 +249,13 @@ export async function flowsCommand(o: ControlCommandOptions, io: CliIo): Promise
   return 0;
 }
 
+export async function metricsCommand(o: { control: string }, io: CliIo): Promise<number> {
+  io.out(await controlText(o.control, "/metrics"));
+  return 0;
+}
+
 interface ReloadAnswer {
+  note?: string;
   changed: string[];
   applied: string[];
   restartNeeded: string[];
@@ -262,7 +268,8 @@ export async function reloadCommand(o: ControlCommandOptions, io: CliIo): Promis
     io.out(`${JSON.stringify(report, null, 2)}\n`);
     return report.problems.length > 0 ? 1 : 0;
   }
-  if (report.changed.length === 0 && report.problems.length === 0) io.out("reloaded: nothing changed\n");
+  if (report.note) io.out(`${report.note}\n`);
+  else if (report.changed.length === 0 && report.problems.length === 0) io.out("reloaded: nothing changed\n");
   if (report.applied.length > 0) io.out(`applied: ${report.applied.join(", ")}\n`);
   if (report.restartNeeded.length > 0)
     io.out(`needs a restart to take effect: ${report.restartNeeded.join(", ")}\n`);

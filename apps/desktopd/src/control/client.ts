@@ -48,6 +48,25 @@ export function controlRequest(
   });
 }
 
+/** GET `path` as text (the Prometheus exposition). */
+export function controlText(socketPath: string, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method: "GET", path, host: "desktopd" }, (res) => {
+      let text = "";
+      res.setEncoding("utf8").on("data", (d: string) => {
+        text += d;
+      });
+      res.on("end", () =>
+        (res.statusCode ?? 500) >= 400
+          ? reject(new ControlError(`${socketPath}: HTTP ${res.statusCode} for ${path}`))
+          : resolve(text),
+      );
+    });
+    req.on("error", (error) => reject(connectError(socketPath, error)));
+    req.end();
+  });
+}
+
 /**
  * Follows GET /v1/events: calls `onEvent` with each line until the daemon goes away (resolves)
  * or `signal` aborts (resolves too); rejects when no daemon answers.

@@ -57,8 +57,8 @@ export interface DhcpReply {
   dstIp: number;
   dstMac: Buffer;
   broadcast: boolean;
-  /** An ACK that binds an address: the client's MAC now owns it. */
-  bound?: { ip: number; mac: Buffer };
+  /** An ACK that binds an address: the client's MAC now owns it; `renewed` when it already did. */
+  bound?: { ip: number; mac: Buffer; renewed: boolean; hostname?: string | undefined };
 }
 
 export interface Lease {
@@ -272,11 +272,16 @@ export class DhcpServer {
       this.stats.naks++;
       return this.nak(msg, this.inSubnet(ip) ? "address not available" : "wrong network");
     }
+    const before = this.byMac.get(mac);
+    const renewed = before?.state === "bound" && before.ip === ip && before.expiresAt > now;
     const b = this.bind(mac, ip, requestedHostname(msg));
     b.state = "bound";
     b.expiresAt = now + this.leaseSeconds * 1000;
     this.stats.acks++;
-    return { ...this.reply(msg, DHCPACK, ip, b.hostname), bound: { ip, mac: Buffer.from(msg.chaddr) } };
+    return {
+      ...this.reply(msg, DHCPACK, ip, b.hostname),
+      bound: { ip, mac: Buffer.from(msg.chaddr), renewed, hostname: b.hostname },
+    };
   }
 
   private release(msg: DhcpMessage): void {

@@ -1,8 +1,8 @@
 /** The DHCP server on UDP port 67 of the link: replies go out, and an ACK pins its address to the MAC. */
-import type { Clock } from "@desktopd/core";
+import type { Clock, Logger } from "@desktopd/core";
 import type { ResolvedNetwork } from "../config.js";
 import type { DhcpServer } from "../dhcp/server.js";
-import { BROADCAST_MAC } from "../wire/address.js";
+import { BROADCAST_MAC, macToString, ipv4ToString } from "../wire/address.js";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, parseDhcp } from "../wire/dhcp.js";
 import { type Ipv4Ids, udpFrames } from "./frames.js";
 import type { Link } from "./link.js";
@@ -16,12 +16,20 @@ export class DhcpPort {
     private readonly link: Link,
     private readonly clock: Clock,
     private readonly ids: Ipv4Ids,
+    private readonly log: Logger,
   ) {}
 
   onMessage(payload: Buffer): void {
     const reply = this.server.handle(parseDhcp(payload));
     if (!reply) return;
-    if (reply.bound) this.neighbours.pin(reply.bound.ip, reply.bound.mac, this.clock.now());
+    if (reply.bound) {
+      const { ip, mac, renewed, hostname } = reply.bound;
+      this.neighbours.pin(ip, mac, this.clock.now());
+      // One line per new lease; renewals (every half lease) only at debug.
+      const fields = { ip: ipv4ToString(ip), mac: macToString(mac), hostname };
+      if (renewed) this.log.debug(fields, "dhcp lease renewed");
+      else this.log.info(fields, "dhcp lease");
+    }
     const route = {
       srcMac: this.net.gatewayMac,
       dstMac: reply.broadcast ? BROADCAST_MAC : reply.dstMac,
