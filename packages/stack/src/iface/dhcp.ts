@@ -2,7 +2,7 @@
 import type { Clock, Logger } from "@desktopd/core";
 import type { ResolvedNetwork } from "../config.js";
 import type { DhcpServer } from "../dhcp/server.js";
-import { BROADCAST_MAC, macToString, ipv4ToString } from "../wire/address.js";
+import { BROADCAST_MAC, ipv4ToString, macToString } from "../wire/address.js";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, parseDhcp } from "../wire/dhcp.js";
 import { type Ipv4Ids, udpFrames } from "./frames.js";
 import type { Link } from "./link.js";
