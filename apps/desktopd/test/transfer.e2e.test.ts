@@ -57,6 +57,8 @@ describe.skipIf(!env.ok)("TCP and UDP to the host", () => {
       address: "192.168.65.3/24",
       mtu: "1500",
       subnet: "192.168.65.0/24",
+      // Every run serves its control API: here the per-user default of its own runtime dir.
+      control: expect.stringMatching(/\/desktopd\/control\.sock$/),
     });
     expect(await guest.shOk("ip -4 -o addr show dev eth0")).toContain("inet 192.168.65.3/24");
     expect(await guest.shOk("ip route show default")).toContain("default via 192.168.65.1 dev eth0");
