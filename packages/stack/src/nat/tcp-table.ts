@@ -306,6 +306,7 @@ export class TcpFlowTable implements TcpFlowContext {
     // A flow may have failed while being born; then it released itself already.
     if (flow.isReleased) return;
     this.flows.set(flow.ids.key, flow);
+    this.log.debug({ flow: flow.describe(), service: flow.service }, "tcp flow opened");
     if (guestInitiated) {
       flow.countedInShare = true;
       this.shares.take(flow.ids.guestIp);
@@ -339,7 +340,19 @@ export class TcpFlowTable implements TcpFlowContext {
   }
 
   released(flow: TcpFlow): void {
-    if (this.flows.get(flow.ids.key) === flow) this.flows.delete(flow.ids.key);
+    if (this.flows.get(flow.ids.key) === flow) {
+      this.flows.delete(flow.ids.key);
+      this.log.debug(
+        {
+          flow: flow.describe(),
+          service: flow.service,
+          bytesFromGuest: flow.stream?.bytesRead ?? 0,
+          bytesToGuest: flow.stream?.bytesWritten ?? 0,
+          ms: this.clock.now() - flow.openedAt,
+        },
+        "tcp flow closed",
+      );
+    }
     this.timeWaits.delete(flow);
     this.toFlush.delete(flow);
     if (flow.countedInShare) {

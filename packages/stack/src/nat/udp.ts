@@ -298,6 +298,7 @@ export class UdpNat {
       bytesFromGuest: 0,
       bytesToGuest: 0,
     };
+    this.log.debug({ guest: `${ipv4ToString(guestIp)}:${guestPort}` }, "udp flow opened");
     socket.on("message", (msg, rinfo) => {
       if (!f.remotes.has(`${rinfo.address}:${rinfo.port}`) && !f.remotes.has(`*:${rinfo.port}`)) {
         this.counters.unsolicited++;
@@ -333,6 +334,15 @@ export class UdpNat {
   private closeFlow(f: UdpFlow): void {
     if (this.flows.get(f.key) !== f) return;
     this.flows.delete(f.key);
+    this.log.debug(
+      {
+        guest: `${ipv4ToString(f.guestIp)}:${f.guestPort}`,
+        bytesFromGuest: f.bytesFromGuest,
+        bytesToGuest: f.bytesToGuest,
+        ms: this.clock.now() - f.openedAt,
+      },
+      "udp flow closed",
+    );
     this.shares.give(f.guestIp);
     try {
       f.socket.close();
