@@ -150,7 +150,13 @@ describe.skipIf(!env.ok || noGit)("the README on a fresh clone", () => {
     const { mkdirSync } = await import("node:fs");
     mkdirSync(vars.XDG_RUNTIME_DIR!, { mode: 0o700 });
     // The working tree as it is, tracked changes included (a commit object, nothing touched).
-    const stash = (await run("git", ["-C", REPO, "stash", "create"])).stdout.trim();
+    // A clean tree (CI) is HEAD as it is; `stash create` is only needed, and only run, for a
+    // tree with changes (it takes the index lock, which a concurrent git may hold).
+    const clean = await run("git", ["-C", REPO, "diff", "--quiet", "HEAD"]).then(
+      () => true,
+      () => false,
+    );
+    const stash = clean ? "" : (await run("git", ["-C", REPO, "stash", "create"])).stdout.trim();
     const commit = stash || (await run("git", ["-C", REPO, "rev-parse", "HEAD"])).stdout.trim();
     await run("git", ["clone", "-q", "--no-hardlinks", REPO, clone]);
     await run("git", ["-C", clone, "checkout", "-q", commit]);
