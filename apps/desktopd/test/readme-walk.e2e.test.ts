@@ -156,7 +156,17 @@ describe.skipIf(!env.ok || noGit)("the README on a fresh clone", () => {
       () => true,
       () => false,
     );
-    const stash = clean ? "" : (await run("git", ["-C", REPO, "stash", "create"])).stdout.trim();
+    const stash = clean
+      ? ""
+      : await run("git", ["-C", REPO, "stash", "create"]).then(
+          (r) => r.stdout.trim(),
+          (e: { stderr?: string }) => {
+            process.stderr.write(
+              `readme walk: git stash create failed (${e.stderr?.trim()}); walking HEAD\n`,
+            );
+            return "";
+          },
+        );
     const commit = stash || (await run("git", ["-C", REPO, "rev-parse", "HEAD"])).stdout.trim();
     await run("git", ["clone", "-q", "--no-hardlinks", REPO, clone]);
     await run("git", ["-C", clone, "checkout", "-q", commit]);
