@@ -1,0 +1,27 @@
+/**
+ * @desktopd/proxy — the host's proxy settings for guests. Today: upstream proxy URLs
+ * (`http`, `https`, `socks5`, `socks5h`, with credentials), NO_PROXY rules (names, suffixes,
+ * addresses, CIDRs, ports), the environment read the way curl and Go read it, and a settings
+ * holder that announces changes. The explicit and transparent proxies and the SOCKS5 door are
+ * being built on top (see the README).
+ *
+ * @example
+ * ```ts
+ * import { configFromEnv, ProxySettings } from "@desktopd/proxy";
+ *
+ * const settings = new ProxySettings(configFromEnv());
+ * settings.on("changed", (now) => console.log("proxy now", now));
+ * settings.upstreamFor("example.com", 443, true); // HTTPS_PROXY's upstream, or undefined (direct)
+ * ```
+ */
+export { ProxyConfigError, ProxyError } from "./errors.js";
+export { type NoProxy, type NoProxyRule, parseNoProxy } from "./no-proxy.js";
+export {
+  configFromEnv,
+  describeConfig,
+  type ProxyConfig,
+  ProxySettings,
+  type ProxySettingsEvents,
+  upstreamFor,
+} from "./settings.js";
+export { formatUpstream, parseUpstream, type Upstream, type UpstreamProtocol } from "./upstream.js";

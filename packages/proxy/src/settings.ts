@@ -1,0 +1,101 @@
+/**
+ * Which upstream a connection takes: the host's proxy settings as the environment gives them
+ * (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, lower case first, as curl and Go read
+ * them), or as set explicitly. `ProxySettings` holds the current ones and tells listeners when
+ * they change, so connections already open keep the upstream they started with and new ones
+ * take the new one.
+ */
+import { EventEmitter } from "node:events";
+import { type NoProxy, parseNoProxy } from "./no-proxy.js";
+import { formatUpstream, parseUpstream, type Upstream } from "./upstream.js";
+
+export interface ProxyConfig {
+  /** For plain HTTP (`http://` URLs). */
+  http?: Upstream;
+  /** For TLS and CONNECT (`https://` URLs, port 443 by default). */
+  https?: Upstream;
+  /** For anything the two above do not name (ALL_PROXY). */
+  all?: Upstream;
+  noProxy: NoProxy;
+}
+
+/** Reads one variable, lower case first (the upper-case HTTP_PROXY is settable by CGI's Proxy header). */
+function variable(env: NodeJS.ProcessEnv, name: string): [string, string] | undefined {
+  for (const key of [name.toLowerCase(), name.toUpperCase()]) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== "") return [key, value];
+  }
+  return undefined;
+}
+
+/** The proxy configuration of an environment; throws ProxyConfigError naming the variable. */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ProxyConfig {
+  const config: ProxyConfig = { noProxy: parseNoProxy([]) };
+  for (const [field, name] of [
+    ["http", "http_proxy"],
+    ["https", "https_proxy"],
+    ["all", "all_proxy"],
+  ] as const) {
+    const found = variable(env, name);
+    if (found) config[field] = parseUpstream(found[1], found[0]);
+  }
+  const noProxy = variable(env, "no_proxy");
+  if (noProxy) config.noProxy = parseNoProxy(noProxy[1], noProxy[0]);
+  return config;
+}
+
+/**
+ * The upstream for a connection to `host:port`, or undefined for a direct one. `tls` says the
+ * guest speaks TLS (CONNECT, or HTTPS seen on 443), so HTTPS_PROXY applies.
+ */
+export function upstreamFor(
+  config: ProxyConfig,
+  host: string,
+  port: number,
+  tls: boolean,
+): Upstream | undefined {
+  if (config.noProxy.matches(host, port)) return undefined;
+  return (tls ? config.https : config.http) ?? config.all;
+}
+
+export interface ProxySettingsEvents {
+  /** The settings changed; `previous` is what connections opened before use. */
+  changed: [current: ProxyConfig, previous: ProxyConfig];
+}
+
+/** The current proxy configuration, replaced as a whole and announced. */
+export class ProxySettings extends EventEmitter<ProxySettingsEvents> {
+  private config: ProxyConfig;
+
+  constructor(initial: ProxyConfig = { noProxy: parseNoProxy([]) }) {
+    super();
+    this.config = initial;
+  }
+
+  get current(): ProxyConfig {
+    return this.config;
+  }
+
+  /** Replaces the configuration; emits `changed` unless it is the same. */
+  set(next: ProxyConfig): void {
+    const previous = this.config;
+    if (describeConfig(previous) === describeConfig(next)) return;
+    this.config = next;
+    this.emit("changed", next, previous);
+  }
+
+  upstreamFor(host: string, port: number, tls: boolean): Upstream | undefined {
+    return upstreamFor(this.config, host, port, tls);
+  }
+}
+
+/** A one-line summary without passwords, for logs and status. */
+export function describeConfig(c: ProxyConfig): string {
+  const parts: string[] = [];
+  if (c.http) parts.push(`http=${formatUpstream(c.http)}`);
+  if (c.https) parts.push(`https=${formatUpstream(c.https)}`);
+  if (c.all) parts.push(`all=${formatUpstream(c.all)}`);
+  const rules = c.noProxy.rules.map((r) => (r.kind === "all" ? "*" : r.kind === "name" ? r.name : r.text));
+  if (rules.length > 0) parts.push(`no_proxy=${rules.join(",")}`);
+  return parts.length > 0 ? parts.join(" ") : "direct";
+}
