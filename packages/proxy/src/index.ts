@@ -15,6 +15,13 @@
  * ```
  */
 export { ProxyConfigError, ProxyError } from "./errors.js";
+export {
+  createHttpProxy,
+  type HttpProxy,
+  type HttpProxyCounters,
+  type HttpProxyOptions,
+  MAX_HEADER_BYTES,
+} from "./http-proxy.js";
 export { type NoProxy, type NoProxyRule, parseNoProxy } from "./no-proxy.js";
 export {
   configFromEnv,
@@ -24,4 +31,5 @@ export {
   type ProxySettingsEvents,
   upstreamFor,
 } from "./settings.js";
+export { type DirectConnect, openTunnel, UpstreamError } from "./tunnel.js";
 export { formatUpstream, parseUpstream, type Upstream, type UpstreamProtocol } from "./upstream.js";

@@ -79,7 +79,8 @@ export class ProxySettings extends EventEmitter<ProxySettingsEvents> {
   /** Replaces the configuration; emits `changed` unless it is the same. */
   set(next: ProxyConfig): void {
     const previous = this.config;
-    if (describeConfig(previous) === describeConfig(next)) return;
+    // Compared with credentials: a new password is a change even though logs show the same line.
+    if (sameConfig(previous, next)) return;
     this.config = next;
     this.emit("changed", next, previous);
   }
@@ -87,6 +88,14 @@ export class ProxySettings extends EventEmitter<ProxySettingsEvents> {
   upstreamFor(host: string, port: number, tls: boolean): Upstream | undefined {
     return upstreamFor(this.config, host, port, tls);
   }
+}
+
+function sameConfig(a: ProxyConfig, b: ProxyConfig): boolean {
+  const key = (c: ProxyConfig) =>
+    JSON.stringify([c.http, c.https, c.all, c.noProxy.rules], (_k, v) =>
+      typeof v === "bigint" ? v.toString() : v,
+    );
+  return key(a) === key(b);
 }
 
 /** A one-line summary without passwords, for logs and status. */

@@ -1,0 +1,223 @@
+/**
+ * The explicit HTTP proxy guests are pointed at (`http.docker.internal:3128`): absolute-form
+ * requests forwarded with keep-alive, CONNECT tunnels, each through the upstream the settings
+ * choose for its destination (direct, HTTP(S) proxy with Basic auth, SOCKS5). Node's own HTTP
+ * parser reads the guest's requests; it is handed any Duplex, so the stack's in-process streams
+ * are served as they are, without a host port.
+ */
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type net from "node:net";
+import type { Duplex } from "node:stream";
+import type { Logger } from "@desktopd/core";
+import type { ProxySettings } from "./settings.js";
+import { basicAuth, connectToProxy, type DirectConnect, openTunnel, UpstreamError } from "./tunnel.js";
+import { formatUpstream } from "./upstream.js";
+
+export interface HttpProxyOptions {
+  settings: ProxySettings;
+  /** Destinations the proxy serves; others get 403 with a body saying so (default: all). */
+  allow?: (host: string, port: number) => boolean;
+  /** Ports CONNECT may reach (default: any). */
+  connectPorts?: readonly number[];
+  /** Bound on reaching the destination or the upstream, ms (default 10 000); then 504. */
+  timeoutMs?: number;
+  /** How a direct connection is made (default: a host TCP socket). */
+  direct?: DirectConnect;
+  logger?: Logger;
+}
+
+export interface HttpProxyCounters {
+  requests: number;
+  tunnels: number;
+  /** Answers the proxy gave itself, by status (400, 403, 431, 502, 504...). */
+  errors: Record<string, number>;
+}
+
+export interface HttpProxy {
+  /** Serves one client connection (a guest's stream, or a host socket). */
+  handle(stream: Duplex): void;
+  counters(): HttpProxyCounters;
+  /** Ends every connection. */
+  close(): void;
+}
+
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "te",
+  "trailer",
+  "upgrade",
+]);
+
+/** Largest request head: beyond it the client gets 431 (Node's parser enforces it). */
+export const MAX_HEADER_BYTES = 64 * 1024;
+
+export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const counters: HttpProxyCounters = { requests: 0, tunnels: 0, errors: {} };
+  const refuse = (status: number) => {
+    counters.errors[status] = (counters.errors[status] ?? 0) + 1;
+  };
+  const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 30_000 });
+  const open = new Set<Duplex>();
+
+  const answer = (res: ServerResponse, status: number, text: string) => {
+    refuse(status);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "x-desktopd-proxy": "1" });
+    res.end(`desktopd proxy: ${text}\n`);
+  };
+
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    counters.requests++;
+    let target: URL;
+    try {
+      target = new URL(req.url ?? "");
+    } catch {
+      answer(res, 400, `"${req.url}" is not an absolute http:// URL (configure this as an HTTP proxy)`);
+      return;
+    }
+    if (target.protocol !== "http:") {
+      answer(res, 400, `${target.protocol} URLs go through CONNECT, not as a plain request`);
+      return;
+    }
+    const host = target.hostname.replace(/^\[|\]$/g, "");
+    const port = target.port === "" ? 80 : Number(target.port);
+    if (o.allow && !o.allow(host, port)) {
+      answer(res, 403, `${host}:${port} is not on this proxy's allow-list`);
+      return;
+    }
+    const upstream = o.settings.upstreamFor(host, port, false);
+    const headers: http.OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (!HOP_BY_HOP.has(name) && value !== undefined) headers[name] = value;
+    }
+    const viaProxy = upstream && (upstream.protocol === "http" || upstream.protocol === "https");
+    if (viaProxy) {
+      const auth = basicAuth(upstream);
+      if (auth) headers["proxy-authorization"] = auth;
+    }
+    const forward = http.request({
+      method: req.method,
+      // An HTTP upstream gets the absolute form; a direct or SOCKS hop the origin form.
+      path: viaProxy ? target.href : `${target.pathname}${target.search}`,
+      headers,
+      // No agent: the socket comes from the chosen route, through createConnection's callback form.
+      createConnection: ((_opts: unknown, done: (error: Error | null, socket?: Duplex) => void) => {
+        const route = viaProxy
+          ? connectToProxy(upstream, timeoutMs)
+          : openTunnel(host, port, upstream, { timeoutMs, ...(o.direct ? { direct: o.direct } : {}) });
+        route.then(
+          (socket) => done(null, socket),
+          (error: Error) => done(error),
+        );
+        return undefined;
+      }) as never,
+    });
+    forward.setTimeout(timeoutMs, () =>
+      forward.destroy(
+        new UpstreamError(
+          504,
+          `${upstream ? formatUpstream(upstream) : target.host}: no answer within ${timeoutMs} ms`,
+        ),
+      ),
+    );
+    forward.on("response", (up) => {
+      const out: http.OutgoingHttpHeaders = {};
+      for (const [name, value] of Object.entries(up.headers)) {
+        if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
+      }
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
+      up.pipe(res);
+      up.on("error", () => res.destroy());
+    });
+    forward.on("error", (error) => {
+      const status = UpstreamError.isInstance(error) ? error.status : 502;
+      answer(
+        res,
+        status,
+        UpstreamError.isInstance(error)
+          ? error.message
+          : `${target.host}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
+      );
+    });
+    req.pipe(forward);
+    res.on("close", () => forward.destroy());
+  });
+
+  server.on("connect", (req: IncomingMessage, client: Duplex, head: Buffer) => {
+    counters.tunnels++;
+    const fail = (status: number, text: string) => {
+      refuse(status);
+      client.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ndesktopd proxy: ${text}\n`,
+      );
+    };
+    const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(req.url ?? "");
+    const port = Number(m?.[3]);
+    if (!m || port < 1 || port > 65535) {
+      fail(400, `CONNECT needs HOST:PORT, got "${req.url}"`);
+      return;
+    }
+    const host = m[1] ?? m[2]!;
+    if ((o.connectPorts && !o.connectPorts.includes(port)) || (o.allow && !o.allow(host, port))) {
+      fail(403, `CONNECT to ${host}:${port} is not allowed`);
+      return;
+    }
+    const upstream = o.settings.upstreamFor(host, port, true);
+    client.on("error", () => {});
+    openTunnel(host, port, upstream, { timeoutMs, ...(o.direct ? { direct: o.direct } : {}) }).then(
+      (remote) => {
+        if (client.destroyed) {
+          remote.destroy();
+          return;
+        }
+        open.add(remote);
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        if (head.length > 0) remote.write(head);
+        remote.on("error", () => client.destroy());
+        remote.on("close", () => {
+          open.delete(remote);
+          client.destroy();
+        });
+        client.on("close", () => remote.destroy());
+        remote.pipe(client);
+        client.pipe(remote);
+      },
+      (error: unknown) => {
+        const status = UpstreamError.isInstance(error) ? error.status : 502;
+        fail(status, (error as Error).message);
+      },
+    );
+  });
+
+  server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
+    const status =
+      error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+    refuse(status);
+    if ((socket as net.Socket).writable) {
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
+      );
+    } else socket.destroy();
+  });
+
+  return {
+    handle(stream) {
+      open.add(stream);
+      stream.on("close", () => open.delete(stream));
+      server.emit("connection", stream);
+    },
+    counters: () => ({ ...counters, errors: { ...counters.errors } }),
+    close() {
+      for (const s of open) s.destroy();
+      open.clear();
+    },
+  };
+}
