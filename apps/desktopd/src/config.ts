@@ -8,6 +8,7 @@ import { isIP, isIPv4 } from "node:net";
 import { DEFAULT_MTU, DEFAULT_SUBNET, MAX_MTU, MIN_MTU } from "@desktopd/core";
 import { parseForwardRule, parseRecord, parseServer } from "@desktopd/dns";
 import { parsePublishSpec, SpecError } from "@desktopd/portfwd";
+import { parseNoProxy, parseUpstream } from "@desktopd/proxy";
 import {
   ConfigError,
   type EgressRule,
@@ -174,6 +175,62 @@ const mebibytes = numeric("must be a number of MiB")(
     .max(1024 * 1024, "must be at most 1 TiB"),
 );
 
+/** An upstream proxy URL, or "direct" for none whatever the environment says. */
+const upstreamProxySchema = z.string().superRefine((text, ctx) => {
+  if (text.trim() === "direct") return;
+  try {
+    parseUpstream(text.trim(), "upstreamProxy");
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+  }
+});
+
+/** NO_PROXY entries: one comma- or space-separated string, or (config file) a list. */
+const noProxySchema = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (typeof v === "string" ? v.split(/[\s,]+/) : v).map((e) => e.trim()).filter(Boolean))
+  .superRefine((entries, ctx) => {
+    try {
+      parseNoProxy(entries, "noProxy");
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+    }
+  });
+
+/** Ports intercepted for the transparent proxy: "80,443", a list, or "none". */
+const portListSchema = z
+  .union([z.string(), z.number(), z.array(z.union([z.number(), z.string()]))])
+  .transform((v, ctx) => {
+    const items = Array.isArray(v)
+      ? v
+      : typeof v === "number"
+        ? [v]
+        : v.trim() === "none"
+          ? []
+          : v.split(",");
+    const ports = items.map((p) =>
+      typeof p === "number" ? p : /^\s*\d{1,5}\s*$/.test(p) ? Number(p) : Number.NaN,
+    );
+    const bad = items.find((_p, i) => !Number.isInteger(ports[i]) || ports[i]! < 1 || ports[i]! > 65535);
+    if (bad !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${String(bad)}" is not a port (1-65535); "none" turns interception off`,
+      });
+      return z.NEVER;
+    }
+    return [...new Set(ports)];
+  });
+
+/** USER:PASSWORD for the SOCKS5 server (RFC 1929: each 1-255 bytes). */
+const socksAuthSchema = z.string().superRefine((text, ctx) => {
+  const at = text.indexOf(":");
+  const user = text.slice(0, at);
+  const pass = text.slice(at + 1);
+  if (at < 1 || pass === "" || Buffer.byteLength(user) > 255 || Buffer.byteLength(pass) > 255)
+    ctx.addIssue({ code: "custom", message: "must be USER:PASSWORD, each 1-255 bytes" });
+});
+
 export const runOptionsSchema = z.object({
   /** A network namespace to attach through a TAP device. */
   netns: netnsSchema.optional(),
@@ -238,6 +295,16 @@ export const runOptionsSchema = z.object({
   metrics: loopbackListenSchema.optional(),
   /** The status page on loopback TCP, behind a random token printed in its URL. */
   ui: loopbackListenSchema.optional(),
+  /** The upstream proxy for guests' HTTP and HTTPS, or "direct" (default: the daemon's environment). */
+  upstreamProxy: upstreamProxySchema.optional(),
+  /** Destinations that bypass the upstream (NO_PROXY syntax; default: the environment's NO_PROXY). */
+  noProxy: noProxySchema.optional(),
+  /** Guest ports intercepted and sent through the upstream by Host/SNI when one is set (default 80, 443). */
+  transparentProxyPorts: portListSchema.default([80, 443]),
+  /** A SOCKS5 server on loopback TCP whose connections reach guest addresses. */
+  socks5: loopbackListenSchema.optional(),
+  /** USER:PASSWORD the SOCKS5 server requires (RFC 1929). */
+  socks5Auth: socksAuthSchema.optional(),
 });
 
 /** The keys a config file may hold. */

@@ -1,6 +1,6 @@
 /**
  * `runDaemon`: the composition behind `desktopd run`. The daemon is a list of services started in
- * the order below and closed in reverse — DNS (its policy goes into the stack), the network
+ * the order below and closed in reverse — DNS and the proxy (their policies go into the stack), the network
  * (stack and switch), the VM transports, a network namespace, published ports, the control API —
  * each a module under services/ with start, close, status and, where it applies, reload.
  * Everything except argument parsing, printing and signals, so other tools and tests can embed it.
@@ -30,6 +30,7 @@ import { createDnsService } from "./services/dns.js";
 import { startMetricsServer } from "./services/metrics.js";
 import { startNetns } from "./services/netns.js";
 import { startNetwork } from "./services/network.js";
+import { createProxyService } from "./services/proxy.js";
 import { startPublishService } from "./services/publish.js";
 import { type Service, ServiceList } from "./services/service.js";
 import { startTransports } from "./services/transports.js";
@@ -131,9 +132,10 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
   const events = new EventBus();
   try {
     const dns = services.add(createDnsService(config, logger));
+    const proxy = services.add(createProxyService(config, events, logger));
     const network = services.add(
       startNetwork(config, {
-        policy: dns.guestDns.policy(stackOptions?.policy),
+        policy: dns.guestDns.policy(proxy.policy(stackOptions?.policy)),
         // Egress rules by name see what the gateway's DNS answered each guest.
         namesFor: (guest, dst) => dns.guestDns.names.namesFor(guest, dst),
         stackOptions,
@@ -143,6 +145,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     );
     const { stack, switch: sw } = network;
     const guestDns = dns.bind(stack.config, () => stack.leases());
+    await proxy.bind(stack, guestDns);
     const transports = services.add(await startTransports(config, sw, logger));
     const netns = config.netns
       ? services.add(await startNetns({ ...config, netns: config.netns }, stack, sw, logger))
@@ -233,6 +236,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       flows: () => stack.flows(),
       reload,
       metrics,
+      proxy,
     };
     const control = await startControl(
       {

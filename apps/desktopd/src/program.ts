@@ -173,9 +173,31 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       .option(
         "--ui <address:port>",
         "serve the status page on this loopback TCP address; its URL with a random token is printed",
-      ),
+      )
+      .option(
+        "--upstream-proxy <url>",
+        "upstream for the guests' proxied HTTP and HTTPS: http://, https://, socks5:// or socks5h:// URL " +
+          "(user:password@ allowed), or direct (default: $HTTPS_PROXY/$HTTP_PROXY/$ALL_PROXY of this process)",
+      )
+      .option(
+        "--no-proxy <list>",
+        "destinations that bypass the upstream: names (and their subdomains), addresses, CIDRs, :port " +
+          "(default: $NO_PROXY of this process)",
+      )
+      .option(
+        "--transparent-proxy-ports <ports>",
+        "guest ports sent through the upstream by Host or SNI while one is set, e.g. 80,443 (default), or none",
+      )
+      .option(
+        "--socks5 <address:port>",
+        "serve SOCKS5 on this loopback address; its connections reach guest addresses (no published port needed)",
+      )
+      .option("--socks5-auth <user:password>", "the username and password the SOCKS5 server requires"),
   ).action(async (options: Record<string, unknown>, command: Command) => {
     const { config: file, ...cli } = givenOptions(options, command);
+    // Commander reads --no-proxy LIST as the negation of a --proxy option: it is NO_PROXY's list.
+    if (typeof cli.proxy === "string") cli.noProxy = cli.proxy;
+    delete cli.proxy;
     const envControl = process.env.DESKTOPD_CONTROL;
     if (cli.control === undefined && envControl) cli.control = envControl;
     // Read again at each reload (SIGHUP, desktopd reload): the file under the command line.
@@ -295,6 +317,50 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option("--json", "print the daemon's JSON answer")
     .action(async (o: { control: string; json?: boolean }) => {
       setExitCode(await (await control()).reloadCommand(o, io));
+    });
+
+  const proxy = program
+    .command("proxy")
+    .description("the guests' proxy: the upstream it uses, and the environment that points guests at it");
+  proxy
+    .command("get")
+    .description(
+      "the upstream in use and where it came from (API, config or environment), ports and counters",
+    )
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).proxyCommand("get", {}, o, io));
+    });
+  proxy
+    .command("set <url>")
+    .description(
+      "use this upstream from now on (http://, https://, socks5://, socks5h:// or direct); open connections keep theirs",
+    )
+    .addOption(controlOption())
+    .option("--no-proxy <list>", "destinations that bypass it (NO_PROXY syntax)")
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (upstream: string, o: { control: string; json?: boolean; proxy?: string | boolean }) => {
+      const noProxy = typeof o.proxy === "string" ? o.proxy : undefined;
+      setExitCode(await (await control()).proxyCommand("set", { upstream, noProxy }, o, io));
+    });
+  proxy
+    .command("unset")
+    .description("back to the config's upstream, or the daemon's environment")
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).proxyCommand("unset", {}, o, io));
+    });
+  proxy
+    .command("env")
+    .description(
+      "HTTP_PROXY, HTTPS_PROXY and NO_PROXY (both cases) for a guest shell or container, KEY=VALUE lines",
+    )
+    .addOption(controlOption())
+    .option("--json", "print JSON")
+    .action(async (o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).proxyCommand("env", {}, o, io));
     });
 
   program

@@ -10,7 +10,14 @@ import type net from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "@desktopd/core";
 import type { ProxySettings } from "./settings.js";
-import { basicAuth, connectToProxy, type DirectConnect, openTunnel, UpstreamError } from "./tunnel.js";
+import {
+  basicAuth,
+  type ConnectionContext,
+  connectToProxy,
+  type DirectConnect,
+  openTunnel,
+  UpstreamError,
+} from "./tunnel.js";
 import { formatUpstream } from "./upstream.js";
 
 export interface HttpProxyOptions {
@@ -34,8 +41,11 @@ export interface HttpProxyCounters {
 }
 
 export interface HttpProxy {
-  /** Serves one client connection (a guest's stream, or a host socket). */
-  handle(stream: Duplex): void;
+  /**
+   * Serves one client connection (a guest's stream, or a host socket). With `context.original`
+   * the connection was intercepted: origin-form requests go to their Host header's name.
+   */
+  handle(stream: Duplex, context?: ConnectionContext): void;
   counters(): HttpProxyCounters;
   /** Ends every connection. */
   close(): void;
@@ -63,6 +73,7 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
   };
   const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 30_000 });
   const open = new Set<Duplex>();
+  const contexts = new WeakMap<object, ConnectionContext>();
 
   const answer = (res: ServerResponse, status: number, text: string) => {
     refuse(status);
@@ -76,9 +87,17 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     counters.requests++;
+    const context = contexts.get(req.socket) ?? {};
+    const original = context.original;
     let target: URL;
     try {
-      target = new URL(req.url ?? "");
+      // An intercepted connection speaks to the origin: its requests name the host in Host.
+      target =
+        original && req.url?.startsWith("/")
+          ? new URL(`http://${req.headers.host ?? hostPort(original.ip, original.port)}${req.url}`)
+          : new URL(req.url ?? "");
+      if (original && req.url?.startsWith("/") && target.port === "" && original.port !== 80)
+        target.port = String(original.port);
     } catch {
       answer(res, 400, `"${req.url}" is not an absolute http:// URL (configure this as an HTTP proxy)`);
       return;
@@ -110,9 +129,15 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       headers,
       // No agent: the socket comes from the chosen route, through createConnection's callback form.
       createConnection: ((_opts: unknown, done: (error: Error | null, socket?: Duplex) => void) => {
+        // Direct, an intercepted request goes where the guest sent it, not where its Host says.
+        const [toHost, toPort] = original && !upstream ? [original.ip, original.port] : [host, port];
         const route = viaProxy
           ? connectToProxy(upstream, timeoutMs)
-          : openTunnel(host, port, upstream, { timeoutMs, ...(o.direct ? { direct: o.direct } : {}) });
+          : openTunnel(toHost, toPort, upstream, {
+              timeoutMs,
+              context,
+              ...(o.direct ? { direct: o.direct } : {}),
+            });
         route.then(
           (socket) => done(null, socket),
           (error: Error) => done(error),
@@ -172,7 +197,11 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
     }
     const upstream = o.settings.upstreamFor(host, port, true);
     client.on("error", () => {});
-    openTunnel(host, port, upstream, { timeoutMs, ...(o.direct ? { direct: o.direct } : {}) }).then(
+    openTunnel(host, port, upstream, {
+      timeoutMs,
+      context: contexts.get(client) ?? {},
+      ...(o.direct ? { direct: o.direct } : {}),
+    }).then(
       (remote) => {
         if (client.destroyed) {
           remote.destroy();
@@ -209,7 +238,8 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
   });
 
   return {
-    handle(stream) {
+    handle(stream, context) {
+      if (context) contexts.set(stream, context);
       open.add(stream);
       stream.on("close", () => open.delete(stream));
       server.emit("connection", stream);
@@ -220,4 +250,9 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       open.clear();
     },
   };
+}
+
+function hostPort(ip: string, port: number): string {
+  const host = ip.includes(":") ? `[${ip}]` : ip;
+  return port === 80 ? host : `${host}:${port}`;
 }

@@ -22,7 +22,7 @@ export {
   type HttpProxyOptions,
   MAX_HEADER_BYTES,
 } from "./http-proxy.js";
-export { type NoProxy, type NoProxyRule, parseNoProxy } from "./no-proxy.js";
+export { formatNoProxyRule, type NoProxy, type NoProxyRule, parseNoProxy } from "./no-proxy.js";
 export {
   configFromEnv,
   describeConfig,
@@ -31,5 +31,21 @@ export {
   type ProxySettingsEvents,
   upstreamFor,
 } from "./settings.js";
-export { type DirectConnect, openTunnel, UpstreamError } from "./tunnel.js";
+export { type ClientHelloResult, MAX_CLIENT_HELLO, readClientHello } from "./sni.js";
+export {
+  createSocksServer,
+  type SocksCounters,
+  type SocksDial,
+  SocksRefusal,
+  type SocksRefusalReason,
+  type SocksServer,
+  type SocksServerOptions,
+} from "./socks-server.js";
+export {
+  createTransparentProxy,
+  type TransparentCounters,
+  type TransparentProxy,
+  type TransparentProxyOptions,
+} from "./transparent.js";
+export { type ConnectionContext, type DirectConnect, openTunnel, UpstreamError } from "./tunnel.js";
 export { formatUpstream, parseUpstream, type Upstream, type UpstreamProtocol } from "./upstream.js";

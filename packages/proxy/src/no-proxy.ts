@@ -134,3 +134,10 @@ export function parseNoProxy(text: string | readonly string[], key = "NO_PROXY")
     },
   };
 }
+
+/** A rule as NO_PROXY text again (`*`, `example.com:8080`, `10.0.0.0/8`). */
+export function formatNoProxyRule(rule: NoProxyRule): string {
+  if (rule.kind === "all") return "*";
+  if (rule.kind === "cidr") return rule.text;
+  return rule.port === undefined ? rule.name : `${rule.name}:${rule.port}`;
+}

@@ -6,7 +6,7 @@
  * take the new one.
  */
 import { EventEmitter } from "node:events";
-import { type NoProxy, parseNoProxy } from "./no-proxy.js";
+import { formatNoProxyRule, type NoProxy, parseNoProxy } from "./no-proxy.js";
 import { formatUpstream, parseUpstream, type Upstream } from "./upstream.js";
 
 export interface ProxyConfig {
@@ -66,10 +66,16 @@ export interface ProxySettingsEvents {
 /** The current proxy configuration, replaced as a whole and announced. */
 export class ProxySettings extends EventEmitter<ProxySettingsEvents> {
   private config: ProxyConfig;
+  private readonly alwaysDirect: NoProxy | undefined;
 
-  constructor(initial: ProxyConfig = { noProxy: parseNoProxy([]) }) {
+  /**
+   * `alwaysDirect`: destinations that never go through an upstream whatever the settings say —
+   * an embedder's own names and addresses, which no upstream proxy could reach.
+   */
+  constructor(initial: ProxyConfig = { noProxy: parseNoProxy([]) }, o: { alwaysDirect?: NoProxy } = {}) {
     super();
     this.config = initial;
+    this.alwaysDirect = o.alwaysDirect;
   }
 
   get current(): ProxyConfig {
@@ -86,7 +92,13 @@ export class ProxySettings extends EventEmitter<ProxySettingsEvents> {
   }
 
   upstreamFor(host: string, port: number, tls: boolean): Upstream | undefined {
+    if (this.alwaysDirect?.matches(host, port)) return undefined;
     return upstreamFor(this.config, host, port, tls);
+  }
+
+  /** Whether any upstream is configured (else every connection goes direct). */
+  get hasUpstream(): boolean {
+    return this.config.http !== undefined || this.config.https !== undefined || this.config.all !== undefined;
   }
 }
 
@@ -104,7 +116,7 @@ export function describeConfig(c: ProxyConfig): string {
   if (c.http) parts.push(`http=${formatUpstream(c.http)}`);
   if (c.https) parts.push(`https=${formatUpstream(c.https)}`);
   if (c.all) parts.push(`all=${formatUpstream(c.all)}`);
-  const rules = c.noProxy.rules.map((r) => (r.kind === "all" ? "*" : r.kind === "name" ? r.name : r.text));
+  const rules = c.noProxy.rules.map(formatNoProxyRule);
   if (rules.length > 0) parts.push(`no_proxy=${rules.join(",")}`);
   return parts.length > 0 ? parts.join(" ") : "direct";
 }

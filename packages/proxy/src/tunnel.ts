@@ -11,11 +11,14 @@ import { SocksClient } from "socks";
 import { ProxyError } from "./errors.js";
 import { formatUpstream, type Upstream } from "./upstream.js";
 
-/** The upstream failed: `status` is what the guest's client is answered (502, or 504 on a timeout). */
+/**
+ * The destination could not be had: `status` is what the guest's client is answered (502; 504 on
+ * a timeout; 403 when a direct connection is refused by the embedder's policy).
+ */
 export class UpstreamError extends ProxyError {
   override readonly code = "ERR_DESKTOPD_PROXY_UPSTREAM";
   constructor(
-    readonly status: 502 | 504,
+    readonly status: 403 | 502 | 504,
     message: string,
   ) {
     super(message);
@@ -25,12 +28,31 @@ export class UpstreamError extends ProxyError {
   }
 }
 
-export type DirectConnect = (host: string, port: number) => Duplex;
+/** Who a connection is for: the client's endpoint and, for an intercepted flow, where it was going. */
+export interface ConnectionContext {
+  client?: { ip: string; port: number };
+  /** The address and port an intercepted (transparent) flow was sent to. */
+  original?: { ip: string; port: number };
+}
+
+/**
+ * Opens a direct connection for a client. An embedder maps names and addresses its own way and
+ * applies its policy here; throwing an UpstreamError answers the client with its status.
+ */
+export type DirectConnect = (
+  host: string,
+  port: number,
+  context: ConnectionContext,
+) => Duplex | Promise<Duplex>;
 
 const directConnect: DirectConnect = (host, port) => net.connect({ host, port });
 
 /** Resolves once `socket` connected; rejects with an UpstreamError naming `what`. */
 function connected(socket: Duplex, what: string, timeoutMs: number): Promise<Duplex> {
+  // A stream that is not a socket still connecting (an in-process one) is ready as it is.
+  if (!(socket instanceof net.Socket)) return Promise.resolve(socket);
+  if (!(socket instanceof tls.TLSSocket) && !socket.connecting && !socket.pending)
+    return Promise.resolve(socket);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
@@ -125,10 +147,13 @@ export async function openTunnel(
   host: string,
   port: number,
   upstream: Upstream | undefined,
-  o: { timeoutMs?: number; direct?: DirectConnect } = {},
+  o: { timeoutMs?: number; direct?: DirectConnect; context?: ConnectionContext } = {},
 ): Promise<Duplex> {
   const timeoutMs = o.timeoutMs ?? 10_000;
-  if (!upstream) return connected((o.direct ?? directConnect)(host, port), `${host}:${port}`, timeoutMs);
+  if (!upstream) {
+    const socket = await (o.direct ?? directConnect)(host, port, o.context ?? {});
+    return connected(socket, `${host}:${port}`, timeoutMs);
+  }
   const what = `upstream ${formatUpstream(upstream)}`;
   if (upstream.protocol === "socks5" || upstream.protocol === "socks5h") {
     try {

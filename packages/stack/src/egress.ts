@@ -53,6 +53,20 @@ export interface EgressFlow {
   dstPort: number;
 }
 
+/**
+ * A connection desktopd opens for a guest outside the NAT (a proxy's direct connection), by
+ * address as text; `names` are what the guest asked for by name, matched by name rules beside
+ * the names the gateway's DNS answered that guest with.
+ */
+export interface EgressQuery {
+  protocol: "tcp" | "udp";
+  guestIp: string;
+  guestPort: number;
+  dstIp: string;
+  dstPort: number;
+  names?: readonly string[];
+}
+
 export interface EgressVerdict {
   allowed: boolean;
   /** The deciding rule's id, or the default that applied: "host-loopback", "loopback", "subnet", "default". */
@@ -68,6 +82,8 @@ export interface Egress {
   /** Replaces every rule (config reload). */
   replace(rules: (EgressRule | string)[]): void;
   readonly hostLoopback: boolean;
+  /** Decides and counts a connection made outside the NAT, as it would decide a NATed flow. */
+  checkConnection(query: EgressQuery): EgressVerdict;
   /** Flows refused so far, by what refused them. */
   counters(): { allowed: number; denied: number; deniedBy: Record<string, number> };
 }
@@ -222,8 +238,8 @@ export class EgressPolicy implements Egress {
   }
 
   /** Decides a flow; refusals are counted, and logged at most 10 lines per 10 s. */
-  check(flow: EgressFlow): EgressVerdict {
-    const verdict = this.decide(flow);
+  check(flow: EgressFlow, extraNames?: readonly string[]): EgressVerdict {
+    const verdict = this.decide(flow, extraNames);
     if (verdict.allowed) this.tally.allowed++;
     else {
       this.tally.denied++;
@@ -249,14 +265,30 @@ export class EgressPolicy implements Egress {
     );
   }
 
-  private decide(flow: EgressFlow): EgressVerdict {
+  checkConnection(q: EgressQuery): EgressVerdict {
+    const guestIp = parseIpv4Address(q.guestIp);
+    const dstIp = parseIpv4Address(q.dstIp);
+    if (guestIp === undefined || dstIp === undefined) {
+      throw new ConfigError(`egress: ${q.dstIp} is not an IPv4 address`);
+    }
+    const names = (q.names ?? []).map((n) => n.toLowerCase().replace(/\.$/, ""));
+    return this.check(
+      { protocol: q.protocol, guestIp, guestPort: q.guestPort, dstIp, dstPort: q.dstPort },
+      names,
+    );
+  }
+
+  private decide(flow: EgressFlow, extraNames: readonly string[] = []): EgressVerdict {
     let names: readonly string[] | undefined;
     for (const c of this.compiled) {
       if (c.protocol !== undefined && c.protocol !== flow.protocol) continue;
       if (flow.dstPort < c.portLo || flow.dstPort > c.portHi) continue;
       if (c.net && (flow.dstIp & c.net.mask) >>> 0 !== c.net.network) continue;
       if (c.name) {
-        names ??= this.namesFor?.(ipv4ToString(flow.guestIp), ipv4ToString(flow.dstIp)) ?? [];
+        names ??= [
+          ...extraNames,
+          ...(this.namesFor?.(ipv4ToString(flow.guestIp), ipv4ToString(flow.dstIp)) ?? []),
+        ];
         if (!nameMatches(c.name, names)) continue;
       }
       c.info.matched++;

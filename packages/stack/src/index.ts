@@ -41,8 +41,10 @@ export {
   type Egress,
   type EgressAction,
   type EgressOptions,
+  type EgressQuery,
   type EgressRule,
   type EgressRuleInfo,
+  type EgressVerdict,
   formatEgressRule,
   parseEgressRule,
 } from "./egress.js";

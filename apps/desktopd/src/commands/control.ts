@@ -177,7 +177,19 @@ export interface DaemonStatus {
   }[];
   leases: { mac: string; ip: string; hostname?: string }[];
   published: ForwardInfo[];
+  proxy?: ProxyInfo;
   process?: ProcessStats;
+}
+
+/** What GET /v1/proxy answers (see services/proxy.ts). */
+interface ProxyInfo {
+  listen: string | null;
+  names: string[];
+  source: string;
+  summary: string;
+  transparentPorts: number[];
+  transparentActive: boolean;
+  socks5: string | null;
 }
 
 function renderStatus(s: DaemonStatus): string {
@@ -197,8 +209,49 @@ function renderStatus(s: DaemonStatus): string {
   for (const l of s.leases) lines.push(`  ${l.ip}  ${l.mac}${l.hostname ? `  ${l.hostname}` : ""}`);
   lines.push(`published (${s.published.length}):`);
   for (const f of s.published) lines.push(`  ${renderForward(f)}`);
+  if (s.proxy) lines.push(renderProxy(s.proxy));
   if (s.process) lines.push(renderProcess(s.process));
   return `${lines.join("\n")}\n`;
+}
+
+function renderProxy(p: ProxyInfo): string {
+  const transparent = p.transparentActive ? `ports ${p.transparentPorts.join(",")}` : "off";
+  return (
+    `proxy ${p.listen ?? "-"} (${p.names.join(", ")})  upstream ${p.summary} [${p.source}]` +
+    `  transparent ${transparent}${p.socks5 ? `  socks5 ${p.socks5}` : ""}`
+  );
+}
+
+export async function proxyCommand(
+  action: "get" | "set" | "unset" | "env",
+  args: { upstream?: string; noProxy?: string },
+  o: ControlCommandOptions,
+  io: CliIo,
+): Promise<number> {
+  if (action === "env") {
+    const env = (await controlRequest(o.control, "GET", "/v1/proxy/env")) as Record<string, string>;
+    if (o.json) io.out(`${JSON.stringify(env, null, 2)}\n`);
+    // KEY=VALUE lines: `docker run --env-file`, or `export $(desktopd proxy env)` in a shell.
+    else
+      io.out(
+        Object.entries(env)
+          .map(([k, v]) => `${k}=${v}\n`)
+          .join(""),
+      );
+    return 0;
+  }
+  const info = (
+    action === "set"
+      ? await controlRequest(o.control, "PUT", "/v1/proxy", {
+          upstream: args.upstream,
+          ...(args.noProxy === undefined ? {} : { noProxy: args.noProxy }),
+        })
+      : action === "unset"
+        ? await controlRequest(o.control, "DELETE", "/v1/proxy")
+        : await controlRequest(o.control, "GET", "/v1/proxy")
+  ) as ProxyInfo;
+  io.out(o.json ? `${JSON.stringify(info, null, 2)}\n` : `${renderProxy(info)}\n`);
+  return 0;
 }
 
 function renderProcess(p: ProcessStats): string {

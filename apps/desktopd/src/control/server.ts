@@ -15,6 +15,10 @@
  *   GET    /v1/egress            egress rules (first match wins), the host-loopback switch, counters
  *   POST   /v1/egress            {"rule": "deny 10.0.0.0/8", "position": 0} → the rule added (201)
  *   DELETE /v1/egress/ID         remove a rule by id
+ *   GET    /v1/proxy             the upstream in use and where it came from, the proxy's addresses and counters
+ *   PUT    /v1/proxy             {"upstream": "http://proxy:3128" | "direct", "noProxy": "a,b"} → replaces the settings
+ *   DELETE /v1/proxy             back to the config's (or the environment's) settings
+ *   GET    /v1/proxy/env         HTTP_PROXY, HTTPS_PROXY, NO_PROXY (both cases) pointing a guest at the proxy
  *   GET    /v1/flows             every open TCP and UDP flow: endpoints, state, bytes, age, idle, service
  *   POST   /v1/reload            re-read the config file: what changed live, what needs a restart
  *   GET    /v1/events            what happens from now on, one JSON object a line, until the client goes
@@ -25,11 +29,13 @@ import { createServer, type IncomingMessage, type RequestListener, type ServerRe
 import { connect } from "node:net";
 import { type Dns, DnsError, normalizeName, parseRecord } from "@desktopd/dns";
 import { type Forwarder, PortfwdError } from "@desktopd/portfwd";
+import { ProxyConfigError } from "@desktopd/proxy";
 import { ConfigError, type Egress } from "@desktopd/stack";
 import { ControlError, InvalidOptionError } from "../errors.js";
 import { handleEgress } from "./egress.js";
 import type { EventBus } from "./events.js";
 import { allow, decoded, HttpError, readJson } from "./http.js";
+import { handleProxy, type ProxyControl } from "./proxy.js";
 
 /** What the API reads and drives. */
 export interface ControlTarget {
@@ -44,6 +50,8 @@ export interface ControlTarget {
   flows?(): unknown[];
   /** Re-reads the config file and applies it; rejects (400) when the file is bad, keeping the old one. */
   reload?(): Promise<unknown>;
+  /** The proxy's settings (/v1/proxy). */
+  proxy?: ProxyControl;
   /** Prometheus exposition for GET /metrics. */
   metrics?: { text(): Promise<string>; readonly contentType: string };
 }
@@ -109,6 +117,7 @@ export function controlListener(target: ControlTarget): RequestListener {
           send(res, portfwdStatus(error.code), { error: error.message, code: error.code });
         else if (
           DnsError.isInstance(error) ||
+          ProxyConfigError.isInstance(error) ||
           ConfigError.isInstance(error) ||
           InvalidOptionError.isInstance(error)
         )
@@ -157,6 +166,7 @@ async function handle(
   }
   if (resource === "dns" && target.dns) return handleDns(req, url, parts.slice(2), target.dns);
   if (resource === "egress" && target.egress) return handleEgress(req, parts.slice(2), target.egress);
+  if (resource === "proxy" && target.proxy) return handleProxy(req, parts.slice(2), target.proxy);
   throw new HttpError(404, `no such resource: ${url.pathname}`);
 }
 

@@ -1,0 +1,293 @@
+/**
+ * @desktopd/proxy in the daemon: the explicit proxy on the gateway's port 3128
+ * (`http.docker.internal`), transparent interception of guest flows to ports 80/443 while an
+ * upstream is set, and the optional SOCKS5 door from host loopback into guest addresses. Made
+ * before the stack (its policy goes into it), bound once the stack and DNS exist. Settings change
+ * live: config reload, `desktopd proxy set|unset`; connections in flight keep their upstream.
+ *
+ * Direct connections the proxy opens for guests are host sockets like NATed flows, so they pass
+ * the stack's egress policy and map the host address to the host's loopback the same way.
+ */
+import { isIP, isIPv4, connect as tcpConnect } from "node:net";
+import type { Dns } from "@desktopd/dns";
+import {
+  createHttpProxy,
+  createSocksServer,
+  createTransparentProxy,
+  type DirectConnect,
+  describeConfig,
+  type HttpProxy,
+  ProxySettings,
+  parseNoProxy,
+  type SocksDial,
+  SocksRefusal,
+  type SocksServer,
+  type TransparentProxy,
+  UpstreamError,
+} from "@desktopd/proxy";
+import { DialError, type FlowPolicy, type Logger, type Stack } from "@desktopd/stack";
+import { parseListenAddress, type RunConfig } from "../config.js";
+import type { EventBus } from "../control/events.js";
+import {
+  describeProxy,
+  guestProxyEnv,
+  PROXY_NAMES,
+  PROXY_PORT,
+  type ProxyKeys,
+  type ProxyOverride,
+  type ProxySource,
+  resolveProxyConfig,
+} from "../proxy-settings.js";
+import type { Service } from "./service.js";
+
+export interface ProxyService extends Service {
+  /** The stack's policy: the proxy's flows first, then `next`. */
+  policy(next?: FlowPolicy): FlowPolicy;
+  /** Starts serving with the stack (gateway, egress, dials into guests) and the guests' DNS. */
+  bind(stack: Stack, dns: Dns): Promise<void>;
+  /** GET /v1/proxy. */
+  info(): Record<string, unknown>;
+  /** Replaces the settings from the API until `unset`; throws ProxyConfigError on a bad URL. */
+  set(override: ProxyOverride): Record<string, unknown>;
+  /** Back to the config's (or the environment's) settings. */
+  unset(): Record<string, unknown>;
+  /** GET /v1/proxy/env: the variables pointing a guest at the proxy. */
+  env(): Record<string, string>;
+}
+
+const SERVICE = "proxy";
+
+export function createProxyService(
+  config: RunConfig,
+  events: EventBus,
+  logger?: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): ProxyService {
+  const log = logger?.child({ component: "proxy" });
+  let keys: ProxyKeys = { upstreamProxy: config.upstreamProxy, noProxy: config.noProxy };
+  let override: ProxyOverride | undefined;
+  let transparentPorts = new Set(config.transparentProxyPorts);
+  const initial = resolveProxyConfig(keys, undefined, env, log);
+  let source: ProxySource = initial.source;
+  // Names and addresses of desktopd's own network: no upstream could reach them.
+  const settings = new ProxySettings(initial.config, {
+    alwaysDirect: parseNoProxy([
+      "localhost",
+      "127.0.0.0/8",
+      "::1",
+      "docker.internal",
+      "desktopd.internal",
+      "containers.internal",
+      config.subnet,
+    ]),
+  });
+  let bound:
+    | {
+        stack: Stack;
+        gateway: string;
+        hostAddress: string;
+        explicit: HttpProxy;
+        transparent: TransparentProxy;
+        socks?: SocksServer;
+        socksAddress?: string;
+        subnet: ReturnType<typeof parseNoProxy>;
+      }
+    | undefined;
+
+  const apply = (next: ProxyOverride | undefined) => {
+    const resolved = resolveProxyConfig(keys, next, env, log);
+    override = next;
+    source = resolved.source;
+    settings.set(resolved.config);
+  };
+
+  const onChanged = () => {
+    const now = describeConfig(settings.current);
+    log?.info({ upstream: now, source }, "proxy settings changed");
+    events.emit("proxy-changed", { upstream: now, source });
+  };
+
+  return {
+    name: SERVICE,
+    liveKeys: ["upstreamProxy", "noProxy", "transparentProxyPorts"],
+
+    policy(next) {
+      return {
+        tcp: (flow) => {
+          const b = bound;
+          if (b) {
+            const context = { client: { ip: flow.guestIp, port: flow.guestPort } };
+            if (flow.dstIp === b.gateway && flow.dstPort === PROXY_PORT) {
+              return {
+                action: "handle",
+                service: SERVICE,
+                handler: (stream) => b.explicit.handle(stream, context),
+              };
+            }
+            if (
+              transparentPorts.has(flow.dstPort) &&
+              settings.hasUpstream &&
+              flow.dstIp !== b.gateway &&
+              flow.dstIp !== b.hostAddress &&
+              !b.subnet.matches(flow.dstIp, flow.dstPort)
+            ) {
+              const original = { ip: flow.dstIp, port: flow.dstPort };
+              return {
+                action: "handle",
+                service: SERVICE,
+                handler: (stream) => b.transparent.handle(stream, { ...context, original }),
+              };
+            }
+          }
+          return next?.tcp?.(flow);
+        },
+        udp: (flow) => next?.udp?.(flow),
+      };
+    },
+
+    async bind(stack, dns) {
+      const net = stack.config;
+      settings.on("changed", onChanged);
+      for (const name of PROXY_NAMES) dns.registry.register(name, net.gateway);
+
+      const resolveA = async (name: string): Promise<string | undefined> => {
+        const answered = await dns.resolver.resolve({ name, type: "A", class: "IN" });
+        for (const a of answered.answers) if (a.type === "A") return a.data;
+        return undefined;
+      };
+      // What the guest would reach by itself: its DNS's answer, the host address as the host's
+      // loopback, and only what the egress policy lets through.
+      const direct: DirectConnect = async (host, port, context) => {
+        const ip = isIP(host) ? host : await resolveA(host);
+        if (ip === undefined) throw new UpstreamError(502, `${host}: no such name (guest DNS)`);
+        if (!isIPv4(ip)) throw new UpstreamError(502, `${host}: IPv6 destinations are not served yet`);
+        if (ip === net.gateway) throw new UpstreamError(403, `${host}:${port} is desktopd's gateway`);
+        const verdict = stack.egress.checkConnection({
+          protocol: "tcp",
+          guestIp: context.client?.ip ?? net.gateway,
+          guestPort: context.client?.port ?? 0,
+          dstIp: ip,
+          dstPort: port,
+          ...(isIP(host) ? {} : { names: [host] }),
+        });
+        if (!verdict.allowed) {
+          throw new UpstreamError(403, `${host}:${port} is refused by desktopd's egress policy`);
+        }
+        return tcpConnect({ host: ip === net.hostAddress ? "127.0.0.1" : ip, port });
+      };
+      const explicit = createHttpProxy({ settings, direct, ...(log ? { logger: log } : {}) });
+      const transparent = createTransparentProxy({
+        settings,
+        http: explicit,
+        direct,
+        ...(log ? { logger: log } : {}),
+      });
+      const subnet = parseNoProxy([net.subnet]);
+      bound = { stack, gateway: net.gateway, hostAddress: net.hostAddress, explicit, transparent, subnet };
+      if (config.socks5) {
+        const at = parseListenAddress(config.socks5)!;
+        const dial = socksDial(stack, subnet, resolveA);
+        const [username, ...password] = config.socks5Auth?.split(":") ?? [];
+        const socks = createSocksServer({
+          dial,
+          ...(config.socks5Auth ? { auth: { username: username!, password: password.join(":") } } : {}),
+          ...(log ? { logger: log } : {}),
+        });
+        const listening = await socks.listen(at.host, at.port);
+        bound.socks = socks;
+        bound.socksAddress = `${listening.host.includes(":") ? `[${listening.host}]` : listening.host}:${listening.port}`;
+        log?.info({ socks5: bound.socksAddress, auth: config.socks5Auth !== undefined }, "socks5 serving");
+      }
+      log?.info(
+        {
+          proxy: `${net.gateway}:${PROXY_PORT}`,
+          upstream: describeConfig(settings.current),
+          source,
+          transparent: [...transparentPorts].join(",") || "off",
+        },
+        "proxy serving",
+      );
+    },
+
+    async reload(next, changed) {
+      keys = { upstreamProxy: next.upstreamProxy, noProxy: next.noProxy };
+      if (changed.includes("transparentProxyPorts")) transparentPorts = new Set(next.transparentProxyPorts);
+      // A changed config replaces settings made through the API.
+      if (changed.includes("upstreamProxy") || changed.includes("noProxy")) apply(undefined);
+      return [];
+    },
+
+    info() {
+      return {
+        listen: bound ? `${bound.gateway}:${PROXY_PORT}` : null,
+        names: [...PROXY_NAMES],
+        ...describeProxy(settings.current, source),
+        transparentPorts: [...transparentPorts],
+        transparentActive: settings.hasUpstream && transparentPorts.size > 0,
+        socks5: bound?.socksAddress ?? null,
+        counters: {
+          explicit: bound?.explicit.counters(),
+          transparent: bound?.transparent.counters(),
+          ...(bound?.socks ? { socks5: bound.socks.counters() } : {}),
+        },
+      };
+    },
+
+    set(next) {
+      apply(next);
+      return this.info();
+    },
+
+    unset() {
+      apply(undefined);
+      return this.info();
+    },
+
+    env() {
+      return guestProxyEnv(settings.current, bound?.stack.config.subnet ?? config.subnet);
+    },
+
+    status() {
+      return { proxy: this.info() };
+    },
+
+    async close() {
+      settings.removeAllListeners();
+      const b = bound;
+      bound = undefined;
+      b?.transparent.close();
+      b?.explicit.close();
+      await b?.socks?.close();
+    },
+  };
+}
+
+/** The SOCKS5 door: guest addresses only (and guests' names), dialled through the stack. */
+function socksDial(
+  stack: Stack,
+  subnet: ReturnType<typeof parseNoProxy>,
+  resolveA: (name: string) => Promise<string | undefined>,
+): SocksDial {
+  const { gateway, hostAddress } = stack.config;
+  return async (host, port, kind) => {
+    if (kind === "ipv6") throw new SocksRefusal("not-allowed", "IPv6 guests are not served yet");
+    const ip = kind === "domain" ? await resolveA(host) : host;
+    if (ip === undefined) throw new SocksRefusal("unreachable", `${host}: no such name`);
+    if (!subnet.matches(ip, port) || ip === gateway || ip === hostAddress) {
+      throw new SocksRefusal("not-allowed", `${host} is not a guest address`);
+    }
+    try {
+      return await stack.connect(ip, port, { service: "socks" });
+    } catch (error) {
+      if (!DialError.isInstance(error)) throw error;
+      throw new SocksRefusal(
+        error.reason === "refused" || error.reason === "reset"
+          ? "refused"
+          : error.reason === "timeout"
+            ? "timeout"
+            : "unreachable",
+        error.message,
+      );
+    }
+  };
+}
