@@ -130,6 +130,8 @@ export function createTransparentProxy(o: TransparentProxyOptions): TransparentP
           decide(() => {
             guest.unshift(seen);
             o.http.handle(guest, context);
+            // Paused while sniffing: the HTTP parser's listener alone would not restart it.
+            guest.resume();
           });
           return;
         }
