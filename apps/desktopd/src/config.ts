@@ -299,6 +299,8 @@ export const runOptionsSchema = z.object({
   upstreamProxy: upstreamProxySchema.optional(),
   /** Destinations that bypass the upstream (NO_PROXY syntax; default: the environment's NO_PROXY). */
   noProxy: noProxySchema.optional(),
+  /** A PAC file (http(s) URL or path) deciding the upstream per destination; NO_PROXY still applies first. */
+  proxyPac: z.string().min(1, "must be a URL or a path").optional(),
   /** Guest ports intercepted and sent through the upstream by Host/SNI when one is set (default 80, 443). */
   transparentProxyPorts: portListSchema.default([80, 443]),
   /** A SOCKS5 server on loopback TCP whose connections reach guest addresses. */

@@ -185,6 +185,10 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
           "(default: $NO_PROXY of this process)",
       )
       .option(
+        "--proxy-pac <url-or-path>",
+        "PAC file choosing the upstream per destination (PROXY, HTTPS, SOCKS5, DIRECT, with fallbacks), run sandboxed",
+      )
+      .option(
         "--transparent-proxy-ports <ports>",
         "guest ports sent through the upstream by Host or SNI while one is set, e.g. 80,443 (default), or none",
       )
@@ -333,17 +337,26 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       setExitCode(await (await control()).proxyCommand("get", {}, o, io));
     });
   proxy
-    .command("set <url>")
+    .command("set [url]")
     .description(
       "use this upstream from now on (http://, https://, socks5://, socks5h:// or direct); open connections keep theirs",
     )
     .addOption(controlOption())
+    .option("--pac <url-or-path>", "a PAC file choosing the upstream per destination")
     .option("--no-proxy <list>", "destinations that bypass it (NO_PROXY syntax)")
     .option("--json", "print the daemon's JSON answer")
-    .action(async (upstream: string, o: { control: string; json?: boolean; proxy?: string | boolean }) => {
-      const noProxy = typeof o.proxy === "string" ? o.proxy : undefined;
-      setExitCode(await (await control()).proxyCommand("set", { upstream, noProxy }, o, io));
-    });
+    .action(
+      async (
+        upstream: string | undefined,
+        o: { control: string; json?: boolean; proxy?: string | boolean; pac?: string },
+      ) => {
+        if (upstream === undefined && o.pac === undefined) {
+          throw new InvalidOptionError("proxy set: give an upstream URL (or direct), --pac, or both");
+        }
+        const noProxy = typeof o.proxy === "string" ? o.proxy : undefined;
+        setExitCode(await (await control()).proxyCommand("set", { upstream, noProxy, pac: o.pac }, o, io));
+      },
+    );
   proxy
     .command("unset")
     .description("back to the config's upstream, or the daemon's environment")

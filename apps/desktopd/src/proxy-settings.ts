@@ -23,11 +23,12 @@ export const PROXY_NAMES = ["http.docker.internal", "http.desktopd.internal"] as
 
 export type ProxySource = "api" | "config" | "environment";
 
-export type ProxyKeys = Pick<RunConfig, "upstreamProxy" | "noProxy">;
+export type ProxyKeys = Pick<RunConfig, "upstreamProxy" | "noProxy" | "proxyPac">;
 
-/** What the API sets: an upstream URL or "direct", and optionally NO_PROXY entries. */
+/** What the API sets: an upstream URL or "direct" and/or a PAC file, optionally NO_PROXY entries. */
 export interface ProxyOverride {
-  upstream: string;
+  upstream?: string;
+  pac?: string;
   noProxy?: string[];
 }
 
@@ -39,12 +40,15 @@ export function resolveProxyConfig(
   logger?: Logger,
 ): { config: ProxyConfig; source: ProxySource } {
   const chosen =
-    override ?? (keys.upstreamProxy !== undefined ? { upstream: keys.upstreamProxy } : undefined);
+    override ??
+    (keys.upstreamProxy !== undefined || keys.proxyPac !== undefined
+      ? { upstream: keys.upstreamProxy ?? "direct" }
+      : undefined);
   const noProxy = override?.noProxy ?? keys.noProxy;
   if (chosen) {
     const key = override ? "upstream" : "upstreamProxy";
     const rules = parseNoProxy(noProxy ?? [], "noProxy");
-    if (chosen.upstream.trim() === "direct") {
+    if (chosen.upstream === undefined || chosen.upstream.trim() === "direct") {
       return { config: { noProxy: rules }, source: override ? "api" : "config" };
     }
     const upstream = parseUpstream(chosen.upstream.trim(), key);

@@ -32,7 +32,36 @@ describe("parseRunOptions", () => {
       egress: [],
       hostLoopback: true,
       sourceGuard: true,
+      transparentProxyPorts: [80, 443],
     });
+  });
+
+  it("takes the proxy options and names the key of a bad one", () => {
+    const c = parseRunOptions({
+      upstreamProxy: "socks5h://user:pw@127.0.0.1:1080",
+      noProxy: "localhost, .corp.example 10.0.0.0/8",
+      transparentProxyPorts: "80,8080",
+      socks5: "127.0.0.1:1080",
+      socks5Auth: "door:pass:with:colons",
+    });
+    expect(c.noProxy).toEqual(["localhost", ".corp.example", "10.0.0.0/8"]);
+    expect(c.transparentProxyPorts).toEqual([80, 8080]);
+    expect(parseRunOptions({ upstreamProxy: "direct" }).upstreamProxy).toBe("direct");
+    expect(parseRunOptions({ transparentProxyPorts: "none" }).transparentProxyPorts).toEqual([]);
+    expect(parseRunOptions({ transparentProxyPorts: [443] }).transparentProxyPorts).toEqual([443]);
+    expect(() => parseRunOptions({ upstreamProxy: "ftp://proxy:21" })).toThrow(/^--upstream-proxy: /);
+    // The password never appears in the message.
+    expect(() => parseRunOptions({ upstreamProxy: "http://u:hunter2@proxy:99999" })).toThrow(
+      /^--upstream-proxy: (?!.*hunter2)/,
+    );
+    expect(() => parseRunOptions({ noProxy: "10.0.0.0/40" })).toThrow(/^--no-proxy: /);
+    expect(() => parseRunOptions({ transparentProxyPorts: "80,http" })).toThrow(
+      '--transparent-proxy-ports: "http" is not a port',
+    );
+    expect(() => parseRunOptions({ socks5: "0.0.0.0:1080" })).toThrow("--socks5: ");
+    expect(() => parseRunOptions({ socks5Auth: "nopassword" })).toThrow(
+      "--socks5-auth: must be USER:PASSWORD",
+    );
   });
 
   it("takes egress rules as text or objects, one or many, and names a bad one", () => {

@@ -221,6 +221,38 @@ describe.skipIf(!ready)("the proxy through the daemon", () => {
     );
   });
 
+  it("follows a PAC file: per-name upstreams, fallback to the next hop, DIRECT when the script fails", async () => {
+    const dead = await freePort();
+    const pac = join(dir, "proxy.pac");
+    writeFileSync(
+      pac,
+      `function FindProxyForURL(url, host) {
+        if (host == "other.far.test") return "PROXY 127.0.0.1:${dead}; PROXY 127.0.0.1:${tinyB.port}";
+        if (shExpMatch(host, "*.far.test")) return "PROXY 127.0.0.1:${tinyA.port}";
+        return "DIRECT";
+      }`,
+    );
+    const set = await ctl("proxy", "set", "--pac", pac);
+    expect(set.code, set.err).toBe(0);
+    expect(set.out).toContain(`pac=${pac}`);
+    expect(await curl(`http://web.far.test/pac-a`)).toContain("/pac-a");
+    expect(logOf(tinyA)).toContain("web.far.test/pac-a");
+    // The first hop refuses: the second one carries it.
+    expect(await curl(`-k https://other.far.test/pac-b`)).toContain("/pac-b");
+    expect(logOf(tinyB)).toMatch(/CONNECT other\.far\.test:443/);
+    // A script that never returns is cut off: DIRECT, and the daemon serves on.
+    writeFileSync(pac, "function FindProxyForURL(url, host) { while (true) {} }");
+    expect((await ctl("proxy", "set", "--pac", pac)).code).toBe(0);
+    const before = logOf(tinyA).length + logOf(tinyB).length;
+    expect(await curl(`http://web.far.test/pac-loop`)).toContain("/pac-loop");
+    expect(logOf(tinyA).length + logOf(tinyB).length).toBe(before);
+    expect(guest.daemon.stderr()).toContain("PAC script failed");
+    // A PAC file that cannot be read is refused, naming it; the settings stay.
+    const bad = await ctl("proxy", "set", "--pac", join(dir, "missing.pac"));
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toContain("missing.pac");
+  });
+
   it("hands guests the environment that points at the proxy", async () => {
     const out = (await ctl("proxy", "env")).out;
     expect(out).toContain("HTTP_PROXY=http://http.docker.internal:3128\n");

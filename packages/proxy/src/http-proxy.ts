@@ -15,10 +15,11 @@ import {
   type ConnectionContext,
   connectToProxy,
   type DirectConnect,
+  firstReachable,
   openTunnel,
   UpstreamError,
 } from "./tunnel.js";
-import { formatUpstream } from "./upstream.js";
+import { formatUpstream, type Upstream } from "./upstream.js";
 
 export interface HttpProxyOptions {
   settings: ProxySettings;
@@ -112,57 +113,85 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       answer(res, 403, `${host}:${port} is not on this proxy's allow-list`);
       return;
     }
-    const upstream = o.settings.upstreamFor(host, port, false);
     const headers: http.OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (!HOP_BY_HOP.has(name) && value !== undefined) headers[name] = value;
     }
-    const viaProxy = upstream && (upstream.protocol === "http" || upstream.protocol === "https");
+    const fail = (error: unknown) => {
+      const status = UpstreamError.isInstance(error) ? error.status : 502;
+      answer(
+        res,
+        status,
+        UpstreamError.isInstance(error)
+          ? error.message
+          : `${target.host}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
+    };
+    // The route is had first: whether the request goes in absolute form depends on the hop taken.
+    o.settings
+      .routes(host, port, false, target.href)
+      .then((hops) =>
+        firstReachable(hops, (hop) => {
+          if (hop && (hop.protocol === "http" || hop.protocol === "https"))
+            return connectToProxy(hop, timeoutMs);
+          // Direct, an intercepted request goes where the guest sent it, not where its Host says.
+          const [toHost, toPort] = original && !hop ? [original.ip, original.port] : [host, port];
+          return openTunnel(toHost, toPort, hop, {
+            timeoutMs,
+            context,
+            ...(o.direct ? { direct: o.direct } : {}),
+          });
+        }),
+      )
+      .then(({ stream, hop }) => {
+        if (res.destroyed) {
+          stream.destroy();
+          return;
+        }
+        forward(req, res, target, stream, hop, headers);
+      }, fail);
+  });
+
+  /** Sends `req` over `stream` (to the destination, or to the HTTP upstream `hop`) and relays the answer. */
+  const forward = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: URL,
+    stream: Duplex,
+    hop: Upstream | undefined,
+    headers: http.OutgoingHttpHeaders,
+  ) => {
+    const viaProxy = hop !== undefined && (hop.protocol === "http" || hop.protocol === "https");
     if (viaProxy) {
-      const auth = basicAuth(upstream);
+      const auth = basicAuth(hop);
       if (auth) headers["proxy-authorization"] = auth;
     }
-    const forward = http.request({
+    const out = http.request({
       method: req.method,
       // An HTTP upstream gets the absolute form; a direct or SOCKS hop the origin form.
       path: viaProxy ? target.href : `${target.pathname}${target.search}`,
       headers,
-      // No agent: the socket comes from the chosen route, through createConnection's callback form.
-      createConnection: ((_opts: unknown, done: (error: Error | null, socket?: Duplex) => void) => {
-        // Direct, an intercepted request goes where the guest sent it, not where its Host says.
-        const [toHost, toPort] = original && !upstream ? [original.ip, original.port] : [host, port];
-        const route = viaProxy
-          ? connectToProxy(upstream, timeoutMs)
-          : openTunnel(toHost, toPort, upstream, {
-              timeoutMs,
-              context,
-              ...(o.direct ? { direct: o.direct } : {}),
-            });
-        route.then(
-          (socket) => done(null, socket),
-          (error: Error) => done(error),
-        );
-        return undefined;
-      }) as never,
+      // No agent: one request on the stream the route gave.
+      createConnection: (() => stream) as never,
     });
-    forward.setTimeout(timeoutMs, () =>
-      forward.destroy(
+    out.setTimeout(timeoutMs, () =>
+      out.destroy(
         new UpstreamError(
           504,
-          `${upstream ? formatUpstream(upstream) : target.host}: no answer within ${timeoutMs} ms`,
+          `${hop ? formatUpstream(hop) : target.host}: no answer within ${timeoutMs} ms`,
         ),
       ),
     );
-    forward.on("response", (up) => {
-      const out: http.OutgoingHttpHeaders = {};
+    out.on("response", (up) => {
+      const back: http.OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(up.headers)) {
-        if (!HOP_BY_HOP.has(name) && value !== undefined) out[name] = value;
+        if (!HOP_BY_HOP.has(name) && value !== undefined) back[name] = value;
       }
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, out);
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, back);
       up.pipe(res);
       up.on("error", () => res.destroy());
     });
-    forward.on("error", (error) => {
+    out.on("error", (error) => {
       const status = UpstreamError.isInstance(error) ? error.status : 502;
       answer(
         res,
@@ -172,9 +201,12 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
           : `${target.host}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
       );
     });
-    req.pipe(forward);
-    res.on("close", () => forward.destroy());
-  });
+    req.pipe(out);
+    res.on("close", () => {
+      out.destroy();
+      stream.destroy();
+    });
+  };
 
   server.on("connect", (req: IncomingMessage, client: Duplex, head: Buffer) => {
     counters.tunnels++;
@@ -195,35 +227,38 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       fail(403, `CONNECT to ${host}:${port} is not allowed`);
       return;
     }
-    const upstream = o.settings.upstreamFor(host, port, true);
     client.on("error", () => {});
-    openTunnel(host, port, upstream, {
-      timeoutMs,
-      context: contexts.get(client) ?? {},
-      ...(o.direct ? { direct: o.direct } : {}),
-    }).then(
-      (remote) => {
-        if (client.destroyed) {
-          remote.destroy();
-          return;
-        }
-        open.add(remote);
-        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-        if (head.length > 0) remote.write(head);
-        remote.on("error", () => client.destroy());
-        remote.on("close", () => {
-          open.delete(remote);
-          client.destroy();
-        });
-        client.on("close", () => remote.destroy());
-        remote.pipe(client);
-        client.pipe(remote);
-      },
-      (error: unknown) => {
-        const status = UpstreamError.isInstance(error) ? error.status : 502;
-        fail(status, (error as Error).message);
-      },
-    );
+    const context = contexts.get(client) ?? {};
+    o.settings
+      .routes(host, port, true)
+      .then((hops) =>
+        firstReachable(hops, (hop) =>
+          openTunnel(host, port, hop, { timeoutMs, context, ...(o.direct ? { direct: o.direct } : {}) }),
+        ),
+      )
+      .then(
+        ({ stream: remote }) => {
+          if (client.destroyed) {
+            remote.destroy();
+            return;
+          }
+          open.add(remote);
+          client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+          if (head.length > 0) remote.write(head);
+          remote.on("error", () => client.destroy());
+          remote.on("close", () => {
+            open.delete(remote);
+            client.destroy();
+          });
+          client.on("close", () => remote.destroy());
+          remote.pipe(client);
+          client.pipe(remote);
+        },
+        (error: unknown) => {
+          const status = UpstreamError.isInstance(error) ? error.status : 502;
+          fail(status, (error as Error).message);
+        },
+      );
   });
 
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {

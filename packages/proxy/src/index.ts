@@ -24,6 +24,15 @@ export {
 } from "./http-proxy.js";
 export { formatNoProxyRule, type NoProxy, type NoProxyRule, parseNoProxy } from "./no-proxy.js";
 export {
+  compilePac,
+  type Hop,
+  loadPac,
+  MAX_PAC_BYTES,
+  type PacOptions,
+  type PacScript,
+  parsePacAnswer,
+} from "./pac.js";
+export {
   configFromEnv,
   describeConfig,
   type ProxyConfig,
@@ -47,5 +56,11 @@ export {
   type TransparentProxy,
   type TransparentProxyOptions,
 } from "./transparent.js";
-export { type ConnectionContext, type DirectConnect, openTunnel, UpstreamError } from "./tunnel.js";
+export {
+  type ConnectionContext,
+  type DirectConnect,
+  firstReachable,
+  openTunnel,
+  UpstreamError,
+} from "./tunnel.js";
 export { formatUpstream, parseUpstream, type Upstream, type UpstreamProtocol } from "./upstream.js";

@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from "node:events";
 import { formatNoProxyRule, type NoProxy, parseNoProxy } from "./no-proxy.js";
+import type { Hop, PacScript } from "./pac.js";
 import { formatUpstream, parseUpstream, type Upstream } from "./upstream.js";
 
 export interface ProxyConfig {
@@ -17,6 +18,8 @@ export interface ProxyConfig {
   /** For anything the two above do not name (ALL_PROXY). */
   all?: Upstream;
   noProxy: NoProxy;
+  /** A PAC script: consulted for every destination NO_PROXY leaves, before the upstreams above. */
+  pac?: PacScript;
 }
 
 /** Reads one variable, lower case first (the upper-case HTTP_PROXY is settable by CGI's Proxy header). */
@@ -96,9 +99,27 @@ export class ProxySettings extends EventEmitter<ProxySettingsEvents> {
     return upstreamFor(this.config, host, port, tls);
   }
 
-  /** Whether any upstream is configured (else every connection goes direct). */
+  /**
+   * The hops to try for a connection, in order (`undefined`: direct): the PAC script's answer
+   * when there is one, else the one upstream `upstreamFor` picks. `url` is what PAC sees (default
+   * `http://host:port/`, or `https://host/` for TLS, whose path a proxy never sees either).
+   */
+  async routes(host: string, port: number, tls: boolean, url?: string): Promise<Hop[]> {
+    const config = this.config;
+    if (this.alwaysDirect?.matches(host, port) || config.noProxy.matches(host, port)) return [undefined];
+    if (config.pac) {
+      const bare = host.includes(":") ? `[${host}]` : host;
+      const defaultPort = tls ? 443 : 80;
+      const target = url ?? `${tls ? "https" : "http"}://${bare}${port === defaultPort ? "" : `:${port}`}/`;
+      return config.pac.find(target, host);
+    }
+    return [upstreamFor(config, host, port, tls)];
+  }
+
+  /** Whether any upstream or PAC script is configured (else every connection goes direct). */
   get hasUpstream(): boolean {
-    return this.config.http !== undefined || this.config.https !== undefined || this.config.all !== undefined;
+    const c = this.config;
+    return c.http !== undefined || c.https !== undefined || c.all !== undefined || c.pac !== undefined;
   }
 }
 
@@ -107,7 +128,7 @@ function sameConfig(a: ProxyConfig, b: ProxyConfig): boolean {
     JSON.stringify([c.http, c.https, c.all, c.noProxy.rules], (_k, v) =>
       typeof v === "bigint" ? v.toString() : v,
     );
-  return key(a) === key(b);
+  return a.pac === b.pac && key(a) === key(b);
 }
 
 /** A one-line summary without passwords, for logs and status. */
@@ -116,6 +137,7 @@ export function describeConfig(c: ProxyConfig): string {
   if (c.http) parts.push(`http=${formatUpstream(c.http)}`);
   if (c.https) parts.push(`https=${formatUpstream(c.https)}`);
   if (c.all) parts.push(`all=${formatUpstream(c.all)}`);
+  if (c.pac) parts.push(`pac=${c.pac.source}`);
   const rules = c.noProxy.rules.map(formatNoProxyRule);
   if (rules.length > 0) parts.push(`no_proxy=${rules.join(",")}`);
   return parts.length > 0 ? parts.join(" ") : "direct";

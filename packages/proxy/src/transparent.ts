@@ -10,7 +10,13 @@ import type { Logger } from "@desktopd/core";
 import type { HttpProxy } from "./http-proxy.js";
 import type { ProxySettings } from "./settings.js";
 import { MAX_CLIENT_HELLO, readClientHello } from "./sni.js";
-import { type ConnectionContext, type DirectConnect, openTunnel, UpstreamError } from "./tunnel.js";
+import {
+  type ConnectionContext,
+  type DirectConnect,
+  firstReachable,
+  openTunnel,
+  UpstreamError,
+} from "./tunnel.js";
 import { formatUpstream } from "./upstream.js";
 
 export interface TransparentProxyOptions {
@@ -52,43 +58,55 @@ export function createTransparentProxy(o: TransparentProxyOptions): TransparentP
   const tunnel = (guest: Duplex, first: Buffer, context: TransparentFlow, name: string | undefined) => {
     const { ip, port } = context.original;
     const tls = first[0] === 0x16;
-    const upstream = o.settings.upstreamFor(name ?? ip, port, tls);
-    // Direct, the guest's own destination address; through the upstream, its name when known.
-    const host = upstream ? (name ?? ip) : ip;
-    openTunnel(host, port, upstream, { timeoutMs, context, ...(o.direct ? { direct: o.direct } : {}) }).then(
-      (remote) => {
-        if (guest.destroyed) {
-          remote.destroy();
-          return;
-        }
-        open.add(remote);
-        remote.write(first);
-        remote.on("error", () => guest.destroy());
-        remote.on("close", () => {
-          open.delete(remote);
+    let via = "direct";
+    o.settings
+      .routes(name ?? ip, port, tls)
+      .then((hops) =>
+        firstReachable(hops, (hop) => {
+          via = hop ? formatUpstream(hop) : "direct";
+          // Direct, the guest's own destination address; through an upstream, its name when known.
+          const host = hop ? (name ?? ip) : ip;
+          return openTunnel(host, port, hop, {
+            timeoutMs,
+            context,
+            ...(o.direct ? { direct: o.direct } : {}),
+          });
+        }),
+      )
+      .then(
+        ({ stream: remote }) => {
+          if (guest.destroyed) {
+            remote.destroy();
+            return;
+          }
+          open.add(remote);
+          remote.write(first);
+          remote.on("error", () => guest.destroy());
+          remote.on("close", () => {
+            open.delete(remote);
+            guest.destroy();
+          });
+          guest.on("close", () => remote.destroy());
+          remote.pipe(guest);
+          guest.pipe(remote);
+          guest.resume();
+        },
+        (error: unknown) => {
+          counters.failed++;
+          o.logger?.info(
+            {
+              guest: context.client ? `${context.client.ip}:${context.client.port}` : undefined,
+              dst: `${ip}:${port}`,
+              name,
+              via,
+              err: UpstreamError.isInstance(error) ? error.message : String(error),
+            },
+            "transparent proxy could not reach the destination",
+          );
+          // No HTTP to answer with inside TLS: the guest sees its connection reset.
           guest.destroy();
-        });
-        guest.on("close", () => remote.destroy());
-        remote.pipe(guest);
-        guest.pipe(remote);
-        guest.resume();
-      },
-      (error: unknown) => {
-        counters.failed++;
-        o.logger?.info(
-          {
-            guest: context.client ? `${context.client.ip}:${context.client.port}` : undefined,
-            dst: `${ip}:${port}`,
-            name,
-            via: upstream ? formatUpstream(upstream) : "direct",
-            err: UpstreamError.isInstance(error) ? error.message : String(error),
-          },
-          "transparent proxy could not reach the destination",
-        );
-        // No HTTP to answer with inside TLS: the guest sees its connection reset.
-        guest.destroy();
-      },
-    );
+        },
+      );
   };
 
   return {

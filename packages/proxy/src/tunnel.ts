@@ -193,3 +193,24 @@ export async function openTunnel(
   socket.resume();
   return socket;
 }
+
+/**
+ * Tries `hops` in order (a PAC answer's fallbacks) until `attempt` gets a stream; a hop that is
+ * refused or unreachable (502) passes to the next, and the last failure is the one thrown.
+ */
+export async function firstReachable<H>(
+  hops: readonly H[],
+  attempt: (hop: H) => Promise<Duplex>,
+): Promise<{ stream: Duplex; hop: H }> {
+  let failure: unknown = new UpstreamError(502, "no route");
+  for (const hop of hops) {
+    try {
+      return { stream: await attempt(hop), hop };
+    } catch (error) {
+      failure = error;
+      // A policy refusal (403) is the answer, not a reason to try another way.
+      if (UpstreamError.isInstance(error) && error.status === 403) throw error;
+    }
+  }
+  throw failure;
+}

@@ -43,6 +43,8 @@ export function parseUpstream(text: string, key = "proxy"): Upstream {
       `"${redact(trimmed)}" has a path, query or fragment; a proxy URL has none`,
     );
   }
+  // WHATWG URLs accept port 0, which no proxy listens on.
+  if (url.port === "0") throw new ProxyConfigError(key, `"${redact(trimmed)}": port must be 1..65535`);
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const upstream: Upstream = {
     protocol: protocol as UpstreamProtocol,

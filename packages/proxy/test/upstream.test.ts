@@ -34,6 +34,7 @@ describe("parseUpstream", () => {
       ["ftp://proxy:21", /unsupported scheme "ftp"/],
       ["http://proxy:3128/path", /has a path/],
       ["http://user:secret@proxy:99999", /is not a proxy URL/],
+      ["http://user:secret@proxy:0", /port must be 1..65535/],
       ["http://", /is not a proxy URL|names no host/],
     ];
     for (const [text, message] of problems) {

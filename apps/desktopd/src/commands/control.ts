@@ -224,7 +224,7 @@ function renderProxy(p: ProxyInfo): string {
 
 export async function proxyCommand(
   action: "get" | "set" | "unset" | "env",
-  args: { upstream?: string; noProxy?: string },
+  args: { upstream?: string | undefined; noProxy?: string | undefined; pac?: string | undefined },
   o: ControlCommandOptions,
   io: CliIo,
 ): Promise<number> {
@@ -243,7 +243,8 @@ export async function proxyCommand(
   const info = (
     action === "set"
       ? await controlRequest(o.control, "PUT", "/v1/proxy", {
-          upstream: args.upstream,
+          ...(args.upstream === undefined ? {} : { upstream: args.upstream }),
+          ...(args.pac === undefined ? {} : { pac: args.pac }),
           ...(args.noProxy === undefined ? {} : { noProxy: args.noProxy }),
         })
       : action === "unset"

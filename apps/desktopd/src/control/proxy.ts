@@ -7,13 +7,13 @@ import { allow, HttpError, readJson } from "./http.js";
 
 export interface ProxyControl {
   info(): Record<string, unknown>;
-  set(override: { upstream: string; noProxy?: string[] }): Record<string, unknown>;
-  unset(): Record<string, unknown>;
+  set(override: { upstream?: string; pac?: string; noProxy?: string[] }): Promise<Record<string, unknown>>;
+  unset(): Promise<Record<string, unknown>>;
   env(): Record<string, string>;
 }
 
 const USAGE =
-  'expected {"upstream": "http://HOST:PORT" | "socks5://HOST:PORT" | "direct", "noProxy": "a,b" (optional)}';
+  'expected {"upstream": "http://HOST:PORT" | "socks5://HOST:PORT" | "direct", "pac": "URL or path", "noProxy": "a,b"} (upstream or pac, or both)';
 
 export async function handleProxy(
   req: IncomingMessage,
@@ -23,11 +23,13 @@ export async function handleProxy(
   if (parts.length === 0) {
     allow(req, ["GET", "PUT", "DELETE"]);
     if (req.method === "GET") return { status: 200, body: proxy.info() };
-    if (req.method === "DELETE") return { status: 200, body: proxy.unset() };
-    const body = (await readJson(req)) as { upstream?: unknown; noProxy?: unknown } | null;
-    const upstream = body?.upstream;
-    const noProxy = body?.noProxy;
-    if (typeof upstream !== "string" || upstream.trim() === "") throw new HttpError(400, USAGE);
+    if (req.method === "DELETE") return { status: 200, body: await proxy.unset() };
+    const body = (await readJson(req)) as { upstream?: unknown; pac?: unknown; noProxy?: unknown } | null;
+    const { upstream, pac, noProxy } = body ?? {};
+    const text = (v: unknown) => v === undefined || (typeof v === "string" && v.trim() !== "");
+    if (!text(upstream) || !text(pac) || (upstream === undefined && pac === undefined)) {
+      throw new HttpError(400, USAGE);
+    }
     const entries =
       noProxy === undefined
         ? undefined
@@ -37,7 +39,14 @@ export async function handleProxy(
             ? (noProxy as string[])
             : undefined;
     if (noProxy !== undefined && entries === undefined) throw new HttpError(400, USAGE);
-    return { status: 200, body: proxy.set({ upstream, ...(entries ? { noProxy: entries } : {}) }) };
+    return {
+      status: 200,
+      body: await proxy.set({
+        ...(upstream === undefined ? {} : { upstream: upstream as string }),
+        ...(pac === undefined ? {} : { pac: pac as string }),
+        ...(entries ? { noProxy: entries } : {}),
+      }),
+    };
   }
   if (parts.length === 1 && parts[0] === "env") {
     allow(req, ["GET"]);

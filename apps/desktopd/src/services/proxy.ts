@@ -17,6 +17,7 @@ import {
   type DirectConnect,
   describeConfig,
   type HttpProxy,
+  loadPac,
   ProxySettings,
   parseNoProxy,
   type SocksDial,
@@ -47,10 +48,13 @@ export interface ProxyService extends Service {
   bind(stack: Stack, dns: Dns): Promise<void>;
   /** GET /v1/proxy. */
   info(): Record<string, unknown>;
-  /** Replaces the settings from the API until `unset`; throws ProxyConfigError on a bad URL. */
-  set(override: ProxyOverride): Record<string, unknown>;
+  /**
+   * Replaces the settings from the API until `unset`; rejects with ProxyConfigError on a bad URL
+   * or a PAC file that cannot be had.
+   */
+  set(override: ProxyOverride): Promise<Record<string, unknown>>;
   /** Back to the config's (or the environment's) settings. */
-  unset(): Record<string, unknown>;
+  unset(): Promise<Record<string, unknown>>;
   /** GET /v1/proxy/env: the variables pointing a guest at the proxy. */
   env(): Record<string, string>;
 }
@@ -64,8 +68,11 @@ export function createProxyService(
   env: NodeJS.ProcessEnv = process.env,
 ): ProxyService {
   const log = logger?.child({ component: "proxy" });
-  let keys: ProxyKeys = { upstreamProxy: config.upstreamProxy, noProxy: config.noProxy };
-  let override: ProxyOverride | undefined;
+  let keys: ProxyKeys = {
+    upstreamProxy: config.upstreamProxy,
+    noProxy: config.noProxy,
+    proxyPac: config.proxyPac,
+  };
   let transparentPorts = new Set(config.transparentProxyPorts);
   const initial = resolveProxyConfig(keys, undefined, env, log);
   let source: ProxySource = initial.source;
@@ -94,11 +101,20 @@ export function createProxyService(
       }
     | undefined;
 
-  const apply = (next: ProxyOverride | undefined) => {
+  /** Validates and loads everything first: a bad URL or PAC file leaves the settings as they were. */
+  const apply = async (next: ProxyOverride | undefined) => {
     const resolved = resolveProxyConfig(keys, next, env, log);
-    override = next;
+    const pacLocation = next ? next.pac : keys.proxyPac;
+    const pac = pacLocation
+      ? await loadPac(pacLocation, {
+          onError: (error) =>
+            log?.warn({ pac: pacLocation, err: error.message }, "PAC script failed: DIRECT"),
+        })
+      : undefined;
+    const before = settings.current.pac;
     source = resolved.source;
-    settings.set(resolved.config);
+    settings.set({ ...resolved.config, ...(pac ? { pac } : {}) });
+    before?.close();
   };
 
   const onChanged = () => {
@@ -109,7 +125,7 @@ export function createProxyService(
 
   return {
     name: SERVICE,
-    liveKeys: ["upstreamProxy", "noProxy", "transparentProxyPorts"],
+    liveKeys: ["upstreamProxy", "noProxy", "proxyPac", "transparentProxyPorts"],
 
     policy(next) {
       return {
@@ -149,6 +165,7 @@ export function createProxyService(
       const net = stack.config;
       settings.on("changed", onChanged);
       for (const name of PROXY_NAMES) dns.registry.register(name, net.gateway);
+      if (keys.proxyPac) await apply(undefined);
 
       const resolveA = async (name: string): Promise<string | undefined> => {
         const answered = await dns.resolver.resolve({ name, type: "A", class: "IN" });
@@ -213,7 +230,9 @@ export function createProxyService(
       keys = { upstreamProxy: next.upstreamProxy, noProxy: next.noProxy };
       if (changed.includes("transparentProxyPorts")) transparentPorts = new Set(next.transparentProxyPorts);
       // A changed config replaces settings made through the API.
-      if (changed.includes("upstreamProxy") || changed.includes("noProxy")) apply(undefined);
+      if (changed.some((k) => k === "upstreamProxy" || k === "noProxy" || k === "proxyPac")) {
+        await apply(undefined);
+      }
       return [];
     },
 
@@ -233,13 +252,13 @@ export function createProxyService(
       };
     },
 
-    set(next) {
-      apply(next);
+    async set(next) {
+      await apply(next);
       return this.info();
     },
 
-    unset() {
-      apply(undefined);
+    async unset() {
+      await apply(undefined);
       return this.info();
     },
 
@@ -253,6 +272,7 @@ export function createProxyService(
 
     async close() {
       settings.removeAllListeners();
+      settings.current.pac?.close();
       const b = bound;
       bound = undefined;
       b?.transparent.close();
