@@ -10,9 +10,8 @@
  * switched during a long download; proxy env for guests; egress refusals (403) and bad input
  * (400, 502) answered on their connection only; the SOCKS5 door into the guest, with a password.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -29,6 +28,7 @@ import { controlRequest } from "../src/control/client.js";
 import { cli } from "./support/cli.js";
 import { type FarSide, startFarSide } from "./support/far-side.js";
 import { type Guest, q, startGuest } from "./support/guest.js";
+import { freePort, startMicrosocks, startTinyproxy, type Upstream } from "./support/upstreams.js";
 
 const run = promisify(execFile);
 const env = haveRootAndNetns();
@@ -38,66 +38,17 @@ const ready =
 
 const FAR_NAMES = ["web.far.test", "direct.far.test", "other.far.test"];
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = net.connect(port, "127.0.0.1");
-      c.once("connect", () => {
-        c.destroy();
-        r(true);
-      });
-      c.once("error", () => r(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
-
 describe.skipIf(!ready)("the proxy through the daemon", () => {
   const dir = mkdtempSync(join(tmpdir(), "desktopd-proxy-"));
   const control = join(dir, "control.sock");
-  const children: ChildProcess[] = [];
+  const hosts = join(dir, "hosts");
   let far: FarSide;
   let guest: Guest;
   let hostWeb: HostHttpServer;
-  let tinyA: { port: number; log: string };
-  let tinyB: { port: number; log: string };
-  let socksUpstream: number;
+  let tinyA: Upstream;
+  let tinyB: Upstream;
+  let socks: Omit<Upstream, "log">;
   let socksDoor: number;
-
-  /** An upstream that sees the far names through a hosts file of its own. */
-  function isolated(command: string[]): ChildProcess {
-    const hosts = join(dir, "hosts");
-    const script = `mount --bind ${q(hosts)} /etc/hosts && exec "$@"`;
-    const child = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", script, "sh", ...command], {
-      stdio: "ignore",
-    });
-    children.push(child);
-    return child;
-  }
-
-  async function startTinyproxy(name: string): Promise<{ port: number; log: string }> {
-    const port = await freePort();
-    const log = join(dir, `${name}.log`);
-    const conf = join(dir, `${name}.conf`);
-    writeFileSync(
-      conf,
-      `Port ${port}\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\nLogFile "${log}"\nLogLevel Info\nMaxClients 50\n`,
-    );
-    writeFileSync(log, "");
-    isolated(["tinyproxy", "-d", "-c", conf]);
-    await waitForPort(port);
-    return { port, log };
-  }
 
   const ctl = (...args: string[]) => cli(...args, "--control", control);
   const logOf = (t: { log: string }) => readFileSync(t.log, "utf8");
@@ -108,10 +59,11 @@ describe.skipIf(!ready)("the proxy through the daemon", () => {
       join(dir, "hosts"),
       `127.0.0.1 localhost\n${FAR_NAMES.map((n) => `${far.ip} ${n}`).join("\n")}\n`,
     );
-    [tinyA, tinyB] = await Promise.all([startTinyproxy("tiny-a"), startTinyproxy("tiny-b")]);
-    socksUpstream = await freePort();
-    isolated(["microsocks", "-i", "127.0.0.1", "-p", String(socksUpstream)]);
-    await waitForPort(socksUpstream);
+    [tinyA, tinyB, socks] = await Promise.all([
+      startTinyproxy(dir, "tiny-a", hosts),
+      startTinyproxy(dir, "tiny-b", hosts),
+      startMicrosocks(hosts),
+    ]);
     hostWeb = await startHttpServer();
     socksDoor = await freePort();
     const deadDns = await freePort();
@@ -135,7 +87,7 @@ describe.skipIf(!ready)("the proxy through the daemon", () => {
     try {
       await guest?.close();
     } finally {
-      for (const c of children) c.kill("SIGKILL");
+      for (const u of [tinyA, tinyB, socks]) u?.child.kill("SIGKILL");
       await hostWeb?.close();
       await far?.close();
       rmSync(dir, { recursive: true, force: true });
@@ -214,7 +166,7 @@ describe.skipIf(!ready)("the proxy through the daemon", () => {
   });
 
   it("tunnels through a SOCKS5 upstream that resolves the name (socks5h)", async () => {
-    await ctl("proxy", "set", `socks5h://127.0.0.1:${socksUpstream}`);
+    await ctl("proxy", "set", `socks5h://127.0.0.1:${socks.port}`);
     expect(await curl(`-k https://web.far.test/over-socks`)).toBe("far side: web.far.test /over-socks\n");
     expect(await curl(`-x http://http.docker.internal:3128 http://web.far.test/socks-plain`)).toContain(
       "/socks-plain",

@@ -7,7 +7,7 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,7 +25,10 @@ import {
   vmUnavailableReason,
 } from "@desktopd/stack/testing";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { controlRequest } from "../src/control/client.js";
 import { CLI_PATH, type Daemon, startDaemon } from "./support/daemon.js";
+import { startFarSide } from "./support/far-side.js";
+import { startTinyproxy } from "./support/upstreams.js";
 
 const env = haveRootAndNetns();
 const noVm = env.ok && skipBecause(vmUnavailableReason());
@@ -130,6 +133,29 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
     // And the other way round.
     const streamAddr = /inet (192\.168\.65\.\d+)\//.exec(await streamVm.sh("ip addr show eth0"))![1]!;
     await dgramVm.sh(`ping -c 1 -W 5 ${streamAddr}`);
+  });
+
+  it("serves its proxy to a VM: explicit at http.docker.internal:3128, and transparent through an upstream", async () => {
+    expect(await streamVm.sh("nslookup http.docker.internal 192.168.65.1")).toContain("192.168.65.1");
+    // busybox wget takes its proxy from http_proxy; the host address goes to the host directly.
+    const explicit = await streamVm.sh(
+      `http_proxy=http://192.168.65.1:3128 timeout 30 wget -q -O - http://192.168.65.254:${http.port}/hello/vm-proxy`,
+    );
+    expect(explicit).toContain("vm-proxy");
+    const far = await startFarSide(["web.far.test"], 2);
+    const tiny = await startTinyproxy(dir, "vm-tiny");
+    try {
+      await controlRequest(join(dir, "control.sock"), "PUT", "/v1/proxy", {
+        upstream: `http://127.0.0.1:${tiny.port}`,
+      });
+      const through = await streamVm.sh(`timeout 30 wget -q -O - http://${far.ip}/from-vm`);
+      expect(through).toContain("/from-vm");
+      expect(readFileSync(tiny.log, "utf8")).toContain(`${far.ip}/from-vm`);
+    } finally {
+      await controlRequest(join(dir, "control.sock"), "DELETE", "/v1/proxy");
+      tiny.child.kill("SIGKILL");
+      await far.close();
+    }
   });
 
   it("serves a VM that reboots (a new connection) without a restart", async () => {
