@@ -170,6 +170,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       stack: () => stack.counters(),
       published: () => publishing.forwarder.list(),
       dns: () => dns.server?.handler.counters(),
+      proxy: () => proxy.counters(),
     });
     const stopObserving = dns.guestDns.observeQueries((entry) => metrics.observeDnsQuery(entry));
     services.add({ name: "dns-observer", close: async () => void stopObserving() });

@@ -6,6 +6,7 @@
  */
 import type { DnsCounters, QueryLogEntry } from "@desktopd/dns";
 import type { ForwardInfo } from "@desktopd/portfwd";
+import type { HttpProxyCounters, SocksCounters, TransparentCounters } from "@desktopd/proxy";
 import type { StackCounters } from "@desktopd/stack";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
@@ -24,6 +25,13 @@ export interface MetricsSource {
   stack(): StackCounters;
   published(): ForwardInfo[];
   dns?(): DnsCounters | undefined;
+  proxy?(): ProxyCounters | undefined;
+}
+
+export interface ProxyCounters {
+  explicit: HttpProxyCounters;
+  transparent: TransparentCounters;
+  socks5?: SocksCounters;
 }
 
 export interface DaemonMetrics {
@@ -272,6 +280,54 @@ export function createDaemonMetrics(source: MetricsSource): DaemonMetrics {
           ]
         : [];
     },
+  );
+
+  const proxied = (read: (p: ProxyCounters) => [Labels, number][]) => () => {
+    const p = source.proxy?.();
+    return p ? read(p) : [];
+  };
+  mirroredCounter(
+    registry,
+    "desktopd_proxy_requests_total",
+    "Requests to the explicit proxy, by kind (plain HTTP, CONNECT).",
+    ["kind"],
+    proxied((p) => [
+      [{ kind: "http" }, p.explicit.requests],
+      [{ kind: "connect" }, p.explicit.tunnels],
+    ]),
+  );
+  mirroredCounter(
+    registry,
+    "desktopd_proxy_errors_total",
+    "Answers the explicit proxy gave itself, by HTTP status (400, 403, 431, 502, 504...).",
+    ["status"],
+    proxied((p) => Object.entries(p.explicit.errors).map(([status, n]): [Labels, number] => [{ status }, n])),
+  );
+  mirroredCounter(
+    registry,
+    "desktopd_proxy_transparent_total",
+    "Guest connections intercepted for the upstream, by how they were routed.",
+    ["route"],
+    proxied((p) => [
+      [{ route: "http-host" }, p.transparent.http],
+      [{ route: "tls-sni" }, p.transparent.tlsByName],
+      [{ route: "address" }, p.transparent.byAddress],
+      [{ route: "failed" }, p.transparent.failed],
+    ]),
+  );
+  mirroredCounter(
+    registry,
+    "desktopd_socks5_connections_total",
+    "Clients of the SOCKS5 server, by outcome (connected, or why they were turned away).",
+    ["outcome"],
+    proxied((p) =>
+      p.socks5
+        ? [
+            [{ outcome: "connected" }, p.socks5.connected],
+            ...Object.entries(p.socks5.refused).map(([why, n]): [Labels, number] => [{ outcome: why }, n]),
+          ]
+        : [],
+    ),
   );
 
   const queries = new Counter({

@@ -28,6 +28,7 @@ import { controlRequest } from "../src/control/client.js";
 import { cli } from "./support/cli.js";
 import { type FarSide, startFarSide } from "./support/far-side.js";
 import { type Guest, q, startGuest } from "./support/guest.js";
+import { parseExposition, sampleValue } from "./support/prometheus.js";
 import { freePort, startMicrosocks, startTinyproxy, type Upstream } from "./support/upstreams.js";
 
 const run = promisify(execFile);
@@ -267,5 +268,32 @@ describe.skipIf(!ready)("the proxy through the daemon", () => {
     const info = JSON.parse((await ctl("proxy", "get", "--json")).out);
     expect(info.counters.socks5.connected).toBeGreaterThanOrEqual(1);
     expect(info.counters.socks5.refused).toMatchObject({ auth: 1, "not-allowed": 1 });
+  });
+
+  it("shows what the proxies did in the metrics", async () => {
+    const metrics = parseExposition((await ctl("metrics")).out);
+    expect(
+      sampleValue(metrics, "desktopd_proxy_transparent_total", { route: "tls-sni" }),
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      sampleValue(metrics, "desktopd_proxy_transparent_total", { route: "http-host" }),
+    ).toBeGreaterThanOrEqual(2);
+    expect(sampleValue(metrics, "desktopd_proxy_errors_total", { status: "403" })).toBe(1);
+    expect(sampleValue(metrics, "desktopd_proxy_errors_total", { status: "431" })).toBe(1);
+    expect(sampleValue(metrics, "desktopd_proxy_requests_total", { kind: "connect" })).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(
+      sampleValue(metrics, "desktopd_socks5_connections_total", { outcome: "connected" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(sampleValue(metrics, "desktopd_socks5_connections_total", { outcome: "auth" })).toBe(1);
+  });
+
+  it("refuses a bad upstream URL from the CLI, naming the key, and keeps the settings", async () => {
+    const before = JSON.parse((await ctl("proxy", "get", "--json")).out);
+    const bad = await ctl("proxy", "set", "gopher://proxy.test:70");
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/upstream: unsupported scheme "gopher"/);
+    expect(JSON.parse((await ctl("proxy", "get", "--json")).out).summary).toBe(before.summary);
   });
 });

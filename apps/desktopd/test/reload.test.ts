@@ -125,6 +125,34 @@ describe("reload", () => {
     expect(handle.forwarder.list()).toHaveLength(2);
   });
 
+  it("applies the proxy settings live; a PAC file that cannot be read is a problem and changes nothing", async () => {
+    const proxy = () => (handle.status() as { proxy: Record<string, unknown> }).proxy;
+    options = {
+      ...options,
+      upstreamProxy: "http://u:pw@127.0.0.1:3999",
+      noProxy: "a.test",
+      transparentProxyPorts: "8080",
+    };
+    const report = await handle.reload();
+    expect(report.applied.sort()).toEqual(["noProxy", "transparentProxyPorts", "upstreamProxy"]);
+    expect(proxy()).toMatchObject({
+      source: "config",
+      http: "http://u:***@127.0.0.1:3999",
+      noProxy: ["a.test"],
+      transparentPorts: [8080],
+      transparentActive: true,
+    });
+    options = { ...options, proxyPac: join(dir, "missing.pac") };
+    const bad = await handle.reload();
+    expect(bad.applied).toEqual([]);
+    expect(bad.problems).toHaveLength(1);
+    expect(bad.problems[0]).toMatch(/^proxy: .*missing\.pac/);
+    expect(proxy()).toMatchObject({ http: "http://u:***@127.0.0.1:3999" });
+    options = { ...options, proxyPac: undefined, upstreamProxy: "direct" };
+    await handle.reload();
+    expect(proxy()).toMatchObject({ http: null, transparentActive: false });
+  });
+
   it("is driven by POST /v1/reload and `desktopd reload`; a bad config is a 400 that names the key", async () => {
     options = { ...options, dnsRecord: ["web.test=10.0.0.5"] };
     const { code, out } = await cli("reload", "--control", control);

@@ -29,6 +29,7 @@ import {
 import { DialError, type FlowPolicy, type Logger, type Stack } from "@desktopd/stack";
 import { parseListenAddress, type RunConfig } from "../config.js";
 import type { EventBus } from "../control/events.js";
+import type { ProxyCounters } from "../metrics.js";
 import {
   describeProxy,
   guestProxyEnv,
@@ -57,6 +58,8 @@ export interface ProxyService extends Service {
   unset(): Promise<Record<string, unknown>>;
   /** GET /v1/proxy/env: the variables pointing a guest at the proxy. */
   env(): Record<string, string>;
+  /** The proxies' counters, once bound (metrics). */
+  counters(): ProxyCounters | undefined;
 }
 
 const SERVICE = "proxy";
@@ -227,12 +230,16 @@ export function createProxyService(
     },
 
     async reload(next, changed) {
-      keys = { upstreamProxy: next.upstreamProxy, noProxy: next.noProxy };
-      if (changed.includes("transparentProxyPorts")) transparentPorts = new Set(next.transparentProxyPorts);
-      // A changed config replaces settings made through the API.
       if (changed.some((k) => k === "upstreamProxy" || k === "noProxy" || k === "proxyPac")) {
-        await apply(undefined);
+        const before = keys;
+        keys = { upstreamProxy: next.upstreamProxy, noProxy: next.noProxy, proxyPac: next.proxyPac };
+        // A changed config replaces settings made through the API; if it cannot be applied, nothing changes.
+        await apply(undefined).catch((error: unknown) => {
+          keys = before;
+          throw error;
+        });
       }
+      if (changed.includes("transparentProxyPorts")) transparentPorts = new Set(next.transparentProxyPorts);
       return [];
     },
 
@@ -244,11 +251,7 @@ export function createProxyService(
         transparentPorts: [...transparentPorts],
         transparentActive: settings.hasUpstream && transparentPorts.size > 0,
         socks5: bound?.socksAddress ?? null,
-        counters: {
-          explicit: bound?.explicit.counters(),
-          transparent: bound?.transparent.counters(),
-          ...(bound?.socks ? { socks5: bound.socks.counters() } : {}),
-        },
+        counters: this.counters() ?? null,
       };
     },
 
@@ -260,6 +263,16 @@ export function createProxyService(
     async unset() {
       await apply(undefined);
       return this.info();
+    },
+
+    counters() {
+      const b = bound;
+      if (!b) return undefined;
+      return {
+        explicit: b.explicit.counters(),
+        transparent: b.transparent.counters(),
+        ...(b.socks ? { socks5: b.socks.counters() } : {}),
+      };
     },
 
     env() {
