@@ -1,17 +1,17 @@
 /**
- * @desktopd/proxy — the host's proxy settings for guests. Today: upstream proxy URLs
- * (`http`, `https`, `socks5`, `socks5h`, with credentials), NO_PROXY rules (names, suffixes,
- * addresses, CIDRs, ports), the environment read the way curl and Go read it, and a settings
- * holder that announces changes. The explicit and transparent proxies and the SOCKS5 door are
- * being built on top (see the README).
+ * @desktopd/proxy — the host's proxy settings for guests: upstream URLs (`http`, `https`,
+ * `socks5`, `socks5h`), NO_PROXY rules, the environment as curl and Go read it, sandboxed PAC
+ * files, and a settings holder that announces changes; an explicit HTTP proxy and a transparent
+ * one (Host and SNI) over any Duplex, and a SOCKS5 server with the embedder's dialer.
  *
  * @example
  * ```ts
- * import { configFromEnv, ProxySettings } from "@desktopd/proxy";
+ * import net from "node:net";
+ * import { configFromEnv, createHttpProxy, ProxySettings } from "@desktopd/proxy";
  *
  * const settings = new ProxySettings(configFromEnv());
- * settings.on("changed", (now) => console.log("proxy now", now));
- * settings.upstreamFor("example.com", 443, true); // HTTPS_PROXY's upstream, or undefined (direct)
+ * const proxy = createHttpProxy({ settings });
+ * net.createServer((socket) => proxy.handle(socket)).listen(3128, "127.0.0.1");
  * ```
  */
 export { ProxyConfigError, ProxyError } from "./errors.js";
