@@ -8,6 +8,8 @@ interface CommonOptions {
   /** Seconds per iperf3 run. */
   duration: number;
   cpuProf: boolean;
+  /** Skip the proxy rows (desktopd's explicit proxy beside tinyproxy alone). */
+  noProxy: boolean;
 }
 
 /** Network-namespace guests (the default), or a VM booted on each peer's netdev (`--vm`). */
@@ -21,7 +23,8 @@ export const usage = `usage: npm run bench -- [--vm] [--only PEER,...] [--mtu 15
                pasta; with --vm: desktopd-stream, desktopd-dgram, passt, qemu-user
   --mtu        guest MTUs, comma-separated (default: 1500,65520)
   --duration   seconds per iperf3 run (default 5; connection-rate and RR runs take min(3, this))
-  --cpu-prof   start desktopd's node with --cpu-prof --cpu-prof-dir=bench/results/prof`;
+  --cpu-prof   start desktopd's node with --cpu-prof --cpu-prof-dir=bench/results/prof
+  --no-proxy   skip the proxy rows (requests/s and CONNECT throughput through desktopd's proxy to tinyproxy)`;
 
 export function parseOptions(argv: readonly string[]): Options {
   const { values } = parseArgs({
@@ -32,6 +35,7 @@ export function parseOptions(argv: readonly string[]): Options {
       duration: { type: "string" },
       "cpu-prof": { type: "boolean", default: false },
       vm: { type: "boolean", default: false },
+      "no-proxy": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -55,7 +59,12 @@ export function parseOptions(argv: readonly string[]): Options {
     throw new Error(`--duration: "${values.duration}" is not a whole number of seconds in 1..120`);
   }
   if (peers.length === 0 || mtus.length === 0) throw new Error("--only and --mtu need at least one entry");
-  const common = { mtus: [...new Set(mtus)], duration, cpuProf: values["cpu-prof"] };
+  const common = {
+    mtus: [...new Set(mtus)],
+    duration,
+    cpuProf: values["cpu-prof"],
+    noProxy: values["no-proxy"],
+  };
   const unique = [...new Set(peers)];
   return values.vm
     ? { ...common, vm: true, peers: unique as VmPeerName[] }

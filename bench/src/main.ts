@@ -8,6 +8,7 @@ import { type Options, parseOptions, usage } from "./args.js";
 import { cleanupAll, installExitHandlers } from "./cleanup.js";
 import type { SessionResult } from "./metrics.js";
 import { peers } from "./peers/index.js";
+import { type ProxyBench, renderProxyBench, runProxyBench } from "./proxy/run.js";
 import { writeResults } from "./results.js";
 import { runSession } from "./session.js";
 import { erraticRetransmits, renderFailures, renderRetransmits, renderTable } from "./table.js";
@@ -34,9 +35,10 @@ async function main(): Promise<number> {
     return 2;
   }
   const sessions = options.peers.length * options.mtus.length;
-  installExitHandlers(sessions * sessionBudgetMs(options) + 30_000);
+  installExitHandlers(sessions * sessionBudgetMs(options) + 120_000);
   const started = new Date();
   const results: SessionResult[] = [];
+  let proxy: ProxyBench | undefined;
   try {
     for (const mtu of options.mtus) {
       for (const name of options.peers) {
@@ -44,6 +46,11 @@ async function main(): Promise<number> {
           await runSession(peers[name], mtu, { root, duration: options.duration, cpuProf: options.cpuProf }),
         );
       }
+    }
+    // What the extra hop through desktopd's proxy costs, beside the same client going to the upstream itself.
+    if (options.peers.includes("desktopd") && !options.noProxy) {
+      process.stderr.write("[bench] proxy: guest through desktopd's proxy, and host, to tinyproxy\n");
+      proxy = await runProxyBench(root, Math.min(5, options.duration));
     }
   } finally {
     await cleanupAll();
@@ -58,11 +65,12 @@ async function main(): Promise<number> {
       `iperf3 sender retransmits (* in the table: ${erraticRetransmits} or more, an erratic figure):`,
       ...retrans,
     );
+  if (proxy) out.push("", ...renderProxyBench(proxy));
   const failures = renderFailures(results);
   if (failures.length > 0) out.push("", "failures:", ...failures.map((l) => `  ${l}`));
   out.push("", `${sessions} sessions, iperf3 ${options.duration} s each way (first second omitted)`);
   process.stdout.write(`${out.join("\n")}\n`);
-  process.stdout.write(`results: ${writeResults(root, options, started, results)}\n`);
+  process.stdout.write(`results: ${writeResults(root, options, started, results, proxy ? { proxy } : {})}\n`);
   return 0;
 }
 

@@ -12,6 +12,7 @@ export function writeResults(
   options: Options,
   started: Date,
   results: readonly SessionResult[] | readonly VmSessionResult[],
+  extra: Record<string, unknown> = {},
 ): string {
   const dir = join(root, "bench/results");
   mkdirSync(dir, { recursive: true });
@@ -30,6 +31,7 @@ export function writeResults(
       qemu: options.vm ? version("qemu-system-x86_64", ["--version"]) : undefined,
     },
     results,
+    ...extra,
   };
   writeFileSync(path, `${JSON.stringify(doc, null, 2)}\n`);
   return path;

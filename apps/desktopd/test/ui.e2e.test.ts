@@ -180,6 +180,7 @@ describe.skipIf(!env.ok || noBrowser || noVm)(
         expect(leases).toContain("uitest");
         expect(leases).toContain("uivm");
         expect(await page.$eval("#links tbody", (el) => el.textContent ?? "")).toContain("qemu:");
+        expect(await page.$eval("#counters", (el) => el.textContent ?? "")).toContain("192.168.65.1:3128");
 
         await run(process.execPath, [CLI_PATH, "publish", "add", "127.0.0.1:0:8080", "--control", control]);
         const id = JSON.parse(

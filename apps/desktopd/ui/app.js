@@ -115,6 +115,15 @@ function renderStatus(s) {
           .join(" · ") || "none"
       }`,
     );
+  if (s.proxy) {
+    const p = s.proxy;
+    add(
+      "proxy",
+      `${p.listen ?? "-"} · upstream ${p.summary} (${p.source}) · transparent ${
+        p.transparentActive ? p.transparentPorts.join(",") : "off"
+      }${p.socks5 ? ` · socks5 ${p.socks5}` : ""}`,
+    );
+  }
   counters.replaceWith(fresh);
 }
 
