@@ -301,6 +301,10 @@ export const runOptionsSchema = z.object({
   noProxy: noProxySchema.optional(),
   /** A PAC file (http(s) URL or path) deciding the upstream per destination; NO_PROXY still applies first. */
   proxyPac: z.string().min(1, "must be a URL or a path").optional(),
+  /** Destinations the proxy serves (NO_PROXY syntax); anything else is answered 403. Default: all. */
+  proxyAllow: noProxySchema.optional(),
+  /** Ports CONNECT may reach, e.g. "443" (default: any). */
+  proxyConnectPorts: portListSchema.optional(),
   /** Guest ports intercepted and sent through the upstream by Host/SNI when one is set (default 80, 443). */
   transparentProxyPorts: portListSchema.default([80, 443]),
   /** A SOCKS5 server on loopback TCP whose connections reach guest addresses. */

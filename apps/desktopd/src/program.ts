@@ -189,6 +189,14 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
         "PAC file choosing the upstream per destination (PROXY, HTTPS, SOCKS5, DIRECT, with fallbacks), run sandboxed",
       )
       .option(
+        "--proxy-allow <list>",
+        "destinations the guests' proxy serves (NO_PROXY syntax); others are answered 403 (default: all)",
+      )
+      .option(
+        "--proxy-connect-ports <ports>",
+        "ports the guests' proxy lets CONNECT reach, e.g. 443 (default: any)",
+      )
+      .option(
         "--transparent-proxy-ports <ports>",
         "guest ports sent through the upstream by Host or SNI while one is set, e.g. 80,443 (default), or none",
       )

@@ -42,6 +42,7 @@ const FAR_NAMES = ["web.far.test", "direct.far.test", "other.far.test"];
 describe.skipIf(!ready)("the proxy through the daemon", () => {
   const dir = mkdtempSync(join(tmpdir(), "desktopd-proxy-"));
   const control = join(dir, "control.sock");
+  const config = join(dir, "desktopd.yaml");
   const hosts = join(dir, "hosts");
   let far: FarSide;
   let guest: Guest;
@@ -68,6 +69,8 @@ describe.skipIf(!ready)("the proxy through the daemon", () => {
     hostWeb = await startHttpServer();
     socksDoor = await freePort();
     const deadDns = await freePort();
+    // The SOCKS5 password from a config file (not the command line), which a test re-writes and reloads.
+    writeFileSync(config, "socks5-auth: door:s3cret\n");
     guest = await startGuest("proxy", {
       configure: true,
       // The daemon follows its own environment until told otherwise.
@@ -79,7 +82,7 @@ describe.skipIf(!ready)("the proxy through the daemon", () => {
         ...["--egress", "deny refused.far.test"],
         // Names the records do not hold go to a port where nothing answers, never to this machine's resolver.
         ...["--dns-upstream", `127.0.0.1:${deadDns}`],
-        ...["--socks5", `127.0.0.1:${socksDoor}`, "--socks5-auth", "door:s3cret"],
+        ...["--socks5", `127.0.0.1:${socksDoor}`, "--config", config],
       ],
     });
   });
@@ -295,5 +298,36 @@ describe.skipIf(!ready)("the proxy through the daemon", () => {
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/upstream: unsupported scheme "gopher"/);
     expect(JSON.parse((await ctl("proxy", "get", "--json")).out).summary).toBe(before.summary);
+  });
+
+  it("applies an allow-list and CONNECT ports from a reloaded config, answering 403 with a reason", async () => {
+    writeFileSync(
+      config,
+      "socks5-auth: door:s3cret\nproxy-allow: [web.far.test]\nproxy-connect-ports: [443]\nupstream-proxy: direct\n",
+    );
+    const reload = await ctl("reload", "--json");
+    expect(reload.code, reload.err).toBe(0);
+    expect(JSON.parse(reload.out).applied.sort()).toEqual([
+      "proxyAllow",
+      "proxyConnectPorts",
+      "upstreamProxy",
+    ]);
+    const get = (args: string) =>
+      guest.sh(`curl -sS --max-time 15 -w ' %{http_code}' -x http://http.docker.internal:3128 ${args}`);
+    expect((await get("http://other.far.test/")).stdout).toMatch(
+      /other\.far\.test:80 is not on this proxy's allow-list\n 403$/,
+    );
+    expect((await get("http://web.far.test/allowed")).stdout).toMatch(/\/allowed\n 200$/);
+    // curl -p tunnels plain HTTP through CONNECT: to port 80, which is not allowed.
+    const tunnel = await guest.sh(
+      "curl -sS --max-time 15 -p -x http://http.docker.internal:3128 http://web.far.test/",
+    );
+    expect(tunnel.code).not.toBe(0);
+    expect(tunnel.stderr).toContain("403");
+    expect(await curl(`-k -x http://http.docker.internal:3128 https://web.far.test/tunnel-ok`)).toContain(
+      "/tunnel-ok",
+    );
+    const info = JSON.parse((await ctl("proxy", "get", "--json")).out);
+    expect(info).toMatchObject({ allow: ["web.far.test"], connectPorts: [443], source: "config" });
   });
 });

@@ -26,7 +26,7 @@ export interface HttpProxyOptions {
   /** Destinations the proxy serves; others get 403 with a body saying so (default: all). */
   allow?: (host: string, port: number) => boolean;
   /** Ports CONNECT may reach (default: any). */
-  connectPorts?: readonly number[];
+  connectPorts?: readonly number[] | (() => readonly number[] | undefined);
   /** Bound on reaching the destination or the upstream, ms (default 10 000); then 504. */
   timeoutMs?: number;
   /** How a direct connection is made (default: a host TCP socket). */
@@ -223,8 +223,13 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       return;
     }
     const host = m[1] ?? m[2]!;
-    if ((o.connectPorts && !o.connectPorts.includes(port)) || (o.allow && !o.allow(host, port))) {
-      fail(403, `CONNECT to ${host}:${port} is not allowed`);
+    const ports = typeof o.connectPorts === "function" ? o.connectPorts() : o.connectPorts;
+    if (ports && !ports.includes(port)) {
+      fail(403, `CONNECT to port ${port} is not allowed (ports: ${ports.join(", ")})`);
+      return;
+    }
+    if (o.allow && !o.allow(host, port)) {
+      fail(403, `${host}:${port} is not on this proxy's allow-list`);
       return;
     }
     client.on("error", () => {});

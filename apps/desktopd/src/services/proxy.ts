@@ -16,6 +16,7 @@ import {
   createTransparentProxy,
   type DirectConnect,
   describeConfig,
+  formatNoProxyRule,
   type HttpProxy,
   loadPac,
   ProxySettings,
@@ -77,6 +78,8 @@ export function createProxyService(
     proxyPac: config.proxyPac,
   };
   let transparentPorts = new Set(config.transparentProxyPorts);
+  let allowList = config.proxyAllow ? parseNoProxy(config.proxyAllow, "proxyAllow") : undefined;
+  let connectPorts = config.proxyConnectPorts;
   const initial = resolveProxyConfig(keys, undefined, env, log);
   let source: ProxySource = initial.source;
   // Names and addresses of desktopd's own network: no upstream could reach them.
@@ -128,7 +131,14 @@ export function createProxyService(
 
   return {
     name: SERVICE,
-    liveKeys: ["upstreamProxy", "noProxy", "proxyPac", "transparentProxyPorts"],
+    liveKeys: [
+      "upstreamProxy",
+      "noProxy",
+      "proxyPac",
+      "transparentProxyPorts",
+      "proxyAllow",
+      "proxyConnectPorts",
+    ],
 
     policy(next) {
       return {
@@ -195,7 +205,14 @@ export function createProxyService(
         }
         return tcpConnect({ host: ip === net.hostAddress ? "127.0.0.1" : ip, port });
       };
-      const explicit = createHttpProxy({ settings, direct, ...(log ? { logger: log } : {}) });
+      const explicit = createHttpProxy({
+        settings,
+        direct,
+        // Read at each request: the allow-list and CONNECT ports change on reload.
+        allow: (host, port) => allowList?.matches(host, port) ?? true,
+        connectPorts: () => connectPorts,
+        ...(log ? { logger: log } : {}),
+      });
       const transparent = createTransparentProxy({
         settings,
         http: explicit,
@@ -240,6 +257,10 @@ export function createProxyService(
         });
       }
       if (changed.includes("transparentProxyPorts")) transparentPorts = new Set(next.transparentProxyPorts);
+      if (changed.includes("proxyAllow")) {
+        allowList = next.proxyAllow ? parseNoProxy(next.proxyAllow, "proxyAllow") : undefined;
+      }
+      if (changed.includes("proxyConnectPorts")) connectPorts = next.proxyConnectPorts;
       return [];
     },
 
@@ -249,6 +270,8 @@ export function createProxyService(
         names: [...PROXY_NAMES],
         ...describeProxy(settings.current, source),
         transparentPorts: [...transparentPorts],
+        allow: allowList ? allowList.rules.map(formatNoProxyRule) : null,
+        connectPorts: connectPorts ?? null,
         transparentActive: settings.hasUpstream && transparentPorts.size > 0,
         socks5: bound?.socksAddress ?? null,
         counters: this.counters() ?? null,
