@@ -9,6 +9,7 @@ import { DEFAULT_MTU, DEFAULT_SUBNET, MAX_MTU, MIN_MTU } from "@desktopd/core";
 import { parseForwardRule, parseRecord, parseServer } from "@desktopd/dns";
 import { parsePublishSpec, SpecError } from "@desktopd/portfwd";
 import { parseNoProxy, parseUpstream } from "@desktopd/proxy";
+import { isFingerprint } from "@desktopd/ssh-agent";
 import {
   ConfigError,
   type EgressRule,
@@ -231,6 +232,19 @@ const socksAuthSchema = z.string().superRefine((text, ctx) => {
     ctx.addIssue({ code: "custom", message: "must be USER:PASSWORD, each 1-255 bytes" });
 });
 
+/** Key fingerprints as `ssh-add -l` prints them: comma-separated text, or (config file) a list. */
+const fingerprintsSchema = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (typeof v === "string" ? v.split(",") : v).map((e) => e.trim()).filter(Boolean))
+  .superRefine((list, ctx) => {
+    const bad = list.find((fp) => !isFingerprint(fp));
+    if (bad !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        message: `"${bad}" is not a key fingerprint (SHA256:... as ssh-add -l prints it)`,
+      });
+  });
+
 export const runOptionsSchema = z.object({
   /** A network namespace to attach through a TAP device. */
   netns: netnsSchema.optional(),
@@ -307,6 +321,14 @@ export const runOptionsSchema = z.object({
   proxyConnectPorts: portListSchema.optional(),
   /** Guest ports intercepted and sent through the upstream by Host/SNI when one is set (default 80, 443). */
   transparentProxyPorts: portListSchema.default([80, 443]),
+  /** Relay guests' agent requests to the host's SSH agent (false: --no-ssh-agent). */
+  sshAgent: z.boolean().default(true),
+  /** The host agent's socket (default: this process's SSH_AUTH_SOCK; without one the relay is off). */
+  sshAuthSock: pathSchema.optional(),
+  /** Only these keys (SHA256 fingerprints) are visible and usable in guests. */
+  sshAgentKeys: fingerprintsSchema.optional(),
+  /** Guests may only list keys and sign: add, remove, lock, unlock and extensions are refused. */
+  sshAgentSignOnly: z.boolean().default(false),
   /** A SOCKS5 server on loopback TCP whose connections reach guest addresses. */
   socks5: loopbackListenSchema.optional(),
   /** USER:PASSWORD the SOCKS5 server requires (RFC 1929). */

@@ -1,6 +1,6 @@
 /**
  * `runDaemon`: the composition behind `desktopd run`. The daemon is a list of services started in
- * the order below and closed in reverse — DNS and the proxy (their policies go into the stack), the network
+ * the order below and closed in reverse — DNS, the proxy and the SSH agent relay (their policies go into the stack), the network
  * (stack and switch), the VM transports, a network namespace, published ports, the control API —
  * each a module under services/ with start, close, status and, where it applies, reload.
  * Everything except argument parsing, printing and signals, so other tools and tests can embed it.
@@ -33,6 +33,7 @@ import { startNetwork } from "./services/network.js";
 import { createProxyService } from "./services/proxy.js";
 import { startPublishService } from "./services/publish.js";
 import { type Service, ServiceList } from "./services/service.js";
+import { createSshAgentService } from "./services/ssh-agent.js";
 import { startTransports } from "./services/transports.js";
 import { startUiServer } from "./ui-server.js";
 
@@ -133,9 +134,10 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
   try {
     const dns = services.add(createDnsService(config, logger));
     const proxy = services.add(createProxyService(config, events, logger));
+    const agent = services.add(createSshAgentService(config, events, logger));
     const network = services.add(
       startNetwork(config, {
-        policy: dns.guestDns.policy(proxy.policy(stackOptions?.policy)),
+        policy: dns.guestDns.policy(proxy.policy(agent.policy(stackOptions?.policy))),
         // Egress rules by name see what the gateway's DNS answered each guest.
         namesFor: (guest, dst) => dns.guestDns.names.namesFor(guest, dst),
         stackOptions,
@@ -146,6 +148,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     const { stack, switch: sw } = network;
     const guestDns = dns.bind(stack.config, () => stack.leases());
     await proxy.bind(stack, guestDns);
+    agent.bind(stack);
     const transports = services.add(await startTransports(config, sw, logger));
     const netns = config.netns
       ? services.add(await startNetns({ ...config, netns: config.netns }, stack, sw, logger))
@@ -171,6 +174,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       published: () => publishing.forwarder.list(),
       dns: () => dns.server?.handler.counters(),
       proxy: () => proxy.counters(),
+      sshAgent: () => agent.counters(),
     });
     const stopObserving = dns.guestDns.observeQueries((entry) => metrics.observeDnsQuery(entry));
     services.add({ name: "dns-observer", close: async () => void stopObserving() });

@@ -7,6 +7,7 @@
 import type { DnsCounters, QueryLogEntry } from "@desktopd/dns";
 import type { ForwardInfo } from "@desktopd/portfwd";
 import type { HttpProxyCounters, SocksCounters, TransparentCounters } from "@desktopd/proxy";
+import type { AgentRelayCounters } from "@desktopd/ssh-agent";
 import type { StackCounters } from "@desktopd/stack";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
@@ -26,6 +27,7 @@ export interface MetricsSource {
   published(): ForwardInfo[];
   dns?(): DnsCounters | undefined;
   proxy?(): ProxyCounters | undefined;
+  sshAgent?(): AgentRelayCounters | undefined;
 }
 
 export interface ProxyCounters {
@@ -328,6 +330,42 @@ export function createDaemonMetrics(source: MetricsSource): DaemonMetrics {
           ]
         : [],
     ),
+  );
+
+  const agent = (read: (a: AgentRelayCounters) => [Labels, number][]) => () => {
+    const a = source.sshAgent?.();
+    return a ? read(a) : [];
+  };
+  mirroredCounter(
+    registry,
+    "desktopd_ssh_agent_requests_total",
+    "Requests guests sent to the SSH agent relay, by outcome.",
+    ["outcome"],
+    agent((a) => [
+      [
+        { outcome: "relayed" },
+        a.requests - a.agentUnavailable - Object.values(a.refused).reduce((x, y) => x + y, 0),
+      ],
+      [{ outcome: "agent-unavailable" }, a.agentUnavailable],
+      ...Object.entries(a.refused).map(([request, n]): [Labels, number] => [
+        { outcome: `refused-${request}` },
+        n,
+      ]),
+    ]),
+  );
+  mirroredCounter(
+    registry,
+    "desktopd_ssh_agent_signatures_total",
+    "Signatures the host agent was asked for on behalf of guests.",
+    [],
+    agent((a) => [[{}, a.signatures]]),
+  );
+  mirroredCounter(
+    registry,
+    "desktopd_ssh_agent_malformed_total",
+    "Guest connections to the SSH agent relay closed for malformed or oversized messages.",
+    [],
+    agent((a) => [[{}, a.malformed]]),
   );
 
   const queries = new Counter({

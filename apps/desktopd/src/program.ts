@@ -204,7 +204,20 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
         "--socks5 <address:port>",
         "serve SOCKS5 on this loopback address; its connections reach guest addresses (no published port needed)",
       )
-      .option("--socks5-auth <user:password>", "the username and password the SOCKS5 server requires"),
+      .option("--socks5-auth <user:password>", "the username and password the SOCKS5 server requires")
+      .option(
+        "--ssh-auth-sock <path>",
+        "the host SSH agent guests reach at the gateway's port 6022 (default: $SSH_AUTH_SOCK; off without one)",
+      )
+      .option("--no-ssh-agent", "do not relay guests to the host's SSH agent")
+      .option(
+        "--ssh-agent-keys <fingerprints>",
+        "only these keys (SHA256:... as ssh-add -l prints them, comma-separated) are visible and usable in guests",
+      )
+      .option(
+        "--ssh-agent-sign-only",
+        "guests may only list keys and sign: adding, removing, locking and extensions are refused",
+      ),
   ).action(async (options: Record<string, unknown>, command: Command) => {
     const { config: file, ...cli } = givenOptions(options, command);
     // Commander reads --no-proxy LIST as the negation of a --proxy option: it is NO_PROXY's list.
@@ -382,6 +395,20 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option("--json", "print JSON")
     .action(async (o: { control: string; json?: boolean }) => {
       setExitCode(await (await control()).proxyCommand("env", {}, o, io));
+    });
+
+  program
+    .command("ssh-agent")
+    .description("the host's SSH agent in guests")
+    .command("guest-command")
+    .description(
+      "print what a guest runs to serve /run/host-services/ssh-auth.sock: a socat line, or the Node bin",
+    )
+    .addOption(controlOption())
+    .option("--socket <path>", "the socket in the guest (default /run/host-services/ssh-auth.sock)")
+    .option("--mode <octal>", "its permissions (default 666: every user of the guest)")
+    .action(async (o: { control: string; socket?: string; mode?: string }) => {
+      setExitCode(await (await control()).sshAgentGuestCommand(o, io));
     });
 
   program

@@ -1,8 +1,10 @@
 /** `desktopd status`, `publish`, `dns`, `egress` and `events`: ask a running daemon over its control socket. */
 import type { QueryLogEntry } from "@desktopd/dns";
 import type { ForwardInfo } from "@desktopd/portfwd";
+import { DEFAULT_GATEWAY, guestCommand } from "@desktopd/ssh-agent";
 import { type EgressRuleInfo, formatEgressRule } from "@desktopd/stack";
 import { controlRequest, controlText, watchEvents } from "../control/client.js";
+import { ControlError, InvalidOptionError } from "../errors.js";
 import type { ProcessStats } from "../process-stats.js";
 import type { CliIo } from "./io.js";
 
@@ -178,7 +180,17 @@ export interface DaemonStatus {
   leases: { mac: string; ip: string; hostname?: string }[];
   published: ForwardInfo[];
   proxy?: ProxyInfo;
+  sshAgent?: SshAgentInfo;
   process?: ProcessStats;
+}
+
+/** The status of the SSH agent relay (see services/ssh-agent.ts). */
+interface SshAgentInfo {
+  listen: string | null;
+  hostSocket: string | null;
+  signOnly: boolean;
+  keys: string[] | null;
+  counters: { connections: number; requests: number; signatures: number; refused: Record<string, number> };
 }
 
 /** What GET /v1/proxy answers (see services/proxy.ts). */
@@ -210,8 +222,56 @@ function renderStatus(s: DaemonStatus): string {
   lines.push(`published (${s.published.length}):`);
   for (const f of s.published) lines.push(`  ${renderForward(f)}`);
   if (s.proxy) lines.push(renderProxy(s.proxy));
+  if (s.sshAgent) lines.push(renderSshAgent(s.sshAgent));
   if (s.process) lines.push(renderProcess(s.process));
   return `${lines.join("\n")}\n`;
+}
+
+function renderSshAgent(a: SshAgentInfo): string {
+  if (!a.listen) return "ssh agent: off (no SSH_AUTH_SOCK; --ssh-auth-sock PATH)";
+  const refused = Object.values(a.counters.refused).reduce((x, y) => x + y, 0);
+  const policy = [a.signOnly ? "sign-only" : "", a.keys ? `keys ${a.keys.join(",")}` : ""]
+    .filter(Boolean)
+    .join(", ");
+  return (
+    `ssh agent ${a.listen} -> ${a.hostSocket}${policy ? ` (${policy})` : ""}  connections ${a.counters.connections}` +
+    `  requests ${a.counters.requests}  signatures ${a.counters.signatures}  refused ${refused}`
+  );
+}
+
+/** The guest side of the agent: the daemon's gateway when one answers, else the default. */
+export async function sshAgentGuestCommand(
+  o: { control: string; socket?: string; mode?: string },
+  io: CliIo,
+): Promise<number> {
+  if (o.mode !== undefined && !/^[0-7]{3,4}$/.test(o.mode)) {
+    throw new InvalidOptionError(`--mode: "${o.mode}" is not octal permissions (e.g. 660)`);
+  }
+  let host = DEFAULT_GATEWAY;
+  try {
+    const status = (await controlRequest(o.control, "GET", "/v1/status")) as DaemonStatus;
+    host = String(status.ready.gateway ?? DEFAULT_GATEWAY);
+  } catch (error) {
+    if (!ControlError.isInstance(error)) throw error;
+    io.err(`desktopd: no daemon answers at ${o.control}; assuming the default gateway ${DEFAULT_GATEWAY}\n`);
+  }
+  const options = {
+    host,
+    ...(o.socket ? { socket: o.socket } : {}),
+    ...(o.mode ? { mode: Number.parseInt(o.mode, 8) } : {}),
+  };
+  const args = [
+    `--host ${host}:6022`,
+    ...(o.socket ? [`--socket ${o.socket}`] : []),
+    ...(o.mode ? [`--mode ${o.mode}`] : []),
+  ].join(" ");
+  io.out(
+    `# without Node (socat):\n${guestCommand(options)}\n` +
+      `# with Node (npx -p @desktopd/ssh-agent, or the single file dist/guest-cli.js of that package):\n` +
+      `desktopd-ssh-agent guest ${args}\n` +
+      `# then, in the guest or a container mounting the socket:\nexport SSH_AUTH_SOCK=${o.socket ?? "/run/host-services/ssh-auth.sock"}\n`,
+  );
+  return 0;
 }
 
 function renderProxy(p: ProxyInfo): string {
