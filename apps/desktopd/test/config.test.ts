@@ -33,7 +33,24 @@ describe("parseRunOptions", () => {
       hostLoopback: true,
       sourceGuard: true,
       transparentProxyPorts: [80, 443],
+      sshAgent: true,
+      sshAgentSignOnly: false,
     });
+  });
+
+  it("takes the SSH agent options and names a bad fingerprint", () => {
+    const fp = "SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8";
+    expect(parseRunOptions({ sshAgentKeys: `${fp}, ${fp}` }).sshAgentKeys).toEqual([fp, fp]);
+    expect(
+      parseRunOptions({ sshAgentKeys: [fp], sshAgentSignOnly: true, sshAuthSock: "/tmp/a.sock" }),
+    ).toMatchObject({
+      sshAgentKeys: [fp],
+      sshAgentSignOnly: true,
+      sshAuthSock: "/tmp/a.sock",
+    });
+    expect(() => parseRunOptions({ sshAgentKeys: "MD5:aa:bb" })).toThrow(
+      '--ssh-agent-keys: "MD5:aa:bb" is not a key fingerprint',
+    );
   });
 
   it("takes the proxy options and names the key of a bad one", () => {
