@@ -158,3 +158,11 @@ export class ForwarderClosedError extends PortfwdError {
 export function formatHostPort(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
+
+/** An automatic-forward rule that does not parse; the message names the rule and the problem. */
+export class AutoForwardRuleError extends PortfwdError {
+  override readonly code = "ERR_DESKTOPD_PORTFWD_AUTO_RULE";
+  static override isInstance(value: unknown): value is AutoForwardRuleError {
+    return PortfwdError.isInstance(value) && value.code === "ERR_DESKTOPD_PORTFWD_AUTO_RULE";
+  }
+}

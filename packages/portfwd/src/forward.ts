@@ -46,6 +46,8 @@ export interface ForwardInfoBase {
   /** Target address now (resolved per connection, so it may change), or undefined if not known yet. */
   targetIp: string | undefined;
   targetPort: number;
+  /** Who published it when not the user (e.g. "auto"). */
+  label?: string;
 }
 
 /** Everything a forward needs from its forwarder. */

@@ -52,6 +52,8 @@ export interface ForwarderOptions {
 export interface AddOptions {
   /** Overrides the forwarder's target address for this spec. */
   target?: TargetAddress;
+  /** Who published it, shown in `list()` (e.g. "auto" for automatic forwards). */
+  label?: string;
 }
 
 export interface RemoveOptions {
@@ -126,7 +128,9 @@ class PortForwarder extends EventEmitter implements Forwarder {
     for (const c of claims) this.claimed.add(c);
     const started: Entry[] = [];
     try {
-      for (const m of parsed.mappings) started.push(await this.startOne(parsed.spec, m, resolveTarget));
+      for (const m of parsed.mappings) {
+        started.push(await this.startOne(parsed.spec, m, resolveTarget, options.label));
+      }
     } catch (err) {
       await Promise.all(started.map((e) => e.forward.close(true)));
       throw err;
@@ -178,6 +182,7 @@ class PortForwarder extends EventEmitter implements Forwarder {
     spec: string,
     mapping: PortMapping,
     resolveTarget: () => string | undefined,
+    label: string | undefined,
   ): Promise<Entry> {
     const stats = emptyStats();
     const info: ForwardInfoBase = {
@@ -188,6 +193,7 @@ class PortForwarder extends EventEmitter implements Forwarder {
       hostPort: mapping.hostPort,
       targetIp: undefined,
       targetPort: mapping.targetPort,
+      ...(label ? { label } : {}),
     };
     const ctx: ForwardContext = {
       id: "",

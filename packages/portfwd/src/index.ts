@@ -17,9 +17,37 @@
  */
 
 export type { Dialer, Logger, UdpChannel } from "@desktopd/core";
+export {
+  AUTO_LABEL,
+  type AutoForwardEvent,
+  type AutoForwarder,
+  type AutoForwarderCounters,
+  type AutoForwarderOptions,
+  type AutoForwardInfo,
+  createAutoForwarder,
+} from "./auto/auto-forwarder.js";
+export {
+  type Listener,
+  type ParsedReport,
+  parseReport,
+  parseTable,
+  REPORT_SCRIPT,
+  type Table,
+} from "./auto/proc-net.js";
+export {
+  type AutoDecision,
+  type AutoForwardRule,
+  type CompiledRule,
+  compileAutoForwardRule,
+  DEFAULT_AUTO_HOST_IP,
+  decideAutoForward,
+  formatAutoForwardRule,
+  parseAutoForwardRule,
+} from "./auto/rules.js";
 export { createSocketDialer, type SocketDialerOptions } from "./dialer.js";
 export {
   AddressNotAvailableError,
+  AutoForwardRuleError,
   ForwardConflictError,
   ForwarderClosedError,
   ForwardNotFoundError,
