@@ -7,7 +7,15 @@
 import { isIP, isIPv4 } from "node:net";
 import { DEFAULT_MTU, DEFAULT_SUBNET, MAX_MTU, MIN_MTU } from "@desktopd/core";
 import { parseForwardRule, parseRecord, parseServer } from "@desktopd/dns";
-import { parsePublishSpec, SpecError } from "@desktopd/portfwd";
+import {
+  type AutoForwardRule,
+  AutoForwardRuleError,
+  compileAutoForwardRule,
+  formatAutoForwardRule,
+  parseAutoForwardRule,
+  parsePublishSpec,
+  SpecError,
+} from "@desktopd/portfwd";
 import { parseNoProxy, parseUpstream } from "@desktopd/proxy";
 import { isFingerprint } from "@desktopd/ssh-agent";
 import {
@@ -245,6 +253,23 @@ const fingerprintsSchema = z
       });
   });
 
+/** An automatic-forward rule as text ("ignore 22") or, in a config file, an object; kept as text. */
+const autoforwardRuleSchema = z
+  .union([z.string(), z.record(z.string(), z.unknown())])
+  .transform((value, ctx) => {
+    try {
+      return formatAutoForwardRule(
+        typeof value === "string"
+          ? parseAutoForwardRule(value)
+          : compileAutoForwardRule(value as unknown as AutoForwardRule).rule,
+      );
+    } catch (error) {
+      if (!AutoForwardRuleError.isInstance(error)) throw error;
+      ctx.addIssue({ code: "custom", message: error.message });
+      return z.NEVER;
+    }
+  });
+
 export const runOptionsSchema = z.object({
   /** A network namespace to attach through a TAP device. */
   netns: netnsSchema.optional(),
@@ -321,6 +346,15 @@ export const runOptionsSchema = z.object({
   proxyConnectPorts: portListSchema.optional(),
   /** Guest ports intercepted and sent through the upstream by Host/SNI when one is set (default 80, 443). */
   transparentProxyPorts: portListSchema.default([80, 443]),
+  /** Publish guests' listening ports automatically (false: --no-autoforward). */
+  autoforward: z.boolean().default(true),
+  /** Rules for automatic forwards, first match wins: ignore|forward [tcp|udp] [PORTS] [guest IP] [to ...]. */
+  autoforwardRule: z
+    .preprocess(
+      (v) => (typeof v === "string" || (v && !Array.isArray(v)) ? [v] : v),
+      z.array(autoforwardRuleSchema),
+    )
+    .default([]),
   /** Relay guests' agent requests to the host's SSH agent (false: --no-ssh-agent). */
   sshAgent: z.boolean().default(true),
   /** The host agent's socket (default: this process's SSH_AUTH_SOCK; without one the relay is off). */

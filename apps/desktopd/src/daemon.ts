@@ -6,7 +6,7 @@
  * Everything except argument parsing, printing and signals, so other tools and tests can embed it.
  */
 import { dirname, join } from "node:path";
-import type { Forwarder } from "@desktopd/portfwd";
+import { type Forwarder, parsePublishSpec } from "@desktopd/portfwd";
 import type { Logger, Stack, StackOptions, TapTransport, VirtualSwitch } from "@desktopd/stack";
 import {
   type LogLevel,
@@ -25,6 +25,7 @@ import { firstLease, formatPublished, leasedAddress, type PublishFailure } from 
 import { formatReadyLine, type ReadyInfo } from "./ready.js";
 import { type ReloadReport, reloadServices } from "./reload.js";
 import { ensurePrivateDir, runtimeDir } from "./runtime-dir.js";
+import { createAutoforwardService } from "./services/autoforward.js";
 import { startControl } from "./services/control.js";
 import { createDnsService } from "./services/dns.js";
 import { startMetricsServer } from "./services/metrics.js";
@@ -135,9 +136,10 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     const dns = services.add(createDnsService(config, logger));
     const proxy = services.add(createProxyService(config, events, logger));
     const agent = services.add(createSshAgentService(config, events, logger));
+    const autoforward = createAutoforwardService(config, events, logger);
     const network = services.add(
       startNetwork(config, {
-        policy: dns.guestDns.policy(proxy.policy(agent.policy(stackOptions?.policy))),
+        policy: dns.guestDns.policy(proxy.policy(agent.policy(autoforward.policy(stackOptions?.policy)))),
         // Egress rules by name see what the gateway's DNS answered each guest.
         namesFor: (guest, dst) => dns.guestDns.names.namesFor(guest, dst),
         stackOptions,
@@ -155,7 +157,19 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       : undefined;
     // Published ports lead to the namespace's guest, else to the first guest that took a lease.
     const target = netns ? leasedAddress(stack, netns.tap.guestMac) : firstLease(stack);
-    const publishing = services.add(await startPublishService(config, stack, target, events, logger));
+    const publishing = services.add(
+      await startPublishService(config, stack, target, events, logger, async (spec) => {
+        for (const m of parsePublishSpec(spec).mappings)
+          await autoforward.yieldTo(m.protocol, m.hostIp, m.hostPort);
+      }),
+    );
+    // After publishing: explicit ports are bound first and always win over automatic ones.
+    services.add(autoforward);
+    autoforward.start(
+      stack,
+      publishing.forwarder,
+      netns && config.netns ? { name: config.netns, guestIp: target } : undefined,
+    );
     if (setLogLevel) {
       services.add({
         name: "log",
@@ -242,6 +256,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       reload,
       metrics,
       proxy,
+      autoforward,
     };
     const control = await startControl(
       {

@@ -205,6 +205,13 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
         "serve SOCKS5 on this loopback address; its connections reach guest addresses (no published port needed)",
       )
       .option("--socks5-auth <user:password>", "the username and password the SOCKS5 server requires")
+      .option("--no-autoforward", "do not publish guests' listening ports automatically")
+      .option(
+        "--autoforward-rule <rule>",
+        "automatic forward rule, first match wins: ignore|forward [tcp|udp] [PORTS] [guest IP] [to [HOST_IP:]PORT|+OFFSET]; " +
+          "repeatable; without a match a guest port is published on 127.0.0.1 at the same port",
+        collect,
+      )
       .option(
         "--ssh-auth-sock <path>",
         "the host SSH agent guests reach at the gateway's port 6022 (default: $SSH_AUTH_SOCK; off without one)",
@@ -395,6 +402,49 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     .option("--json", "print JSON")
     .action(async (o: { control: string; json?: boolean }) => {
       setExitCode(await (await control()).proxyCommand("env", {}, o, io));
+    });
+
+  const autoforward = program
+    .command("autoforward")
+    .description("guests' listening ports, published on the host as they open (rules first match wins)");
+  autoforward
+    .command("ls")
+    .description(
+      "the rules, and each automatic forward: published, waiting for its host port, or held by a -p",
+    )
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).autoforwardCommand("ls", {}, o, io));
+    });
+  autoforward
+    .command("add <rule...>")
+    .description(
+      "add a rule: ignore|forward [tcp|udp] [PORTS] [guest IP] [to [HOST_IP:]PORT|+OFFSET], e.g. ignore 22, forward 3000-3999 to +10000",
+    )
+    .addOption(controlOption())
+    .option("--position <n>", "insert as the n-th rule (default: last)")
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (words: string[], o: { control: string; json?: boolean; position?: string }) => {
+      const position = o.position === undefined ? undefined : wholeNumber("--position", o.position);
+      setExitCode(
+        await (await control()).autoforwardCommand("add", { rule: words.join(" "), position }, o, io),
+      );
+    });
+  autoforward
+    .command("rm <id>")
+    .description("remove the rule with this id (see autoforward ls)")
+    .addOption(controlOption())
+    .option("--json", "print the daemon's JSON answer")
+    .action(async (id: string, o: { control: string; json?: boolean }) => {
+      setExitCode(await (await control()).autoforwardCommand("rm", { id }, o, io));
+    });
+  autoforward
+    .command("guest-command")
+    .description("the shell line a VM runs to report its listeners (POSIX sh, cat, nc; busybox has them)")
+    .addOption(controlOption())
+    .action(async (o: { control: string }) => {
+      setExitCode(await (await control()).autoforwardCommand("guest-command", {}, o, io));
     });
 
   program

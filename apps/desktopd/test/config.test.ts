@@ -35,7 +35,23 @@ describe("parseRunOptions", () => {
       transparentProxyPorts: [80, 443],
       sshAgent: true,
       sshAgentSignOnly: false,
+      autoforward: true,
+      autoforwardRule: [],
     });
+  });
+
+  it("takes automatic forward rules as text or objects, kept as text, and names a bad one", () => {
+    expect(
+      parseRunOptions({
+        autoforwardRule: [
+          "ignore 22",
+          { action: "forward", protocol: "tcp", ports: "3000-3999", hostPort: "+10000" },
+        ],
+      }).autoforwardRule,
+    ).toEqual(["ignore 22", "forward tcp 3000-3999 to +10000"]);
+    expect(() => parseRunOptions({ autoforwardRule: "drop 22" })).toThrow(
+      '--autoforward-rule: autoforward rule "drop 22": starts with "forward" or "ignore"',
+    );
   });
 
   it("takes the SSH agent options and names a bad fingerprint", () => {

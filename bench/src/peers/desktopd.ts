@@ -39,7 +39,8 @@ export const desktopd: Peer = {
   addressPlan: "eth0 192.168.65.3/24, gw 192.168.65.1; host loopback = 192.168.65.254",
   guestAddress: "192.168.65.3",
   start(netns, mtu, opts) {
-    const args = ["--netns", netns, "--configure", "--mtu", String(mtu)];
+    // As slirp4netns and pasta run here: no automatic forwards (iperf3 -s in the guest must not take the host's port).
+    const args = ["--netns", netns, "--configure", "--mtu", String(mtu), "--no-autoforward"];
     for (const f of opts.forwards) args.push("--publish", `127.0.0.1:${f.hostPort}:${f.guestPort}`);
     return startDesktopd(opts, args);
   },

@@ -325,7 +325,78 @@ function renderProcess(p: ProcessStats): string {
 
 function renderForward(f: ForwardInfo): string {
   const st = f.stats;
-  return `${f.id} -> ${f.targetIp ?? "?"}:${f.targetPort}  open ${st.open}  in ${st.bytesIn} B  out ${st.bytesOut} B`;
+  const label = f.label ? `  [${f.label}]` : "";
+  return `${f.id} -> ${f.targetIp ?? "?"}:${f.targetPort}${label}  open ${st.open}  in ${st.bytesIn} B  out ${st.bytesOut} B`;
+}
+
+interface AutoforwardInfo {
+  enabled: boolean;
+  reporter: string | null;
+  guestCommand: string | null;
+  rules: { id: number; rule: string }[];
+  forwards: {
+    guestIp: string;
+    protocol: string;
+    guestPort: number;
+    hostIp: string;
+    hostPort: number;
+    state: string;
+    problem?: string;
+  }[];
+}
+
+export async function autoforwardCommand(
+  action: "ls" | "add" | "rm" | "guest-command",
+  args: { rule?: string; id?: string; position?: number },
+  o: ControlCommandOptions,
+  io: CliIo,
+): Promise<number> {
+  if (action === "add") {
+    const body = { rule: args.rule, ...(args.position === undefined ? {} : { position: args.position - 1 }) };
+    const added = (await controlRequest(o.control, "POST", "/v1/autoforward", body)) as {
+      id: number;
+      rule: string;
+    };
+    io.out(
+      o.json ? `${JSON.stringify(added, null, 2)}\n` : `${String(added.id).padStart(3)}  ${added.rule}\n`,
+    );
+    return 0;
+  }
+  if (action === "rm") {
+    const removed = (await controlRequest(
+      o.control,
+      "DELETE",
+      `/v1/autoforward/${encodeURIComponent(args.id ?? "")}`,
+    )) as {
+      id: number;
+      rule: string;
+    };
+    io.out(o.json ? `${JSON.stringify(removed, null, 2)}\n` : `removed ${removed.id}  ${removed.rule}\n`);
+    return 0;
+  }
+  const info = (await controlRequest(o.control, "GET", "/v1/autoforward")) as AutoforwardInfo;
+  if (action === "guest-command") {
+    io.out(`${info.guestCommand ?? ""}\n`);
+    return 0;
+  }
+  if (o.json) {
+    io.out(`${JSON.stringify(info, null, 2)}\n`);
+    return 0;
+  }
+  const lines = [
+    `automatic forwarding ${info.enabled ? "on" : "off"}; VMs report to ${info.reporter ?? "-"}`,
+  ];
+  lines.push(`rules (${info.rules.length}, first match wins; then: same port on 127.0.0.1):`);
+  for (const r of info.rules) lines.push(`${String(r.id).padStart(3)}  ${r.rule}`);
+  lines.push(`forwards (${info.forwards.length}):`);
+  for (const f of info.forwards) {
+    const host = f.hostIp.includes(":") ? `[${f.hostIp}]` : f.hostIp;
+    lines.push(
+      `  ${f.protocol}/${host}:${f.hostPort} -> ${f.guestIp}:${f.guestPort}  ${f.state}${f.problem ? `: ${f.problem}` : ""}`,
+    );
+  }
+  io.out(`${lines.join("\n")}\n`);
+  return 0;
 }
 
 /** One open flow as GET /v1/flows lists it. */

@@ -19,6 +19,9 @@
  *   PUT    /v1/proxy             {"upstream": "http://proxy:3128" | "direct", "noProxy": "a,b"} → replaces the settings
  *   DELETE /v1/proxy             back to the config's (or the environment's) settings
  *   GET    /v1/proxy/env         HTTP_PROXY, HTTPS_PROXY, NO_PROXY (both cases) pointing a guest at the proxy
+ *   GET    /v1/autoforward       automatic forwards: rules, what is published or waiting, counters, the reporter line
+ *   POST   /v1/autoforward       {"rule": "ignore 22", "position": 0} → the rule added (201)
+ *   DELETE /v1/autoforward/ID    remove a rule
  *   GET    /v1/flows             every open TCP and UDP flow: endpoints, state, bytes, age, idle, service
  *   POST   /v1/reload            re-read the config file: what changed live, what needs a restart
  *   GET    /v1/events            what happens from now on, one JSON object a line, until the client goes
@@ -28,10 +31,11 @@ import { chmodSync, existsSync, lstatSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from "node:http";
 import { connect } from "node:net";
 import { type Dns, DnsError, normalizeName, parseRecord } from "@desktopd/dns";
-import { type Forwarder, PortfwdError } from "@desktopd/portfwd";
+import { type Forwarder, PortfwdError, parsePublishSpec } from "@desktopd/portfwd";
 import { ProxyConfigError } from "@desktopd/proxy";
 import { ConfigError, type Egress } from "@desktopd/stack";
 import { ControlError, InvalidOptionError } from "../errors.js";
+import { type AutoforwardControl, handleAutoforward } from "./autoforward.js";
 import { handleEgress } from "./egress.js";
 import type { EventBus } from "./events.js";
 import { allow, decoded, HttpError, readJson } from "./http.js";
@@ -50,6 +54,8 @@ export interface ControlTarget {
   flows?(): unknown[];
   /** Re-reads the config file and applies it; rejects (400) when the file is bad, keeping the old one. */
   reload?(): Promise<unknown>;
+  /** Automatic forwards (/v1/autoforward); an explicit publish makes room first. */
+  autoforward?: AutoforwardControl;
   /** The proxy's settings (/v1/proxy). */
   proxy?: ProxyControl;
   /** Prometheus exposition for GET /metrics. */
@@ -148,6 +154,12 @@ async function handle(
     const spec = (body as { spec?: unknown } | null)?.spec;
     if (typeof spec !== "string" || spec.trim() === "")
       throw new HttpError(400, 'expected {"spec": "HOST:GUEST"}');
+    // An explicit publish always wins over an automatic forward on the same host port.
+    if (target.autoforward) {
+      for (const m of parsePublishSpec(spec).mappings) {
+        await target.autoforward.yieldTo(m.protocol, m.hostIp, m.hostPort);
+      }
+    }
     return { status: 201, body: await target.forwarder.add(spec) };
   }
   if (resource === "publish" && parts.length === 3) {
@@ -167,6 +179,9 @@ async function handle(
   if (resource === "dns" && target.dns) return handleDns(req, url, parts.slice(2), target.dns);
   if (resource === "egress" && target.egress) return handleEgress(req, parts.slice(2), target.egress);
   if (resource === "proxy" && target.proxy) return handleProxy(req, parts.slice(2), target.proxy);
+  if (resource === "autoforward" && target.autoforward) {
+    return handleAutoforward(req, parts.slice(2), target.autoforward);
+  }
   throw new HttpError(404, `no such resource: ${url.pathname}`);
 }
 

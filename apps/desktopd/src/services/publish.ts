@@ -22,6 +22,8 @@ export async function startPublishService(
   target: () => string,
   events: EventBus,
   logger?: Logger,
+  /** Called before a spec of the config is published at a reload (an automatic forward makes room). */
+  beforeAdd?: (spec: string) => Promise<void>,
 ): Promise<PublishService> {
   // Its connections show in flow listings as "publish".
   const dialer = {
@@ -54,6 +56,7 @@ export async function startPublishService(
       for (const spec of wanted) {
         if (served.has(spec)) continue;
         try {
+          await beforeAdd?.(spec);
           await forwarder.add(spec);
           served.add(spec);
         } catch (error) {

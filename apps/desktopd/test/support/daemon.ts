@@ -19,6 +19,11 @@ export interface DaemonOptions {
   args?: string[];
   /** A command that execs the rest of its arguments, run in front of node (e.g. `unshare -m ...`). */
   wrapper?: string[];
+  /**
+   * Publish the guests' listening ports automatically (default false here: a test's guest
+   * servers, iperf3's for one, must not take host ports other tests and the host side use).
+   */
+  autoforward?: boolean;
   /** How long to wait for the ready line. Default 30 000 ms. */
   readyTimeoutMs?: number;
   /**
@@ -61,6 +66,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     "run",
     ...(opts.netns ? ["--netns", opts.netns] : []),
     ...(opts.configure ? ["--configure"] : []),
+    ...(opts.autoforward ? [] : ["--no-autoforward"]),
   ];
   args.push(...(opts.args ?? []));
   const [command, ...argv] = [...(opts.wrapper ?? []), process.execPath, ...args];

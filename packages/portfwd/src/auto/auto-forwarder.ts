@@ -19,8 +19,11 @@ export interface AutoForwardInfo {
   guestPort: number;
   hostIp: string;
   hostPort: number;
-  /** published; waiting (the host port could not be had: `problem` says why, retried); explicit (a -p holds it). */
-  state: "published" | "waiting" | "explicit";
+  /**
+   * pending (being published); published; waiting (the host port could not be had: `problem` says
+   * why, retried at each report); explicit (a -p holds the port).
+   */
+  state: "pending" | "published" | "waiting" | "explicit";
   problem?: string;
   /** The forward's id while published. */
   id?: string;
