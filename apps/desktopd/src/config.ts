@@ -346,6 +346,13 @@ export const runOptionsSchema = z.object({
   proxyConnectPorts: portListSchema.optional(),
   /** Guest ports intercepted and sent through the upstream by Host/SNI when one is set (default 80, 443). */
   transparentProxyPorts: portListSchema.default([80, 443]),
+  /** The IPv6 side: router advertisements (SLAAC), neighbour discovery and echo (false: --no-ipv6). */
+  ipv6: z.boolean().default(true),
+  /** The guests' IPv6 prefix, a /64 (default fdc4:f303:9324::/64, as Docker Desktop). */
+  ipv6Prefix: z
+    .string()
+    .regex(/^[0-9a-fA-F:]+\/64$/, 'must be a /64 prefix, e.g. "fdc4:f303:9324::/64"')
+    .optional(),
   /** Publish guests' listening ports automatically (false: --no-autoforward). */
   autoforward: z.boolean().default(true),
   /** Rules for automatic forwards, first match wins: ignore|forward [tcp|udp] [PORTS] [guest IP] [to ...]. */

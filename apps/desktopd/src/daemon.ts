@@ -206,6 +206,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
       address: netns?.address,
       mtu: config.mtu,
       subnet: net.subnet,
+      ipv6: net.ipv6?.prefix,
       qemu: [...transports.qemuListen, ...transports.qemuConnect].map((a) =>
         "path" in a ? a.path : `tcp:${a.host}:${a.port}`,
       ),

@@ -205,6 +205,14 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
         "serve SOCKS5 on this loopback address; its connections reach guest addresses (no published port needed)",
       )
       .option("--socks5-auth <user:password>", "the username and password the SOCKS5 server requires")
+      .option(
+        "--no-ipv6",
+        "no IPv6 side (router advertisements, neighbour discovery, echo); guests' IPv6 frames are dropped",
+      )
+      .option(
+        "--ipv6-prefix <prefix>",
+        "the guests' IPv6 /64 (default fdc4:f303:9324::/64, gateway ::1, host ::254)",
+      )
       .option("--no-autoforward", "do not publish guests' listening ports automatically")
       .option(
         "--autoforward-rule <rule>",

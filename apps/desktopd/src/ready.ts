@@ -17,6 +17,8 @@ export interface ReadyInfo {
   mtu: number;
   /** The guests' subnet, "192.168.65.0/24". */
   subnet: string;
+  /** The guests' IPv6 prefix, "fdc4:f303:9324::/64", when IPv6 is on. */
+  ipv6?: string | undefined;
   /** Sockets served for qemu (unix paths, tcp:HOST:PORT). */
   qemu: string[];
   /** Unix datagram sockets served for vfkit/krunkit/qemu dgram. */
@@ -42,6 +44,7 @@ export function formatReadyLine(info: ReadyInfo): string {
     ["address", info.address],
     ["mtu", info.mtu],
     ["subnet", info.subnet],
+    ["ipv6", info.ipv6],
     ["qemu", info.qemu.length > 0 ? info.qemu.join(",") : undefined],
     ["vfkit", info.vfkit.length > 0 ? info.vfkit.join(",") : undefined],
     ["stdio", info.stdio ? "yes" : undefined],

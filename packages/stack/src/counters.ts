@@ -1,3 +1,4 @@
+import type { Ipv6Counters } from "./iface/ipv6.js";
 import type { TcpCounters } from "./nat/tcp-flow.js";
 
 /** Drop counters by reason: every frame the stack does not use is counted here, never silently lost. */
@@ -48,6 +49,8 @@ export interface StackCounters {
   };
   icmp: { echoReplies: number };
   arp: { requests: number; replies: number };
+  /** The router's IPv6 side (absent with IPv6 off). */
+  ipv6?: Ipv6Counters;
   /** Buffer bytes granted to TCP flows, against the global budget and each guest's share. */
   memory: { usedBytes: number; totalBytes: number; perGuestBytes: number };
   /** Guest flows the egress policy let out or refused, by rule id or default. */

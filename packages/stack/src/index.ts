@@ -49,6 +49,7 @@ export {
   parseEgressRule,
 } from "./egress.js";
 export { ConfigError, DialError, StackError, TransportError, WireError } from "./errors.js";
+export { DEFAULT_IPV6_PREFIX, type Ipv6Config, type Ipv6Counters, type Ipv6Options } from "./iface/ipv6.js";
 export type { BufferBudgetOptions } from "./nat/budget.js";
 export type { TcpCounters } from "./nat/tcp-flow.js";
 export type { TcpLayerOptions, TcpOptions } from "./nat/tcp-table.js";

@@ -20,6 +20,7 @@ import { ArpResponder } from "./iface/arp.js";
 import { DhcpPort } from "./iface/dhcp.js";
 import { IcmpEcho } from "./iface/icmp.js";
 import { Ipv4Interface } from "./iface/ipv4.js";
+import { type Ipv6Config, Ipv6Interface, type Ipv6Options } from "./iface/ipv6.js";
 import { Link } from "./iface/link.js";
 import { NeighbourTable } from "./iface/neighbours.js";
 import { TcpFlowTable, type TcpOptions } from "./nat/tcp-table.js";
@@ -59,6 +60,12 @@ export interface StackOptions extends NetworkOptions {
   sourceGuard?: boolean;
   /** Verify checksums of received packets (default true). */
   verifyChecksums?: boolean;
+  /**
+   * The IPv6 side: router advertisements of a ULA prefix for SLAAC, neighbour discovery and echo
+   * for the gateway and host addresses (default on, fdc4:f303:9324::/64); `false` turns it off
+   * and every IPv6 frame is counted as a drop.
+   */
+  ipv6?: Ipv6Options | false;
 }
 
 /** Addressing of the virtual network, for people and for guest configuration. */
@@ -73,6 +80,8 @@ export interface StackConfig {
   gatewayMac: string;
   dnsServers: string[];
   searchDomains: string[];
+  /** The IPv6 addressing, when IPv6 is on. */
+  ipv6?: Ipv6Config;
 }
 
 export interface LeaseInfo {
@@ -131,6 +140,7 @@ class NetworkStack implements Stack {
   private readonly dhcp: DhcpServer;
   private readonly arp: ArpResponder;
   private readonly ipv4: Ipv4Interface;
+  private readonly ipv6: Ipv6Interface | undefined;
   private readonly icmp: IcmpEcho;
   private readonly tcp: TcpFlowTable;
   private readonly udp: UdpNat;
@@ -178,6 +188,10 @@ class NetworkStack implements Stack {
     );
     this.arp = new ArpResponder(n, addressing, neighbours, this.link, this.drops, clock);
     this.ipv4 = new Ipv4Interface(n, addressing, neighbours, this.link, this.drops, clock, verify);
+    if (o.ipv6 !== false) {
+      this.ipv6 = new Ipv6Interface(n.gatewayMac, n.mtu, this.link, this.drops, clock, verify, o.ipv6 ?? {});
+      this.config = { ...this.config, ipv6: this.ipv6.config };
+    }
     this.icmp = new IcmpEcho(n, neighbours, this.link, this.drops, verify, this.ipv4.ids);
     const random = o.random ?? cryptoRandom;
     this.tcp = new TcpFlowTable(
@@ -259,6 +273,7 @@ class NetworkStack implements Stack {
       udp: { ...this.udp.counters, open: this.udp.openCount },
       icmp: { ...this.icmp.counters },
       arp: { ...this.arp.counters },
+      ...(this.ipv6 ? { ipv6: { ...this.ipv6.counters } } : {}),
       memory: this.tcp.memory(),
       egress: this.egress.counters(),
       drops: {
@@ -273,6 +288,7 @@ class NetworkStack implements Stack {
     if (this.closed) return;
     this.closed = true;
     this.ipv4.stop();
+    this.ipv6?.stop();
     this.tcp.close();
     this.udp.close();
     const t = this.link.transport;
@@ -286,8 +302,12 @@ class NetworkStack implements Stack {
     try {
       const eth = parseEthernet(frame);
       if (!eth.dst.equals(this.net.gatewayMac) && !isBroadcastMac(eth.dst)) {
-        this.drops.count(isMulticastMac(eth.dst) ? "multicast" : "not-for-gateway");
-        return;
+        // IPv6's neighbour discovery speaks to multicast groups (33:33:...).
+        const ndGroup = eth.ethertype === ETHERTYPE_IPV6 && this.ipv6?.acceptsMulticastMac(eth.dst);
+        if (!ndGroup) {
+          this.drops.count(isMulticastMac(eth.dst) ? "multicast" : "not-for-gateway");
+          return;
+        }
       }
       switch (eth.ethertype) {
         case ETHERTYPE_ARP:
@@ -297,7 +317,8 @@ class NetworkStack implements Stack {
           this.ipv4.onPacket(eth.payload, eth.src, meta?.checksumPartial === true);
           return;
         case ETHERTYPE_IPV6:
-          this.drops.count("ipv6");
+          if (this.ipv6) this.ipv6.onPacket(eth.payload, eth.src);
+          else this.drops.count("ipv6");
           return;
         default:
           this.drops.count("unknown-ethertype");

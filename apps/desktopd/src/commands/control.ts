@@ -208,6 +208,8 @@ function renderStatus(s: DaemonStatus): string {
   const lines = [
     `subnet ${s.ready.subnet}  gateway ${s.ready.gateway}  host ${s.ready.host}  mtu ${s.ready.mtu}`,
   ];
+  if (s.ready.ipv6)
+    lines.push(`ipv6 ${s.ready.ipv6} (router advertisements, neighbour discovery, echo; no IPv6 NAT yet)`);
   lines.push(`guest links (${s.links.length}):`);
   for (const l of s.links) {
     const drops = Object.entries(l.stats.drops)

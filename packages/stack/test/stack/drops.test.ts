@@ -40,7 +40,8 @@ function broken(g: ScriptedGuest, gateway: string, edit: (frame: Buffer) => void
 const cases: [reason: string, send: (h: FrameHarness, g: ScriptedGuest) => void][] = [
   ["multicast", (_h, g) => g.send(ethernet("01:00:5e:00:00:fb", 0x0800))],
   ["not-for-gateway", (_h, g) => g.send(ethernet("02:00:00:00:00:99", 0x0800))],
-  ["ipv6", (h, g) => g.send(ethernet(h.config.gatewayMac, 0x86dd))],
+  // An IPv6 frame whose payload is zeros: no IPv6 header.
+  ["ipv6-version", (h, g) => g.send(ethernet(h.config.gatewayMac, 0x86dd))],
   ["unknown-ethertype", (h, g) => g.send(ethernet(h.config.gatewayMac, 0x88b5))],
   ["ethernet-truncated", (_h, g) => g.send(Buffer.alloc(10))],
   ["ipv4-checksum", (h, g) => g.send(broken(g, h.config.gateway, (f) => (f[14 + 10]! ^= 0xff)))],

@@ -1,0 +1,108 @@
+/**
+ * The IPv6 side with the Linux kernel as the guest: SLAAC from desktopd's router advertisement
+ * (address in fdc4:f303:9324::/64 and a default route through the gateway's link-local address),
+ * neighbour discovery and echo for the gateway and host addresses, and flows to other IPv6
+ * destinations refused at once with "no route" (no NAT over IPv6 yet) while IPv4 carries on.
+ * A guest that claims the gateway's address is refused; --no-ipv6 leaves IPv6 alone.
+ */
+import { haveRootAndNetns, missingCommands, skipBecause } from "@desktopd/stack/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cli } from "./support/cli.js";
+import { type Guest, startGuest } from "./support/guest.js";
+
+const env = haveRootAndNetns();
+const ready = env.ok && !skipBecause(missingCommands("ping", "curl", "python3"));
+
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe.skipIf(!ready)("IPv6 on the guest link", () => {
+  let guest: Guest;
+  let off: Guest;
+
+  beforeAll(async () => {
+    guest = await startGuest("ipv6", { configure: true });
+    off = await startGuest("noipv6", { configure: true, args: ["--no-ipv6"] });
+  });
+
+  afterAll(async () => {
+    await guest?.close();
+    await off?.close();
+  });
+
+  /** The guest's global address once SLAAC gave it one. */
+  const slaac = (g: Guest) =>
+    until("a SLAAC address", async () => {
+      // A router solicitation now, rather than waiting for the kernel's own schedule.
+      const addr = await g.shOk("ip -6 addr show dev eth0 scope global");
+      return /inet6 (fdc4:f303:9324:0:[0-9a-f:]+)\/64/.exec(addr)?.[1];
+    });
+
+  it("gives the guest an address and a default route by router advertisement", async () => {
+    expect(guest.daemon.info.ipv6).toBe("fdc4:f303:9324::/64");
+    const address = await slaac(guest);
+    expect(address).toMatch(/^fdc4:f303:9324:0:/);
+    const route = await guest.shOk("ip -6 route show default");
+    expect(route).toMatch(/default via fe80::[0-9a-f:]+ dev eth0/);
+    const mtu = await guest.shOk("ip -6 route show default; cat /proc/sys/net/ipv6/conf/eth0/mtu");
+    expect(mtu.trim().split("\n").pop()).toBe("1500");
+  });
+
+  it("answers neighbour discovery and echo for the gateway and the host addresses", async () => {
+    await slaac(guest);
+    for (const target of ["fdc4:f303:9324::1", "fdc4:f303:9324::254"]) {
+      const r = await guest.sh(`ping -6 -c 2 -W 5 ${target}`);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+    }
+    const neigh = await guest.shOk("ip -6 neigh show fdc4:f303:9324::1 dev eth0");
+    expect(neigh).toContain("5a:94:ef:e4:0c:dd");
+    const counters = JSON.parse((await cli("status", "--json", "--control", guest.daemon.info.control!)).out)
+      .counters.ipv6;
+    expect(counters.echoAnswered).toBeGreaterThanOrEqual(4);
+    expect(counters.routerAdvertisements).toBeGreaterThanOrEqual(1);
+  });
+
+  it("refuses other IPv6 destinations at once, so clients fall back to IPv4", async () => {
+    await slaac(guest);
+    const started = Date.now();
+    const r = await guest.sh("curl -sS -g --max-time 10 'http://[fdc4:f303:9324::254]:9/'");
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/No route to host|Network is unreachable|Couldn't connect/);
+    expect(Date.now() - started).toBeLessThan(5000);
+    const ping = await guest.sh("ping -6 -c 1 -W 3 fd00:dead::1");
+    expect(ping.code).not.toBe(0);
+    // IPv4 is untouched.
+    expect((await guest.sh("ping -c 1 -W 5 192.168.65.1")).code).toBe(0);
+  });
+
+  it("does not let a guest claim the gateway's address", async () => {
+    await slaac(guest);
+    // The kernel's duplicate address detection asks first: desktopd says the address is taken.
+    await guest.shOk("ip -6 addr add fdc4:f303:9324::1/64 dev eth0");
+    const state = await until("DAD finished", async () => {
+      const a = await guest.shOk("ip -6 addr show dev eth0");
+      const line = a.split("\n").find((l) => l.includes("fdc4:f303:9324::1/64"));
+      // Linux keeps a failed address as "tentative dadfailed"; a successful one loses "tentative".
+      return line && (line.includes("dadfailed") || !line.includes("tentative")) ? line : undefined;
+    });
+    expect(state).toContain("dadfailed");
+    await guest.sh("ip -6 addr del fdc4:f303:9324::1/64 dev eth0");
+  });
+
+  it("with --no-ipv6, sends no advertisement and counts the guest's IPv6 as drops", async () => {
+    expect(off.daemon.info.ipv6).toBeUndefined();
+    await off.sh("ping -6 -c 1 -W 2 ff02::2%eth0");
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await off.shOk("ip -6 addr show dev eth0 scope global")).toBe("");
+    const status = JSON.parse((await cli("status", "--json", "--control", off.daemon.info.control!)).out);
+    expect(status.counters.ipv6).toBeUndefined();
+    expect(status.counters.drops.ipv6 ?? status.counters.drops.multicast).toBeGreaterThan(0);
+  });
+});
