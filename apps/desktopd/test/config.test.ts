@@ -37,6 +37,7 @@ describe("parseRunOptions", () => {
       sshAgentSignOnly: false,
       autoforward: true,
       autoforwardRule: [],
+      ipv6: true,
     });
   });
 
@@ -52,6 +53,12 @@ describe("parseRunOptions", () => {
     expect(() => parseRunOptions({ autoforwardRule: "drop 22" })).toThrow(
       '--autoforward-rule: autoforward rule "drop 22": starts with "forward" or "ignore"',
     );
+  });
+
+  it("takes the IPv6 prefix as a /64 only", () => {
+    expect(parseRunOptions({ ipv6Prefix: "fd00:1:2:3::/64" }).ipv6Prefix).toBe("fd00:1:2:3::/64");
+    expect(() => parseRunOptions({ ipv6Prefix: "fd00::/48" })).toThrow("--ipv6-prefix: must be a /64 prefix");
+    expect(parseRunOptions({ ipv6: false }).ipv6).toBe(false);
   });
 
   it("takes the SSH agent options and names a bad fingerprint", () => {
