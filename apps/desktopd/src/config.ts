@@ -346,6 +346,8 @@ export const runOptionsSchema = z.object({
   proxyConnectPorts: portListSchema.optional(),
   /** Guest ports intercepted and sent through the upstream by Host/SNI when one is set (default 80, 443). */
   transparentProxyPorts: portListSchema.default([80, 443]),
+  /** Relay guests' ICMP echo beyond the gateway through a raw socket (needs root; false: --no-icmp-relay). */
+  icmpRelay: z.boolean().default(true),
   /** The IPv6 side: router advertisements (SLAAC), neighbour discovery and echo (false: --no-ipv6). */
   ipv6: z.boolean().default(true),
   /** The guests' IPv6 prefix, a /64 (default fdc4:f303:9324::/64, as Docker Desktop). */

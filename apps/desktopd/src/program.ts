@@ -206,6 +206,10 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       )
       .option("--socks5-auth <user:password>", "the username and password the SOCKS5 server requires")
       .option(
+        "--no-icmp-relay",
+        "do not relay guests' ping beyond the gateway (relayed through a raw ICMP socket when desktopd runs as root)",
+      )
+      .option(
         "--no-ipv6",
         "no IPv6 side (router advertisements, neighbour discovery, echo); guests' IPv6 frames are dropped",
       )

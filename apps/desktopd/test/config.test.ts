@@ -38,6 +38,7 @@ describe("parseRunOptions", () => {
       autoforward: true,
       autoforwardRule: [],
       ipv6: true,
+      icmpRelay: true,
     });
   });
 

@@ -47,7 +47,11 @@ export interface StackCounters {
     /** Host datagrams from remotes the guest had not sent to, dropped by the NAT's filter. */
     unsolicited: number;
   };
-  icmp: { echoReplies: number };
+  /** Echo answered for the gateway and host; echo relayed beyond them (see IcmpEchoRelay). */
+  icmp: {
+    echoReplies: number;
+    relay?: { requests: number; replies: number; denied: number; unavailable: number };
+  };
   arp: { requests: number; replies: number };
   /** The router's IPv6 side (absent with IPv6 off). */
   ipv6?: Ipv6Counters;

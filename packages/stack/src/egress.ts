@@ -44,9 +44,9 @@ export interface EgressOptions {
   namesFor?: (guestIp: string, dstIp: string) => readonly string[];
 }
 
-/** A flow about to leave through a host socket. */
+/** A flow about to leave through a host socket (ICMP: a relayed echo, ports 0). */
 export interface EgressFlow {
-  protocol: "tcp" | "udp";
+  protocol: "tcp" | "udp" | "icmp";
   guestIp: number;
   guestPort: number;
   dstIp: number;

@@ -51,6 +51,7 @@ export {
 export { ConfigError, DialError, StackError, TransportError, WireError } from "./errors.js";
 export { DEFAULT_IPV6_PREFIX, type Ipv6Config, type Ipv6Counters, type Ipv6Options } from "./iface/ipv6.js";
 export type { BufferBudgetOptions } from "./nat/budget.js";
+export type { IcmpRelayOptions } from "./nat/icmp-relay.js";
 export type { TcpCounters } from "./nat/tcp-flow.js";
 export type { TcpLayerOptions, TcpOptions } from "./nat/tcp-table.js";
 export type { GuestUdpSocket, UdpLayerOptions, UdpOptions } from "./nat/udp.js";

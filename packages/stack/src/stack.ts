@@ -23,6 +23,7 @@ import { Ipv4Interface } from "./iface/ipv4.js";
 import { type Ipv6Config, Ipv6Interface, type Ipv6Options } from "./iface/ipv6.js";
 import { Link } from "./iface/link.js";
 import { NeighbourTable } from "./iface/neighbours.js";
+import { IcmpEchoRelay, type IcmpRelayOptions } from "./nat/icmp-relay.js";
 import { TcpFlowTable, type TcpOptions } from "./nat/tcp-table.js";
 import { type GuestUdpSocket, UdpNat, type UdpOptions } from "./nat/udp.js";
 import {
@@ -66,6 +67,8 @@ export interface StackOptions extends NetworkOptions {
    * and every IPv6 frame is counted as a drop.
    */
   ipv6?: Ipv6Options | false;
+  /** ICMP echo to addresses beyond the gateway, through a raw socket of the host (root only; off unless `enabled`). */
+  icmpRelay?: IcmpRelayOptions;
 }
 
 /** Addressing of the virtual network, for people and for guest configuration. */
@@ -142,6 +145,7 @@ class NetworkStack implements Stack {
   private readonly ipv4: Ipv4Interface;
   private readonly ipv6: Ipv6Interface | undefined;
   private readonly icmp: IcmpEcho;
+  private readonly icmpRelay: IcmpEchoRelay;
   private readonly tcp: TcpFlowTable;
   private readonly udp: UdpNat;
   private readonly clock: Clock;
@@ -192,7 +196,18 @@ class NetworkStack implements Stack {
       this.ipv6 = new Ipv6Interface(n.gatewayMac, n.mtu, this.link, this.drops, clock, verify, o.ipv6 ?? {});
       this.config = { ...this.config, ipv6: this.ipv6.config };
     }
-    this.icmp = new IcmpEcho(n, neighbours, this.link, this.drops, verify, this.ipv4.ids);
+    this.icmpRelay = new IcmpEchoRelay(
+      n,
+      neighbours,
+      this.link,
+      this.drops,
+      clock,
+      this.log,
+      this.egress,
+      this.ipv4.ids,
+      o.icmpRelay,
+    );
+    this.icmp = new IcmpEcho(n, neighbours, this.link, this.drops, verify, this.ipv4.ids, this.icmpRelay);
     const random = o.random ?? cryptoRandom;
     this.tcp = new TcpFlowTable(
       n,
@@ -271,7 +286,7 @@ class NetworkStack implements Stack {
       frames: { ...this.link.frames },
       tcp: { ...this.tcp.countersNow(), open: this.tcp.openCount, pendingConnects: this.tcp.pendingConnects },
       udp: { ...this.udp.counters, open: this.udp.openCount },
-      icmp: { ...this.icmp.counters },
+      icmp: { ...this.icmp.counters, relay: { ...this.icmpRelay.counters } },
       arp: { ...this.arp.counters },
       ...(this.ipv6 ? { ipv6: { ...this.ipv6.counters } } : {}),
       memory: this.tcp.memory(),
@@ -289,6 +304,7 @@ class NetworkStack implements Stack {
     this.closed = true;
     this.ipv4.stop();
     this.ipv6?.stop();
+    await this.icmpRelay.close();
     this.tcp.close();
     this.udp.close();
     const t = this.link.transport;

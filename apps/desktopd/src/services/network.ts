@@ -39,6 +39,7 @@ export function startNetwork(config: RunConfig, deps: NetworkDeps): NetworkServi
     ...stackLimits(config, deps.namesFor, deps.stackOptions),
     policy: deps.policy,
     ...(config.ipv6 ? { ipv6: config.ipv6Prefix ? { prefix: config.ipv6Prefix } : {} } : { ipv6: false }),
+    icmpRelay: { enabled: config.icmpRelay },
     subnet: config.subnet,
     mtu: config.mtu,
     logger,

@@ -1,6 +1,7 @@
-/** ICMP on the gateway: echo for the gateway and the host address; anything else counted. */
+/** ICMP on the gateway: echo for the gateway and the host address, others relayed; anything else counted. */
 import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters } from "../counters.js";
+import type { IcmpEchoRelay } from "../nat/icmp-relay.js";
 import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, parseIcmpv4 } from "../wire/icmpv4.js";
 import type { Ipv4Packet } from "../wire/ipv4.js";
 import { type Ipv4Ids, icmpFrame } from "./frames.js";
@@ -17,6 +18,7 @@ export class IcmpEcho {
     private readonly drops: DropCounters,
     private readonly verify: boolean,
     private readonly ids: Ipv4Ids,
+    private readonly relay?: IcmpEchoRelay,
   ) {}
 
   onPacket(ip: Ipv4Packet): void {
@@ -26,8 +28,9 @@ export class IcmpEcho {
       return;
     }
     if (ip.dst !== this.net.gateway && ip.dst !== this.net.hostAddress) {
-      // Relaying echo to other hosts needs unprivileged ICMP sockets, which Node cannot open.
-      this.drops.count("icmp-echo-not-relayed");
+      // Beyond the gateway: through the host's raw ICMP socket, when desktopd may open one.
+      if (this.relay) this.relay.relay(ip, icmp);
+      else this.drops.count("icmp-echo-not-relayed");
       return;
     }
     const dstMac = this.neighbours.lookup(ip.src);

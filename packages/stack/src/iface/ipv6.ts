@@ -90,7 +90,7 @@ const PREFERRED_LIFETIME_S = 14_400;
 function resolvePrefix(text: string): Buffer {
   const m = /^([0-9a-fA-F:]+)\/64$/.exec(text.trim());
   const prefix = m ? parseIpv6Address(m[1]!) : undefined;
-  if (!prefix || !prefix.subarray(8).equals(Buffer.alloc(8))) {
+  if (!prefix?.subarray(8).equals(Buffer.alloc(8))) {
     throw new ConfigError(
       `ipv6 prefix: "${text}" is not a /64 without host bits (e.g. ${DEFAULT_IPV6_PREFIX})`,
     );
@@ -100,7 +100,7 @@ function resolvePrefix(text: string): Buffer {
 
 function inPrefix(prefix: Buffer, address: string, name: string): Buffer {
   const a = parseIpv6Address(address);
-  if (!a || !a.subarray(0, 8).equals(prefix.subarray(0, 8))) {
+  if (!a?.subarray(0, 8).equals(prefix.subarray(0, 8))) {
     throw new ConfigError(`ipv6 ${name}: "${address}" is not an address of ${ipv6ToString(prefix)}/64`);
   }
   return a;

@@ -1,5 +1,5 @@
 /**
- * The few libc calls Node does not offer (TAP ioctls, unix datagram sockets), bound through koffi
+ * The few libc calls Node does not offer (TAP ioctls, unix datagram sockets, raw ICMP sockets), bound through koffi
  * so installing the package needs no compiler. Loaded on first use: importing the stack must not
  * load a native library on a host that never opens a TAP or a datagram socket.
  */
@@ -18,6 +18,7 @@ export interface Libc {
   sendto: CFunction;
   setsockopt: CFunction;
   recvmmsg: CFunction;
+  recvfrom: CFunction;
   sendmmsg: CFunction;
   shutdown: CFunction;
   close: CFunction;
@@ -44,6 +45,9 @@ export function loadLibc(): Promise<Libc> {
         ),
         setsockopt: fn("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)"),
         recvmmsg: fn("int recvmmsg(int fd, uint64_t vec, unsigned int vlen, int flags, void *timeout)"),
+        recvfrom: fn(
+          "intptr_t recvfrom(int fd, uint64_t buf, size_t len, int flags, void *addr, void *alen)",
+        ),
         sendmmsg: fn("int sendmmsg(int fd, uint64_t vec, unsigned int vlen, int flags)"),
         shutdown: fn("int shutdown(int fd, int how)"),
         close: fn("int close(int fd)"),

@@ -209,7 +209,7 @@ export function routerAdvertBody(ra: RouterAdvert): Buffer {
     o[0] = OPT_RDNSS;
     o[1] = 1 + 2 * ra.dns.servers.length;
     o.writeUInt32BE(ra.dns.lifetime, 4);
-    ra.dns.servers.forEach((s, i) => s.copy(o, 8 + 16 * i));
+    for (const [i, server] of ra.dns.servers.entries()) server.copy(o, 8 + 16 * i);
     parts.push(o);
   }
   return Buffer.concat(parts);
