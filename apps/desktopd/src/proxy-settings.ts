@@ -12,6 +12,7 @@ import {
   type ProxyConfig,
   parseNoProxy,
   parseUpstream,
+  type SystemProxy,
 } from "@desktopd/proxy";
 import type { Logger } from "@desktopd/stack";
 import type { RunConfig } from "./config.js";
@@ -21,7 +22,7 @@ export const PROXY_PORT = 3128;
 /** Names that resolve to the gateway for guests, so they can find the proxy. */
 export const PROXY_NAMES = ["http.docker.internal", "http.desktopd.internal"] as const;
 
-export type ProxySource = "api" | "config" | "environment";
+export type ProxySource = "api" | "config" | "environment" | "system";
 
 export type ProxyKeys = Pick<RunConfig, "upstreamProxy" | "noProxy" | "proxyPac">;
 
@@ -38,7 +39,9 @@ export function resolveProxyConfig(
   override: ProxyOverride | undefined,
   env: NodeJS.ProcessEnv,
   logger?: Logger,
-): { config: ProxyConfig; source: ProxySource } {
+  /** macOS's or Windows' own settings, used when the environment names no proxy. */
+  system?: SystemProxy,
+): { config: ProxyConfig; source: ProxySource; pac?: string } {
   const chosen =
     override ??
     (keys.upstreamProxy !== undefined || keys.proxyPac !== undefined
@@ -66,6 +69,12 @@ export function resolveProxyConfig(
     fromEnv = { noProxy: parseNoProxy([]) };
   }
   if (noProxy !== undefined) fromEnv.noProxy = parseNoProxy(noProxy, "noProxy");
+  const envNamesOne = fromEnv.http !== undefined || fromEnv.https !== undefined || fromEnv.all !== undefined;
+  if (!envNamesOne && system) {
+    const config = { ...system.config };
+    if (noProxy !== undefined) config.noProxy = parseNoProxy(noProxy, "noProxy");
+    return { config, source: "system", ...(system.pac ? { pac: system.pac } : {}) };
+  }
   return { config: fromEnv, source: "environment" };
 }
 

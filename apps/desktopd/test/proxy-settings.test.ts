@@ -1,3 +1,4 @@
+import { parseScutilProxy } from "@desktopd/proxy";
 import { describe, expect, it } from "vitest";
 import { describeProxy, guestProxyEnv, resolveProxyConfig } from "../src/proxy-settings.js";
 
@@ -38,6 +39,26 @@ describe("resolveProxyConfig", () => {
     const { config } = resolveProxyConfig({}, undefined, { HTTP_PROXY: "gopher://x" }, logger);
     expect(config.http).toBeUndefined();
     expect(warnings).toHaveLength(1);
+  });
+});
+
+describe("the system's settings (macOS, Windows)", () => {
+  const system = parseScutilProxy(
+    "HTTPEnable : 1\nHTTPProxy : sys.proxy\nHTTPPort : 8080\nProxyAutoConfigEnable : 1\nProxyAutoConfigURLString : http://wpad/wpad.dat\n",
+  );
+
+  it("are used when the environment names no proxy, with their PAC file", () => {
+    const r = resolveProxyConfig({}, undefined, {}, undefined, system);
+    expect(r.source).toBe("system");
+    expect(r.pac).toBe("http://wpad/wpad.dat");
+    expect(describeProxy(r.config, r.source).http).toBe("http://sys.proxy:8080");
+  });
+
+  it("give way to the environment, the config and the API", () => {
+    expect(resolveProxyConfig({}, undefined, ENV, undefined, system).source).toBe("environment");
+    expect(resolveProxyConfig({ upstreamProxy: "direct" }, undefined, {}, undefined, system).source).toBe(
+      "config",
+    );
   });
 });
 

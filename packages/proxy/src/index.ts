@@ -51,6 +51,12 @@ export {
   type SocksServerOptions,
 } from "./socks-server.js";
 export {
+  parseScutilProxy,
+  parseWindowsInternetSettings,
+  readSystemProxy,
+  type SystemProxy,
+} from "./system.js";
+export {
   createTransparentProxy,
   type TransparentCounters,
   type TransparentProxy,

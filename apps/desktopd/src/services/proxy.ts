@@ -21,9 +21,11 @@ import {
   loadPac,
   ProxySettings,
   parseNoProxy,
+  readSystemProxy,
   type SocksDial,
   SocksRefusal,
   type SocksServer,
+  type SystemProxy,
   type TransparentProxy,
   UpstreamError,
 } from "@desktopd/proxy";
@@ -80,6 +82,9 @@ export function createProxyService(
   let transparentPorts = new Set(config.transparentProxyPorts);
   let allowList = config.proxyAllow ? parseNoProxy(config.proxyAllow, "proxyAllow") : undefined;
   let connectPorts = config.proxyConnectPorts;
+  /** macOS's or Windows' own settings, read at start and every 30 s (undefined on Linux). */
+  let system: SystemProxy | undefined;
+  let systemTimer: NodeJS.Timeout | undefined;
   const initial = resolveProxyConfig(keys, undefined, env, log);
   let source: ProxySource = initial.source;
   // Names and addresses of desktopd's own network: no upstream could reach them.
@@ -109,8 +114,8 @@ export function createProxyService(
 
   /** Validates and loads everything first: a bad URL or PAC file leaves the settings as they were. */
   const apply = async (next: ProxyOverride | undefined) => {
-    const resolved = resolveProxyConfig(keys, next, env, log);
-    const pacLocation = next ? next.pac : keys.proxyPac;
+    const resolved = resolveProxyConfig(keys, next, env, log, system);
+    const pacLocation = next ? next.pac : (keys.proxyPac ?? resolved.pac);
     const pac = pacLocation
       ? await loadPac(pacLocation, {
           onError: (error) =>
@@ -178,7 +183,20 @@ export function createProxyService(
       const net = stack.config;
       settings.on("changed", onChanged);
       for (const name of PROXY_NAMES) dns.registry.register(name, net.gateway);
-      if (keys.proxyPac) await apply(undefined);
+      system = await readSystemProxy();
+      if (keys.proxyPac || system) await apply(undefined);
+      if (system) {
+        // The user changes network or joins a VPN: the system's settings change, ours follow.
+        systemTimer = setInterval(() => {
+          void readSystemProxy().then(async (now) => {
+            const same = (a?: SystemProxy) => a && `${describeConfig(a.config)} ${a.pac ?? ""}`;
+            if (!now || same(now) === same(system)) return;
+            system = now;
+            if (source === "system" || source === "environment") await apply(undefined).catch(() => {});
+          });
+        }, 30_000);
+        systemTimer.unref();
+      }
 
       const resolveA = async (name: string): Promise<string | undefined> => {
         const answered = await dns.resolver.resolve({ name, type: "A", class: "IN" });
@@ -307,6 +325,7 @@ export function createProxyService(
     },
 
     async close() {
+      clearInterval(systemTimer);
       settings.removeAllListeners();
       settings.current.pac?.close();
       const b = bound;
