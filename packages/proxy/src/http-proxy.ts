@@ -178,7 +178,7 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       out.destroy(
         new UpstreamError(
           504,
-          `${hop ? formatUpstream(hop) : target.host}: no answer within ${timeoutMs} ms`,
+          `${hop ? `upstream ${formatUpstream(hop)}` : target.host}: no answer within ${timeoutMs} ms`,
         ),
       ),
     );

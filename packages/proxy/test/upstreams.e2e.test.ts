@@ -197,4 +197,45 @@ describe.skipIf(missing)("explicit proxy with real upstreams", () => {
     expect(await curl(`http://127.0.0.1:${webPort}/still-serving`)).toBe("hello /still-serving\n");
     expect(proxy.counters().errors).toMatchObject({ 400: 2, 431: 1, 403: 1, 502: 2 });
   });
+
+  it("answers 504 naming an upstream that accepts and never answers, plain and CONNECT", async () => {
+    // A proxy that takes the connection and says nothing: the 3 s bound of this test's proxy.
+    const held: net.Socket[] = [];
+    const silent = net.createServer((s) => held.push(s.on("error", () => {})));
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const port = (silent.address() as net.AddressInfo).port;
+    settings.set(
+      configFromEnv({ HTTP_PROXY: `http://127.0.0.1:${port}`, HTTPS_PROXY: `http://127.0.0.1:${port}` }),
+    );
+    try {
+      const plain = await run("curl", [
+        "-s",
+        "--max-time",
+        "20",
+        "-x",
+        proxyUrl,
+        "-w",
+        "\n%{http_code}",
+        `http://127.0.0.1:${webPort}/`,
+      ]);
+      expect(plain.stdout).toMatch(
+        new RegExp(`upstream http://127\\.0\\.0\\.1:${port}: no answer within 3000 ms\\n\\n504$`),
+      );
+      const tunnel = await run("curl", [
+        "-sS",
+        "--max-time",
+        "20",
+        "-p",
+        "-x",
+        proxyUrl,
+        `http://127.0.0.1:${webPort}/`,
+      ]).catch((e: { stderr: string }) => e);
+      expect((tunnel as { stderr: string }).stderr).toMatch(/CONNECT tunnel failed, response 504/);
+      expect(proxy.counters().errors[504]).toBe(2);
+    } finally {
+      settings.set(configFromEnv({}));
+      for (const s of held) s.destroy();
+      silent.close();
+    }
+  });
 });
