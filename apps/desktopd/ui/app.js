@@ -131,7 +131,7 @@ function renderPublished(list) {
   fill(
     "published",
     list.map((f) => [
-      f.id,
+      f.label ? `${f.id} [${f.label}]` : f.id,
       `${f.targetIp ?? "?"}:${f.targetPort}`,
       [f.stats.open, true],
       [f.stats.accepted, true],
