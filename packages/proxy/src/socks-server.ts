@@ -47,6 +47,8 @@ export interface SocksServerOptions {
   auth?: { username: string; password: string };
   /** Bound on the handshake and on the dial, ms (default 10 000). */
   timeoutMs?: number;
+  /** Clients served at once (default 512); beyond it a new one is closed at once and counted ("busy"). */
+  maxConnections?: number;
   logger?: Logger;
 }
 
@@ -86,6 +88,8 @@ export function createSocksServer(o: SocksServerOptions): SocksServer {
   const timeoutMs = o.timeoutMs ?? 10_000;
   const counters: SocksCounters = { connections: 0, connected: 0, refused: {} };
   const open = new Set<Duplex>();
+  const maxConnections = o.maxConnections ?? 512;
+  let clients = 0;
   let server: net.Server | undefined;
   const expected = o.auth ? { user: digest(o.auth.username), pass: digest(o.auth.password) } : undefined;
 
@@ -101,6 +105,14 @@ export function createSocksServer(o: SocksServerOptions): SocksServer {
 
   const handle = (socket: Duplex) => {
     counters.connections++;
+    if (clients >= maxConnections) {
+      counters.refused.busy = (counters.refused.busy ?? 0) + 1;
+      socket.on("error", () => {});
+      socket.destroy();
+      return;
+    }
+    clients++;
+    socket.on("close", () => clients--);
     open.add(socket);
     socket.on("close", () => open.delete(socket));
     socket.on("error", () => {});

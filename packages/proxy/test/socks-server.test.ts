@@ -121,6 +121,33 @@ describe("createSocksServer", () => {
   });
 });
 
+describe("a host client that opens too many connections", () => {
+  it("is turned away beyond maxConnections, counted, while the others are served", async () => {
+    const server = createSocksServer({
+      maxConnections: 3,
+      timeoutMs: 2000,
+      dial: async () => {
+        throw new SocksRefusal("not-allowed", "test");
+      },
+    });
+    const { port } = await server.listen("127.0.0.1", 0);
+    const sockets = await Promise.all(
+      Array.from(
+        { length: 5 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const c = net.connect(port, "127.0.0.1", () => resolve(c));
+            c.on("error", () => {});
+          }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.counters().refused.busy).toBe(2);
+    for (const s of sockets) s.destroy();
+    await server.close();
+  });
+});
+
 describe("SOCKS5 wire parsers", () => {
   it("never throw, and say how much they used within the buffer", () => {
     fc.assert(
