@@ -28,6 +28,12 @@ describe("ready line", () => {
     expect(line.endsWith("host=192.168.65.254 mtu=1500 subnet=192.168.65.0/24")).toBe(true);
   });
 
+  it("names the IPv6 prefix after the subnet when IPv6 is on", () => {
+    expect(formatReadyLine({ ...info, ipv6: "fdc4:f303:9324::/64" })).toContain(
+      "subnet=192.168.65.0/24 ipv6=fdc4:f303:9324::/64",
+    );
+  });
+
   it("round-trips through parseReadyLine", () => {
     expect(parseReadyLine(`${formatReadyLine(info)}\n`)).toEqual({
       netns: "dtd-x-1",

@@ -57,6 +57,7 @@ describe.skipIf(!env.ok)("TCP and UDP to the host", () => {
       address: "192.168.65.3/24",
       mtu: "1500",
       subnet: "192.168.65.0/24",
+      ipv6: "fdc4:f303:9324::/64",
       // Every run serves its control API: here the per-user default of its own runtime dir.
       control: expect.stringMatching(/\/desktopd\/control\.sock$/),
     });
