@@ -6,8 +6,6 @@
  */
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { createPacResolver } from "pac-resolver";
-import { QuickJS } from "quickjs-wasi";
 import { ProxyConfigError } from "./errors.js";
 import type { Upstream } from "./upstream.js";
 
@@ -77,6 +75,11 @@ export function parsePacAnswer(answer: string): Hop[] {
 export async function compilePac(script: string, source: string, o: PacOptions = {}): Promise<PacScript> {
   const timeoutMs = o.timeoutMs ?? 1000;
   let deadline = Number.POSITIVE_INFINITY;
+  // Loaded on first use: a daemon without a PAC file never carries the interpreter.
+  const [{ createPacResolver }, { QuickJS }] = await Promise.all([
+    import("pac-resolver"),
+    import("quickjs-wasi"),
+  ]);
   const vm = await QuickJS.create({
     wasm: await quickjsBinary(),
     memoryLimit: o.memoryLimit ?? 16 * 1024 * 1024,
