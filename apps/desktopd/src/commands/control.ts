@@ -181,6 +181,7 @@ export interface DaemonStatus {
   published: ForwardInfo[];
   proxy?: ProxyInfo;
   sshAgent?: SshAgentInfo;
+  autoforward?: { enabled: boolean; reporter: string | null; forwards: { state: string }[] };
   process?: ProcessStats;
 }
 
@@ -225,6 +226,15 @@ function renderStatus(s: DaemonStatus): string {
   for (const f of s.published) lines.push(`  ${renderForward(f)}`);
   if (s.proxy) lines.push(renderProxy(s.proxy));
   if (s.sshAgent) lines.push(renderSshAgent(s.sshAgent));
+  if (s.autoforward) {
+    const a = s.autoforward;
+    const count = (state: string) => a.forwards.filter((f) => f.state === state).length;
+    lines.push(
+      a.enabled
+        ? `automatic forwards ${count("published")} published, ${count("waiting")} waiting; VMs report to ${a.reporter ?? "-"}`
+        : "automatic forwards off",
+    );
+  }
   if (s.process) lines.push(renderProcess(s.process));
   return `${lines.join("\n")}\n`;
 }
