@@ -134,6 +134,8 @@ export function createProxyService(
     events.emit("proxy-changed", { upstream: now, source });
   };
 
+  settings.on("changed", onChanged);
+
   return {
     name: SERVICE,
     liveKeys: [
@@ -181,7 +183,6 @@ export function createProxyService(
 
     async bind(stack, dns) {
       const net = stack.config;
-      settings.on("changed", onChanged);
       for (const name of PROXY_NAMES) dns.registry.register(name, net.gateway);
       system = await readSystemProxy();
       if (keys.proxyPac || system) await apply(undefined);
