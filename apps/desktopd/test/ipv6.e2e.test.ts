@@ -25,15 +25,20 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
 
 describe.skipIf(!ready)("IPv6 on the guest link", () => {
   let guest: Guest;
+  let auto: Guest;
   let off: Guest;
 
   beforeAll(async () => {
     guest = await startGuest("ipv6", { configure: true });
+    // Not configured: the kernel's SLAAC alone, once the link is up.
+    auto = await startGuest("slaac");
+    await auto.shOk("ip link set lo up && ip link set eth0 up");
     off = await startGuest("noipv6", { configure: true, args: ["--no-ipv6"] });
   });
 
   afterAll(async () => {
     await guest?.close();
+    await auto?.close();
     await off?.close();
   });
 
@@ -45,18 +50,27 @@ describe.skipIf(!ready)("IPv6 on the guest link", () => {
       return /inet6 (fdc4:f303:9324:0:[0-9a-f:]+)\/64/.exec(addr)?.[1];
     });
 
-  it("gives the guest an address and a default route by router advertisement", async () => {
-    expect(guest.daemon.info.ipv6).toBe("fdc4:f303:9324::/64");
-    const address = await slaac(guest);
+  it("gives an unconfigured guest an address and a default route by router advertisement", async () => {
+    expect(auto.daemon.info.ipv6).toBe("fdc4:f303:9324::/64");
+    const address = await slaac(auto);
     expect(address).toMatch(/^fdc4:f303:9324:0:/);
-    const route = await guest.shOk("ip -6 route show default");
-    expect(route).toMatch(/default via fe80::[0-9a-f:]+ dev eth0/);
-    const mtu = await guest.shOk("ip -6 route show default; cat /proc/sys/net/ipv6/conf/eth0/mtu");
-    expect(mtu.trim().split("\n").pop()).toBe("1500");
+    const route = await auto.shOk("ip -6 route show default");
+    expect(route).toMatch(/default via fe80::5894:efff:fee4:cdd dev eth0 proto ra/);
+    expect((await auto.shOk("cat /proc/sys/net/ipv6/conf/eth0/mtu")).trim()).toBe("1500");
+    const r = await auto.sh("ping -6 -c 1 -W 5 fdc4:f303:9324::254");
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+
+  it("with --configure, sets a static IPv6 address and route at once", async () => {
+    expect(await guest.shOk("ip -6 addr show dev eth0")).toContain("inet6 fdc4:f303:9324::3/64");
+    expect(await guest.shOk("ip -6 route show default")).toMatch(
+      /default via fe80::5894:efff:fee4:cdd dev eth0/,
+    );
+    const r = await guest.sh("ping -6 -c 1 -W 5 -I fdc4:f303:9324::3 fdc4:f303:9324::1");
+    expect(r.code, r.stdout + r.stderr).toBe(0);
   });
 
   it("answers neighbour discovery and echo for the gateway and the host addresses", async () => {
-    await slaac(guest);
     for (const target of ["fdc4:f303:9324::1", "fdc4:f303:9324::254"]) {
       const r = await guest.sh(`ping -6 -c 2 -W 5 ${target}`);
       expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -70,7 +84,6 @@ describe.skipIf(!ready)("IPv6 on the guest link", () => {
   });
 
   it("refuses other IPv6 destinations at once, so clients fall back to IPv4", async () => {
-    await slaac(guest);
     const started = Date.now();
     const r = await guest.sh("curl -sS -g --max-time 10 'http://[fdc4:f303:9324::254]:9/'");
     expect(r.code).not.toBe(0);
@@ -83,7 +96,6 @@ describe.skipIf(!ready)("IPv6 on the guest link", () => {
   });
 
   it("does not let a guest claim the gateway's address", async () => {
-    await slaac(guest);
     // The kernel's duplicate address detection asks first: desktopd says the address is taken.
     await guest.shOk("ip -6 addr add fdc4:f303:9324::1/64 dev eth0");
     const state = await until("DAD finished", async () => {

@@ -5,7 +5,7 @@
 import { type Logger, openTap, type Stack, type TapTransport, type VirtualSwitch } from "@desktopd/stack";
 import type { RunConfig } from "../config.js";
 import type { LinkLoss } from "../daemon.js";
-import { configureGuest } from "../guest-config.js";
+import { configureGuest, staticIpv6Address } from "../guest-config.js";
 import { watchLink } from "../link-watch.js";
 import { installResolvConf, renderResolvConf } from "../resolv-conf.js";
 import type { Service } from "./service.js";
@@ -60,6 +60,14 @@ export async function startNetns(
         prefixLength: net.prefixLength,
         gateway: net.gateway,
         mtu: tap.mtu,
+        ...(net.ipv6
+          ? {
+              ipv6: {
+                address: staticIpv6Address(net.ipv6.prefix, net.firstLease),
+                gatewayLinkLocal: net.ipv6.gatewayLinkLocal,
+              },
+            }
+          : {}),
       });
       const content = renderResolvConf({
         netns: config.netns,
