@@ -124,6 +124,17 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
     await leaseAndCheck(dgramVm);
   });
 
+  it("gives a VM its IPv6 address by router advertisement, and answers its ping to the gateway", async () => {
+    let address = "";
+    for (let i = 0; i < 50 && !address; i++) {
+      const out = await streamVm.sh("ip -6 addr show dev eth0");
+      address = /inet6 (fdc4:f303:9324:[0-9a-f:]+)\/64/.exec(out)?.[1] ?? "";
+      if (!address) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(address, streamVm.consoleTail()).toMatch(/^fdc4:f303:9324:0:/);
+    expect(await streamVm.sh("ping -6 -c 1 -W 5 fdc4:f303:9324::1")).toContain("1 packets received");
+  });
+
   it("lets the two VMs reach each other directly", async () => {
     const dgramAddr = /inet (192\.168\.65\.\d+)\//.exec(await dgramVm.sh("ip addr show eth0"))![1]!;
     await dgramVm.sh("mkdir -p /www && echo vm-to-vm > /www/hello && (httpd -p 8080 -h /www &)");
