@@ -1,0 +1,189 @@
+/**
+ * The router's IPv6 side through the whole stack, driven with frames as a hostile guest would
+ * send them: what it answers (NA, RA, echo, "no route") and what it refuses, counted by reason.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { type FrameHarness, frameHarness } from "../../src/testing/frame-harness.js";
+import { parseMac } from "../../src/wire/address.js";
+import { ETHERTYPE_IPV6, emitEthernetHeader } from "../../src/wire/ethernet.js";
+import {
+  emitIcmpv6Packet,
+  ICMPV6_DEST_UNREACHABLE,
+  ICMPV6_ECHO_REPLY,
+  ICMPV6_ECHO_REQUEST,
+  ND_NEIGHBOR_ADVERT,
+  ND_NEIGHBOR_SOLICIT,
+  ND_ROUTER_ADVERT,
+  ND_ROUTER_SOLICIT,
+  neighborAdvertBody,
+  neighborSolicitBody,
+  parseIcmpv6,
+  parseRouterAdvert,
+  routerAdvertBody,
+} from "../../src/wire/icmpv6.js";
+import {
+  emitIpv6Header,
+  ipv6ToString,
+  linkLocalFromMac,
+  multicastMac6,
+  parseIpv6,
+  parseIpv6Address,
+  solicitedNode,
+} from "../../src/wire/ipv6.js";
+
+const MAC = parseMac("02:00:00:00:00:0b")!;
+const GUEST_LL = linkLocalFromMac(MAC);
+const GUEST = parseIpv6Address("fdc4:f303:9324::b")!;
+const GATEWAY = parseIpv6Address("fdc4:f303:9324::1")!;
+const HOST = parseIpv6Address("fdc4:f303:9324::254")!;
+const ALL_ROUTERS = parseIpv6Address("ff02::2")!;
+
+let h: FrameHarness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+function frame(dstMac: Buffer, packet: Buffer): Buffer {
+  const f = Buffer.alloc(14 + packet.length);
+  emitEthernetHeader(f, 0, dstMac, MAC, ETHERTYPE_IPV6);
+  packet.copy(f, 14);
+  return f;
+}
+
+/** The ICMPv6 messages the stack sent, parsed. */
+function sent(harness: FrameHarness) {
+  return harness
+    .take()
+    .filter((f) => f.eth.ethertype === ETHERTYPE_IPV6)
+    .map((f) => {
+      const p = parseIpv6(f.eth.payload);
+      return { p, m: parseIcmpv6(p.payload, p.src, p.dst), dstMac: f.eth.dst };
+    });
+}
+
+describe("the IPv6 router side", () => {
+  it("answers a router solicitation with the prefix, the MTU and its link-local address", async () => {
+    h = frameHarness();
+    const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
+    const rs = emitIcmpv6Packet(
+      GUEST_LL,
+      ALL_ROUTERS,
+      ND_ROUTER_SOLICIT,
+      0,
+      Buffer.concat([Buffer.alloc(4), Buffer.from([1, 1]), MAC]),
+    );
+    g.send(frame(multicastMac6(ALL_ROUTERS), rs));
+    await h.settle();
+    const [ra] = sent(h);
+    expect(ra!.m.type).toBe(ND_ROUTER_ADVERT);
+    expect(ipv6ToString(ra!.p.src)).toBe(h.config.ipv6!.gatewayLinkLocal);
+    expect(ra!.dstMac).toEqual(MAC);
+    const adv = parseRouterAdvert(ra!.m.body);
+    expect(adv.mtu).toBe(1500);
+    expect(`${ipv6ToString(adv.prefixes[0]!.prefix)}/64`).toBe(h.config.ipv6!.prefix);
+  });
+
+  it("answers neighbour solicitations for the gateway and the host, and echo for both", async () => {
+    h = frameHarness();
+    const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
+    for (const target of [GATEWAY, HOST]) {
+      g.send(
+        frame(
+          multicastMac6(solicitedNode(target)),
+          emitIcmpv6Packet(
+            GUEST,
+            solicitedNode(target),
+            ND_NEIGHBOR_SOLICIT,
+            0,
+            neighborSolicitBody(target, MAC),
+          ),
+        ),
+      );
+      g.send(
+        frame(
+          parseMac(h.config.gatewayMac)!,
+          emitIcmpv6Packet(GUEST, target, ICMPV6_ECHO_REQUEST, 0, Buffer.from("\x12\x34\x00\x01ping"), 64),
+        ),
+      );
+    }
+    await h.settle();
+    const answers = sent(h).map((x) => [x.m.type, ipv6ToString(x.p.src)]);
+    expect(answers).toEqual([
+      [ND_NEIGHBOR_ADVERT, "fdc4:f303:9324::1"],
+      [ICMPV6_ECHO_REPLY, "fdc4:f303:9324::1"],
+      [ND_NEIGHBOR_ADVERT, "fdc4:f303:9324::254"],
+      [ICMPV6_ECHO_REPLY, "fdc4:f303:9324::254"],
+    ]);
+    expect(h.stack.counters().ipv6).toMatchObject({
+      neighborSolicitationsAnswered: 2,
+      echoAnswered: 2,
+      neighbours: 1,
+    });
+  });
+
+  it("refuses other destinations at once with 'no route', quoting the packet", async () => {
+    h = frameHarness();
+    const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
+    const syn = Buffer.alloc(40 + 20);
+    emitIpv6Header(syn, 0, {
+      src: GUEST,
+      dst: parseIpv6Address("2001:db8::1")!,
+      protocol: 6,
+      payloadLength: 20,
+      hopLimit: 64,
+    });
+    g.send(frame(parseMac(h.config.gatewayMac)!, syn));
+    await h.settle();
+    const [err] = sent(h);
+    expect(err!.m.type).toBe(ICMPV6_DEST_UNREACHABLE);
+    expect(err!.m.code).toBe(0);
+    expect(err!.m.body.subarray(4)).toEqual(syn);
+    expect(h.stack.counters().drops["ipv6-tcp-no-nat"]).toBe(1);
+  });
+
+  it("drops a guest's router advertisement, a claim on the router's addresses, and ND with a lowered hop limit", async () => {
+    h = frameHarness();
+    const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
+    const allNodes = parseIpv6Address("ff02::1")!;
+    const ra = routerAdvertBody({ curHopLimit: 64, routerLifetime: 1800, mac: MAC, prefixes: [] });
+    g.send(frame(multicastMac6(allNodes), emitIcmpv6Packet(GUEST_LL, allNodes, ND_ROUTER_ADVERT, 0, ra)));
+    g.send(
+      frame(
+        multicastMac6(allNodes),
+        emitIcmpv6Packet(GUEST_LL, allNodes, ND_NEIGHBOR_ADVERT, 0, neighborAdvertBody(GATEWAY, MAC, 0x20)),
+      ),
+    );
+    const lowHop = emitIcmpv6Packet(
+      GUEST,
+      solicitedNode(GATEWAY),
+      ND_NEIGHBOR_SOLICIT,
+      0,
+      neighborSolicitBody(GATEWAY, MAC),
+      64,
+    );
+    g.send(frame(multicastMac6(solicitedNode(GATEWAY)), lowHop));
+    await h.settle();
+    expect(sent(h)).toEqual([]);
+    expect(h.stack.counters().drops).toMatchObject({
+      "ndp-router-advert-from-guest": 1,
+      "ndp-claims-router-address": 1,
+      "ndp-hop-limit": 1,
+    });
+  });
+
+  it("is absent with ipv6: false, every IPv6 frame counted as a drop", async () => {
+    h = frameHarness({ ipv6: false });
+    const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
+    g.send(
+      frame(
+        parseMac(h.config.gatewayMac)!,
+        emitIcmpv6Packet(GUEST, GATEWAY, ICMPV6_ECHO_REQUEST, 0, Buffer.alloc(8), 64),
+      ),
+    );
+    await h.settle();
+    expect(h.config.ipv6).toBeUndefined();
+    expect(sent(h)).toEqual([]);
+    expect(h.stack.counters().drops.ipv6).toBe(1);
+  });
+});
