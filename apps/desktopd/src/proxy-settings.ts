@@ -82,11 +82,24 @@ export function resolveProxyConfig(
  * The variables a guest's shell or container needs to use the proxy on the gateway, both cases
  * (tools disagree on which they read). NO_PROXY keeps local names and the guests' subnet off it.
  */
-export function guestProxyEnv(config: ProxyConfig, subnet: string): Record<string, string> {
+export function guestProxyEnv(
+  config: ProxyConfig,
+  subnet: string,
+  ipv6Prefix?: string,
+): Record<string, string> {
   const url = `http://${PROXY_NAMES[0]}:${PROXY_PORT}`;
   const user = config.noProxy.rules.map(formatNoProxyRule);
   const noProxy = [
-    ...new Set(["localhost", "127.0.0.1", "::1", ".docker.internal", ".desktopd.internal", subnet, ...user]),
+    ...new Set([
+      "localhost",
+      "127.0.0.1",
+      "::1",
+      ".docker.internal",
+      ".desktopd.internal",
+      subnet,
+      ...(ipv6Prefix ? [ipv6Prefix] : []),
+      ...user,
+    ]),
   ].join(",");
   const env: Record<string, string> = {};
   for (const [name, value] of [

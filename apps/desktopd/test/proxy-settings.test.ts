@@ -65,7 +65,7 @@ describe("the system's settings (macOS, Windows)", () => {
 describe("guestProxyEnv", () => {
   it("points both cases at the gateway's proxy and keeps local names and the subnet off it", () => {
     const { config } = resolveProxyConfig({ noProxy: ["git.corp.test:22"] }, undefined, {});
-    const env = guestProxyEnv(config, "192.168.65.0/24");
+    const env = guestProxyEnv(config, "192.168.65.0/24", "fdc4:f303:9324::/64");
     expect(env.HTTP_PROXY).toBe("http://http.docker.internal:3128");
     expect(env.https_proxy).toBe(env.HTTP_PROXY);
     expect(env.no_proxy).toBe(env.NO_PROXY);
@@ -76,6 +76,7 @@ describe("guestProxyEnv", () => {
       ".docker.internal",
       ".desktopd.internal",
       "192.168.65.0/24",
+      "fdc4:f303:9324::/64",
       "git.corp.test:22",
     ]);
   });

@@ -318,7 +318,8 @@ export function createProxyService(
     },
 
     env() {
-      return guestProxyEnv(settings.current, bound?.stack.config.subnet ?? config.subnet);
+      const net = bound?.stack.config;
+      return guestProxyEnv(settings.current, net?.subnet ?? config.subnet, net?.ipv6?.prefix);
     },
 
     status() {
