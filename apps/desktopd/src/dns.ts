@@ -103,7 +103,8 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
       // PTR answers for the two fixed addresses of the network.
       dns.registry.register("host.docker.internal", net.hostAddress);
       dns.registry.register("gateway.docker.internal", net.gateway);
-      bound = gatewayDnsPolicy(dns.handler, net.gateway);
+      // Over IPv6 too: the router advertises its address as the guests' DNS server (RDNSS).
+      bound = gatewayDnsPolicy(dns.handler, net.ipv6 ? [net.gateway, net.ipv6.gateway] : net.gateway);
       logger?.info({ dns: `${net.gateway}:53`, upstream: upstreamName(config) }, "dns serving");
       return dns;
     },

@@ -11,7 +11,7 @@ import { cli } from "./support/cli.js";
 import { type Guest, startGuest } from "./support/guest.js";
 
 const env = haveRootAndNetns();
-const ready = env.ok && !skipBecause(missingCommands("ping", "curl", "python3"));
+const ready = env.ok && !skipBecause(missingCommands("ping", "curl", "python3", "dig"));
 
 async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -81,6 +81,14 @@ describe.skipIf(!ready)("IPv6 on the guest link", () => {
       .counters.ipv6;
     expect(counters.echoAnswered).toBeGreaterThanOrEqual(4);
     expect(counters.routerAdvertisements).toBeGreaterThanOrEqual(1);
+  });
+
+  it("answers DNS on the gateway's IPv6 address, which the router advertises (RDNSS)", async () => {
+    const answer = await guest.shOk("dig +short +time=3 +tries=1 @fdc4:f303:9324::1 host.docker.internal A");
+    expect(answer.trim()).toBe("192.168.65.254");
+    // Nothing else listens there: UDP to another port is "port unreachable" at once.
+    const other = await guest.sh("dig +time=3 +tries=1 -p 5353 @fdc4:f303:9324::1 host.docker.internal");
+    expect(other.stdout + other.stderr).toMatch(/connection refused|unreachable/i);
   });
 
   it("refuses other IPv6 destinations at once, so clients fall back to IPv4", async () => {

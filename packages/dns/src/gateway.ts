@@ -11,8 +11,14 @@ export type GatewayDnsPolicy = Required<Pick<FlowPolicy, "tcp" | "udp">>;
 /** A guest flow as the policy sees it. */
 export type GuestFlow = FlowInfo;
 
-export function gatewayDnsPolicy(handler: DnsHandler, gateway: string, port = 53): GatewayDnsPolicy {
-  const ours = (dstIp: string, dstPort: number) => dstIp === gateway && dstPort === port;
+/** `gateway`: the gateway's address, or several (its IPv4 and IPv6 ones). */
+export function gatewayDnsPolicy(
+  handler: DnsHandler,
+  gateway: string | readonly string[],
+  port = 53,
+): GatewayDnsPolicy {
+  const addresses = new Set(typeof gateway === "string" ? [gateway] : gateway);
+  const ours = (dstIp: string, dstPort: number) => addresses.has(dstIp) && dstPort === port;
   return {
     udp(flow) {
       if (!ours(flow.dstIp, flow.dstPort)) return undefined;

@@ -193,7 +193,16 @@ class NetworkStack implements Stack {
     this.arp = new ArpResponder(n, addressing, neighbours, this.link, this.drops, clock);
     this.ipv4 = new Ipv4Interface(n, addressing, neighbours, this.link, this.drops, clock, verify);
     if (o.ipv6 !== false) {
-      this.ipv6 = new Ipv6Interface(n.gatewayMac, n.mtu, this.link, this.drops, clock, verify, o.ipv6 ?? {});
+      this.ipv6 = new Ipv6Interface(
+        n.gatewayMac,
+        n.mtu,
+        this.link,
+        this.drops,
+        clock,
+        verify,
+        o.ipv6 ?? {},
+        o.policy,
+      );
       this.config = { ...this.config, ipv6: this.ipv6.config };
     }
     this.icmpRelay = new IcmpEchoRelay(
@@ -333,7 +342,7 @@ class NetworkStack implements Stack {
           this.ipv4.onPacket(eth.payload, eth.src, meta?.checksumPartial === true);
           return;
         case ETHERTYPE_IPV6:
-          if (this.ipv6) this.ipv6.onPacket(eth.payload, eth.src);
+          if (this.ipv6) this.ipv6.onPacket(eth.payload, eth.src, meta?.checksumPartial === true);
           else this.drops.count("ipv6");
           return;
         default:

@@ -38,7 +38,10 @@ export function startNetwork(config: RunConfig, deps: NetworkDeps): NetworkServi
     ...deps.stackOptions,
     ...stackLimits(config, deps.namesFor, deps.stackOptions),
     policy: deps.policy,
-    ...(config.ipv6 ? { ipv6: config.ipv6Prefix ? { prefix: config.ipv6Prefix } : {} } : { ipv6: false }),
+    // The guests' DNS answers on the gateway's IPv6 address too: the router advertises it.
+    ...(config.ipv6
+      ? { ipv6: { advertiseDns: true, ...(config.ipv6Prefix ? { prefix: config.ipv6Prefix } : {}) } }
+      : { ipv6: false }),
     icmpRelay: { enabled: config.icmpRelay },
     subnet: config.subnet,
     mtu: config.mtu,

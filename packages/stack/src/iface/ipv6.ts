@@ -7,9 +7,10 @@
  * to IPv4 rather than wait — until NAT over IPv6 lands. A guest may not claim the router's
  * addresses nor advertise itself as a router: such messages are counted and dropped.
  */
-import type { Clock, Timer } from "@desktopd/core";
+import type { Clock, FlowInfo, FlowPolicy, Timer } from "@desktopd/core";
 import type { DropCounters } from "../counters.js";
 import { ConfigError } from "../errors.js";
+import { finish, sum16 } from "../wire/checksum.js";
 import { ETH_HEADER_LEN, ETHERTYPE_IPV6, emitEthernetHeader } from "../wire/ethernet.js";
 import {
   emitIcmpv6Error,
@@ -33,8 +34,11 @@ import {
   parseRouterSolicit,
   routerAdvertBody,
   UNREACH_NO_ROUTE,
+  UNREACH_PORT,
 } from "../wire/icmpv6.js";
 import {
+  emitIpv6Header,
+  IPV6_HEADER_LEN,
   ipv6ToString,
   isLinkLocal6,
   isMulticast6,
@@ -46,6 +50,7 @@ import {
   NEXT_UDP,
   parseIpv6,
   parseIpv6Address,
+  pseudoHeaderSum6,
   solicitedNode,
 } from "../wire/ipv6.js";
 import type { Link } from "./link.js";
@@ -59,6 +64,11 @@ export interface Ipv6Options {
   hostAddress?: string;
   /** Seconds between unsolicited router advertisements (default 200). */
   advertiseIntervalSeconds?: number;
+  /**
+   * Advertise the gateway's IPv6 address as the guests' DNS server (RDNSS, RFC 8106); set it when
+   * the stack's policy serves DNS there (default false).
+   */
+  advertiseDns?: boolean;
 }
 
 export interface Ipv6Config {
@@ -132,6 +142,7 @@ export class Ipv6Interface {
   private readonly neighbours = new Map<string, Buffer>();
   private timer: Timer | undefined;
   private stopped = false;
+  private readonly advertiseDns: boolean;
   /** Whether any guest spoke IPv6: an IPv4-only link is not sent advertisements it would ignore. */
   private heard = false;
 
@@ -143,7 +154,9 @@ export class Ipv6Interface {
     private readonly clock: Clock,
     private readonly verify: boolean,
     o: Ipv6Options = {},
+    private readonly policy?: FlowPolicy,
   ) {
+    this.advertiseDns = o.advertiseDns === true;
     this.prefix = resolvePrefix(o.prefix ?? DEFAULT_IPV6_PREFIX);
     this.gateway = o.gateway ? inPrefix(this.prefix, o.gateway, "gateway") : withHost(this.prefix, 1);
     this.host = o.hostAddress
@@ -185,7 +198,8 @@ export class Ipv6Interface {
     this.timer?.cancel();
   }
 
-  onPacket(packet: Buffer, srcMac: Buffer): void {
+  /** `checksumPartial`: the link says the guest left TCP/UDP checksums for offload (virtio-net). */
+  onPacket(packet: Buffer, srcMac: Buffer, checksumPartial = false): void {
     const p = parseIpv6(packet);
     this.heard = true;
     if (isMulticast6(p.src)) {
@@ -214,8 +228,12 @@ export class Ipv6Interface {
       this.drops.count("ipv6-fragment");
       return;
     }
+    if (p.protocol === NEXT_UDP && forUs) {
+      this.onUdp(packet, p, srcMac, checksumPartial);
+      return;
+    }
     if (p.protocol !== NEXT_ICMPV6) {
-      // TCP or UDP to the gateway's or the host's IPv6 address: not served over IPv6 yet.
+      // TCP to the gateway's or the host's IPv6 address: not served over IPv6 yet.
       this.refuse(packet, p, srcMac);
       return;
     }
@@ -340,6 +358,7 @@ export class Ipv6Interface {
           onLink: true,
         },
       ],
+      ...(this.advertiseDns ? { dns: { servers: [this.gateway], lifetime: ROUTER_LIFETIME_S } } : {}),
     });
     this.send(dstMac, emitIcmpv6Packet(this.linkLocal, dst, ND_ROUTER_ADVERT, 0, body));
   }
@@ -372,6 +391,63 @@ export class Ipv6Interface {
     );
   }
 
+  /**
+   * UDP to the router's addresses: what the stack's policy serves in-process (DNS on the
+   * gateway), else "port unreachable". No NAT over IPv6 yet, so nothing goes to a host socket.
+   */
+  private onUdp(
+    packet: Buffer,
+    p: ReturnType<typeof parseIpv6>,
+    srcMac: Buffer,
+    checksumPartial: boolean,
+  ): void {
+    const u = p.payload;
+    if (u.length < 8 || u.readUInt16BE(4) < 8 || u.readUInt16BE(4) > u.length) {
+      this.drops.count("udp6-truncated");
+      return;
+    }
+    const datagram = u.subarray(0, u.readUInt16BE(4));
+    // The checksum is mandatory over IPv6 (RFC 8200 §8.1).
+    if (
+      this.verify &&
+      !checksumPartial &&
+      finish(
+        pseudoHeaderSum6(p.src, p.dst, NEXT_UDP, datagram.length) + sum16(datagram, 0, datagram.length),
+      ) !== 0
+    ) {
+      this.drops.count("udp6-checksum");
+      return;
+    }
+    const flow: FlowInfo = {
+      protocol: "udp",
+      guestIp: ipv6ToString(p.src),
+      guestPort: datagram.readUInt16BE(0),
+      dstIp: ipv6ToString(p.dst),
+      dstPort: datagram.readUInt16BE(2),
+    };
+    const decision = this.policy?.udp?.(flow);
+    if (decision?.action !== "handle") {
+      this.drops.count("udp6-port-unreachable");
+      this.send(
+        srcMac,
+        emitIcmpv6Error(
+          p.dst,
+          p.src,
+          ICMPV6_DEST_UNREACHABLE,
+          UNREACH_PORT,
+          packet.subarray(0, p.headerLength + p.payload.length),
+        ),
+      );
+      return;
+    }
+    const src = Buffer.from(p.src);
+    const dst = Buffer.from(p.dst);
+    decision.handler(Buffer.from(datagram.subarray(8)), flow, (data) => {
+      if (this.stopped) return;
+      this.send(srcMac, udp6Packet(dst, src, flow.dstPort, flow.guestPort, data));
+    });
+  }
+
   private learn(address: Buffer, mac: Buffer): void {
     const key = address.toString("hex");
     if (this.own.has(key)) {
@@ -393,4 +469,21 @@ export class Ipv6Interface {
     packet.copy(frame, ETH_HEADER_LEN);
     this.link.send(frame);
   }
+}
+
+/** An IPv6 packet carrying one UDP datagram, checksum filled. */
+function udp6Packet(src: Buffer, dst: Buffer, srcPort: number, dstPort: number, data: Buffer): Buffer {
+  const length = 8 + data.length;
+  const packet = Buffer.alloc(IPV6_HEADER_LEN + length);
+  emitIpv6Header(packet, 0, { src, dst, protocol: NEXT_UDP, payloadLength: length, hopLimit: 64 });
+  packet.writeUInt16BE(srcPort, IPV6_HEADER_LEN);
+  packet.writeUInt16BE(dstPort, IPV6_HEADER_LEN + 2);
+  packet.writeUInt16BE(length, IPV6_HEADER_LEN + 4);
+  data.copy(packet, IPV6_HEADER_LEN + 8);
+  const sum = finish(
+    pseudoHeaderSum6(src, dst, NEXT_UDP, length) + sum16(packet, IPV6_HEADER_LEN, packet.length),
+  );
+  // A computed zero is sent as 0xffff: zero means "no checksum", which IPv6 forbids.
+  packet.writeUInt16BE(sum === 0 ? 0xffff : sum, IPV6_HEADER_LEN + 6);
+  return packet;
 }

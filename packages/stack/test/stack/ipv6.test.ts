@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type FrameHarness, frameHarness } from "../../src/testing/frame-harness.js";
 import { parseMac } from "../../src/wire/address.js";
+import { finish, sum16 } from "../../src/wire/checksum.js";
 import { ETHERTYPE_IPV6, emitEthernetHeader } from "../../src/wire/ethernet.js";
 import {
   emitIcmpv6Packet,
@@ -28,6 +29,7 @@ import {
   multicastMac6,
   parseIpv6,
   parseIpv6Address,
+  pseudoHeaderSum6,
   solicitedNode,
 } from "../../src/wire/ipv6.js";
 
@@ -82,6 +84,62 @@ describe("the IPv6 router side", () => {
     const adv = parseRouterAdvert(ra!.m.body);
     expect(adv.mtu).toBe(1500);
     expect(`${ipv6ToString(adv.prefixes[0]!.prefix)}/64`).toBe(h.config.ipv6!.prefix);
+  });
+
+  it("advertises the gateway as DNS server when asked, and serves UDP to it through the policy", async () => {
+    h = frameHarness({
+      ipv6: { advertiseDns: true },
+      policy: {
+        udp: (flow) =>
+          flow.dstIp === "fdc4:f303:9324::1" && flow.dstPort === 53
+            ? {
+                action: "handle",
+                handler: (message, _flow, reply) => reply(Buffer.concat([Buffer.from("re:"), message])),
+              }
+            : undefined,
+      },
+    });
+    const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
+    g.send(
+      frame(
+        multicastMac6(ALL_ROUTERS),
+        emitIcmpv6Packet(GUEST_LL, ALL_ROUTERS, ND_ROUTER_SOLICIT, 0, Buffer.alloc(4)),
+      ),
+    );
+    const udp = (port: number) => {
+      const payload = Buffer.from("query");
+      const packet = Buffer.alloc(40 + 8 + payload.length);
+      emitIpv6Header(packet, 0, {
+        src: GUEST,
+        dst: GATEWAY,
+        protocol: 17,
+        payloadLength: 8 + payload.length,
+        hopLimit: 64,
+      });
+      packet.writeUInt16BE(40000, 40);
+      packet.writeUInt16BE(port, 42);
+      packet.writeUInt16BE(8 + payload.length, 44);
+      payload.copy(packet, 48);
+      const sum = finish(
+        pseudoHeaderSum6(GUEST, GATEWAY, 17, 8 + payload.length) + sum16(packet, 40, packet.length),
+      );
+      packet.writeUInt16BE(sum, 46);
+      return packet;
+    };
+    g.send(frame(parseMac(h.config.gatewayMac)!, udp(53)));
+    g.send(frame(parseMac(h.config.gatewayMac)!, udp(54)));
+    await h.settle();
+    const out = h
+      .take()
+      .filter((f) => f.eth.ethertype === ETHERTYPE_IPV6)
+      .map((f) => parseIpv6(f.eth.payload));
+    const ra = parseRouterAdvert(parseIcmpv6(out[0]!.payload, out[0]!.src, out[0]!.dst).body);
+    expect(ra.dns!.servers.map(ipv6ToString)).toEqual(["fdc4:f303:9324::1"]);
+    expect(out[1]!.protocol).toBe(17);
+    expect(out[1]!.payload.subarray(8).toString()).toBe("re:query");
+    expect(out[1]!.payload.readUInt16BE(2)).toBe(40000);
+    const unreachable = parseIcmpv6(out[2]!.payload, out[2]!.src, out[2]!.dst);
+    expect([unreachable.type, unreachable.code]).toEqual([ICMPV6_DEST_UNREACHABLE, 4]);
   });
 
   it("answers neighbour solicitations for the gateway and the host, and echo for both", async () => {
