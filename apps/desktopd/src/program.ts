@@ -453,7 +453,7 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
     });
   autoforward
     .command("guest-command")
-    .description("the shell line a VM runs to report its listeners (POSIX sh, cat, nc; busybox has them)")
+    .description("the shell line a VM runs to report its listeners (POSIX sh, awk, nc; busybox has them)")
     .addOption(controlOption())
     .action(async (o: { control: string }) => {
       setExitCode(await (await control()).autoforwardCommand("guest-command", {}, o, io));

@@ -48,7 +48,7 @@ export interface AutoforwardService extends Service, AutoforwardControl {
   start(stack: Stack, forwarder: Forwarder, netns?: { name: string; guestIp: () => string }): void;
 }
 
-/** What a guest runs to report its listeners: POSIX sh, cat and nc (busybox has all three). */
+/** What a guest runs to report its listeners: POSIX sh, awk and nc (busybox has all three). */
 export function reporterCommand(gateway: string): string {
   return `while :; do { while :; do ${REPORT_SCRIPT}; sleep 1; done; } | nc ${gateway} ${AUTOFORWARD_PORT}; sleep 1; done`;
 }

@@ -149,7 +149,11 @@ export function parseReport(text: string): ParsedReport {
   return { listeners, skipped };
 }
 
-/** The shell that produces one report, for a reader or a guest reporter (POSIX sh, cat). */
+/**
+ * The shell that produces one report, for a reader or a guest reporter (POSIX sh and awk; busybox
+ * has both). Only listening TCP and unconnected UDP lines are sent: a guest with thousands of open
+ * connections still reports a few lines.
+ */
 export const REPORT_SCRIPT =
-  "echo @tcp; cat /proc/net/tcp; echo @tcp6; cat /proc/net/tcp6 2>/dev/null; " +
-  "echo @udp; cat /proc/net/udp; echo @udp6; cat /proc/net/udp6 2>/dev/null; echo @end";
+  "echo @tcp; awk 'NR==1||$4==\"0A\"' /proc/net/tcp; echo @tcp6; awk 'NR==1||$4==\"0A\"' /proc/net/tcp6 2>/dev/null; " +
+  "echo @udp; awk 'NR==1||$4==\"07\"' /proc/net/udp; echo @udp6; awk 'NR==1||$4==\"07\"' /proc/net/udp6 2>/dev/null; echo @end";
