@@ -17,6 +17,7 @@ import {
   type DirectConnect,
   firstReachable,
   openTunnel,
+  splice,
   UpstreamError,
 } from "./tunnel.js";
 import { formatUpstream, type Upstream } from "./upstream.js";
@@ -86,6 +87,17 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
     res.end(`desktopd proxy: ${text}\n`);
   };
 
+  /** The upstream's own status (403, 502, 504) with its message; anything else a 502 naming the host. */
+  const answerFailure = (res: ServerResponse, target: URL, error: unknown) => {
+    if (UpstreamError.isInstance(error)) answer(res, error.status, error.message);
+    else
+      answer(
+        res,
+        502,
+        `${target.host}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
+  };
+
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     counters.requests++;
     const context = contexts.get(req.socket) ?? {};
@@ -117,16 +129,6 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
     for (const [name, value] of Object.entries(req.headers)) {
       if (!HOP_BY_HOP.has(name) && value !== undefined) headers[name] = value;
     }
-    const fail = (error: unknown) => {
-      const status = UpstreamError.isInstance(error) ? error.status : 502;
-      answer(
-        res,
-        status,
-        UpstreamError.isInstance(error)
-          ? error.message
-          : `${target.host}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-      );
-    };
     // The route is had first: whether the request goes in absolute form depends on the hop taken.
     o.settings
       .routes(host, port, false, target.href)
@@ -143,13 +145,16 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
           });
         }),
       )
-      .then(({ stream, hop }) => {
-        if (res.destroyed) {
-          stream.destroy();
-          return;
-        }
-        forward(req, res, target, stream, hop, headers);
-      }, fail);
+      .then(
+        ({ stream, hop }) => {
+          if (res.destroyed) {
+            stream.destroy();
+            return;
+          }
+          forward(req, res, target, stream, hop, headers);
+        },
+        (error: unknown) => answerFailure(res, target, error),
+      );
   });
 
   /** Sends `req` over `stream` (to the destination, or to the HTTP upstream `hop`) and relays the answer. */
@@ -191,16 +196,7 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       up.pipe(res);
       up.on("error", () => res.destroy());
     });
-    out.on("error", (error) => {
-      const status = UpstreamError.isInstance(error) ? error.status : 502;
-      answer(
-        res,
-        status,
-        UpstreamError.isInstance(error)
-          ? error.message
-          : `${target.host}: ${(error as NodeJS.ErrnoException).code ?? error.message}`,
-      );
-    });
+    out.on("error", (error) => answerFailure(res, target, error));
     req.pipe(out);
     res.on("close", () => {
       out.destroy();
@@ -247,17 +243,9 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
             remote.destroy();
             return;
           }
-          open.add(remote);
           client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
           if (head.length > 0) remote.write(head);
-          remote.on("error", () => client.destroy());
-          remote.on("close", () => {
-            open.delete(remote);
-            client.destroy();
-          });
-          client.on("close", () => remote.destroy());
-          remote.pipe(client);
-          client.pipe(remote);
+          splice(client, remote, open);
         },
         (error: unknown) => {
           const status = UpstreamError.isInstance(error) ? error.status : 502;

@@ -22,6 +22,7 @@ import {
   Reply,
   type SocksRequest,
 } from "./socks5-wire.js";
+import { splice } from "./tunnel.js";
 
 export type SocksRefusalReason = "not-allowed" | "refused" | "unreachable" | "timeout";
 
@@ -191,17 +192,9 @@ export function createSocksServer(o: SocksServerOptions): SocksServer {
             return;
           }
           counters.connected++;
-          open.add(remote);
           client.write(emitReply(Reply.succeeded));
           if (early.length > 0) remote.write(early);
-          remote.on("error", () => client.destroy());
-          remote.on("close", () => {
-            open.delete(remote);
-            client.destroy();
-          });
-          client.on("close", () => remote.destroy());
-          remote.pipe(client);
-          client.pipe(remote);
+          splice(client, remote, open);
           client.resume();
         },
         (error: unknown) => {

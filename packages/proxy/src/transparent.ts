@@ -15,6 +15,7 @@ import {
   type DirectConnect,
   firstReachable,
   openTunnel,
+  splice,
   UpstreamError,
 } from "./tunnel.js";
 import { formatUpstream } from "./upstream.js";
@@ -79,16 +80,8 @@ export function createTransparentProxy(o: TransparentProxyOptions): TransparentP
             remote.destroy();
             return;
           }
-          open.add(remote);
           remote.write(first);
-          remote.on("error", () => guest.destroy());
-          remote.on("close", () => {
-            open.delete(remote);
-            guest.destroy();
-          });
-          guest.on("close", () => remote.destroy());
-          remote.pipe(guest);
-          guest.pipe(remote);
+          splice(guest, remote, open);
           guest.resume();
         },
         (error: unknown) => {

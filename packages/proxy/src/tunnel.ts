@@ -195,6 +195,22 @@ export async function openTunnel(
 }
 
 /**
+ * Joins a client and the stream opened for it, both ways; when either end closes, so does the
+ * other. `open` holds the remote while it lives, so a proxy's close() can end it.
+ */
+export function splice(client: Duplex, remote: Duplex, open: Set<Duplex>): void {
+  open.add(remote);
+  remote.on("error", () => client.destroy());
+  remote.on("close", () => {
+    open.delete(remote);
+    client.destroy();
+  });
+  client.on("close", () => remote.destroy());
+  remote.pipe(client);
+  client.pipe(remote);
+}
+
+/**
  * Tries `hops` in order (a PAC answer's fallbacks) until `attempt` gets a stream; a hop that is
  * refused or unreachable (502) passes to the next, and the last failure is the one thrown.
  */
