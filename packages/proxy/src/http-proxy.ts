@@ -254,7 +254,12 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       );
   });
 
+  // One answer per connection: bytes still arriving after it (the rest of an oversized head) can
+  // make the parser report again, and a second count would misstate what the client sent.
+  const answeredBadClients = new WeakSet<Duplex>();
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (answeredBadClients.has(socket)) return;
+    answeredBadClients.add(socket);
     const status =
       error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
     refuse(status);
