@@ -7,7 +7,9 @@
 import { type Logger, type Now, silentLogger, systemClock } from "@desktopd/core";
 import { ConfigError } from "./errors.js";
 import { LogLimiter } from "./log-limit.js";
-import { ipv4ToString, parseIpv4Address } from "./wire/address.js";
+import { parseIpv4Address } from "./wire/address.js";
+import { formatEndpoint, formatIp, type IpAddr } from "./wire/ip-addr.js";
+import { ipv6ToString, isLinkLocal6, isMulticast6, parseIpv6Address } from "./wire/ipv6.js";
 
 export type EgressAction = "allow" | "deny";
 
@@ -17,7 +19,8 @@ export interface EgressRule {
   /** Only this protocol (default both). */
   protocol?: "tcp" | "udp";
   /**
-   * Destination: "*" (anywhere), an address ("10.1.2.3"), a CIDR ("10.0.0.0/8"), or a DNS name:
+   * Destination: "*" (anywhere), an address ("10.1.2.3", "2001:db8::1"), a CIDR ("10.0.0.0/8",
+   * "fd00::/8"; in a rule's text an IPv6 target with ports is bracketed: "[fd00::/8]:443"), or a DNS name:
    * "example.com" exactly, "*.example.com" its subdomains, ".example.com" both. A name matches the
    * addresses the gateway's DNS answered that guest with for it.
    */
@@ -47,9 +50,10 @@ export interface EgressOptions {
 /** A flow about to leave through a host socket (ICMP: a relayed echo, ports 0). */
 export interface EgressFlow {
   protocol: "tcp" | "udp" | "icmp";
-  guestIp: number;
+  /** IPv4 as a number, IPv6 as RFC 5952 text. */
+  guestIp: IpAddr;
   guestPort: number;
-  dstIp: number;
+  dstIp: IpAddr;
   dstPort: number;
 }
 
@@ -69,8 +73,12 @@ export interface EgressQuery {
 
 export interface EgressVerdict {
   allowed: boolean;
-  /** The deciding rule's id, or the default that applied: "host-loopback", "loopback", "subnet", "default". */
-  by: number | "host-loopback" | "host-loopback-off" | "loopback" | "subnet" | "default";
+  /**
+   * The deciding rule's id, or the default that applied: "host-loopback", "loopback", "subnet",
+   * "default"; "unroutable" for IPv6 destinations no router forwards (link-local, multicast) or
+   * that stand for IPv4 (::ffff:0:0/96), refused before any rule.
+   */
+  by: number | "host-loopback" | "host-loopback-off" | "loopback" | "subnet" | "unroutable" | "default";
 }
 
 /** The control surface of a stack's egress policy. */
@@ -93,6 +101,8 @@ interface Compiled {
   protocol?: "tcp" | "udp";
   /** Network and mask for an address rule. */
   net?: { network: number; mask: number };
+  /** Prefix and its length for an IPv6 address rule. */
+  net6?: { prefix: Buffer; length: number };
   name?: { base: string; exact: boolean; subdomains: boolean };
   portLo: number;
   portHi: number;
@@ -110,17 +120,29 @@ export function parseEgressRule(text: string): EgressRule {
   if (words.length !== 1) {
     throw new ConfigError(`egress rule "${text}": want [allow|deny] [tcp|udp] TARGET[:PORTS]`);
   }
-  const target = words[0]!;
-  const colon = target.lastIndexOf(":");
-  const rule: EgressRule = { action, to: colon < 0 ? target : target.slice(0, colon) };
+  const { to, ports } = splitTarget(words[0]!, text);
+  const rule: EgressRule = { action, to };
   if (protocol) rule.protocol = protocol;
-  if (colon >= 0) rule.ports = target.slice(colon + 1);
+  if (ports !== undefined) rule.ports = ports;
   compile(rule, 0);
   return rule;
 }
 
+/** `TARGET[:PORTS]`: an IPv6 target is bracketed when ports follow, and may stand bare without. */
+function splitTarget(target: string, text: string): { to: string; ports?: string } {
+  if (target.startsWith("[")) {
+    const m = /^\[([^\]]+)\](?::(.+))?$/.exec(target);
+    if (!m) throw new ConfigError(`egress rule "${text}": want [IPV6[/LEN]]:PORTS`);
+    return m[2] === undefined ? { to: m[1]! } : { to: m[1]!, ports: m[2] };
+  }
+  if (target.indexOf(":") !== target.lastIndexOf(":")) return { to: target };
+  const colon = target.indexOf(":");
+  return colon < 0 ? { to: target } : { to: target.slice(0, colon), ports: target.slice(colon + 1) };
+}
+
 export function formatEgressRule(r: EgressRule): string {
-  return [r.action, r.protocol, r.ports === undefined ? r.to : `${r.to}:${r.ports}`]
+  const to = String(r.to).includes(":") && r.ports !== undefined ? `[${r.to}]` : r.to;
+  return [r.action, r.protocol, r.ports === undefined ? to : `${to}:${r.ports}`]
     .filter((w) => w !== undefined)
     .join(" ");
 }
@@ -156,9 +178,17 @@ function compile(rule: EgressRule, id: number): Compiled {
     c.net = { network: (addr & mask) >>> 0, mask };
     return c;
   }
+  const addr6 = parseIpv6Address(slash < 0 ? to : to.slice(0, slash));
+  if (addr6) {
+    const lengthText = slash < 0 ? "128" : to.slice(slash + 1);
+    const length = Number(lengthText);
+    if (!/^\d{1,3}$/.test(lengthText) || length > 128) throw bad(`"${rule.to}" has a bad prefix length`);
+    c.net6 = { prefix: addr6, length };
+    return c;
+  }
   const name = to.replace(/\.$/, "");
   if (!NAME.test(name) || name.length > 255) {
-    throw bad(`"${rule.to}" is not *, an IPv4 address or CIDR, or a DNS name`);
+    throw bad(`"${rule.to}" is not *, an IP address or CIDR, or a DNS name`);
   }
   const base = name.replace(/^\*?\./, "");
   c.name = { base, exact: !name.startsWith("*."), subdomains: name.startsWith("*.") || name.startsWith(".") };
@@ -173,11 +203,32 @@ function nameMatches(n: NonNullable<Compiled["name"]>, names: readonly string[])
   return false;
 }
 
+/** The first `length` bits of `a` and `prefix` agree. */
+function inPrefix6(a: Buffer, prefix: Buffer, length: number): boolean {
+  const whole = length >> 3;
+  for (let i = 0; i < whole; i++) if (a[i] !== prefix[i]) return false;
+  const rest = length & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (a[whole]! & mask) === (prefix[whole]! & mask);
+}
+
+/** ::ffff:0:0/96: an IPv4 address in IPv6 clothes, which a host socket would reach over IPv4. */
+function isV4Mapped(a: Buffer): boolean {
+  for (let i = 0; i < 10; i++) if (a[i] !== 0) return false;
+  return a[10] === 0xff && a[11] === 0xff;
+}
+
+const LOOPBACK6 = parseIpv6Address("::1")!;
+const UNSPECIFIED6 = Buffer.alloc(16);
+
 /** The guest's addressing the defaults need. */
 export interface EgressNetwork {
   hostAddress: number;
   network: number;
   netmask: number;
+  /** The IPv6 side, when it is on: the host address (text) and the guests' /64 prefix. */
+  ipv6?: { hostAddress: string; prefix: string };
 }
 
 export class EgressPolicy implements Egress {
@@ -189,6 +240,7 @@ export class EgressPolicy implements Egress {
   private readonly namesFor: EgressOptions["namesFor"];
   private readonly tally = { allowed: 0, denied: 0, deniedBy: {} as Record<string, number> };
   private readonly refusals: LogLimiter;
+  private readonly prefix6: Buffer | undefined;
 
   constructor(
     private readonly net: EgressNetwork,
@@ -197,6 +249,7 @@ export class EgressPolicy implements Egress {
     clock: Now = systemClock,
   ) {
     this.refusals = new LogLimiter(clock);
+    this.prefix6 = net.ipv6 ? parseIpv6Address(net.ipv6.prefix.replace(/\/\d+$/, "")) : undefined;
     this.hostLoopback = o.hostLoopback !== false;
     this.namesFor = o.namesFor;
     this.replace(o.rules ?? []);
@@ -256,8 +309,8 @@ export class EgressPolicy implements Egress {
     this.log.info(
       {
         protocol: flow.protocol,
-        guest: `${ipv4ToString(flow.guestIp)}:${flow.guestPort}`,
-        dst: `${ipv4ToString(flow.dstIp)}:${flow.dstPort}`,
+        guest: formatEndpoint(flow.guestIp, flow.guestPort),
+        dst: formatEndpoint(flow.dstIp, flow.dstPort),
         by: typeof by === "number" ? `rule ${by}` : by,
         ...(admitted.suppressed ? { suppressed: admitted.suppressed } : {}),
       },
@@ -266,10 +319,10 @@ export class EgressPolicy implements Egress {
   }
 
   checkConnection(q: EgressQuery): EgressVerdict {
-    const guestIp = parseIpv4Address(q.guestIp);
-    const dstIp = parseIpv4Address(q.dstIp);
+    const guestIp = toIpAddr(q.guestIp);
+    const dstIp = toIpAddr(q.dstIp);
     if (guestIp === undefined || dstIp === undefined) {
-      throw new ConfigError(`egress: ${q.dstIp} is not an IPv4 address`);
+      throw new ConfigError(`egress: ${q.dstIp} is not an IP address`);
     }
     const names = (q.names ?? []).map((n) => n.toLowerCase().replace(/\.$/, ""));
     return this.check(
@@ -279,22 +332,29 @@ export class EgressPolicy implements Egress {
   }
 
   private decide(flow: EgressFlow, extraNames: readonly string[] = []): EgressVerdict {
+    const dst = flow.dstIp;
+    const dst6 = typeof dst === "string" ? parseIpv6Address(dst) : undefined;
+    if (typeof dst === "string") {
+      // Before any rule: an "allow *" must not open these.
+      if (!dst6 || isV4Mapped(dst6) || isMulticast6(dst6) || isLinkLocal6(dst6)) {
+        return { allowed: false, by: "unroutable" };
+      }
+    }
     let names: readonly string[] | undefined;
     for (const c of this.compiled) {
       if (c.protocol !== undefined && c.protocol !== flow.protocol) continue;
       if (flow.dstPort < c.portLo || flow.dstPort > c.portHi) continue;
-      if (c.net && (flow.dstIp & c.net.mask) >>> 0 !== c.net.network) continue;
+      if (c.net && (typeof dst !== "number" || (dst & c.net.mask) >>> 0 !== c.net.network)) continue;
+      if (c.net6 && !(dst6 && inPrefix6(dst6, c.net6.prefix, c.net6.length))) continue;
       if (c.name) {
-        names ??= [
-          ...extraNames,
-          ...(this.namesFor?.(ipv4ToString(flow.guestIp), ipv4ToString(flow.dstIp)) ?? []),
-        ];
+        names ??= [...extraNames, ...(this.namesFor?.(formatIp(flow.guestIp), formatIp(dst)) ?? [])];
         if (!nameMatches(c.name, names)) continue;
       }
       c.info.matched++;
       return { allowed: c.info.action === "allow", by: c.info.id };
     }
-    const dst = flow.dstIp;
+    if (dst6) return this.default6(dst as string, dst6);
+    if (typeof dst !== "number") return { allowed: false, by: "unroutable" };
     if (dst === this.net.hostAddress) {
       return this.hostLoopback
         ? { allowed: true, by: "host-loopback" }
@@ -305,4 +365,24 @@ export class EgressPolicy implements Egress {
     if ((dst & this.net.netmask) >>> 0 === this.net.network) return { allowed: false, by: "subnet" };
     return { allowed: true, by: "default" };
   }
+
+  private default6(dst: string, bytes: Buffer): EgressVerdict {
+    const v6 = this.net.ipv6;
+    if (dst === v6?.hostAddress) {
+      return this.hostLoopback
+        ? { allowed: true, by: "host-loopback" }
+        : { allowed: false, by: "host-loopback-off" };
+    }
+    if (bytes.equals(LOOPBACK6) || bytes.equals(UNSPECIFIED6)) return { allowed: false, by: "loopback" };
+    if (this.prefix6 && inPrefix6(bytes, this.prefix6, 64)) return { allowed: false, by: "subnet" };
+    return { allowed: true, by: "default" };
+  }
+}
+
+/** An address as text → the transport layers' form; an IPv4-mapped IPv6 address is its IPv4 one. */
+function toIpAddr(text: string): IpAddr | undefined {
+  const v4 = parseIpv4Address(text.replace(/^::ffff:/i, ""));
+  if (v4 !== undefined) return v4;
+  const v6 = parseIpv6Address(text);
+  return v6 ? ipv6ToString(v6) : undefined;
 }

@@ -19,10 +19,12 @@ import { Addressing } from "./iface/addressing.js";
 import { ArpResponder } from "./iface/arp.js";
 import { DhcpPort } from "./iface/dhcp.js";
 import { IcmpEcho } from "./iface/icmp.js";
+import { DualOutput } from "./iface/ip-output.js";
 import { Ipv4Interface } from "./iface/ipv4.js";
 import { type Ipv6Config, Ipv6Interface, type Ipv6Options } from "./iface/ipv6.js";
 import { Link } from "./iface/link.js";
 import { NeighbourTable } from "./iface/neighbours.js";
+import { AddressMap } from "./nat/host-map.js";
 import { IcmpEchoRelay, type IcmpRelayOptions } from "./nat/icmp-relay.js";
 import { TcpFlowTable, type TcpOptions } from "./nat/tcp-table.js";
 import { type GuestUdpSocket, UdpNat, type UdpOptions } from "./nat/udp.js";
@@ -34,6 +36,8 @@ import {
   parseIpv4Address,
 } from "./wire/address.js";
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, parseEthernet } from "./wire/ethernet.js";
+import type { IpAddr } from "./wire/ip-addr.js";
+import { ipv6ToString, parseIpv6Address } from "./wire/ipv6.js";
 
 /**
  * Largest TCP payload of one super-frame to a TSO link: the IPv4 total length is 16 bits,
@@ -90,6 +94,8 @@ export interface StackConfig {
 export interface LeaseInfo {
   mac: string;
   ip: string;
+  /** The guest's IPv6 addresses (SLAAC or static) seen on the link, when it has any. */
+  ipv6?: string[];
   hostname?: string;
   expiresAt: number;
   static: boolean;
@@ -110,7 +116,10 @@ export interface Stack {
   attach(transport: FrameTransport): void;
   addStaticLease(mac: string, ip: string, hostname?: string): void;
   leases(): LeaseInfo[];
-  /** Opens a TCP connection into the guest, from the host address. Rejects with DialError. */
+  /**
+   * Opens a TCP connection into the guest (IPv4 or IPv6 address), from the host address of that
+   * family. Rejects with DialError.
+   */
   connect(ip: string, port: number, options?: DialOptions): Promise<Duplex>;
   /** Opens a UDP socket into the guest, from the host address. */
   dialUdp(ip: string, port: number, options?: Pick<DialOptions, "service">): Promise<GuestUdpSocket>;
@@ -184,14 +193,6 @@ class NetworkStack implements Stack {
       guard: o.sourceGuard !== false,
       leaseOwner: (ip) => this.dhcp.ownerOf(ip),
     });
-    this.egress = new EgressPolicy(
-      { hostAddress: n.hostAddress, network: n.network, netmask: n.netmask },
-      o.egress,
-      this.log,
-      clock,
-    );
-    this.arp = new ArpResponder(n, addressing, neighbours, this.link, this.drops, clock);
-    this.ipv4 = new Ipv4Interface(n, addressing, neighbours, this.link, this.drops, clock, verify);
     if (o.ipv6 !== false) {
       this.ipv6 = new Ipv6Interface(
         n.gatewayMac,
@@ -201,10 +202,24 @@ class NetworkStack implements Stack {
         clock,
         verify,
         o.ipv6 ?? {},
-        o.policy,
+        o.sourceGuard !== false,
       );
       this.config = { ...this.config, ipv6: this.ipv6.config };
     }
+    const v6 = this.ipv6?.config;
+    this.egress = new EgressPolicy(
+      {
+        hostAddress: n.hostAddress,
+        network: n.network,
+        netmask: n.netmask,
+        ...(v6 ? { ipv6: { hostAddress: v6.hostAddress, prefix: v6.prefix } } : {}),
+      },
+      o.egress,
+      this.log,
+      clock,
+    );
+    this.arp = new ArpResponder(n, addressing, neighbours, this.link, this.drops, clock);
+    this.ipv4 = new Ipv4Interface(n, addressing, neighbours, this.link, this.drops, clock, verify);
     this.icmpRelay = new IcmpEchoRelay(
       n,
       neighbours,
@@ -218,9 +233,12 @@ class NetworkStack implements Stack {
     );
     this.icmp = new IcmpEcho(n, neighbours, this.link, this.drops, verify, this.ipv4.ids, this.icmpRelay);
     const random = o.random ?? cryptoRandom;
+    const addresses = new AddressMap(n, v6);
+    const out = new DualOutput(this.ipv4, this.ipv6);
     this.tcp = new TcpFlowTable(
       n,
-      this.ipv4,
+      addresses,
+      out,
       this.drops,
       clock,
       random,
@@ -229,7 +247,8 @@ class NetworkStack implements Stack {
       this.egress,
       o.tcp,
     );
-    this.udp = new UdpNat(n, this.ipv4, this.drops, clock, this.log, o.policy, this.egress, o.udp);
+    this.udp = new UdpNat(addresses, out, this.drops, clock, this.log, o.policy, this.egress, o.udp);
+    this.ipv6?.deliverTo({ tcp: this.tcp, udp: this.udp });
     this.ipv4.deliverTo({
       tcp: this.tcp,
       udp: this.udp,
@@ -261,15 +280,21 @@ class NetworkStack implements Stack {
   leases(): LeaseInfo[] {
     // The DHCP server counts on the monotonic clock; people read wall-clock times.
     const offset = this.wallClock.now() - this.clock.now();
-    return this.dhcp.leases().map((l) => ({ ...l, ip: ipv4ToString(l.ip), expiresAt: l.expiresAt + offset }));
+    const v6 = this.ipv6?.guestNeighbours() ?? [];
+    return this.dhcp.leases().map((l) => {
+      // The guest's own IPv6 addresses by its MAC, as ND and its packets showed them (not link-local).
+      const ipv6 = v6.filter((n) => n.mac === l.mac && !n.address.startsWith("fe80:")).map((n) => n.address);
+      return {
+        ...l,
+        ip: ipv4ToString(l.ip),
+        expiresAt: l.expiresAt + offset,
+        ...(ipv6.length ? { ipv6 } : {}),
+      };
+    });
   }
 
   async connect(ip: string, port: number, options: DialOptions = {}): Promise<Duplex> {
-    const addr = parseIpv4Address(ip);
-    if (addr === undefined) throw new DialError("unreachable", `"${ip}" is not an IPv4 address`);
-    if (!(await this.arp.resolve(addr, options.timeoutMs ?? 10_000, () => this.closed))) {
-      throw new DialError("unreachable", `no guest answers ARP for ${ip}`);
-    }
+    const addr = await this.resolveGuest(ip, options.timeoutMs ?? 10_000);
     return this.tcp.connect(addr, port, options.timeoutMs, options.service);
   }
 
@@ -278,12 +303,26 @@ class NetworkStack implements Stack {
     port: number,
     options: Pick<DialOptions, "service"> = {},
   ): Promise<GuestUdpSocket> {
-    const addr = parseIpv4Address(ip);
-    if (addr === undefined) throw new DialError("unreachable", `"${ip}" is not an IPv4 address`);
-    if (!(await this.arp.resolve(addr, 3_000, () => this.closed))) {
-      throw new DialError("unreachable", `no guest answers ARP for ${ip}`);
+    return this.udp.dial(await this.resolveGuest(ip, 3_000), port, options.service);
+  }
+
+  /** A guest address (IPv4 or IPv6 text) whose guest answers ARP or neighbour discovery. */
+  private async resolveGuest(ip: string, timeoutMs: number): Promise<IpAddr> {
+    const v4 = parseIpv4Address(ip);
+    if (v4 !== undefined) {
+      if (!(await this.arp.resolve(v4, timeoutMs, () => this.closed))) {
+        throw new DialError("unreachable", `no guest answers ARP for ${ip}`);
+      }
+      return v4;
     }
-    return this.udp.dial(addr, port, options.service);
+    const v6 = parseIpv6Address(ip.replace(/^\[(.*)\]$/, "$1"));
+    if (!v6) throw new DialError("unreachable", `"${ip}" is not an IP address`);
+    if (!this.ipv6) throw new DialError("unreachable", `${ip}: IPv6 is off`);
+    const text = ipv6ToString(v6);
+    if (!(await this.ipv6.resolve(text, timeoutMs, () => this.closed))) {
+      throw new DialError("unreachable", `no guest answers neighbour discovery for ${text}`);
+    }
+    return text;
   }
 
   flows(): FlowEntry[] {
@@ -303,6 +342,7 @@ class NetworkStack implements Stack {
       drops: {
         ...this.drops.byReason,
         ...prefixed("reassembly-", this.ipv4.reassembler.drops),
+        ...prefixed("reassembly6-", this.ipv6?.reassembler.drops ?? {}),
         ...prefixed("dhcp-", this.dhcp.stats.drops),
       },
     };

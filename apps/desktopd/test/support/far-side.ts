@@ -16,6 +16,8 @@ export interface FarSide {
   readonly ns: Netns;
   /** The web server's address, reachable from the host. */
   readonly ip: string;
+  /** Its IPv6 address (HTTP on 80 only), reachable from the host. */
+  readonly ip6: string;
   close(): Promise<void>;
 }
 
@@ -26,12 +28,16 @@ export async function startFarSide(names: string[], third = 0): Promise<FarSide>
   const dir = mkdtempSync(join(tmpdir(), "desktopd-far-"));
   const host = `10.201.${third}.1`;
   const ip = `10.201.${third}.2`;
+  const ip6 = `fd42:201:${third}::2`;
   try {
     const ipCmd = (...args: string[]) => execFileSync("ip", args, { stdio: "pipe" });
     ipCmd("link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", ns.name);
     ipCmd("addr", "add", `${host}/24`, "dev", hostIf);
+    // nodad: usable at once, not after a second of duplicate address detection.
+    ipCmd("addr", "add", `fd42:201:${third}::1/64`, "dev", hostIf, "nodad");
     ipCmd("link", "set", hostIf, "up");
     await ns.exec("ip", ["addr", "add", `${ip}/24`, "dev", "eth0"]);
+    await ns.exec("ip", ["addr", "add", `${ip6}/64`, "dev", "eth0", "nodad"]);
     await ns.exec("ip", ["link", "set", "eth0", "up"]);
     const cert = join(dir, "cert.pem");
     const key = join(dir, "key.pem");
@@ -44,7 +50,7 @@ export async function startFarSide(names: string[], third = 0): Promise<FarSide>
       ],
       { stdio: "pipe" },
     );
-    const web = ns.spawn("python3", [FAR_WEB, ip, cert, key]);
+    const web = ns.spawn("python3", [FAR_WEB, ip, cert, key, ip6]);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("far-side web server did not start")), 10_000);
       web.stdout?.on("data", (b: Buffer) => {
@@ -63,6 +69,7 @@ export async function startFarSide(names: string[], third = 0): Promise<FarSide>
   return {
     ns,
     ip,
+    ip6,
     async close() {
       try {
         execFileSync("ip", ["link", "del", hostIf], { stdio: "ignore" });

@@ -1,7 +1,8 @@
 """The far side's web server for proxy tests: HTTP on 80 and HTTPS on 443 (the given certificate)
-at ADDRESS. GET /hello answers with the Host it was asked for; GET /slow streams 30 lines over
+at ADDRESS, and HTTP on 80 at ADDRESS6 when given. GET /hello answers with the Host it was asked for; GET /slow streams 30 lines over
 about 3 s, long enough to change the proxy's upstream in the middle."""
 import http.server
+import socket
 import ssl
 import sys
 import threading
@@ -35,7 +36,13 @@ def serve(server):
     server.serve_forever()
 
 
+class Server6(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 address, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
+if len(sys.argv) > 4:
+    threading.Thread(target=serve, args=(Server6((sys.argv[4], 80), Handler),), daemon=True).start()
 plain = http.server.ThreadingHTTPServer((address, 80), Handler)
 secure = http.server.ThreadingHTTPServer((address, 443), Handler)
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

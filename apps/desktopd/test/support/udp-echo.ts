@@ -1,4 +1,7 @@
-/** A host UDP echo server on 127.0.0.1 (random port): answers each datagram with `echo:` + payload. */
+/**
+ * A host UDP echo server on 127.0.0.1 (or `host`, e.g. ::1; random port): answers each datagram
+ * with `echo:` + payload.
+ */
 import { createSocket } from "node:dgram";
 
 export interface UdpEchoServer {
@@ -8,8 +11,8 @@ export interface UdpEchoServer {
   close(): Promise<void>;
 }
 
-export async function startUdpEchoServer(): Promise<UdpEchoServer> {
-  const sock = createSocket("udp4");
+export async function startUdpEchoServer(host = "127.0.0.1"): Promise<UdpEchoServer> {
+  const sock = createSocket(host.includes(":") ? "udp6" : "udp4");
   const received: { from: string; port: number; bytes: number }[] = [];
   sock.on("message", (msg, rinfo) => {
     received.push({ from: rinfo.address, port: rinfo.port, bytes: msg.length });
@@ -17,7 +20,7 @@ export async function startUdpEchoServer(): Promise<UdpEchoServer> {
   });
   await new Promise<void>((resolve, reject) => {
     sock.once("error", reject);
-    sock.bind(0, "127.0.0.1", () => resolve());
+    sock.bind(0, host, () => resolve());
   });
   return {
     port: sock.address().port,

@@ -1,4 +1,22 @@
+import type { IpAddr } from "../wire/ip-addr.js";
 import type { TcpEmitFields } from "../wire/tcp.js";
+
+/**
+ * Why a packet could not be delivered, in terms both ICMP versions have: no route, host
+ * unreachable, port unreachable, administratively prohibited.
+ */
+export type Unreachable = "net" | "host" | "port" | "admin";
+
+/** What the transport layers know of a received packet's network layer, whatever its family. */
+export interface IpHeader {
+  readonly src: IpAddr;
+  readonly dst: IpAddr;
+  /**
+   * Whose shares (connections, buffers) the packet's flows are charged to: the source MAC of
+   * an IPv6 packet, whose sender may use any number of addresses; the address otherwise.
+   */
+  readonly owner?: string;
+}
 
 /** What the transport layers need from the interface to send packets to a guest. */
 export interface IpOutput {
@@ -7,13 +25,49 @@ export interface IpOutput {
    * of this size (TSO); only passed when the link reported TSO.
    */
   sendTcp(
-    srcIp: number,
-    dstIp: number,
+    src: IpAddr,
+    dst: IpAddr,
     fields: TcpEmitFields,
     payload: Buffer | undefined,
     segmentSize?: number,
   ): void;
-  sendUdp(srcIp: number, dstIp: number, srcPort: number, dstPort: number, payload: Buffer): void;
-  /** ICMP destination unreachable quoting `original` (the guest's IP header + 8 bytes). */
-  sendUnreachable(srcIp: number, dstIp: number, code: number, original: Buffer): void;
+  sendUdp(src: IpAddr, dst: IpAddr, srcPort: number, dstPort: number, payload: Buffer): void;
+  /** ICMP destination unreachable quoting `original` (what `quote` made of the guest's packet). */
+  sendUnreachable(src: IpAddr, dst: IpAddr, why: Unreachable, original: Buffer): void;
+  /** What an ICMP error about `packet` quotes, in a buffer of its own. */
+  quote(packet: IpHeader): Buffer;
+}
+
+/** The IPv4 and IPv6 interfaces behind one output: the destination's family picks. */
+export class DualOutput implements IpOutput {
+  constructor(
+    private readonly v4: IpOutput,
+    private readonly v6: IpOutput | undefined,
+  ) {}
+
+  private pick(dst: IpAddr): IpOutput | undefined {
+    return typeof dst === "number" ? this.v4 : this.v6;
+  }
+
+  sendTcp(
+    src: IpAddr,
+    dst: IpAddr,
+    f: TcpEmitFields,
+    payload: Buffer | undefined,
+    segmentSize?: number,
+  ): void {
+    this.pick(dst)?.sendTcp(src, dst, f, payload, segmentSize);
+  }
+
+  sendUdp(src: IpAddr, dst: IpAddr, srcPort: number, dstPort: number, payload: Buffer): void {
+    this.pick(dst)?.sendUdp(src, dst, srcPort, dstPort, payload);
+  }
+
+  sendUnreachable(src: IpAddr, dst: IpAddr, why: Unreachable, original: Buffer): void {
+    this.pick(dst)?.sendUnreachable(src, dst, why, original);
+  }
+
+  quote(packet: IpHeader): Buffer {
+    return this.pick(packet.src)?.quote(packet) ?? Buffer.alloc(0);
+  }
 }

@@ -4,28 +4,48 @@
  * with checksum offload and TSO metadata when the link takes them, UDP datagrams fragmented to the
  * MTU, and ICMP unreachables.
  */
-import type { Clock, FrameMeta, Timer } from "@desktopd/core";
+import type { Clock, FrameMeta } from "@desktopd/core";
 import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters } from "../counters.js";
 import type { TcpFlowTable } from "../nat/tcp-table.js";
 import type { UdpNat } from "../nat/udp.js";
 import { DHCP_SERVER_PORT } from "../wire/dhcp.js";
-import { ICMP_DEST_UNREACHABLE } from "../wire/icmpv4.js";
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, type Ipv4Packet, parseIpv4 } from "../wire/ipv4.js";
+import {
+  ICMP_CODE_ADMIN_PROHIBITED,
+  ICMP_CODE_HOST_UNREACHABLE,
+  ICMP_CODE_NET_UNREACHABLE,
+  ICMP_CODE_PORT_UNREACHABLE,
+  ICMP_DEST_UNREACHABLE,
+} from "../wire/icmpv4.js";
+import {
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  type Ipv4Packet,
+  icmpQuote,
+  parseIpv4,
+} from "../wire/ipv4.js";
 import { Ipv4Reassembler } from "../wire/reassembly.js";
 import { parseTcp, type TcpEmitFields } from "../wire/tcp.js";
 import { parseUdp } from "../wire/udp.js";
 import type { Addressing } from "./addressing.js";
 import type { DhcpPort } from "./dhcp.js";
+import { ExpiryTimer } from "./expiry-timer.js";
 import { Ipv4Ids, icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, udpFrames } from "./frames.js";
 import type { IcmpEcho } from "./icmp.js";
-import type { IpOutput } from "./ip-output.js";
+import type { IpHeader, IpOutput, Unreachable } from "./ip-output.js";
 import type { Link } from "./link.js";
 import type { NeighbourTable } from "./neighbours.js";
 
 /** Offset of the checksum field in a TCP header (`FrameMeta.csumOffset`). */
 const TCP_CHECKSUM_OFFSET = 16;
 const LIMITED_BROADCAST = 0xffffffff;
+const UNREACHABLE_CODE: Record<Unreachable, number> = {
+  net: ICMP_CODE_NET_UNREACHABLE,
+  host: ICMP_CODE_HOST_UNREACHABLE,
+  port: ICMP_CODE_PORT_UNREACHABLE,
+  admin: ICMP_CODE_ADMIN_PROHIBITED,
+};
 
 /** Where IPv4 input goes once parsed; set once the transport layers exist (they need `IpOutput` first). */
 export interface Ipv4Upper {
@@ -39,9 +59,8 @@ export class Ipv4Interface implements IpOutput {
   readonly reassembler: Ipv4Reassembler;
   /** Identification numbers of every packet this interface sends (ICMP and DHCP's too). */
   readonly ids = new Ipv4Ids();
-  private reassemblyTimer: Timer | undefined;
+  private readonly reassemblyTimer: ExpiryTimer;
   private upper: Ipv4Upper | undefined;
-  private stopped = false;
 
   constructor(
     private readonly net: ResolvedNetwork,
@@ -53,6 +72,7 @@ export class Ipv4Interface implements IpOutput {
     private readonly verify: boolean,
   ) {
     this.reassembler = new Ipv4Reassembler({ clock });
+    this.reassemblyTimer = new ExpiryTimer(clock, this.reassembler);
   }
 
   deliverTo(upper: Ipv4Upper): void {
@@ -72,7 +92,7 @@ export class Ipv4Interface implements IpOutput {
     if (!this.sourceAllowed(ip, srcMac)) return;
     if (ip.moreFragments || ip.fragmentOffset > 0) {
       const whole = this.reassembler.push(ip);
-      this.armReassemblyTimer();
+      this.reassemblyTimer.arm();
       if (!whole) return;
       ip = whole;
     }
@@ -138,24 +158,8 @@ export class Ipv4Interface implements IpOutput {
     upper.udp.onDatagram(ip, udp);
   }
 
-  /** Incomplete datagrams are dropped when their time is up, not only when the next fragment comes. */
-  private armReassemblyTimer(): void {
-    if (this.reassemblyTimer || this.stopped) return;
-    const at = this.reassembler.pollAt();
-    if (at === undefined) return;
-    this.reassemblyTimer = this.clock.setTimer(
-      () => {
-        this.reassemblyTimer = undefined;
-        this.reassembler.expire();
-        this.armReassemblyTimer();
-      },
-      Math.max(0, at - this.clock.now()) + 1,
-    );
-  }
-
   stop(): void {
-    this.stopped = true;
-    this.reassemblyTimer?.cancel();
+    this.reassemblyTimer.stop();
   }
 
   // ---- Output (IpOutput) -----------------------------------------------------------------
@@ -200,14 +204,18 @@ export class Ipv4Interface implements IpOutput {
     for (const f of udpFrames(route, srcPort, dstPort, payload, this.net.mtu)) this.link.send(f);
   }
 
-  sendUnreachable(srcIp: number, dstIp: number, code: number, original: Buffer): void {
+  sendUnreachable(srcIp: number, dstIp: number, why: Unreachable, original: Buffer): void {
     const dstMac = this.neighbours.lookup(dstIp);
     if (!dstMac) return;
     this.link.send(
       icmpFrame(
         { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp, ids: this.ids },
-        { type: ICMP_DEST_UNREACHABLE, code, rest: 0, payload: original },
+        { type: ICMP_DEST_UNREACHABLE, code: UNREACHABLE_CODE[why], rest: 0, payload: original },
       ),
     );
+  }
+
+  quote(packet: IpHeader): Buffer {
+    return icmpQuote(packet as Ipv4Packet);
   }
 }

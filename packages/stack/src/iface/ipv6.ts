@@ -2,15 +2,17 @@
  * IPv6 on the guest link, the router's side: a link-local address and a ULA prefix (Docker
  * Desktop's fdc4:f303:9324::/64 by default), router advertisements for SLAAC (on a guest's
  * solicitation and every few minutes), neighbour discovery for the gateway's and the host's
- * addresses with a cache of the guests', and echo for both addresses. Flows to other IPv6
- * destinations are refused at once with ICMPv6 "no route" — so a dual-stack client falls back
- * to IPv4 rather than wait — until NAT over IPv6 lands. A guest may not claim the router's
- * addresses nor advertise itself as a router: such messages are counted and dropped.
+ * addresses with a guarded table of the guests', and echo for both addresses. TCP and UDP go
+ * to the same transport layers as IPv4's (`IpOutput` is implemented here for their replies);
+ * what cannot be carried is refused at once with ICMPv6 "no route", so a dual-stack client
+ * falls back rather than wait. A guest may not claim the router's addresses, nor another
+ * guest's, nor advertise itself as a router: such messages are counted and dropped.
  */
-import type { Clock, FlowInfo, FlowPolicy, Timer } from "@desktopd/core";
+import type { Clock, FrameMeta, Timer } from "@desktopd/core";
 import type { DropCounters } from "../counters.js";
 import { ConfigError } from "../errors.js";
-import { finish, sum16 } from "../wire/checksum.js";
+import type { TcpFlowTable } from "../nat/tcp-table.js";
+import type { UdpNat } from "../nat/udp.js";
 import { ETH_HEADER_LEN, ETHERTYPE_IPV6, emitEthernetHeader } from "../wire/ethernet.js";
 import {
   emitIcmpv6Error,
@@ -27,18 +29,23 @@ import {
   ND_ROUTER_ADVERT,
   ND_ROUTER_SOLICIT,
   neighborAdvertBody,
+  neighborSolicitBody,
   OPT_SOURCE_LL,
   OPT_TARGET_LL,
   parseIcmpv6,
   parseNeighborMessage,
   parseRouterSolicit,
   routerAdvertBody,
+  UNREACH_ADDRESS,
+  UNREACH_ADMIN_PROHIBITED,
   UNREACH_NO_ROUTE,
   UNREACH_PORT,
 } from "../wire/icmpv6.js";
 import {
+  addressSum6,
   emitIpv6Header,
   IPV6_HEADER_LEN,
+  type Ipv6Packet,
   ipv6ToString,
   isLinkLocal6,
   isMulticast6,
@@ -50,10 +57,16 @@ import {
   NEXT_UDP,
   parseIpv6,
   parseIpv6Address,
-  pseudoHeaderSum6,
   solicitedNode,
 } from "../wire/ipv6.js";
+import { Ipv6Reassembler } from "../wire/reassembly.js";
+import { parseTcpWith, type TcpEmitFields } from "../wire/tcp.js";
+import { parseUdpWith } from "../wire/udp.js";
+import { ExpiryTimer } from "./expiry-timer.js";
+import { TCP6_FRAME_L4_OFFSET, tcp6Frame, udp6Frames } from "./frames6.js";
+import type { IpHeader, IpOutput, Unreachable } from "./ip-output.js";
 import type { Link } from "./link.js";
+import { NeighbourTable } from "./neighbours.js";
 
 export interface Ipv6Options {
   /** The guests' prefix, a /64 (default "fdc4:f303:9324::/64", as Docker Desktop). */
@@ -83,10 +96,34 @@ export interface Ipv6Counters {
   routerSolicitations: number;
   neighborSolicitationsAnswered: number;
   echoAnswered: number;
-  /** Flows to IPv6 destinations refused with "no route" (no NAT over IPv6 yet). */
+  /** Packets refused with "no route": link-local destinations not ours, protocols not carried. */
   refusedNoRoute: number;
   neighbours: number;
 }
+
+/** Where IPv6 TCP and UDP go once parsed: the transport layers IPv4 shares. */
+export interface Ipv6Upper {
+  tcp: TcpFlowTable;
+  udp: UdpNat;
+}
+
+/** A received packet as the transport layers see it, with what an ICMPv6 error would quote. */
+interface Ipv6Header extends IpHeader {
+  readonly src: string;
+  readonly dst: string;
+  readonly raw: Buffer;
+}
+
+const UNREACHABLE_CODE: Record<Unreachable, number> = {
+  net: UNREACH_NO_ROUTE,
+  host: UNREACH_ADDRESS,
+  port: UNREACH_PORT,
+  admin: UNREACH_ADMIN_PROHIBITED,
+};
+/** Offset of the checksum field in a TCP header (`FrameMeta.csumOffset`). */
+const TCP_CHECKSUM_OFFSET = 16;
+/** Texts of addresses the router sends to, parsed once: bounded, cleared when full. */
+const MAX_PARSED = 4096;
 
 export const DEFAULT_IPV6_PREFIX = "fdc4:f303:9324::/64";
 const ALL_NODES = parseIpv6Address("ff02::1")!;
@@ -122,7 +159,7 @@ function withHost(prefix: Buffer, last: number): Buffer {
   return a;
 }
 
-export class Ipv6Interface {
+export class Ipv6Interface implements IpOutput {
   readonly config: Ipv6Config;
   readonly counters: Ipv6Counters = {
     routerAdvertisements: 0,
@@ -138,8 +175,19 @@ export class Ipv6Interface {
   private readonly host: Buffer;
   /** The router's own addresses, by their hex: what it answers ND and echo for. */
   private readonly own: Set<string>;
-  /** Guest addresses (hex) → MAC, as their ND messages said. */
-  private readonly neighbours = new Map<string, Buffer>();
+  /** Guest addresses (text) → MAC, from their ND messages and packets, with the source guard. */
+  private readonly neighbours: NeighbourTable<string>;
+  private upper: Ipv6Upper | undefined;
+  private readonly parsed = new Map<string, Buffer>();
+  /** The last source and destination seen, and their texts: a flow's packets repeat them. */
+  private readonly lastSrc = Buffer.alloc(16);
+  private lastSrcText = "";
+  private readonly lastDst = Buffer.alloc(16);
+  private lastDstText = "";
+  private fragmentId = 0;
+  /** Fragmented guest datagrams (large UDP), bounded as IPv4's. */
+  readonly reassembler: Ipv6Reassembler;
+  private readonly reassemblyTimer: ExpiryTimer;
   private timer: Timer | undefined;
   private stopped = false;
   private readonly advertiseDns: boolean;
@@ -154,8 +202,11 @@ export class Ipv6Interface {
     private readonly clock: Clock,
     private readonly verify: boolean,
     o: Ipv6Options = {},
-    private readonly policy?: FlowPolicy,
+    guard = true,
   ) {
+    this.neighbours = new NeighbourTable<string>({ guard, limit: MAX_NEIGHBOURS });
+    this.reassembler = new Ipv6Reassembler({ clock });
+    this.reassemblyTimer = new ExpiryTimer(clock, this.reassembler);
     this.advertiseDns = o.advertiseDns === true;
     this.prefix = resolvePrefix(o.prefix ?? DEFAULT_IPV6_PREFIX);
     this.gateway = o.gateway ? inPrefix(this.prefix, o.gateway, "gateway") : withHost(this.prefix, 1);
@@ -185,17 +236,44 @@ export class Ipv6Interface {
     return mac[0] === 0x33 && mac[1] === 0x33;
   }
 
-  /** The guests' addresses seen through ND, as text. */
+  deliverTo(upper: Ipv6Upper): void {
+    this.upper = upper;
+  }
+
+  /** The guests' addresses seen through ND and their packets, as text. */
   guestNeighbours(): { address: string; mac: string }[] {
-    return [...this.neighbours].map(([hex, mac]) => ({
-      address: ipv6ToString(Buffer.from(hex, "hex")),
-      mac: [...mac].map((b) => b.toString(16).padStart(2, "0")).join(":"),
-    }));
+    return this.neighbours.list();
+  }
+
+  /**
+   * Whether a guest answers for `address` (neighbour discovery, for connections the stack
+   * dials): solicits it once a second until it does, for at most 3 s.
+   */
+  async resolve(address: string, timeoutMs: number, stopped: () => boolean): Promise<boolean> {
+    const target = this.bytes(address);
+    const deadline = this.clock.now() + Math.min(timeoutMs, 3_000);
+    let nextSolicit = 0;
+    while (!this.neighbours.lookup(address)) {
+      const now = this.clock.now();
+      if (now >= deadline || stopped()) return false;
+      if (now >= nextSolicit) {
+        nextSolicit = now + 1_000;
+        const group = solicitedNode(target);
+        const from = isLinkLocal6(target) ? this.linkLocal : this.gateway;
+        this.send(
+          multicastMac6(group),
+          emitIcmpv6Packet(from, group, ND_NEIGHBOR_SOLICIT, 0, neighborSolicitBody(target, this.gatewayMac)),
+        );
+      }
+      await new Promise<void>((r) => this.clock.setTimer(r, 100));
+    }
+    return true;
   }
 
   stop(): void {
     this.stopped = true;
     this.timer?.cancel();
+    this.reassemblyTimer.stop();
   }
 
   /** `checksumPartial`: the link says the guest left TCP/UDP checksums for offload (virtio-net). */
@@ -206,8 +284,6 @@ export class Ipv6Interface {
       this.drops.count("ipv6-multicast-source");
       return;
     }
-    const dstHex = p.dst.toString("hex");
-    const forUs = this.own.has(dstHex);
     if (isMulticast6(p.dst)) {
       const wanted =
         p.dst.equals(ALL_NODES) ||
@@ -220,23 +296,110 @@ export class Ipv6Interface {
         this.drops.count("ipv6-multicast");
         return;
       }
-    } else if (!forUs) {
-      this.refuse(packet, p, srcMac);
+      this.onIcmpv6(packet, p, false, srcMac);
       return;
     }
+    const forUs = this.isOwn(p.dst);
     if (p.fragment) {
-      this.drops.count("ipv6-fragment");
+      const whole = this.reassembler.push(p);
+      this.reassemblyTimer.arm();
+      if (!whole) return;
+      this.onReassembled(whole, srcMac, forUs);
       return;
     }
-    if (p.protocol === NEXT_UDP && forUs) {
-      this.onUdp(packet, p, srcMac, checksumPartial);
+    this.onUnfragmented(packet, p, srcMac, forUs, checksumPartial);
+  }
+
+  /** A reassembled datagram, as one packet without a fragment header (what errors quote). */
+  private onReassembled(p: Ipv6Packet, srcMac: Buffer, forUs: boolean): void {
+    const packet = Buffer.allocUnsafe(IPV6_HEADER_LEN + p.payload.length);
+    emitIpv6Header(packet, 0, {
+      src: p.src,
+      dst: p.dst,
+      protocol: p.protocol,
+      payloadLength: p.payload.length,
+      hopLimit: p.hopLimit,
+      trafficClass: p.trafficClass,
+    });
+    p.payload.copy(packet, IPV6_HEADER_LEN);
+    // Neighbour discovery in fragments is ignored (RFC 6980): it may hide from RA guards.
+    if (p.protocol === NEXT_ICMPV6 && p.payload[0]! >= ND_ROUTER_SOLICIT && p.payload[0]! <= 137) {
+      this.drops.count("ndp-fragmented");
       return;
     }
-    if (p.protocol !== NEXT_ICMPV6) {
-      // TCP to the gateway's or the host's IPv6 address: not served over IPv6 yet.
+    this.onUnfragmented(packet, parseIpv6(packet), srcMac, forUs, false);
+  }
+
+  private onUnfragmented(
+    packet: Buffer,
+    p: Ipv6Packet,
+    srcMac: Buffer,
+    forUs: boolean,
+    checksumPartial: boolean,
+  ): void {
+    if (p.protocol === NEXT_ICMPV6) {
+      this.onIcmpv6(packet, p, forUs, srcMac);
+      return;
+    }
+    if (p.protocol !== NEXT_TCP && p.protocol !== NEXT_UDP) {
       this.refuse(packet, p, srcMac);
       return;
     }
+    if (isLinkLocal6(p.dst) && !forUs) {
+      this.refuse(packet, p, srcMac);
+      return;
+    }
+    const upper = this.upper;
+    if (!upper || !this.sourceAllowed(p, forUs, srcMac)) return;
+    const header: Ipv6Header = {
+      src: this.srcText(p.src),
+      dst: this.dstText(p.dst),
+      owner: srcMac.toString("hex", 0, 6),
+      raw: packet.subarray(0, p.headerLength + p.payload.length),
+    };
+    // A partial checksum (guest offload) is vouched for by the guest's kernel, as for IPv4.
+    const verify = this.verify && !checksumPartial;
+    const sum = addressSum6(p.src, p.dst);
+    if (p.protocol === NEXT_TCP) {
+      upper.tcp.onSegment(header, parseTcpWith(p.payload, sum, { verifyChecksum: verify }));
+      return;
+    }
+    // The checksum is mandatory over IPv6 (RFC 8200 §8.1).
+    const udp = parseUdpWith(p.payload, sum, { verifyChecksum: verify, checksumRequired: true });
+    upper.udp.onDatagram(header, udp);
+  }
+
+  /**
+   * A guest's TCP or UDP source: one of its own global addresses (a link-local one only to the
+   * router's link-local address), never the router's, never one another MAC holds.
+   */
+  private sourceAllowed(p: Ipv6Packet, forUs: boolean, srcMac: Buffer): boolean {
+    const src = p.src;
+    if (isUnspecified6(src)) {
+      this.drops.count("ipv6-src-unspecified");
+      return false;
+    }
+    if (
+      isLinkLocal6(src)
+        ? !(forUs && isLinkLocal6(p.dst))
+        : !src.subarray(0, 8).equals(this.prefix.subarray(0, 8))
+    ) {
+      this.drops.count("ipv6-src-not-in-prefix");
+      return false;
+    }
+    if (this.isOwn(src)) {
+      this.drops.count("ipv6-src-router");
+      return false;
+    }
+    if (!this.neighbours.admit(this.srcText(src), srcMac, this.clock.now())) {
+      this.drops.count("ipv6-src-spoofed");
+      return false;
+    }
+    this.counters.neighbours = this.neighbours.size;
+    return true;
+  }
+
+  private onIcmpv6(packet: Buffer, p: Ipv6Packet, forUs: boolean, srcMac: Buffer): void {
     const m = parseIcmpv6(p.payload, p.src, p.dst, this.verify);
     switch (m.type) {
       case ND_NEIGHBOR_SOLICIT:
@@ -253,8 +416,12 @@ export class Ipv6Interface {
         this.drops.count("ndp-router-advert-from-guest");
         return;
       case ICMPV6_ECHO_REQUEST:
-        if (!forUs) {
+        if (isMulticast6(p.dst)) {
           this.drops.count("ipv6-echo-multicast");
+          return;
+        }
+        if (!forUs) {
+          this.refuse(packet, p, srcMac);
           return;
         }
         this.counters.echoAnswered++;
@@ -263,6 +430,104 @@ export class Ipv6Interface {
       default:
         this.drops.count(`icmpv6-type-${m.type < 128 ? "error" : "other"}`);
     }
+  }
+
+  private isOwn(a: Buffer): boolean {
+    return a.equals(this.gateway) || a.equals(this.host) || a.equals(this.linkLocal);
+  }
+
+  private srcText(a: Buffer): string {
+    if (!a.equals(this.lastSrc)) {
+      a.copy(this.lastSrc);
+      this.lastSrcText = ipv6ToString(a);
+    }
+    return this.lastSrcText;
+  }
+
+  private dstText(a: Buffer): string {
+    if (!a.equals(this.lastDst)) {
+      a.copy(this.lastDst);
+      this.lastDstText = ipv6ToString(a);
+    }
+    return this.lastDstText;
+  }
+
+  /** The bytes of an address the transport layers name by text. */
+  private bytes(text: string): Buffer {
+    let b = this.parsed.get(text);
+    if (!b) {
+      b = parseIpv6Address(text) ?? Buffer.alloc(16);
+      if (this.parsed.size >= MAX_PARSED) this.parsed.clear();
+      this.parsed.set(text, b);
+    }
+    return b;
+  }
+
+  // ---- Output (IpOutput) -----------------------------------------------------------------
+
+  sendTcp(
+    src: string,
+    dst: string,
+    fields: TcpEmitFields,
+    payload: Buffer | undefined,
+    segmentSize?: number,
+  ): void {
+    const dstMac = this.neighbours.lookup(dst);
+    if (!dstMac) {
+      this.drops.count("tx-no-neighbour");
+      return;
+    }
+    const route = { srcMac: this.gatewayMac, dstMac, src: this.bytes(src), dst: this.bytes(dst) };
+    const offload = this.link.transport?.offload;
+    if (!offload?.csum) {
+      this.link.send(tcp6Frame(route, fields, payload));
+      return;
+    }
+    // Checksum offload: the kernel finishes the checksum (and cuts a super-segment when TSO).
+    const meta: FrameMeta = {
+      checksumPartial: true,
+      csumStart: TCP6_FRAME_L4_OFFSET,
+      csumOffset: TCP_CHECKSUM_OFFSET,
+    };
+    if (offload.tso && segmentSize !== undefined && payload && payload.length > segmentSize) {
+      meta.gsoSize = segmentSize;
+    }
+    this.link.send(tcp6Frame(route, fields, payload, true), meta);
+  }
+
+  sendUdp(src: string, dst: string, srcPort: number, dstPort: number, payload: Buffer): void {
+    const dstMac = this.neighbours.lookup(dst);
+    if (!dstMac) {
+      this.drops.count("tx-no-neighbour");
+      return;
+    }
+    const route = { srcMac: this.gatewayMac, dstMac, src: this.bytes(src), dst: this.bytes(dst) };
+    const nextId = () => {
+      this.fragmentId = (this.fragmentId + 1) >>> 0;
+      return this.fragmentId;
+    };
+    for (const f of udp6Frames(route, srcPort, dstPort, payload, this.mtu, nextId)) this.link.send(f);
+  }
+
+  sendUnreachable(src: string, dst: string, why: Unreachable, original: Buffer): void {
+    const dstMac = this.neighbours.lookup(dst);
+    if (!dstMac) return;
+    this.send(
+      dstMac,
+      emitIcmpv6Error(
+        this.bytes(src),
+        this.bytes(dst),
+        ICMPV6_DEST_UNREACHABLE,
+        UNREACHABLE_CODE[why],
+        original,
+      ),
+    );
+  }
+
+  quote(packet: IpHeader): Buffer {
+    const raw = (packet as Ipv6Header).raw;
+    // At most what an ICMPv6 error carries (emitIcmpv6Error cuts it there too), in a buffer of its own.
+    return Buffer.from(raw.subarray(0, Math.min(raw.length, 1280 - 48)));
   }
 
   private onNeighborSolicit(src: Buffer, hopLimit: number, body: Buffer, srcMac: Buffer): void {
@@ -363,19 +628,19 @@ export class Ipv6Interface {
     this.send(dstMac, emitIcmpv6Packet(this.linkLocal, dst, ND_ROUTER_ADVERT, 0, body));
   }
 
-  /** A flow the router cannot carry: "no route", quoting it, so the guest gives up at once. */
-  private refuse(packet: Buffer, p: ReturnType<typeof parseIpv6>, srcMac: Buffer): void {
+  /** A packet the router cannot carry: "no route", quoting it, so the guest gives up at once. */
+  private refuse(packet: Buffer, p: Ipv6Packet, srcMac: Buffer): void {
     if (isUnspecified6(p.src) || isMulticast6(p.dst)) {
       this.drops.count("ipv6-unroutable");
       return;
     }
     this.counters.refusedNoRoute++;
     this.drops.count(
-      p.protocol === NEXT_TCP
-        ? "ipv6-tcp-no-nat"
-        : p.protocol === NEXT_UDP
-          ? "ipv6-udp-no-nat"
-          : "ipv6-no-nat",
+      p.protocol === NEXT_TCP || p.protocol === NEXT_UDP
+        ? "ipv6-link-local-destination"
+        : p.protocol === NEXT_ICMPV6
+          ? "ipv6-echo-not-relayed"
+          : "ipv6-protocol-not-carried",
     );
     // From the gateway's address in the guest's scope: link-local answers link-local.
     const from = isLinkLocal6(p.src) ? this.linkLocal : this.gateway;
@@ -391,75 +656,16 @@ export class Ipv6Interface {
     );
   }
 
-  /**
-   * UDP to the router's addresses: what the stack's policy serves in-process (DNS on the
-   * gateway), else "port unreachable". No NAT over IPv6 yet, so nothing goes to a host socket.
-   */
-  private onUdp(
-    packet: Buffer,
-    p: ReturnType<typeof parseIpv6>,
-    srcMac: Buffer,
-    checksumPartial: boolean,
-  ): void {
-    const u = p.payload;
-    if (u.length < 8 || u.readUInt16BE(4) < 8 || u.readUInt16BE(4) > u.length) {
-      this.drops.count("udp6-truncated");
-      return;
-    }
-    const datagram = u.subarray(0, u.readUInt16BE(4));
-    // The checksum is mandatory over IPv6 (RFC 8200 §8.1).
-    if (
-      this.verify &&
-      !checksumPartial &&
-      finish(
-        pseudoHeaderSum6(p.src, p.dst, NEXT_UDP, datagram.length) + sum16(datagram, 0, datagram.length),
-      ) !== 0
-    ) {
-      this.drops.count("udp6-checksum");
-      return;
-    }
-    const flow: FlowInfo = {
-      protocol: "udp",
-      guestIp: ipv6ToString(p.src),
-      guestPort: datagram.readUInt16BE(0),
-      dstIp: ipv6ToString(p.dst),
-      dstPort: datagram.readUInt16BE(2),
-    };
-    const decision = this.policy?.udp?.(flow);
-    if (decision?.action !== "handle") {
-      this.drops.count("udp6-port-unreachable");
-      this.send(
-        srcMac,
-        emitIcmpv6Error(
-          p.dst,
-          p.src,
-          ICMPV6_DEST_UNREACHABLE,
-          UNREACH_PORT,
-          packet.subarray(0, p.headerLength + p.payload.length),
-        ),
-      );
-      return;
-    }
-    const src = Buffer.from(p.src);
-    const dst = Buffer.from(p.dst);
-    decision.handler(Buffer.from(datagram.subarray(8)), flow, (data) => {
-      if (this.stopped) return;
-      this.send(srcMac, udp6Packet(dst, src, flow.dstPort, flow.guestPort, data));
-    });
-  }
-
+  /** What ND says of a guest address, under the same guard as its packets. */
   private learn(address: Buffer, mac: Buffer): void {
-    const key = address.toString("hex");
-    if (this.own.has(key)) {
+    if (this.isOwn(address)) {
       this.drops.count("ndp-claims-router-address");
       return;
     }
-    if (!this.neighbours.has(key) && this.neighbours.size >= MAX_NEIGHBOURS) {
-      const oldest = this.neighbours.keys().next().value;
-      if (oldest !== undefined) this.neighbours.delete(oldest);
+    if (!this.neighbours.admit(ipv6ToString(address), mac, this.clock.now())) {
+      this.drops.count("ndp-claims-guest-address");
+      return;
     }
-    this.neighbours.delete(key);
-    this.neighbours.set(key, Buffer.from(mac));
     this.counters.neighbours = this.neighbours.size;
   }
 
@@ -469,21 +675,4 @@ export class Ipv6Interface {
     packet.copy(frame, ETH_HEADER_LEN);
     this.link.send(frame);
   }
-}
-
-/** An IPv6 packet carrying one UDP datagram, checksum filled. */
-function udp6Packet(src: Buffer, dst: Buffer, srcPort: number, dstPort: number, data: Buffer): Buffer {
-  const length = 8 + data.length;
-  const packet = Buffer.alloc(IPV6_HEADER_LEN + length);
-  emitIpv6Header(packet, 0, { src, dst, protocol: NEXT_UDP, payloadLength: length, hopLimit: 64 });
-  packet.writeUInt16BE(srcPort, IPV6_HEADER_LEN);
-  packet.writeUInt16BE(dstPort, IPV6_HEADER_LEN + 2);
-  packet.writeUInt16BE(length, IPV6_HEADER_LEN + 4);
-  data.copy(packet, IPV6_HEADER_LEN + 8);
-  const sum = finish(
-    pseudoHeaderSum6(src, dst, NEXT_UDP, length) + sum16(packet, IPV6_HEADER_LEN, packet.length),
-  );
-  // A computed zero is sent as 0xffff: zero means "no checksum", which IPv6 forbids.
-  packet.writeUInt16BE(sum === 0 ? 0xffff : sum, IPV6_HEADER_LEN + 6);
-  return packet;
 }

@@ -12,7 +12,7 @@ export interface BufferBudgetOptions {
 }
 
 /** The byte budget of guests' TCP buffers: a grant is taken per flow and each way. */
-export class BufferBudget extends KeyedBudget<number> {
+export class BufferBudget extends KeyedBudget<number | string> {
   constructor(o: BufferBudgetOptions = {}) {
     super(o.perGuestBytes ?? 128 * 1024 * 1024, o.totalBytes ?? 256 * 1024 * 1024);
   }
@@ -31,8 +31,8 @@ export class BufferBudget extends KeyedBudget<number> {
 }
 
 /** A guest's share of a table, so one guest cannot fill it alone. */
-export class GuestShares extends KeyedBudget<number> {
-  full(guest: number): boolean {
+export class GuestShares extends KeyedBudget<number | string> {
+  full(guest: number | string): boolean {
     return this.available(guest) < 1;
   }
 }

@@ -17,18 +17,19 @@ import {
   type ConnectionOptions,
 } from "../tcp/connection.js";
 import { closeError, type StreamOwner, TcpStream } from "../tcp/stream.js";
-import { ipv4ToString } from "../wire/address.js";
-import { ICMP_CODE_HOST_UNREACHABLE, ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
+import { formatEndpoint, type IpAddr } from "../wire/ip-addr.js";
 import { resetFor, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
 import type { BufferBudget } from "./budget.js";
 
 export interface FlowIds {
   key: string;
-  guestIp: number;
+  guestIp: IpAddr;
   guestPort: number;
   /** The stack's side: the address and port the guest talks to. */
-  localIp: number;
+  localIp: IpAddr;
   localPort: number;
+  /** Whose shares and buffer budget the flow is charged to (see `IpHeader.owner`). */
+  owner: IpAddr;
 }
 
 /** Receive and send buffer bytes granted from the budget. */
@@ -66,7 +67,7 @@ export interface TcpFlowContext {
   readonly connectTimeoutMs: number;
   /** Host sockets' keepalive delay (0: off). */
   readonly hostKeepAliveMs: number;
-  connectionOptions(grants: Grants): ConnectionOptions;
+  connectionOptions(grants: Grants, ids: FlowIds): ConnectionOptions;
   /** Marks the flow for the end-of-batch flush (coalesced ACKs, uncork, timer). */
   touch(flow: TcpFlow): void;
   /** The flow is gone (called once): the table forgets it. */
@@ -171,7 +172,7 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
         () =>
           flow.guard(() =>
             flow.abort(
-              new DialError("timeout", `connect to ${ipv4ToString(ids.guestIp)}:${ids.guestPort} timed out`),
+              new DialError("timeout", `connect to ${formatEndpoint(ids.guestIp, ids.guestPort)} timed out`),
             ),
           ),
         timeoutMs,
@@ -184,7 +185,12 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
       };
       flow.guard(() => {
         flow.openStream();
-        flow.conn = Connection.connect(ids.localPort, ids.guestPort, ctx.connectionOptions(grants), flow);
+        flow.conn = Connection.connect(
+          ids.localPort,
+          ids.guestPort,
+          ctx.connectionOptions(grants, ids),
+          flow,
+        );
         flow.started();
       });
     });
@@ -244,11 +250,13 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
       return;
     }
     ctx.counters.timedOut++;
-    const code =
+    const why =
       err.code === "ETIMEDOUT" || err.code === "EHOSTUNREACH"
-        ? ICMP_CODE_HOST_UNREACHABLE
-        : ICMP_CODE_PORT_UNREACHABLE;
-    ctx.out.sendUnreachable(ids.localIp, ids.guestIp, code, icmpQuote);
+        ? "host"
+        : err.code === "ENETUNREACH"
+          ? "net"
+          : "port";
+    ctx.out.sendUnreachable(ids.localIp, ids.guestIp, why, icmpQuote);
   }
 
   private endConnecting(): void {
@@ -266,7 +274,7 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   /** Creates the stream and the connection for a guest SYN, and answers SYN-ACK. */
   private accept(syn: TcpSegment): void {
     this.openStream();
-    this.conn = Connection.accept(syn, this.ctx.connectionOptions(this.grants), this);
+    this.conn = Connection.accept(syn, this.ctx.connectionOptions(this.grants, this.ids), this);
     this.started();
   }
 
@@ -335,7 +343,7 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
    */
   private growGrants(conn: Connection): void {
     const { budget, maxBuffer, clock } = this.ctx;
-    const guest = this.ids.guestIp;
+    const guest = this.ids.owner;
     const now = clock.now();
     if (now - this.rxPeriodStart > GROWTH_PERIOD_MS) {
       this.rxPeriodStart = now;
@@ -522,7 +530,7 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   }
 
   private giveBackGrants(): void {
-    this.ctx.budget.give(this.ids.guestIp, this.grants.rx + this.grants.tx);
+    this.ctx.budget.give(this.ids.owner, this.grants.rx + this.grants.tx);
     this.grants.rx = 0;
     this.grants.tx = 0;
   }
@@ -563,6 +571,6 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
 
   describe(): string {
     const { guestIp, guestPort, localIp, localPort } = this.ids;
-    return `${ipv4ToString(guestIp)}:${guestPort} ${this.kind} ${ipv4ToString(localIp)}:${localPort}`;
+    return `${formatEndpoint(guestIp, guestPort)} ${this.kind} ${formatEndpoint(localIp, localPort)}`;
   }
 }

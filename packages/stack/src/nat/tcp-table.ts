@@ -9,14 +9,13 @@ import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters, FlowEntry } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
-import type { IpOutput } from "../iface/ip-output.js";
+import type { IpHeader, IpOutput } from "../iface/ip-output.js";
 import type { ConnectionOptions } from "../tcp/connection.js";
 import type { TcpStream } from "../tcp/stream.js";
-import { ipv4ToString } from "../wire/address.js";
-import { type Ipv4Packet, icmpQuote } from "../wire/ipv4.js";
+import { formatEndpoint, formatIp, type IpAddr } from "../wire/ip-addr.js";
 import { resetFor, TCP_ACK, TCP_RST, TCP_SYN, type TcpSegment } from "../wire/tcp.js";
 import { BufferBudget, type BufferBudgetOptions, GuestShares } from "./budget.js";
-import { hostTarget } from "./host-map.js";
+import type { AddressMap } from "./host-map.js";
 import { type FlowIds, type Grants, type TcpCounters, TcpFlow, type TcpFlowContext } from "./tcp-flow.js";
 
 export interface TcpOptions {
@@ -64,7 +63,7 @@ export interface TcpOptions {
 /** @deprecated renamed TcpOptions */
 export type TcpLayerOptions = TcpOptions;
 
-const flowKey = (guestIp: number, guestPort: number, localIp: number, localPort: number) =>
+const flowKey = (guestIp: IpAddr, guestPort: number, localIp: IpAddr, localPort: number) =>
   `${guestIp}:${guestPort}>${localIp}:${localPort}`;
 
 export class TcpFlowTable implements TcpFlowContext {
@@ -103,6 +102,7 @@ export class TcpFlowTable implements TcpFlowContext {
 
   constructor(
     private readonly cfg: ResolvedNetwork,
+    private readonly addresses: AddressMap,
     readonly out: IpOutput,
     readonly drops: DropCounters,
     readonly clock: Clock,
@@ -162,7 +162,7 @@ export class TcpFlowTable implements TcpFlowContext {
 
   // ---- Segments from guests ---------------------------------------------------------------
 
-  onSegment(ip: Ipv4Packet, seg: TcpSegment): void {
+  onSegment(ip: IpHeader, seg: TcpSegment): void {
     const key = flowKey(ip.src, seg.srcPort, ip.dst, seg.dstPort);
     const flow = this.flows.get(key);
     if (flow?.conn?.isTimeWait && seg.flags & TCP_SYN && !(seg.flags & TCP_ACK)) {
@@ -187,8 +187,8 @@ export class TcpFlowTable implements TcpFlowContext {
   }
 
   /** A guest SYN for a new flow: every check that may refuse it, then the flow. */
-  private admit(ip: Ipv4Packet, seg: TcpSegment, key: string): void {
-    const guest = ip.src;
+  private admit(ip: IpHeader, seg: TcpSegment, key: string): void {
+    const guest = ip.owner ?? ip.src;
     const refuse = (reason: string) => {
       this.drops.count(reason);
       this.sendResetFor(ip, seg);
@@ -207,9 +207,9 @@ export class TcpFlowTable implements TcpFlowContext {
     }
     const info: FlowInfo = {
       protocol: "tcp",
-      guestIp: ipv4ToString(guest),
+      guestIp: formatIp(ip.src),
       guestPort: seg.srcPort,
-      dstIp: ipv4ToString(ip.dst),
+      dstIp: formatIp(ip.dst),
       dstPort: seg.dstPort,
     };
     const decision = this.decide(ip.dst, info);
@@ -221,7 +221,7 @@ export class TcpFlowTable implements TcpFlowContext {
     if (decision.action === "nat") {
       const verdict = this.egress.check({
         protocol: "tcp",
-        guestIp: guest,
+        guestIp: ip.src,
         guestPort: seg.srcPort,
         dstIp: ip.dst,
         dstPort: seg.dstPort,
@@ -246,10 +246,11 @@ export class TcpFlowTable implements TcpFlowContext {
     }
     const ids: FlowIds = {
       key,
-      guestIp: guest,
+      guestIp: ip.src,
       guestPort: seg.srcPort,
       localIp: ip.dst,
       localPort: seg.dstPort,
+      owner: guest,
     };
     if (decision.action === "handle") {
       const handled = TcpFlow.handled(this, ids, grants, seg, decision.handler, info);
@@ -266,17 +267,17 @@ export class TcpFlowTable implements TcpFlowContext {
       ids,
       grants,
       syn,
-      icmpQuote(ip),
-      decision.host ?? hostTarget(this.cfg, ip.dst),
+      this.out.quote(ip),
+      decision.host ?? this.addresses.target(ip.dst),
       decision.port ?? seg.dstPort,
     );
     if (decision.service) flow.service = decision.service;
     this.insert(flow, true);
   }
 
-  private decide(dst: number, flow: FlowInfo): TcpDecision {
+  private decide(dst: IpAddr, flow: FlowInfo): TcpDecision {
     try {
-      return this.policy?.tcp?.(flow) ?? defaultDecision(dst === this.cfg.gateway);
+      return this.policy?.tcp?.(flow) ?? defaultDecision(this.addresses.isGateway(dst));
     } catch (err) {
       // A policy that throws refuses this flow only.
       this.counters.internalErrors++;
@@ -288,7 +289,7 @@ export class TcpFlowTable implements TcpFlowContext {
     }
   }
 
-  private takeGrants(guest: number): Grants | undefined {
+  private takeGrants(guest: IpAddr): Grants | undefined {
     const want = Math.min(this.o.initialBuffer, this.maxBuffer);
     const min = Math.min(this.o.minBuffer, want);
     const rx = this.budget.take(guest, want, min);
@@ -309,17 +310,19 @@ export class TcpFlowTable implements TcpFlowContext {
     this.log.debug({ flow: flow.describe(), service: flow.service }, "tcp flow opened");
     if (guestInitiated) {
       flow.countedInShare = true;
-      this.shares.take(flow.ids.guestIp);
+      this.shares.take(flow.ids.owner);
     }
   }
 
   // ---- TcpFlowContext ---------------------------------------------------------------------
 
-  connectionOptions(grants: Grants): ConnectionOptions {
+  connectionOptions(grants: Grants, ids: FlowIds): ConnectionOptions {
+    // The MTU less the IP and TCP headers: 20 + 20 over IPv4, 40 + 20 over IPv6.
+    const headers = typeof ids.guestIp === "number" ? 40 : 60;
     const options: ConnectionOptions = {
       clock: this.clock,
       random: this.random,
-      mss: this.cfg.mtu - 40,
+      mss: this.cfg.mtu - headers,
       receiveBuffer: grants.rx,
       sendBuffer: grants.tx,
       timeWaitMs: this.o.timeWaitMs,
@@ -357,13 +360,13 @@ export class TcpFlowTable implements TcpFlowContext {
     this.toFlush.delete(flow);
     if (flow.countedInShare) {
       flow.countedInShare = false;
-      this.shares.give(flow.ids.guestIp);
+      this.shares.give(flow.ids.owner);
     }
   }
 
   connectSettled(flow: TcpFlow): void {
     this.pending--;
-    this.pendingShares.give(flow.ids.guestIp);
+    this.pendingShares.give(flow.ids.owner);
   }
 
   timeWait(flow: TcpFlow): void {
@@ -372,9 +375,9 @@ export class TcpFlowTable implements TcpFlowContext {
   }
 
   /** Frees the oldest TIME-WAIT connection (of `guest`, if given); false if there is none. */
-  private reclaimTimeWait(guest?: number): boolean {
+  private reclaimTimeWait(guest?: IpAddr): boolean {
     for (const flow of this.timeWaits) {
-      if (guest !== undefined && flow.ids.guestIp !== guest) continue;
+      if (guest !== undefined && flow.ids.owner !== guest) continue;
       this.timeWaits.delete(flow);
       this.counters.timeWaitReclaimed++;
       flow.abort(); // no RST: the connection is closed already
@@ -392,9 +395,10 @@ export class TcpFlowTable implements TcpFlowContext {
   // ---- Dialling into guests ---------------------------------------------------------------
 
   /** Dials into a guest: the stack is the client, from the host address. */
-  async connect(guestIp: number, port: number, timeoutMs = 10_000, service = "dial"): Promise<TcpStream> {
+  async connect(guestIp: IpAddr, port: number, timeoutMs = 10_000, service = "dial"): Promise<TcpStream> {
     if (this.closing) throw new DialError("closed", "stack is closed");
-    const localIp = this.cfg.hostAddress;
+    const localIp = this.addresses.hostAddressFor(guestIp);
+    if (localIp === undefined) throw new DialError("unreachable", "IPv6 is off");
     const localPort = this.allocatePort(guestIp, port, localIp);
     if (localPort === undefined) throw new DialError("unreachable", "no free local port");
     const grants = this.takeGrants(guestIp);
@@ -405,6 +409,7 @@ export class TcpFlowTable implements TcpFlowContext {
       guestPort: port,
       localIp,
       localPort,
+      owner: guestIp,
     };
     const { flow, established } = TcpFlow.dial(this, ids, grants, timeoutMs);
     flow.service = service;
@@ -415,7 +420,7 @@ export class TcpFlowTable implements TcpFlowContext {
     return stream;
   }
 
-  private allocatePort(guestIp: number, port: number, localIp: number): number | undefined {
+  private allocatePort(guestIp: IpAddr, port: number, localIp: IpAddr): number | undefined {
     for (let i = 0; i < 16384; i++) {
       const p = this.nextEphemeral;
       this.nextEphemeral = p >= 65535 ? 49152 : p + 1;
@@ -426,7 +431,7 @@ export class TcpFlowTable implements TcpFlowContext {
 
   // ---- Answers without a flow ---------------------------------------------------------------
 
-  private sendResetFor(ip: Ipv4Packet, seg: TcpSegment): void {
+  private sendResetFor(ip: IpHeader, seg: TcpSegment): void {
     this.out.sendTcp(ip.dst, ip.src, resetFor(seg), undefined);
   }
 
@@ -439,8 +444,8 @@ export class TcpFlowTable implements TcpFlowContext {
       const { guestIp, guestPort, localIp, localPort } = f.ids;
       out.push({
         protocol: "tcp",
-        guest: `${ipv4ToString(guestIp)}:${guestPort}`,
-        remote: `${ipv4ToString(localIp)}:${localPort}`,
+        guest: formatEndpoint(guestIp, guestPort),
+        remote: formatEndpoint(localIp, localPort),
         direction: f.kind === "dialled" ? "inbound" : "outbound",
         state: f.conn ? f.conn.state : "CONNECTING-HOST",
         service: f.service,

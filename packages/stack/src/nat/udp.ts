@@ -9,17 +9,14 @@ import dgram from "node:dgram";
 import { isIP } from "node:net";
 import type { Clock, Logger, Timer } from "@desktopd/core";
 import { defaultDecision, type FlowInfo, type FlowPolicy, type UdpDecision } from "@desktopd/core";
-import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters, FlowEntry } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
-import type { IpOutput } from "../iface/ip-output.js";
-import { ipv4ToString } from "../wire/address.js";
-import { ICMP_CODE_ADMIN_PROHIBITED, ICMP_CODE_PORT_UNREACHABLE } from "../wire/icmpv4.js";
-import { type Ipv4Packet, icmpQuote } from "../wire/ipv4.js";
+import type { IpHeader, IpOutput } from "../iface/ip-output.js";
+import { formatEndpoint, formatIp, type IpAddr } from "../wire/ip-addr.js";
 import type { UdpDatagram } from "../wire/udp.js";
 import { GuestShares } from "./budget.js";
-import { guestSource, hostTarget } from "./host-map.js";
+import type { AddressMap } from "./host-map.js";
 
 export interface UdpOptions {
   /** A flow that has only seen the guest's datagrams is closed after this long idle (default 120 s). */
@@ -39,8 +36,10 @@ export type UdpLayerOptions = UdpOptions;
 
 interface UdpFlow {
   key: string;
-  guestIp: number;
+  guestIp: IpAddr;
   guestPort: number;
+  /** Whose share the flow counts in (see `IpHeader.owner`). */
+  owner: IpAddr;
   socket: dgram.Socket;
   lastActive: number;
   openedAt: number;
@@ -48,7 +47,7 @@ interface UdpFlow {
   service: string;
   /** A reply came back: the longer stream timeout applies. */
   replied: boolean;
-  /** Host-side "address:port" the guest sent to → the egress generation it was allowed under. */
+  /** Host-side endpoints the guest sent to (`remoteKey`) → the egress generation it was allowed under. */
   remotes: Map<string, number>;
   bytesFromGuest: number;
   bytesToGuest: number;
@@ -66,7 +65,7 @@ export interface GuestUdpSocket {
 
 /** A socket dialled into a guest: only datagrams from that guest endpoint reach its handler. */
 interface DialledUdp {
-  guestIp: number;
+  guestIp: IpAddr;
   guestPort: number;
   localPort: number;
   service: string;
@@ -77,7 +76,11 @@ interface DialledUdp {
   handler?: (data: Buffer) => void;
 }
 
-const flowKey = (guestIp: number, guestPort: number) => `${guestIp}:${guestPort}`;
+const flowKey = (guestIp: IpAddr, guestPort: number) => `${guestIp}:${guestPort}`;
+
+/** A host-side endpoint as the reply filter keys it; "*" stands for a host named by a policy. */
+const remoteKey = (host: string, port: number) =>
+  host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 
 export class UdpNat {
   private readonly flows = new Map<string, UdpFlow>();
@@ -94,7 +97,7 @@ export class UdpNat {
   private closed = false;
 
   constructor(
-    private readonly cfg: ResolvedNetwork,
+    private readonly addresses: AddressMap,
     private readonly out: IpOutput,
     private readonly drops: DropCounters,
     private readonly clock: Clock,
@@ -114,9 +117,9 @@ export class UdpNat {
     return this.flows.size;
   }
 
-  onDatagram(ip: Ipv4Packet, udp: UdpDatagram): void {
+  onDatagram(ip: IpHeader, udp: UdpDatagram): void {
     this.counters.datagramsIn++;
-    if (ip.dst === this.cfg.hostAddress) {
+    if (ip.dst === this.addresses.hostAddressFor(ip.src)) {
       const d = this.dialled.get(udp.dstPort);
       if (d && d.guestIp === ip.src && d.guestPort === udp.srcPort) {
         d.lastActive = this.clock.now();
@@ -131,15 +134,15 @@ export class UdpNat {
     }
     const flow: FlowInfo = {
       protocol: "udp",
-      guestIp: ipv4ToString(ip.src),
+      guestIp: formatIp(ip.src),
       guestPort: udp.srcPort,
-      dstIp: ipv4ToString(ip.dst),
+      dstIp: formatIp(ip.dst),
       dstPort: udp.dstPort,
     };
     const decision = this.decide(ip.dst, flow);
     if (decision.action === "reject") {
       this.drops.count("udp-rejected");
-      this.out.sendUnreachable(ip.dst, ip.src, ICMP_CODE_PORT_UNREACHABLE, icmpQuote(ip));
+      this.out.sendUnreachable(ip.dst, ip.src, "port", this.out.quote(ip));
       return;
     }
     if (decision.action === "handle") {
@@ -154,10 +157,10 @@ export class UdpNat {
       return;
     }
     if (this.closed) return;
-    const host = decision.host ?? hostTarget(this.cfg, ip.dst);
+    const host = decision.host ?? this.addresses.target(ip.dst);
     const port = decision.port ?? udp.dstPort;
     // A policy may name the target host by name: its replies are then matched by port alone.
-    const remote = `${decision.host === undefined || isIP(host) ? host : "*"}:${port}`;
+    const remote = remoteKey(decision.host === undefined || isIP(host) ? host : "*", port);
     // Egress is checked once per remote (again after the rules change), before any host socket exists.
     const generation = this.egress.generation;
     const known = this.flows.get(flowKey(ip.src, udp.srcPort));
@@ -167,7 +170,7 @@ export class UdpNat {
       known?.remotes.delete(remote);
       return;
     }
-    const f = known ?? this.flowFor(ip.src, udp.srcPort);
+    const f = known ?? this.flowFor(ip.src, udp.srcPort, ip.owner ?? ip.src);
     if (decision.service) f.service = decision.service;
     if (!allowed) {
       // Remembered for filtering the replies; the oldest remote goes beyond the bound.
@@ -190,7 +193,7 @@ export class UdpNat {
   }
 
   /** Whether the egress policy refuses this datagram; if so the guest is told (ICMP). */
-  private refused(ip: Ipv4Packet, udp: UdpDatagram): boolean {
+  private refused(ip: IpHeader, udp: UdpDatagram): boolean {
     const verdict = this.egress.check({
       protocol: "udp",
       guestIp: ip.src,
@@ -200,13 +203,15 @@ export class UdpNat {
     });
     if (verdict.allowed) return false;
     this.drops.count("udp-egress-denied");
-    this.out.sendUnreachable(ip.dst, ip.src, ICMP_CODE_ADMIN_PROHIBITED, icmpQuote(ip));
+    this.out.sendUnreachable(ip.dst, ip.src, "admin", this.out.quote(ip));
     return true;
   }
 
   /** Opens a UDP socket into a guest, from the host address (the UDP side of port forwarding). */
-  dial(guestIp: number, guestPort: number, service = "dial"): GuestUdpSocket {
+  dial(guestIp: IpAddr, guestPort: number, service = "dial"): GuestUdpSocket {
     if (this.closed) throw new DialError("closed", "stack is closed");
+    const localIp = this.addresses.hostAddressFor(guestIp);
+    if (localIp === undefined) throw new DialError("unreachable", "IPv6 is off");
     let localPort = 0;
     for (let i = 0; i < 16384 && localPort === 0; i++) {
       const p = this.nextDialPort;
@@ -233,7 +238,7 @@ export class UdpNat {
         this.counters.datagramsOut++;
         entry.lastActive = this.clock.now();
         entry.bytesToGuest += data.length;
-        this.out.sendUdp(this.cfg.hostAddress, guestIp, localPort, guestPort, data);
+        this.out.sendUdp(localIp, guestIp, localPort, guestPort, data);
       },
       onMessage: (handler) => {
         entry.handler = handler;
@@ -244,9 +249,9 @@ export class UdpNat {
     };
   }
 
-  private decide(dst: number, flow: FlowInfo): UdpDecision {
+  private decide(dst: IpAddr, flow: FlowInfo): UdpDecision {
     try {
-      return this.policy?.udp?.(flow) ?? defaultDecision(dst === this.cfg.gateway);
+      return this.policy?.udp?.(flow) ?? defaultDecision(this.addresses.isGateway(dst));
     } catch (err) {
       this.log.error(
         { err: (err as Error)?.stack ?? String(err), flow },
@@ -266,12 +271,12 @@ export class UdpNat {
     }
   }
 
-  private flowFor(guestIp: number, guestPort: number): UdpFlow {
+  private flowFor(guestIp: IpAddr, guestPort: number, owner: IpAddr): UdpFlow {
     const key = flowKey(guestIp, guestPort);
     const existing = this.flows.get(key);
     if (existing) return existing;
-    if (this.shares.full(guestIp)) {
-      const own = this.oldestOf(guestIp);
+    if (this.shares.full(owner)) {
+      const own = this.oldestOf(owner);
       if (own) {
         this.drops.count("udp-guest-share-evicted");
         this.closeFlow(own);
@@ -284,11 +289,14 @@ export class UdpNat {
         this.closeFlow(oldest);
       }
     }
-    const socket = dgram.createSocket("udp4");
+    const v6 = typeof guestIp === "string";
+    // An IPv6 flow's socket takes IPv6 peers only: an IPv4-mapped peer is not a way to IPv4.
+    const socket = dgram.createSocket(v6 ? { type: "udp6", ipv6Only: true } : { type: "udp4" });
     const f: UdpFlow = {
       key,
       guestIp,
       guestPort,
+      owner,
       socket,
       lastActive: this.clock.now(),
       openedAt: this.clock.now(),
@@ -298,9 +306,9 @@ export class UdpNat {
       bytesFromGuest: 0,
       bytesToGuest: 0,
     };
-    this.log.debug({ guest: `${ipv4ToString(guestIp)}:${guestPort}` }, "udp flow opened");
+    this.log.debug({ guest: formatEndpoint(guestIp, guestPort) }, "udp flow opened");
     socket.on("message", (msg, rinfo) => {
-      if (!f.remotes.has(`${rinfo.address}:${rinfo.port}`) && !f.remotes.has(`*:${rinfo.port}`)) {
+      if (!f.remotes.has(remoteKey(rinfo.address, rinfo.port)) && !f.remotes.has(`*:${rinfo.port}`)) {
         this.counters.unsolicited++;
         this.drops.count("udp-unsolicited");
         return;
@@ -309,7 +317,11 @@ export class UdpNat {
       f.replied = true;
       f.bytesToGuest += msg.length;
       this.counters.datagramsOut++;
-      const src = guestSource(this.cfg, rinfo.address, this.cfg.hostAddress);
+      const src = this.addresses.guestSource(rinfo.address, v6);
+      if (src === undefined) {
+        this.drops.count("udp-reply-source");
+        return;
+      }
       this.out.sendUdp(src, guestIp, rinfo.port, guestPort, msg);
     });
     socket.on("error", (err) => {
@@ -320,14 +332,14 @@ export class UdpNat {
     });
     socket.bind(0);
     this.flows.set(key, f);
-    this.shares.take(guestIp);
+    this.shares.take(owner);
     this.counters.opened++;
     this.armSweeper();
     return f;
   }
 
-  private oldestOf(guestIp: number): UdpFlow | undefined {
-    for (const f of this.flows.values()) if (f.guestIp === guestIp) return f;
+  private oldestOf(owner: IpAddr): UdpFlow | undefined {
+    for (const f of this.flows.values()) if (f.owner === owner) return f;
     return undefined;
   }
 
@@ -336,14 +348,14 @@ export class UdpNat {
     this.flows.delete(f.key);
     this.log.debug(
       {
-        guest: `${ipv4ToString(f.guestIp)}:${f.guestPort}`,
+        guest: formatEndpoint(f.guestIp, f.guestPort),
         bytesFromGuest: f.bytesFromGuest,
         bytesToGuest: f.bytesToGuest,
         ms: this.clock.now() - f.openedAt,
       },
       "udp flow closed",
     );
-    this.shares.give(f.guestIp);
+    this.shares.give(f.owner);
     try {
       f.socket.close();
     } catch {
@@ -379,7 +391,7 @@ export class UdpNat {
       for (const r of f.remotes.keys()) remote = r;
       out.push({
         protocol: "udp",
-        guest: `${ipv4ToString(f.guestIp)}:${f.guestPort}`,
+        guest: formatEndpoint(f.guestIp, f.guestPort),
         remote,
         direction: "outbound",
         state: f.replied ? "REPLIED" : "OPEN",
@@ -393,8 +405,8 @@ export class UdpNat {
     for (const d of this.dialled.values()) {
       out.push({
         protocol: "udp",
-        guest: `${ipv4ToString(d.guestIp)}:${d.guestPort}`,
-        remote: `${ipv4ToString(this.cfg.hostAddress)}:${d.localPort}`,
+        guest: formatEndpoint(d.guestIp, d.guestPort),
+        remote: formatEndpoint(this.addresses.hostAddressFor(d.guestIp) ?? "", d.localPort),
         direction: "inbound",
         state: d.bytesFromGuest > 0 ? "REPLIED" : "OPEN",
         service: d.service,

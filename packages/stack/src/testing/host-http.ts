@@ -1,6 +1,6 @@
 /**
- * A host HTTP server on 127.0.0.1 (random port) that guests reach through the stack's host
- * address. Routes:
+ * A host HTTP server on 127.0.0.1 (or `host`, e.g. ::1; random port) that guests reach through
+ * the stack's host address. Routes:
  * - `GET /bytes/<size>/<seed>`: `size` seeded pseudo-random bytes (see bytes.ts).
  * - `PUT|POST /upload`: reads the body, answers `<sha256-hex> <byte-count>\n`.
  * - `GET /hello/<id>`: answers `hello <id>\n`.
@@ -17,6 +17,8 @@ export interface HostHttpServerOptions {
   holdUntil?: number;
   /** ...or after this long since the first one arrived. Default 30 000 ms. */
   holdTimeoutMs?: number;
+  /** The address to listen on (default 127.0.0.1). */
+  host?: string;
 }
 
 export interface HostHttpServer {
@@ -96,7 +98,7 @@ export async function startHttpServer(opts: HostHttpServerOptions = {}): Promise
   server.keepAliveTimeout = 1000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
+    server.listen(0, opts.host ?? "127.0.0.1", resolve);
   });
   const port = (server.address() as AddressInfo).port;
   return {
@@ -114,10 +116,10 @@ export async function startHttpServer(opts: HostHttpServerOptions = {}): Promise
   };
 }
 
-/** A port on 127.0.0.1 that nothing listens on (bound once, then released). */
-export async function closedTcpPort(): Promise<number> {
+/** A port on 127.0.0.1 (or `host`) that nothing listens on (bound once, then released). */
+export async function closedTcpPort(host = "127.0.0.1"): Promise<number> {
   const s = createTcpServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => s.listen(0, host, resolve));
   const port = (s.address() as { port: number }).port;
   await new Promise<void>((resolve) => s.close(() => resolve()));
   return port;

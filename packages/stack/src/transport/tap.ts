@@ -60,6 +60,8 @@ const VNET_HDR_LEN = 12;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 const VIRTIO_NET_HDR_GSO_NONE = 0;
 const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
+const VIRTIO_NET_HDR_GSO_TCPV6 = 4;
+const ETHERTYPE_IPV6 = 0x86dd;
 /** Largest frame with offload: a 64 KiB IPv4 packet, its Ethernet header and a VLAN tag. */
 const MAX_OFFLOAD_FRAME = 0xffff + ETH_HEADER_LEN + 4;
 /** One read must hold the largest super-frame the guest can hand us, header included. */
@@ -305,7 +307,7 @@ class Tap implements TapTransport {
     }
     const l4 = meta.csumStart;
     if (meta.gsoSize !== undefined && meta.gsoSize > 0 && l4 !== undefined && l4 + 13 <= frame.length) {
-      h[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+      h[1] = frame.readUInt16BE(12) === ETHERTYPE_IPV6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
       // hdr_len: Ethernet, IP and TCP headers; the TCP data offset is at byte 12 of the TCP header.
       h.writeUInt16LE(l4 + (frame[l4 + 12]! >> 4) * 4, 2);
       h.writeUInt16LE(meta.gsoSize, 4);

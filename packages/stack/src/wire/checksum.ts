@@ -30,3 +30,8 @@ export function checksum(buf: Buffer, start = 0, end = buf.length): number {
 export function pseudoHeaderSum(src: number, dst: number, protocol: number, length: number): number {
   return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + protocol + length;
 }
+
+/** The two addresses of an IPv4 pseudo-header, summed (protocol and length are added by the caller). */
+export function addressSum4(src: number, dst: number): number {
+  return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
+}

@@ -73,6 +73,11 @@ export function parseIpv6(buf: Buffer): Ipv6Packet {
       const word = buf.readUInt16BE(at + 2);
       fragment = { offset: word & 0xfff8, more: (word & 1) === 1, id: buf.readUInt32BE(at + 4) };
       at += 8;
+      // A later fragment's data starts here, whatever its first bytes look like.
+      if (fragment.offset > 0) {
+        next = following;
+        break;
+      }
     } else {
       const length = (buf[at + 1]! + 1) * 8;
       if (at + length > end) throw new WireError("ipv6", "extension-truncated");
@@ -112,6 +117,11 @@ export function emitIpv6Header(
   buf[offset + 7] = h.hopLimit;
   h.src.copy(buf, offset + 8);
   h.dst.copy(buf, offset + 24);
+}
+
+/** The two addresses of an IPv6 pseudo-header, summed (see `parseTcpWith`). */
+export function addressSum6(src: Buffer, dst: Buffer): number {
+  return sum16(src, 0, 16) + sum16(dst, 0, 16);
 }
 
 /** Sum of the IPv6 pseudo-header (RFC 8200 §8.1) for upper-layer checksums. */

@@ -1,10 +1,12 @@
 import type { Now } from "@desktopd/core";
 import { IPV4_HEADER_LEN, type Ipv4Packet } from "./ipv4.js";
+import type { Ipv6Packet } from "./ipv6.js";
 
 /**
- * IPv4 fragment reassembly (RFC 791, with the hole bookkeeping of RFC 815 reduced to a sorted
- * list). Fragments that overlap are never merged: like RFC 5722 for IPv6, the whole datagram is
- * dropped, which shuts out overlap tricks (teardrop, filter evasion) at no cost to honest senders.
+ * Fragment reassembly for IPv4 (RFC 791) and IPv6 (RFC 8200 §4.5), with the hole bookkeeping
+ * of RFC 815 reduced to a sorted list. Fragments that overlap are never merged: as RFC 5722
+ * requires for IPv6, the whole datagram is dropped, which shuts out overlap tricks (teardrop,
+ * filter evasion) at no cost to honest senders.
  */
 export interface ReassemblyOptions {
   clock: Now;
@@ -30,9 +32,25 @@ interface Fragment {
   data: Buffer;
 }
 
-interface Pending {
-  /** Header fields come from the offset-0 fragment, as RFC 791 prescribes. */
-  first?: Ipv4Packet;
+/** What reassembly needs to know of one family's fragments. */
+interface FragmentCodec<P> {
+  /** Fragments of one datagram share it. */
+  key(p: P): string;
+  offset(p: P): number;
+  more(p: P): boolean;
+  payload(p: P): Buffer;
+  /** Header bytes that count against the 65535-byte bound with the payload, at least and for `p`. */
+  minHeaderLength: number;
+  headerLength(p: P): number;
+  /** The offset-0 fragment's header fields, detached from the receive buffer. */
+  keep(first: P): P;
+  /** The whole datagram from the first fragment's fields and the joined payload. */
+  assemble(first: P, payload: Buffer): P;
+}
+
+interface Pending<P> {
+  /** Header fields come from the offset-0 fragment, as RFC 791 and RFC 8200 prescribe. */
+  first?: P;
   /** Sorted by `start`, never overlapping. */
   fragments: Fragment[];
   /** Payload length, known once the last fragment (MF clear) arrived. */
@@ -42,7 +60,7 @@ interface Pending {
   createdAt: number;
 }
 
-export class Ipv4Reassembler {
+class Reassembler<P> {
   /** Drops by reason: "timeout", "overlap", "too-big", "limit", "malformed", "duplicate". */
   readonly drops: Record<string, number> = {};
   private readonly clock: Now;
@@ -50,10 +68,13 @@ export class Ipv4Reassembler {
   private readonly maxDatagrams: number;
   private readonly maxBytes: number;
   /** Insertion order is age order, so the first entry is the oldest. */
-  private readonly datagrams = new Map<string, Pending>();
+  private readonly datagrams = new Map<string, Pending<P>>();
   private charged = 0;
 
-  constructor(options: ReassemblyOptions) {
+  constructor(
+    options: ReassemblyOptions,
+    private readonly codec: FragmentCodec<P>,
+  ) {
     this.clock = options.clock;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.maxDatagrams = options.maxDatagrams ?? 64;
@@ -70,28 +91,29 @@ export class Ipv4Reassembler {
   }
 
   /**
-   * Feed a fragment (moreFragments or fragmentOffset>0). Returns the whole datagram (a new
-   * Ipv4Packet whose payload is a fresh Buffer) when complete, else undefined. The fragment's
-   * bytes are copied, so the caller keeps its buffer. A packet that is not a fragment is
-   * returned as is. Overlaps, >65535 bytes, over limits → dropped and counted.
+   * Feed a fragment. Returns the whole datagram (a new packet whose payload is a fresh Buffer)
+   * when complete, else undefined. The fragment's bytes are copied, so the caller keeps its
+   * buffer. Overlaps, >65535 bytes, over limits → dropped and counted.
    */
-  push(packet: Ipv4Packet): Ipv4Packet | undefined {
-    if (!packet.moreFragments && packet.fragmentOffset === 0) return packet;
+  push(packet: P): P | undefined {
+    const { codec } = this;
+    const more = codec.more(packet);
     const now = this.clock.now();
-    const start = packet.fragmentOffset;
-    const end = start + packet.payload.length;
-    const key = `${packet.src}/${packet.dst}/${packet.protocol}/${packet.id}`;
+    const start = codec.offset(packet);
+    const data = codec.payload(packet);
+    const end = start + data.length;
+    const key = codec.key(packet);
     let entry = this.datagrams.get(key);
     if (entry !== undefined && now - entry.createdAt >= this.timeoutMs) {
       this.discard(key, entry, "timeout");
       entry = undefined;
     }
-    // Every fragment but the last carries a non-empty multiple of 8 bytes (RFC 791).
-    if (packet.moreFragments && (end === start || (end - start) % 8 !== 0)) {
+    // Every fragment but the last carries a non-empty multiple of 8 bytes (RFC 791, RFC 8200).
+    if (more && (end === start || (end - start) % 8 !== 0)) {
       return this.reject(key, entry, "malformed");
     }
     // The smallest header bounds the payload here; the first fragment's real one is checked at the end.
-    if (IPV4_HEADER_LEN + end > MAX_DATAGRAM) return this.reject(key, entry, "too-big");
+    if (codec.minHeaderLength + end > MAX_DATAGRAM) return this.reject(key, entry, "too-big");
     const cost = end - start + FRAGMENT_OVERHEAD;
     if (cost > this.maxBytes) return this.reject(key, entry, "limit");
 
@@ -100,7 +122,7 @@ export class Ipv4Reassembler {
       entry = { fragments: [], received: 0, charged: 0, createdAt: now };
       this.datagrams.set(key, entry);
     }
-    const total = packet.moreFragments ? entry.total : end;
+    const total = more ? entry.total : end;
     if (total !== undefined && (entry.total ?? total) !== total) return this.reject(key, entry, "malformed");
     if (total !== undefined && (end > total || lastEnd(entry) > total))
       return this.reject(key, entry, "malformed");
@@ -108,12 +130,7 @@ export class Ipv4Reassembler {
     const index = insertionPoint(entry.fragments, start);
     const before = entry.fragments[index - 1];
     const after = entry.fragments[index];
-    if (
-      after !== undefined &&
-      after.start === start &&
-      after.end === end &&
-      after.data.equals(packet.payload)
-    ) {
+    if (after !== undefined && after.start === start && after.end === end && after.data.equals(data)) {
       // The network duplicated a fragment: harmless, keep the copy we have.
       count(this.drops, "duplicate");
       return undefined;
@@ -127,20 +144,23 @@ export class Ipv4Reassembler {
       if (oldest === key) return this.reject(key, entry, "limit");
       this.discard(oldest, this.datagrams.get(oldest)!, "limit");
     }
-    entry.fragments.splice(index, 0, { start, end, data: Buffer.from(packet.payload) });
+    entry.fragments.splice(index, 0, { start, end, data: Buffer.from(data) });
     entry.received += end - start;
     entry.charged += cost;
     this.charged += cost;
     entry.total = total;
     // Keep the header fields, not the caller's buffer.
-    if (start === 0) entry.first = { ...packet, payload: EMPTY };
+    if (start === 0) entry.first = codec.keep(packet);
 
     // Fragments never overlap, so the byte count alone says whether the holes are filled.
     if (entry.total === undefined || entry.received !== entry.total || entry.first === undefined)
       return undefined;
-    if (entry.first.headerLength + entry.total > MAX_DATAGRAM) return this.reject(key, entry, "too-big");
+    if (codec.headerLength(entry.first) + entry.total > MAX_DATAGRAM)
+      return this.reject(key, entry, "too-big");
     this.remove(key, entry);
-    return assemble(entry.first, entry.fragments, entry.total);
+    const payload = Buffer.allocUnsafe(entry.total);
+    for (const f of entry.fragments) f.data.copy(payload, f.start);
+    return codec.assemble(entry.first, payload);
   }
 
   /** Drops incomplete datagrams older than the timeout. */
@@ -153,22 +173,22 @@ export class Ipv4Reassembler {
 
   /** When `expire` next has work (clock milliseconds), or undefined when nothing is pending. */
   pollAt(): number | undefined {
-    const oldest = this.datagrams.values().next().value as Pending | undefined;
+    const oldest = this.datagrams.values().next().value as Pending<P> | undefined;
     return oldest === undefined ? undefined : oldest.createdAt + this.timeoutMs;
   }
 
-  private reject(key: string, entry: Pending | undefined, reason: string): undefined {
+  private reject(key: string, entry: Pending<P> | undefined, reason: string): undefined {
     if (entry === undefined) count(this.drops, reason);
     else this.discard(key, entry, reason);
     return undefined;
   }
 
-  private discard(key: string, entry: Pending, reason: string): void {
+  private discard(key: string, entry: Pending<P>, reason: string): void {
     this.remove(key, entry);
     count(this.drops, reason);
   }
 
-  private remove(key: string, entry: Pending): void {
+  private remove(key: string, entry: Pending<P>): void {
     this.datagrams.delete(key);
     this.charged -= entry.charged;
   }
@@ -183,7 +203,7 @@ function count(drops: Record<string, number>, reason: string): void {
   drops[reason] = (drops[reason] ?? 0) + 1;
 }
 
-function lastEnd(entry: Pending): number {
+function lastEnd(entry: Pending<unknown>): number {
   return entry.fragments.length === 0 ? 0 : entry.fragments[entry.fragments.length - 1]!.end;
 }
 
@@ -199,14 +219,57 @@ function insertionPoint(fragments: Fragment[], start: number): number {
   return lo;
 }
 
-function assemble(first: Ipv4Packet, fragments: Fragment[], total: number): Ipv4Packet {
-  const payload = Buffer.allocUnsafe(total);
-  for (const f of fragments) f.data.copy(payload, f.start);
-  return {
+const IPV4_FRAGMENTS: FragmentCodec<Ipv4Packet> = {
+  key: (p) => `${p.src}/${p.dst}/${p.protocol}/${p.id}`,
+  offset: (p) => p.fragmentOffset,
+  more: (p) => p.moreFragments,
+  payload: (p) => p.payload,
+  // The smallest header bounds the payload at first; the first fragment's real one at the end.
+  minHeaderLength: IPV4_HEADER_LEN,
+  headerLength: (p) => p.headerLength,
+  keep: (p) => ({ ...p, payload: EMPTY }),
+  assemble: (first, payload) => ({
     ...first,
     moreFragments: false,
     fragmentOffset: 0,
-    totalLength: first.headerLength + total,
+    totalLength: first.headerLength + payload.length,
     payload,
-  };
+  }),
+};
+
+/** IPv4 reassembly; `push` returns a packet that is not a fragment as is. */
+export class Ipv4Reassembler extends Reassembler<Ipv4Packet> {
+  constructor(options: ReassemblyOptions) {
+    super(options, IPV4_FRAGMENTS);
+  }
+
+  override push(packet: Ipv4Packet): Ipv4Packet | undefined {
+    if (!packet.moreFragments && packet.fragmentOffset === 0) return packet;
+    return super.push(packet);
+  }
+}
+
+/**
+ * IPv6 packets with a fragment header. The reassembled packet has no fragment header and
+ * `headerLength` 40: the stack's guests send no other extension headers worth keeping.
+ */
+const IPV6_FRAGMENTS: FragmentCodec<Ipv6Packet> = {
+  key: (p) => `${p.src.toString("hex")}/${p.dst.toString("hex")}/${p.fragment?.id}`,
+  offset: (p) => p.fragment?.offset ?? 0,
+  more: (p) => p.fragment?.more ?? false,
+  payload: (p) => p.payload,
+  // The payload length field (16 bits) covers everything after the fixed header.
+  minHeaderLength: 0,
+  headerLength: () => 0,
+  keep: (p) => ({ ...p, src: Buffer.from(p.src), dst: Buffer.from(p.dst), payload: EMPTY }),
+  assemble: (first, payload) => {
+    const { fragment: _, ...whole } = first;
+    return { ...whole, headerLength: 40, payload };
+  },
+};
+
+export class Ipv6Reassembler extends Reassembler<Ipv6Packet> {
+  constructor(options: ReassemblyOptions) {
+    super(options, IPV6_FRAGMENTS);
+  }
 }

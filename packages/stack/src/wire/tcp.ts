@@ -1,5 +1,5 @@
 import { WireError } from "../errors.js";
-import { finish, pseudoHeaderSum, sum16 } from "./checksum.js";
+import { addressSum4, finish, sum16 } from "./checksum.js";
 import { IPPROTO_TCP } from "./ipv4.js";
 
 export const TCP_HEADER_LEN = 20;
@@ -48,12 +48,20 @@ export function parseTcp(
   dstIp: number,
   options: TcpParseOptions = {},
 ): TcpSegment {
+  return parseTcpWith(buf, addressSum4(srcIp, dstIp), options);
+}
+
+/**
+ * `parseTcp` for any IP family: `addressSum` is the sum of the pseudo-header's two addresses
+ * (`addressSum4`, `addressSum6`); protocol and length are added here.
+ */
+export function parseTcpWith(buf: Buffer, addressSum: number, options: TcpParseOptions = {}): TcpSegment {
   if (buf.length < TCP_HEADER_LEN) throw new WireError("tcp", "truncated");
   const headerLength = (buf[12]! >> 4) * 4;
   if (headerLength < TCP_HEADER_LEN || headerLength > buf.length)
     throw new WireError("tcp", "bad-header-length");
   if (options.verifyChecksum !== false) {
-    const sum = sum16(buf, 0, buf.length, pseudoHeaderSum(srcIp, dstIp, IPPROTO_TCP, buf.length));
+    const sum = sum16(buf, 0, buf.length, addressSum + IPPROTO_TCP + buf.length);
     if (finish(sum) !== 0) throw new WireError("tcp", "checksum");
   }
   const seg: TcpSegment = {
@@ -166,6 +174,18 @@ export function emitTcp(
   payloadLength: number,
   partialChecksum = false,
 ): number {
+  return emitTcpWith(buf, offset, addressSum4(srcIp, dstIp), f, payloadLength, partialChecksum);
+}
+
+/** `emitTcp` for any IP family: `addressSum` as for `parseTcpWith`. */
+export function emitTcpWith(
+  buf: Buffer,
+  offset: number,
+  addressSum: number,
+  f: TcpEmitFields,
+  payloadLength: number,
+  partialChecksum = false,
+): number {
   const hlen = tcpHeaderLength(f);
   buf.writeUInt16BE(f.srcPort, offset);
   buf.writeUInt16BE(f.dstPort, offset + 2);
@@ -220,11 +240,12 @@ export function emitTcp(
     }
   }
   const length = hlen + payloadLength;
+  const pseudo = addressSum + IPPROTO_TCP + length;
   if (partialChecksum) {
-    buf.writeUInt16BE(~finish(pseudoHeaderSum(srcIp, dstIp, IPPROTO_TCP, length)) & 0xffff, offset + 16);
+    buf.writeUInt16BE(~finish(pseudo) & 0xffff, offset + 16);
     return length;
   }
-  const sum = sum16(buf, offset, offset + length, pseudoHeaderSum(srcIp, dstIp, IPPROTO_TCP, length));
+  const sum = sum16(buf, offset, offset + length, pseudo);
   buf.writeUInt16BE(finish(sum), offset + 16);
   return length;
 }

@@ -180,13 +180,13 @@ describe("the IPv6 router side", () => {
     });
   });
 
-  it("refuses other destinations at once with 'no route', quoting the packet", async () => {
+  it("refuses a link-local destination not its own at once with 'no route', quoting the packet", async () => {
     h = frameHarness();
     const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
     const syn = Buffer.alloc(40 + 20);
     emitIpv6Header(syn, 0, {
       src: GUEST,
-      dst: parseIpv6Address("2001:db8::1")!,
+      dst: parseIpv6Address("fe80::99")!,
       protocol: 6,
       payloadLength: 20,
       hopLimit: 64,
@@ -197,7 +197,7 @@ describe("the IPv6 router side", () => {
     expect(err!.m.type).toBe(ICMPV6_DEST_UNREACHABLE);
     expect(err!.m.code).toBe(0);
     expect(err!.m.body.subarray(4)).toEqual(syn);
-    expect(h.stack.counters().drops["ipv6-tcp-no-nat"]).toBe(1);
+    expect(h.stack.counters().drops["ipv6-link-local-destination"]).toBe(1);
   });
 
   it("drops a guest's router advertisement, a claim on the router's addresses, and ND with a lowered hop limit", async () => {

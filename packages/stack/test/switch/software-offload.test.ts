@@ -8,7 +8,16 @@ import { completeChecksum, segmentTcpFrame } from "../../src/switch/software-off
 import { finish, pseudoHeaderSum, sum16 } from "../../src/wire/checksum.js";
 import { ETHERTYPE_IPV4, parseEthernet } from "../../src/wire/ethernet.js";
 import { IPPROTO_UDP, parseIpv4 } from "../../src/wire/ipv4.js";
-import { parseTcp, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, type TcpEmitFields } from "../../src/wire/tcp.js";
+import { addressSum6, parseIpv6 } from "../../src/wire/ipv6.js";
+import {
+  parseTcp,
+  parseTcpWith,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_PSH,
+  TCP_SYN,
+  type TcpEmitFields,
+} from "../../src/wire/tcp.js";
 import { parseUdp } from "../../src/wire/udp.js";
 import { arpRequest, icmpEchoRequest, ipv6RouterSolicitation, udpRequest } from "../fixtures/frames.js";
 import { bytes } from "../fixtures/hex.js";
@@ -173,7 +182,7 @@ describe("segmentTcpFrame", () => {
     expect(frame.toString("hex")).toBe(text);
   });
 
-  it("returns a frame that only looks like TCP/IPv4 at byte 23 whole", () => {
+  it("returns a frame that only looks like TCP/IPv4 at byte 23 whole, and cuts TCP/IPv6 as IPv6", () => {
     // An ARP from a MAC whose second byte is 6 (IPPROTO_TCP), and an IPv6 TCP packet from
     // 2a06:98c0::1, where the byte at the IPv4 protocol offset is 0x06 too.
     const arp = bytes(arpRequest);
@@ -190,13 +199,25 @@ describe("segmentTcpFrame", () => {
     Buffer.from("2a0698c0000000000000000000000001", "hex").copy(ipv6, 22);
     Buffer.from("fd000000000000000000000000000003", "hex").copy(ipv6, 38);
     ipv6[14 + 40 + 12] = 0x50;
+    ipv6.writeUInt32BE(1000, 14 + 40 + 4);
+    ipv6[14 + 40 + 13] = 0x18; // PSH ACK
+    for (let i = 0; i < 3000; i++) ipv6[14 + 60 + i] = i & 0xff;
     expect(ipv6[14 + 9]).toBe(6);
-    for (const frame of [arp, ipv6]) {
-      const before = Buffer.from(frame);
-      const out = segmentTcpFrame(frame, 1000);
-      expect(out).toHaveLength(1);
-      expect(out[0]!.equals(before)).toBe(true);
-    }
+    const before = Buffer.from(arp);
+    const whole = segmentTcpFrame(arp, 1000);
+    expect(whole).toHaveLength(1);
+    expect(whole[0]!.equals(before)).toBe(true);
+    const segments = segmentTcpFrame(ipv6, 1000);
+    expect(segments).toHaveLength(3);
+    segments.forEach((seg, i) => {
+      const p = parseIpv6(seg.subarray(14));
+      expect(p.payload.length).toBe(20 + 1000);
+      // The checksum verifies over the IPv6 pseudo-header; PSH only on the last.
+      const tcp = parseTcpWith(p.payload, addressSum6(p.src, p.dst));
+      expect(tcp.seq).toBe(1000 + i * 1000);
+      expect(tcp.flags & 0x08).toBe(i === 2 ? 0x08 : 0);
+      expect(tcp.payload.equals(ipv6.subarray(14 + 60 + i * 1000, 14 + 60 + (i + 1) * 1000))).toBe(true);
+    });
   });
 
   it("returns a frame whole for a segment size of 0", () => {
