@@ -47,8 +47,8 @@ export interface GuestDns {
 /** Options were validated by the config schema, so parsing here does not fail. */
 export function guestDnsOptions(config: GuestDnsConfig, net: StackConfig, logger?: Logger): DnsOptions {
   return {
-    hostAddress: net.hostAddress,
-    gatewayAddress: net.gateway,
+    hostAddress: net.ipv6 ? [net.hostAddress, net.ipv6.hostAddress] : net.hostAddress,
+    gatewayAddress: net.ipv6 ? [net.gateway, net.ipv6.gateway] : net.gateway,
     records: config.dnsRecord.map(parseRecord),
     forward: config.dnsForward.map(parseForwardRule),
     registry: { subnets: [net.subnet] },
@@ -100,9 +100,13 @@ export function createGuestDns(config: GuestDnsConfig, daemonLogger?: Logger): G
         ...(leases ? { localLayers: [leaseLayer(leases)] } : {}),
         names,
       });
-      // PTR answers for the two fixed addresses of the network.
+      // A and AAAA (and PTR) answers for the two fixed addresses of the network.
       dns.registry.register("host.docker.internal", net.hostAddress);
       dns.registry.register("gateway.docker.internal", net.gateway);
+      if (net.ipv6) {
+        dns.registry.register("host.docker.internal", net.ipv6.hostAddress);
+        dns.registry.register("gateway.docker.internal", net.ipv6.gateway);
+      }
       // Over IPv6 too: the router advertises its address as the guests' DNS server (RDNSS).
       bound = gatewayDnsPolicy(dns.handler, net.ipv6 ? [net.gateway, net.ipv6.gateway] : net.gateway);
       logger?.info({ dns: `${net.gateway}:53`, upstream: upstreamName(config) }, "dns serving");
@@ -151,9 +155,9 @@ export function leaseLayer(leases: () => LeaseInfo[]): Layer {
       if ((q.class ?? "IN") !== "IN") return undefined;
       const name = normalizeName(q.name);
       const ip = q.type === "PTR" ? reverseNameToIp(name) : undefined;
-      const answer = (type: "A" | "PTR", data: string): Resolution => ({
+      const answer = (type: "A" | "AAAA" | "PTR", data: readonly string[]): Resolution => ({
         rcode: "NOERROR",
-        answers: [{ name: q.name, type, class: "IN", ttl: LEASE_TTL, data }],
+        answers: data.map((d) => ({ name: q.name, type, class: "IN", ttl: LEASE_TTL, data: d })),
         authorities: [],
         additionals: [],
         authoritative: true,
@@ -162,10 +166,12 @@ export function leaseLayer(leases: () => LeaseInfo[]): Layer {
       for (const l of leases()) {
         const hostname = l.hostname === undefined ? "" : normalizeName(l.hostname);
         if (!LABEL.test(hostname)) continue;
-        if (ip !== undefined && l.ip === ip) return answer("PTR", hostname);
+        if (ip !== undefined && (l.ip === ip || l.ipv6?.includes(ip))) return answer("PTR", [hostname]);
         if (ip === undefined && hostname === name) {
-          // The lease table is IPv4: a known name has no other address type (NODATA).
-          return q.type === "A" ? answer("A", l.ip) : { ...answer("A", l.ip), answers: [] };
+          // AAAA from the addresses the guest used on the link (SLAAC); other types: NODATA.
+          if (q.type === "A") return answer("A", [l.ip]);
+          if (q.type === "AAAA") return answer("AAAA", l.ipv6 ?? []);
+          return answer("A", []);
         }
       }
       return undefined;

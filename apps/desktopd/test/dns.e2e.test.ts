@@ -166,6 +166,20 @@ describe.skipIf(!env.ok || !tools)("desktopd DNS: names guests send in DHCP", ()
     expect((await inGuest(["web1"])).answers).toEqual([`web1. A ${address}`]);
     expect((await inGuest(["-x", address!])).answers).toEqual(["3.65.168.192.in-addr.arpa. PTR web1."]);
     expect((await inGuest(["web2.test"])).status).toBe("NXDOMAIN");
+    // The lease's name gets AAAA from the address the guest took by SLAAC, once it used it.
+    let six: string | undefined;
+    for (let i = 0; i < 50 && !six; i++) {
+      // Usable once duplicate address detection is over: no longer "tentative".
+      const m = /inet6 (fdc4:f303:9324:[0-9a-f:]+)\/64(.*)/.exec(
+        await guest.shOk("ip -6 addr show dev eth0 scope global"),
+      );
+      six = m && !m[2]!.includes("tentative") ? m[1] : undefined;
+      if (!six) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(six).toBeDefined();
+    await guest.shOk(`ping -6 -c 1 -W 5 -I ${six} fdc4:f303:9324::1`);
+    expect((await inGuest(["web1", "AAAA"])).answers).toEqual([`web1. AAAA ${six}`]);
+    expect((await inGuest(["-x", six!])).answers).toEqual([expect.stringMatching(/ip6\.arpa\. PTR web1\.$/)]);
   });
 
   it("answers names registered through the control socket until they are removed, and logs the queries", async () => {

@@ -117,6 +117,17 @@ describe.skipIf(!ready)("IPv6 on the guest link", () => {
   it("answers DNS on the gateway's IPv6 address, which the router advertises (RDNSS)", async () => {
     const answer = await guest.shOk("dig +short +time=3 +tries=1 @fdc4:f303:9324::1 host.docker.internal A");
     expect(answer.trim()).toBe("192.168.65.254");
+    // AAAA for the fixed names, over UDP and over TCP (the stack's TCP over IPv6 to the gateway).
+    for (const transport of ["+notcp", "+tcp"]) {
+      const six = await guest.shOk(
+        `dig +short +time=3 +tries=1 ${transport} @fdc4:f303:9324::1 host.docker.internal AAAA`,
+      );
+      expect(six.trim()).toBe(HOST6);
+      const gw = await guest.shOk(
+        `dig +short +time=3 +tries=1 ${transport} @fdc4:f303:9324::1 gateway.docker.internal AAAA`,
+      );
+      expect(gw.trim()).toBe("fdc4:f303:9324::1");
+    }
     // Nothing else listens there: UDP to another port is "port unreachable" at once.
     const other = await guest.sh("dig +time=3 +tries=1 -p 5353 @fdc4:f303:9324::1 host.docker.internal");
     expect(other.stdout + other.stderr).toMatch(/connection refused|unreachable/i);

@@ -14,10 +14,10 @@ import { createResolver, type Resolver } from "./resolver.js";
 import { type DnsListener, type ListenOptions, listenDns } from "./server.js";
 
 export interface DnsOptions {
-  /** Address of `host.docker.internal`. */
-  hostAddress?: string;
-  /** Address of `gateway.docker.internal`. */
-  gatewayAddress?: string;
+  /** Address of `host.docker.internal`, or its addresses (A and AAAA). */
+  hostAddress?: string | readonly string[];
+  /** Address of `gateway.docker.internal`, or its addresses. */
+  gatewayAddress?: string | readonly string[];
   /** Fixed records (layer 1); names may be `*.zone` wildcards. */
   records?: FixedRecord[];
   /** TTL of fixed records that set none, seconds (default 60). */

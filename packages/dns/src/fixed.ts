@@ -19,10 +19,10 @@ export type FixedRecord = { name: string; ttl?: number } & (
 );
 
 export interface FixedLayerOptions {
-  /** `host.docker.internal` (and `host.containers.internal`) answer this address. */
-  hostAddress?: string;
-  /** `gateway.docker.internal` answers this address. */
-  gatewayAddress?: string;
+  /** `host.docker.internal` (and `host.containers.internal`) answer this address, or these (A and AAAA). */
+  hostAddress?: string | readonly string[];
+  /** `gateway.docker.internal` answers this address, or these. */
+  gatewayAddress?: string | readonly string[];
   records?: FixedRecord[];
   /** TTL of records that set none (default 60 s). */
   ttl?: number;
@@ -41,12 +41,13 @@ export function createFixedLayer(o: FixedLayerOptions = {}): Layer {
     const [table, key] = name.startsWith("*.") ? [wildcards, name.slice(2)] : [exact, name];
     table.set(key, [...(table.get(key) ?? []), answer]);
   };
-  if (o.hostAddress) {
+  const list = (a: string | readonly string[] | undefined) => (a === undefined ? [] : [a].flat());
+  for (const address of list(o.hostAddress)) {
     for (const name of ["host.docker.internal", "host.containers.internal"]) {
-      add(addressRecord(name, o.hostAddress));
+      add(addressRecord(name, address));
     }
   }
-  if (o.gatewayAddress) add(addressRecord("gateway.docker.internal", o.gatewayAddress));
+  for (const address of list(o.gatewayAddress)) add(addressRecord("gateway.docker.internal", address));
   for (const r of o.records ?? []) add(r);
 
   const lookup = (name: string): Answer[] | undefined => {

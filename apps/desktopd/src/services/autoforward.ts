@@ -28,6 +28,7 @@ import type { FlowPolicy, Logger, Stack } from "@desktopd/stack";
 import type { RunConfig } from "../config.js";
 import type { AutoforwardControl } from "../control/autoforward.js";
 import type { EventBus } from "../control/events.js";
+import { netAddresses } from "../net-addresses.js";
 import type { Service } from "./service.js";
 
 /** The port a VM's reporter sends its socket tables to, on the gateway. */
@@ -71,6 +72,8 @@ export function createAutoforwardService(
   replaceRules(config.autoforwardRule);
   let auto: AutoForwarder | undefined;
   let gateway: string | undefined;
+  /** The gateway's addresses, both families: where guests reach this service. */
+  let gateways: ReadonlySet<string> | undefined;
   let reader: ChildProcess | undefined;
   let stopped = false;
   const graceTimers = new Map<string, NodeJS.Timeout>();
@@ -180,7 +183,7 @@ export function createAutoforwardService(
     policy(next) {
       return {
         tcp: (flow) => {
-          if (flow.dstIp === gateway && flow.dstPort === AUTOFORWARD_PORT) {
+          if (gateways?.has(flow.dstIp) && flow.dstPort === AUTOFORWARD_PORT) {
             return {
               action: "handle",
               service: "autoforward",
@@ -194,6 +197,7 @@ export function createAutoforwardService(
     },
     start(stack, forwarder, netns) {
       gateway = stack.config.gateway;
+      gateways = netAddresses(stack.config).gateways;
       auto = createAutoForwarder({
         forwarder,
         rules: () => rules.map((r) => r.compiled),

@@ -8,7 +8,7 @@
  * Direct connections the proxy opens for guests are host sockets like NATed flows, so they pass
  * the stack's egress policy and map the host address to the host's loopback the same way.
  */
-import { isIP, isIPv4, connect as tcpConnect } from "node:net";
+import { isIP, SocketAddress, connect as tcpConnect } from "node:net";
 import type { Dns } from "@desktopd/dns";
 import {
   createHttpProxy,
@@ -33,6 +33,7 @@ import { DialError, type FlowPolicy, type Logger, type Stack } from "@desktopd/s
 import { parseListenAddress, type RunConfig } from "../config.js";
 import type { EventBus } from "../control/events.js";
 import type { ProxyCounters } from "../metrics.js";
+import { type NetAddresses, netAddresses } from "../net-addresses.js";
 import {
   describeProxy,
   guestProxyEnv,
@@ -102,8 +103,9 @@ export function createProxyService(
   let bound:
     | {
         stack: Stack;
-        gateway: string;
-        hostAddress: string;
+        /** The gateway's and the host's addresses, both families. */
+        gateways: ReadonlySet<string>;
+        hosts: ReadonlySet<string>;
         explicit: HttpProxy;
         transparent: TransparentProxy;
         socks?: SocksServer;
@@ -153,7 +155,7 @@ export function createProxyService(
           const b = bound;
           if (b) {
             const context = { client: { ip: flow.guestIp, port: flow.guestPort } };
-            if (flow.dstIp === b.gateway && flow.dstPort === PROXY_PORT) {
+            if (b.gateways.has(flow.dstIp) && flow.dstPort === PROXY_PORT) {
               return {
                 action: "handle",
                 service: SERVICE,
@@ -163,8 +165,8 @@ export function createProxyService(
             if (
               transparentPorts.has(flow.dstPort) &&
               settings.hasUpstream &&
-              flow.dstIp !== b.gateway &&
-              flow.dstIp !== b.hostAddress &&
+              !b.gateways.has(flow.dstIp) &&
+              !b.hosts.has(flow.dstIp) &&
               !b.subnet.matches(flow.dstIp, flow.dstPort)
             ) {
               const original = { ip: flow.dstIp, port: flow.dstPort };
@@ -183,7 +185,11 @@ export function createProxyService(
 
     async bind(stack, dns) {
       const net = stack.config;
-      for (const name of PROXY_NAMES) dns.registry.register(name, net.gateway);
+      const addresses = netAddresses(net);
+      for (const name of PROXY_NAMES) {
+        dns.registry.register(name, net.gateway);
+        if (net.ipv6) dns.registry.register(name, net.ipv6.gateway);
+      }
       system = await readSystemProxy();
       if (keys.proxyPac || system) await apply(undefined);
       if (system) {
@@ -207,10 +213,9 @@ export function createProxyService(
       // What the guest would reach by itself: its DNS's answer, the host address as the host's
       // loopback, and only what the egress policy lets through.
       const direct: DirectConnect = async (host, port, context) => {
-        const ip = isIP(host) ? host : await resolveA(host);
+        const ip = isIP(host) ? canonicalIp(host) : await resolveA(host);
         if (ip === undefined) throw new UpstreamError(502, `${host}: no such name (guest DNS)`);
-        if (!isIPv4(ip)) throw new UpstreamError(502, `${host}: IPv6 destinations are not served yet`);
-        if (ip === net.gateway) throw new UpstreamError(403, `${host}:${port} is desktopd's gateway`);
+        if (addresses.gateways.has(ip)) throw new UpstreamError(403, `${host}:${port} is desktopd's gateway`);
         const verdict = stack.egress.checkConnection({
           protocol: "tcp",
           guestIp: context.client?.ip ?? net.gateway,
@@ -222,7 +227,8 @@ export function createProxyService(
         if (!verdict.allowed) {
           throw new UpstreamError(403, `${host}:${port} is refused by desktopd's egress policy`);
         }
-        return tcpConnect({ host: ip === net.hostAddress ? "127.0.0.1" : ip, port });
+        const host6 = net.ipv6?.hostAddress;
+        return tcpConnect({ host: ip === net.hostAddress ? "127.0.0.1" : ip === host6 ? "::1" : ip, port });
       };
       const explicit = createHttpProxy({
         settings,
@@ -238,11 +244,11 @@ export function createProxyService(
         direct,
         ...(log ? { logger: log } : {}),
       });
-      const subnet = parseNoProxy([net.subnet]);
-      bound = { stack, gateway: net.gateway, hostAddress: net.hostAddress, explicit, transparent, subnet };
+      const subnet = parseNoProxy(addresses.subnets);
+      bound = { stack, gateways: addresses.gateways, hosts: addresses.hosts, explicit, transparent, subnet };
       if (config.socks5) {
         const at = parseListenAddress(config.socks5)!;
-        const dial = socksDial(stack, subnet, resolveA);
+        const dial = socksDial(stack, addresses, subnet, resolveA);
         const [username, ...password] = config.socks5Auth?.split(":") ?? [];
         const socks = createSocksServer({
           dial,
@@ -285,7 +291,8 @@ export function createProxyService(
 
     info() {
       return {
-        listen: bound ? `${bound.gateway}:${PROXY_PORT}` : null,
+        // The IPv4 gateway (first); the IPv6 one serves it too.
+        listen: bound ? `${[...bound.gateways][0]}:${PROXY_PORT}` : null,
         names: [...PROXY_NAMES],
         ...describeProxy(settings.current, source),
         transparentPorts: [...transparentPorts],
@@ -342,15 +349,14 @@ export function createProxyService(
 /** The SOCKS5 door: guest addresses only (and guests' names), dialled through the stack. */
 function socksDial(
   stack: Stack,
+  addresses: NetAddresses,
   subnet: ReturnType<typeof parseNoProxy>,
   resolveA: (name: string) => Promise<string | undefined>,
 ): SocksDial {
-  const { gateway, hostAddress } = stack.config;
   return async (host, port, kind) => {
-    if (kind === "ipv6") throw new SocksRefusal("not-allowed", "IPv6 guests are not served yet");
-    const ip = kind === "domain" ? await resolveA(host) : host;
+    const ip = kind === "domain" ? await resolveA(host) : canonicalIp(host);
     if (ip === undefined) throw new SocksRefusal("unreachable", `${host}: no such name`);
-    if (!subnet.matches(ip, port) || ip === gateway || ip === hostAddress) {
+    if (!subnet.matches(ip, port) || addresses.gateways.has(ip) || addresses.hosts.has(ip)) {
       throw new SocksRefusal("not-allowed", `${host} is not a guest address`);
     }
     try {
@@ -367,4 +373,9 @@ function socksDial(
       );
     }
   };
+}
+
+/** An address literal in the one spelling flows use (RFC 5952 for IPv6). */
+function canonicalIp(ip: string): string {
+  return isIP(ip) === 6 ? new SocketAddress({ address: ip, family: "ipv6" }).address : ip;
 }

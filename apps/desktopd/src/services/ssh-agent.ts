@@ -17,6 +17,7 @@ import {
 import type { FlowPolicy, Logger, Stack } from "@desktopd/stack";
 import type { RunConfig } from "../config.js";
 import type { EventBus } from "../control/events.js";
+import { netAddresses } from "../net-addresses.js";
 import type { Service } from "./service.js";
 
 export interface SshAgentService extends Service {
@@ -47,6 +48,8 @@ export function createSshAgentService(
   const log = logger?.child({ component: "ssh-agent" });
   let socket = hostSocket(config, env);
   let gateway: string | undefined;
+  /** The gateway's addresses, both families: where guests reach this service. */
+  let gateways: ReadonlySet<string> | undefined;
   const relay: AgentRelay = createAgentRelay({
     // Read at each connection: a reload may point it elsewhere.
     connectAgent: () => net.connect(socket ?? "/nonexistent"),
@@ -69,7 +72,7 @@ export function createSshAgentService(
     policy(next) {
       return {
         tcp: (flow) => {
-          if (socket && flow.dstIp === gateway && flow.dstPort === SSH_AGENT_PORT) {
+          if (socket && gateways?.has(flow.dstIp) && flow.dstPort === SSH_AGENT_PORT) {
             const client = { ip: flow.guestIp, port: flow.guestPort };
             return { action: "handle", service: SERVICE, handler: (stream) => relay.handle(stream, client) };
           }
@@ -80,6 +83,7 @@ export function createSshAgentService(
     },
     bind(stack) {
       gateway = stack.config.gateway;
+      gateways = netAddresses(stack.config).gateways;
       if (socket) {
         log?.info(
           { relay: `${gateway}:${SSH_AGENT_PORT}`, agent: socket, ...agentPolicy(config) },
