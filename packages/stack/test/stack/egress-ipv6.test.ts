@@ -1,0 +1,87 @@
+/**
+ * The egress policy over IPv6: defaults (the host address is the host's ::1, loopback and the
+ * guests' own prefix refused, addresses no router forwards refused before any rule, IPv4-mapped
+ * addresses never a way around IPv4 rules), rules by IPv6 address and prefix, and their text.
+ */
+import { describe, expect, it } from "vitest";
+import { EgressPolicy, formatEgressRule, parseEgressRule } from "../../src/egress.js";
+import { ConfigError } from "../../src/errors.js";
+import { parseIpv4Address } from "../../src/wire/address.js";
+
+const NET = {
+  hostAddress: parseIpv4Address("192.168.65.254")!,
+  network: parseIpv4Address("192.168.65.0")!,
+  netmask: parseIpv4Address("255.255.255.0")!,
+  ipv6: { hostAddress: "fdc4:f303:9324::254", prefix: "fdc4:f303:9324::/64" },
+};
+const GUEST6 = "fdc4:f303:9324::3";
+
+function verdict(policy: EgressPolicy, dst: string, dstPort = 443, protocol: "tcp" | "udp" = "tcp") {
+  return policy.check({ protocol, guestIp: GUEST6, guestPort: 40000, dstIp: dst, dstPort });
+}
+
+describe("egress over IPv6", () => {
+  it("defaults: host address allowed, loopback and the guests' prefix refused, the rest allowed", () => {
+    const p = new EgressPolicy(NET);
+    expect(verdict(p, "fdc4:f303:9324::254")).toEqual({ allowed: true, by: "host-loopback" });
+    expect(verdict(p, "::1")).toEqual({ allowed: false, by: "loopback" });
+    expect(verdict(p, "::")).toEqual({ allowed: false, by: "loopback" });
+    expect(verdict(p, "fdc4:f303:9324::77")).toEqual({ allowed: false, by: "subnet" });
+    expect(verdict(p, "2001:db8::1")).toEqual({ allowed: true, by: "default" });
+    expect(p.counters()).toMatchObject({ allowed: 2, denied: 3 });
+    const off = new EgressPolicy(NET, { hostLoopback: false });
+    expect(verdict(off, "fdc4:f303:9324::254")).toEqual({ allowed: false, by: "host-loopback-off" });
+  });
+
+  it("refuses IPv4-mapped, link-local and multicast destinations before any rule, even 'allow *'", () => {
+    const p = new EgressPolicy(NET, { rules: ["allow *"] });
+    for (const dst of ["::ffff:127.0.0.1", "::ffff:c0a8:41fe", "fe80::1", "ff02::1", "not-an-address"]) {
+      expect(verdict(p, dst), dst).toEqual({ allowed: false, by: "unroutable" });
+    }
+    expect(verdict(p, "2001:db8::1")).toEqual({ allowed: true, by: 1 });
+  });
+
+  it("matches rules by IPv6 address and prefix, with ports, and keeps families apart", () => {
+    const p = new EgressPolicy(NET, {
+      rules: ["deny tcp [2001:db8::/32]:443", "deny 2001:db9::7", "deny 0.0.0.0/0", "allow ::/0"],
+    });
+    expect(verdict(p, "2001:db8:1::5", 443)).toEqual({ allowed: false, by: 1 });
+    expect(verdict(p, "2001:db8:1::5", 443, "udp")).toEqual({ allowed: true, by: 4 });
+    expect(verdict(p, "2001:db8:1::5", 80)).toEqual({ allowed: true, by: 4 });
+    expect(verdict(p, "2001:db9::7")).toEqual({ allowed: false, by: 2 });
+    expect(verdict(p, "2001:db9::8")).toEqual({ allowed: true, by: 4 });
+    // An IPv4 rule never matches an IPv6 flow, nor an IPv6 rule an IPv4 one.
+    expect(
+      p.check({
+        protocol: "tcp",
+        guestIp: 1,
+        guestPort: 1,
+        dstIp: parseIpv4Address("10.0.0.1")!,
+        dstPort: 443,
+      }),
+    ).toEqual({ allowed: false, by: 3 });
+  });
+
+  it("decides a proxy's connection to an IPv4-mapped address by the IPv4 rules", () => {
+    const p = new EgressPolicy(NET, { rules: ["deny 10.0.0.0/8"] });
+    const q = { protocol: "tcp" as const, guestIp: GUEST6, guestPort: 1, dstPort: 80 };
+    expect(p.checkConnection({ ...q, dstIp: "::ffff:10.1.2.3" })).toEqual({ allowed: false, by: 1 });
+    expect(p.checkConnection({ ...q, dstIp: "2001:DB8:0:0::1" })).toEqual({ allowed: true, by: "default" });
+    expect(() => p.checkConnection({ ...q, dstIp: "no.such" })).toThrow(ConfigError);
+  });
+
+  it("writes and reads IPv6 targets: bare without ports, bracketed with them", () => {
+    for (const text of [
+      "deny fd00::/8",
+      "allow udp [2001:db8::/32]:53",
+      "deny [::1]:8000-8100",
+      "allow 10.0.0.0/8:22",
+    ]) {
+      expect(formatEgressRule(parseEgressRule(text))).toBe(text);
+    }
+    expect(parseEgressRule("deny [fd00::/8]")).toEqual({ action: "deny", to: "fd00::/8" });
+    for (const bad of ["deny [fd00::/8", "deny fd00::/129", "deny [fd00::]:0", "deny fd00:::1"]) {
+      expect(() => parseEgressRule(bad), bad).toThrow(ConfigError);
+    }
+  });
+});
