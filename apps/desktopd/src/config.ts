@@ -109,7 +109,9 @@ function checkPublishSpecs(config: {
   }
 }
 
-const publishTargetSchema = z.string().refine(isIPv4, "must be an IPv4 address of the guest");
+const publishTargetSchema = z
+  .string()
+  .refine((text) => isIP(text) !== 0, "must be an IPv4 or IPv6 address of the guest");
 
 /** A string the DNS package's parser accepts; its message names the problem. */
 function parsedBy(parse: (text: string) => unknown) {

@@ -124,11 +124,12 @@ export function createProgram(io: CliIo, setExitCode: (code: number) => void): C
       )
       .option(
         "--publish-target <ip>",
-        "guest address published ports lead to (default: the namespace's lease, else the first guest's)",
+        "guest address (IPv4 or IPv6) published ports lead to (default: the namespace's lease, else the first guest's)",
       )
       .option(
         "--egress <rule>",
-        "egress rule, first match wins: allow|deny [tcp|udp] TARGET[:PORTS] (TARGET: *, address, CIDR or DNS name); " +
+        "egress rule, first match wins: allow|deny [tcp|udp] TARGET[:PORTS] (TARGET: *, address, CIDR or DNS name; " +
+          "an IPv6 one bracketed before :PORTS); " +
           "repeatable; without a match the host address reaches the host's loopback, other loopback addresses " +
           "and the guest subnet are refused, the rest goes out",
         collect,

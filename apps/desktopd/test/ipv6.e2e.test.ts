@@ -23,6 +23,7 @@ import { cli } from "./support/cli.js";
 import { type FarSide, startFarSide } from "./support/far-side.js";
 import { type Guest, q, startGuest } from "./support/guest.js";
 import { startUdpEchoServer, type UdpEchoServer } from "./support/udp-echo.js";
+import { freePort } from "./support/upstreams.js";
 
 const env = haveRootAndNetns();
 const ready = env.ok && !skipBecause(missingCommands("ping", "curl", "python3", "dig", "socat", "openssl"));
@@ -200,5 +201,50 @@ describe.skipIf(!ready)("IPv6 on the guest link", () => {
     const status = JSON.parse((await cli("status", "--json", "--control", off.daemon.info.control!)).out);
     expect(status.counters.ipv6).toBeUndefined();
     expect(status.counters.drops.ipv6 ?? status.counters.drops.multicast).toBeGreaterThan(0);
+  });
+});
+
+describe.skipIf(!ready)("publishing to a guest's IPv6 address", () => {
+  let guest: Guest;
+  let tcpPort: number;
+  let udpPort: number;
+
+  beforeAll(async () => {
+    tcpPort = await freePort();
+    udpPort = await freePort();
+    guest = await startGuest("pub6", {
+      configure: true,
+      args: [
+        ...["--publish-target", "fdc4:f303:9324::3"],
+        ...["-p", `[::1]:${tcpPort}:8080`, "-p", `[::1]:${udpPort}:5353/udp`],
+      ],
+    });
+    // Servers on the guest's IPv6 address only: an IPv4 path could not reach them.
+    await guest.shOk(
+      "(socat TCP6-LISTEN:8080,bind=[fdc4:f303:9324::3],ipv6only=1,fork,reuseaddr SYSTEM:'echo hello-six' >/dev/null 2>&1 &)" +
+        " ; (socat UDP6-RECVFROM:5353,bind=[fdc4:f303:9324::3],ipv6only=1,fork SYSTEM:'sed s/^/udp-six-/' >/dev/null 2>&1 &)",
+    );
+  });
+
+  afterAll(async () => {
+    await guest?.close();
+  });
+
+  it("forwards [::1]:PORT on the host to the guest's IPv6 address, TCP and UDP", async () => {
+    const tcp = await until("the TCP forward answers", async () => {
+      const out = execFileSync("socat", ["-T", "5", "-", `TCP6:[::1]:${tcpPort}`], {
+        input: "",
+        encoding: "utf8",
+      });
+      return out.includes("hello-six") ? out : undefined;
+    });
+    expect(tcp.trim()).toBe("hello-six");
+    const udp = execFileSync("socat", ["-T", "3", "-", `UDP6:[::1]:${udpPort}`], {
+      input: "ping\n",
+      encoding: "utf8",
+    });
+    expect(udp.trim()).toBe("udp-six-ping");
+    const flows = (await cli("flows", "--control", guest.daemon.info.control!)).out;
+    expect(flows).toContain("fdc4:f303:9324::3");
   });
 });

@@ -37,7 +37,7 @@ describe("--publish", () => {
     ],
     [["-p", "80/sctp"], "sctp is not supported"],
     [["-p", "9000-9001:80"], "differ in length"],
-    [["--publish-target", "guest"], "--publish-target: must be an IPv4 address of the guest"],
+    [["--publish-target", "guest"], "--publish-target: must be an IPv4 or IPv6 address of the guest"],
   ])("rejects %j with one line and exit code 1, before touching the system", async (args, message) => {
     const r = await cli("run", "--netns", "dtd-does-not-exist", ...args);
     expect(r.code).toBe(1);
