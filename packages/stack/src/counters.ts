@@ -50,7 +50,14 @@ export interface StackCounters {
   /** Echo answered for the gateway and host; echo relayed beyond them (see IcmpEchoRelay). */
   icmp: {
     echoReplies: number;
-    relay?: { requests: number; replies: number; denied: number; unavailable: number };
+    relay?: {
+      requests: number;
+      replies: number;
+      denied: number;
+      unavailable: number;
+      /** Per family once used: the socket kind ("dgram", "raw") or why there is none. */
+      sockets?: Partial<Record<"ipv4" | "ipv6", string>>;
+    };
   };
   arp: { requests: number; replies: number };
   /** The router's IPv6 side (absent with IPv6 off). */

@@ -220,18 +220,10 @@ class NetworkStack implements Stack {
     );
     this.arp = new ArpResponder(n, addressing, neighbours, this.link, this.drops, clock);
     this.ipv4 = new Ipv4Interface(n, addressing, neighbours, this.link, this.drops, clock, verify);
-    this.icmpRelay = new IcmpEchoRelay(
-      n,
-      neighbours,
-      this.link,
-      this.drops,
-      clock,
-      this.log,
-      this.egress,
-      this.ipv4.ids,
-      o.icmpRelay,
-    );
+    this.icmpRelay = new IcmpEchoRelay(this.drops, clock, this.log, this.egress, o.icmpRelay);
     this.icmp = new IcmpEcho(n, neighbours, this.link, this.drops, verify, this.ipv4.ids, this.icmpRelay);
+    this.icmpRelay.deliverTo(4, this.icmp.deliverRelayed);
+    if (this.ipv6) this.icmpRelay.deliverTo(6, this.ipv6.deliverRelayed);
     const random = o.random ?? cryptoRandom;
     const addresses = new AddressMap(n, v6);
     const out = new DualOutput(this.ipv4, this.ipv6);
@@ -248,7 +240,7 @@ class NetworkStack implements Stack {
       o.tcp,
     );
     this.udp = new UdpNat(addresses, out, this.drops, clock, this.log, o.policy, this.egress, o.udp);
-    this.ipv6?.deliverTo({ tcp: this.tcp, udp: this.udp });
+    this.ipv6?.deliverTo({ tcp: this.tcp, udp: this.udp, relay: this.icmpRelay });
     this.ipv4.deliverTo({
       tcp: this.tcp,
       udp: this.udp,
@@ -334,7 +326,10 @@ class NetworkStack implements Stack {
       frames: { ...this.link.frames },
       tcp: { ...this.tcp.countersNow(), open: this.tcp.openCount, pendingConnects: this.tcp.pendingConnects },
       udp: { ...this.udp.counters, open: this.udp.openCount },
-      icmp: { ...this.icmp.counters, relay: { ...this.icmpRelay.counters } },
+      icmp: {
+        ...this.icmp.counters,
+        relay: { ...this.icmpRelay.counters, sockets: this.icmpRelay.describeSockets() },
+      },
       arp: { ...this.arp.counters },
       ...(this.ipv6 ? { ipv6: { ...this.ipv6.counters } } : {}),
       memory: this.tcp.memory(),

@@ -3,6 +3,7 @@ import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters } from "../counters.js";
 import type { IcmpEchoRelay } from "../nat/icmp-relay.js";
 import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, parseIcmpv4 } from "../wire/icmpv4.js";
+import type { IpAddr } from "../wire/ip-addr.js";
 import type { Ipv4Packet } from "../wire/ipv4.js";
 import { type Ipv4Ids, icmpFrame } from "./frames.js";
 import type { Link } from "./link.js";
@@ -28,8 +29,8 @@ export class IcmpEcho {
       return;
     }
     if (ip.dst !== this.net.gateway && ip.dst !== this.net.hostAddress) {
-      // Beyond the gateway: through the host's raw ICMP socket, when desktopd may open one.
-      if (this.relay) this.relay.relay(ip, icmp);
+      // Beyond the gateway: through the host's echo socket, when desktopd may open one.
+      if (this.relay) this.relay.relay(ip.src, ip.dst, icmp.rest >>> 16, icmp.rest & 0xffff, icmp.payload);
       else this.drops.count("icmp-echo-not-relayed");
       return;
     }
@@ -43,4 +44,16 @@ export class IcmpEcho {
       ),
     );
   }
+
+  /** A relayed echo reply from `from` back to the guest, with its own identifier and sequence. */
+  readonly deliverRelayed = (guest: IpAddr, from: IpAddr, id: number, seq: number, payload: Buffer): void => {
+    const dstMac = this.neighbours.lookup(guest as number);
+    if (!dstMac) return;
+    this.link.send(
+      icmpFrame(
+        { srcMac: this.net.gatewayMac, dstMac, srcIp: from as number, dstIp: guest as number, ids: this.ids },
+        { type: ICMP_ECHO_REPLY, code: 0, rest: ((id << 16) | seq) >>> 0, payload },
+      ),
+    );
+  };
 }

@@ -11,6 +11,7 @@
 import type { Clock, FrameMeta, Timer } from "@desktopd/core";
 import type { DropCounters } from "../counters.js";
 import { ConfigError } from "../errors.js";
+import type { IcmpEchoRelay } from "../nat/icmp-relay.js";
 import type { TcpFlowTable } from "../nat/tcp-table.js";
 import type { UdpNat } from "../nat/udp.js";
 import { ETH_HEADER_LEN, ETHERTYPE_IPV6, emitEthernetHeader } from "../wire/ethernet.js";
@@ -41,6 +42,7 @@ import {
   UNREACH_NO_ROUTE,
   UNREACH_PORT,
 } from "../wire/icmpv6.js";
+import type { IpAddr } from "../wire/ip-addr.js";
 import {
   addressSum6,
   emitIpv6Header,
@@ -99,12 +101,15 @@ export interface Ipv6Counters {
   /** Packets refused with "no route": link-local destinations not ours, protocols not carried. */
   refusedNoRoute: number;
   neighbours: number;
+  /** Guest addresses forgotten because their NIC used more than 64: address hopping. */
+  addressesOverLimit: number;
 }
 
-/** Where IPv6 TCP and UDP go once parsed: the transport layers IPv4 shares. */
+/** Where IPv6 TCP, UDP and echo beyond the router go once parsed: the layers IPv4 shares. */
 export interface Ipv6Upper {
   tcp: TcpFlowTable;
   udp: UdpNat;
+  relay?: IcmpEchoRelay;
 }
 
 /** A received packet as the transport layers see it, with what an ICMPv6 error would quote. */
@@ -130,6 +135,11 @@ const ALL_NODES = parseIpv6Address("ff02::1")!;
 const ALL_ROUTERS = parseIpv6Address("ff02::2")!;
 /** Most guest addresses remembered (each a few bytes); the oldest goes first. */
 const MAX_NEIGHBOURS = 4096;
+/**
+ * Most addresses one guest NIC holds (SLAAC, temporary and static ones are a handful): one that
+ * hops addresses only pushes out its own.
+ */
+const MAX_ADDRESSES_PER_GUEST = 64;
 const ROUTER_LIFETIME_S = 1800;
 const VALID_LIFETIME_S = 86_400;
 const PREFERRED_LIFETIME_S = 14_400;
@@ -168,6 +178,7 @@ export class Ipv6Interface implements IpOutput {
     echoAnswered: 0,
     refusedNoRoute: 0,
     neighbours: 0,
+    addressesOverLimit: 0,
   };
   private readonly prefix: Buffer;
   private readonly gateway: Buffer;
@@ -204,7 +215,11 @@ export class Ipv6Interface implements IpOutput {
     o: Ipv6Options = {},
     guard = true,
   ) {
-    this.neighbours = new NeighbourTable<string>({ guard, limit: MAX_NEIGHBOURS });
+    this.neighbours = new NeighbourTable<string>({
+      guard,
+      limit: MAX_NEIGHBOURS,
+      perMacLimit: MAX_ADDRESSES_PER_GUEST,
+    });
     this.reassembler = new Ipv6Reassembler({ clock });
     this.reassemblyTimer = new ExpiryTimer(clock, this.reassembler);
     this.advertiseDns = o.advertiseDns === true;
@@ -396,6 +411,7 @@ export class Ipv6Interface implements IpOutput {
       return false;
     }
     this.counters.neighbours = this.neighbours.size;
+    this.counters.addressesOverLimit = this.neighbours.evictedOverMacLimit;
     return true;
   }
 
@@ -421,7 +437,17 @@ export class Ipv6Interface implements IpOutput {
           return;
         }
         if (!forUs) {
-          this.refuse(packet, p, srcMac);
+          const relay = this.upper?.relay;
+          if (!relay || isLinkLocal6(p.dst)) this.refuse(packet, p, srcMac);
+          else if (this.sourceAllowed(p, false, srcMac)) {
+            relay.relay(
+              this.srcText(p.src),
+              this.dstText(p.dst),
+              m.body.readUInt16BE(0),
+              m.body.readUInt16BE(2),
+              m.body.subarray(4),
+            );
+          }
           return;
         }
         this.counters.echoAnswered++;
@@ -523,6 +549,27 @@ export class Ipv6Interface implements IpOutput {
       ),
     );
   }
+
+  /** A relayed echo reply from `from` back to the guest, with its own identifier and sequence. */
+  readonly deliverRelayed = (guest: IpAddr, from: IpAddr, id: number, seq: number, payload: Buffer): void => {
+    const dstMac = this.neighbours.lookup(guest as string);
+    if (!dstMac) return;
+    const body = Buffer.allocUnsafe(4 + payload.length);
+    body.writeUInt16BE(id, 0);
+    body.writeUInt16BE(seq, 2);
+    payload.copy(body, 4);
+    this.send(
+      dstMac,
+      emitIcmpv6Packet(
+        this.bytes(from as string),
+        this.bytes(guest as string),
+        ICMPV6_ECHO_REPLY,
+        0,
+        body,
+        64,
+      ),
+    );
+  };
 
   quote(packet: IpHeader): Buffer {
     const raw = (packet as Ipv6Header).raw;
@@ -667,6 +714,7 @@ export class Ipv6Interface implements IpOutput {
       return;
     }
     this.counters.neighbours = this.neighbours.size;
+    this.counters.addressesOverLimit = this.neighbours.evictedOverMacLimit;
   }
 
   private send(dstMac: Buffer, packet: Buffer): void {

@@ -14,6 +14,11 @@ export interface NeighbourOptions<K = number> {
   leaseOwner?: (ip: K) => string | undefined;
   /** Check sources at all (default true); false learns whatever a frame says, as a plain ARP cache. */
   guard?: boolean;
+  /**
+   * Most addresses one MAC may hold (default: `limit`); beyond, its own oldest goes. With IPv6 a
+   * guest may use any number of addresses: it must not churn the others' entries out of the table.
+   */
+  perMacLimit?: number;
 }
 
 interface Entry {
@@ -33,12 +38,18 @@ export class NeighbourTable<K = number> {
   private readonly holdMs: number;
   private readonly leaseOwner: (ip: K) => string | undefined;
   private readonly guard: boolean;
+  private readonly perMacLimit: number;
+  /** Addresses held per MAC (by its number), when `perMacLimit` is below `limit`. */
+  private readonly perMac = new Map<number, number>();
+  /** Entries a MAC lost to its own newer addresses beyond `perMacLimit`. */
+  evictedOverMacLimit = 0;
 
   constructor(o: NeighbourOptions<K> = {}) {
     this.limit = o.limit ?? 4096;
     this.holdMs = o.holdMs ?? 60_000;
     this.leaseOwner = o.leaseOwner ?? (() => undefined);
     this.guard = o.guard !== false;
+    this.perMacLimit = Math.min(o.perMacLimit ?? this.limit, this.limit);
   }
 
   lookup(ip: K): Buffer | undefined {
@@ -83,12 +94,32 @@ export class NeighbourTable<K = number> {
   }
 
   private set(ip: K, mac: Buffer, key: number, now: number): void {
-    this.entries.delete(ip);
+    this.remove(ip);
+    if (this.perMacLimit < this.limit && (this.perMac.get(key) ?? 0) >= this.perMacLimit) {
+      // The MAC's own oldest address makes room (insertion order is age order).
+      for (const [address, e] of this.entries) {
+        if (e.key !== key) continue;
+        this.remove(address);
+        this.evictedOverMacLimit++;
+        break;
+      }
+    }
     if (this.entries.size >= this.limit) {
       const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
+      if (oldest !== undefined) this.remove(oldest);
     }
     // Copy: `mac` is usually a view into a received frame.
     this.entries.set(ip, { mac: Buffer.from(mac.subarray(0, 6)), key, seen: now });
+    if (this.perMacLimit < this.limit) this.perMac.set(key, (this.perMac.get(key) ?? 0) + 1);
+  }
+
+  private remove(ip: K): void {
+    const e = this.entries.get(ip);
+    if (!e) return;
+    this.entries.delete(ip);
+    if (this.perMacLimit >= this.limit) return;
+    const n = (this.perMac.get(e.key) ?? 1) - 1;
+    if (n > 0) this.perMac.set(e.key, n);
+    else this.perMac.delete(e.key);
   }
 }

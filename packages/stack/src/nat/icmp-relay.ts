@@ -1,94 +1,118 @@
 /**
- * ICMP echo to the world: a guest's ping to an address beyond the gateway leaves through a raw
- * ICMP socket of the host (root only: CAP_NET_RAW) with an identifier of the relay's own, and the
- * reply comes back to the guest with the guest's identifier and the sequence untouched. The
- * egress policy decides as for TCP and UDP (a rule naming no protocol covers ICMP too). Without
- * the privilege, echo is counted as not relayed, once logged. Mappings are bounded and expire.
+ * ICMP echo to the world, IPv4 and IPv6: a guest's ping to an address beyond the gateway leaves
+ * through an echo socket of the host — the unprivileged ping socket where ping_group_range allows
+ * it, else a raw socket (root: CAP_NET_RAW) — with a sequence number of the relay's own, and the
+ * reply comes back to the guest with the guest's identifier and sequence. The egress policy
+ * decides as for TCP and UDP (a rule naming no protocol covers ICMP too). Without either socket,
+ * echo is counted as not relayed, once logged. Requests in flight are bounded and expire.
  */
 import type { Clock, Logger, Timer } from "@desktopd/core";
-import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
-import { type Ipv4Ids, icmpFrame } from "../iface/frames.js";
-import type { Link } from "../iface/link.js";
-import type { NeighbourTable } from "../iface/neighbours.js";
-import { RawIcmpSocket } from "../transport/icmp-socket.js";
-import { ipv4ToString } from "../wire/address.js";
 import {
-  emitIcmpv4,
-  ICMP_ECHO_REPLY,
-  ICMP_ECHO_REQUEST,
-  ICMP_HEADER_LEN,
-  type IcmpPacket,
-  parseIcmpv4,
-} from "../wire/icmpv4.js";
-import { IPPROTO_ICMP, type Ipv4Packet, parseIpv4 } from "../wire/ipv4.js";
+  type EchoReply,
+  IcmpEchoSocket,
+  type IcmpFamily,
+  type IcmpSocketKind,
+} from "../transport/icmp-echo-socket.js";
+import { formatIp, type IpAddr } from "../wire/ip-addr.js";
+import { ipv6ToString, parseIpv6Address } from "../wire/ipv6.js";
 
 export interface IcmpRelayOptions {
   /**
    * Relay echo beyond the gateway (default false: a library sends nothing to the world unless
-   * told to; it needs CAP_NET_RAW). desktopd turns it on.
+   * told to). desktopd turns it on.
    */
   enabled?: boolean;
-  /** A guest identifier unused this long is forgotten (default 30 s). */
+  /** A request unanswered this long is forgotten (default 30 s). */
   idleTimeoutMs?: number;
-  /** Identifiers mapped at once, all guests (default 1024). */
+  /** Requests in flight, all guests, per family (default 1024); the oldest makes room. */
   maxMappings?: number;
+  /** Socket kinds to try, in order (default dgram, then raw). */
+  kinds?: IcmpSocketKind[];
 }
 
-interface Mapping {
-  guestIp: number;
+/** Delivers a relayed reply to a guest: the interface of the guest's family builds the frame. */
+export type EchoReplySink = (guest: IpAddr, from: IpAddr, id: number, seq: number, payload: Buffer) => void;
+
+interface InFlight {
+  guest: IpAddr;
   guestId: number;
-  dst: number;
-  hostId: number;
-  lastUsed: number;
+  guestSeq: number;
+  dst: IpAddr;
+  sentAt: number;
+}
+
+/** One family's socket and requests in flight, by the sequence number the relay sent. */
+interface Side {
+  family: IcmpFamily;
+  socket?: IcmpEchoSocket;
+  opening?: Promise<IcmpEchoSocket | undefined>;
+  unavailable?: string;
+  inFlight: Map<number, InFlight>;
+  nextSeq: number;
+  sink?: EchoReplySink;
 }
 
 export class IcmpEchoRelay {
   readonly counters = { requests: 0, replies: 0, denied: 0, unavailable: 0 };
-  private socket: RawIcmpSocket | undefined;
-  private opening: Promise<RawIcmpSocket | undefined> | undefined;
-  private unavailable: string | undefined;
-  private readonly byHostId = new Map<number, Mapping>();
-  private readonly byGuest = new Map<string, Mapping>();
+  private readonly sides: Record<IcmpFamily, Side>;
   private sweeper: Timer | undefined;
   private closed = false;
+  private readonly enabled: boolean;
   private readonly idleMs: number;
   private readonly max: number;
-  private nextId: number;
+  private readonly kinds: IcmpSocketKind[];
+  /** The identifier of raw sockets' requests (a dgram socket's is the kernel's). */
+  private readonly rawId = 1 + Math.floor(Math.random() * 0xfffe);
 
   constructor(
-    private readonly net: ResolvedNetwork,
-    private readonly neighbours: NeighbourTable,
-    private readonly link: Link,
     private readonly drops: DropCounters,
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly egress: EgressPolicy,
-    private readonly ids: Ipv4Ids,
     o: IcmpRelayOptions = {},
   ) {
-    if (o.enabled !== true) this.unavailable = "turned off";
+    this.enabled = o.enabled === true;
     this.idleMs = o.idleTimeoutMs ?? 30_000;
     this.max = o.maxMappings ?? 1024;
-    this.nextId = 1 + Math.floor(Math.random() * 0xfffe);
+    this.kinds = o.kinds ?? ["dgram", "raw"];
+    const side = (family: IcmpFamily): Side => ({
+      family,
+      inFlight: new Map(),
+      nextSeq: Math.floor(Math.random() * 0x10000),
+    });
+    this.sides = { 4: side(4), 6: side(6) };
   }
 
-  get available(): boolean {
-    return this.unavailable === undefined;
+  /** Where replies to guests of `family` go; a family without a sink is not relayed. */
+  deliverTo(family: IcmpFamily, sink: EchoReplySink): void {
+    this.sides[family].sink = sink;
   }
 
-  /** A guest's echo request to `ip.dst`, beyond the gateway. */
-  relay(ip: Ipv4Packet, icmp: IcmpPacket): void {
-    if (this.unavailable !== undefined || this.closed) {
+  /** The socket kind each family got, once one was opened: for status. */
+  describeSockets(): Partial<Record<"ipv4" | "ipv6", string>> {
+    const out: Partial<Record<"ipv4" | "ipv6", string>> = {};
+    for (const side of Object.values(this.sides)) {
+      const name = side.family === 4 ? "ipv4" : "ipv6";
+      if (side.socket) out[name] = side.socket.kind;
+      else if (side.unavailable) out[name] = `unavailable: ${side.unavailable}`;
+    }
+    return out;
+  }
+
+  /** A guest's echo request to `dst`, beyond the gateway. */
+  relay(guest: IpAddr, dst: IpAddr, id: number, seq: number, payload: Buffer): void {
+    const side = this.sides[typeof dst === "number" ? 4 : 6];
+    if (!this.enabled || side.unavailable !== undefined || this.closed || !side.sink) {
       this.drops.count("icmp-echo-not-relayed");
       return;
     }
     const verdict = this.egress.check({
       protocol: "icmp",
-      guestIp: ip.src,
+      guestIp: guest,
       guestPort: 0,
-      dstIp: ip.dst,
+      dstIp: dst,
       dstPort: 0,
     });
     if (!verdict.allowed) {
@@ -96,129 +120,111 @@ export class IcmpEchoRelay {
       this.drops.count("icmp-echo-egress-denied");
       return;
     }
-    const mapping = this.map(ip.src, icmp.rest >>> 16, ip.dst);
-    if (!mapping) {
+    const dstBytes = addressBytes(dst);
+    if (!dstBytes) return;
+    if (side.inFlight.size >= this.max) {
+      // The oldest request makes room: a flood from one guest ages out its own first.
+      const oldest = side.inFlight.keys().next().value!;
+      side.inFlight.delete(oldest);
       this.drops.count("icmp-echo-mappings-full");
-      return;
     }
-    const message = Buffer.alloc(ICMP_HEADER_LEN + icmp.payload.length);
-    emitIcmpv4(message, 0, {
-      type: ICMP_ECHO_REQUEST,
-      code: 0,
-      rest: ((mapping.hostId << 16) | (icmp.rest & 0xffff)) >>> 0,
-      payload: icmp.payload,
-    });
+    let hostSeq = side.nextSeq;
+    while (side.inFlight.has(hostSeq)) hostSeq = (hostSeq + 1) & 0xffff;
+    side.nextSeq = (hostSeq + 1) & 0xffff;
+    side.inFlight.set(hostSeq, { guest, guestId: id, guestSeq: seq, dst, sentAt: this.clock.now() });
     this.counters.requests++;
-    const send = (s: RawIcmpSocket | undefined) => {
-      if (s && !s.send(ip.dst, message)) this.drops.count("icmp-echo-send-failed");
+    const send = (s: IcmpEchoSocket | undefined) => {
+      if (s && !s.send(dstBytes, this.rawId, hostSeq, payload)) this.drops.count("icmp-echo-send-failed");
     };
-    if (this.socket) send(this.socket);
-    else void this.open().then(send);
+    if (side.socket) send(side.socket);
+    else void this.open(side).then(send);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.sweeper?.cancel();
-    const s = this.socket ?? (await this.opening);
-    this.socket = undefined;
-    await s?.close();
+    for (const side of Object.values(this.sides)) {
+      const s = side.socket ?? (await side.opening);
+      side.socket = undefined;
+      await s?.close();
+    }
   }
 
-  private open(): Promise<RawIcmpSocket | undefined> {
-    this.opening ??= RawIcmpSocket.open().then(
+  private open(side: Side): Promise<IcmpEchoSocket | undefined> {
+    side.opening ??= IcmpEchoSocket.open(side.family, this.kinds).then(
       (s) => {
         if (this.closed) {
           void s.close();
           return undefined;
         }
-        this.socket = s;
+        side.socket = s;
+        this.log.info({ family: `ipv${side.family}`, socket: s.kind }, "ICMP echo relay open");
         s.receive(
-          (packet) => this.onHostPacket(packet),
+          (reply) => this.onReply(side, s, reply),
           (error) => {
-            this.unavailable = error.message;
+            side.unavailable = error.message;
             this.log.warn({ err: error.message }, "ICMP echo relay stopped");
           },
         );
-        this.sweep();
+        this.armSweeper();
         return s;
       },
       (error: Error) => {
-        this.unavailable = error.message;
+        side.unavailable = error.message;
         this.counters.unavailable++;
         this.log.info(
           { err: error.message },
-          "ICMP echo beyond the gateway is not relayed (a raw socket needs root / CAP_NET_RAW)",
+          "ICMP echo beyond the gateway is not relayed (needs net.ipv4.ping_group_range to cover desktopd's group, or root)",
         );
         return undefined;
       },
     );
-    return this.opening;
+    return side.opening;
   }
 
-  private map(guestIp: number, guestId: number, dst: number): Mapping | undefined {
-    const key = `${guestIp}/${guestId}/${dst}`;
-    const now = this.clock.now();
-    const known = this.byGuest.get(key);
-    if (known) {
-      known.lastUsed = now;
-      return known;
-    }
-    if (this.byHostId.size >= this.max) return undefined;
-    // Identifiers in use are skipped; with at most `max` mapped, a free one is near.
-    let hostId = this.nextId;
-    while (this.byHostId.has(hostId)) hostId = (hostId % 0xffff) + 1;
-    this.nextId = (hostId % 0xffff) + 1;
-    const m: Mapping = { guestIp, guestId, dst, hostId, lastUsed: now };
-    this.byHostId.set(hostId, m);
-    this.byGuest.set(key, m);
-    return m;
-  }
-
-  /** Every ICMP packet the host receives passes here: only replies to our identifiers go on. */
-  private onHostPacket(packet: Buffer): void {
-    let ip: Ipv4Packet;
-    let icmp: IcmpPacket;
-    try {
-      ip = parseIpv4(packet, { verifyChecksum: false });
-      if (ip.protocol !== IPPROTO_ICMP) return;
-      icmp = parseIcmpv4(ip.payload);
-    } catch {
-      return;
-    }
-    if (icmp.type !== ICMP_ECHO_REPLY) return;
-    const m = this.byHostId.get(icmp.rest >>> 16);
-    // Another process's ping, or a reply from elsewhere than where the guest pinged.
-    if (!m || m.dst !== ip.src) return;
-    const dstMac = this.neighbours.lookup(m.guestIp);
-    if (!dstMac) return;
-    m.lastUsed = this.clock.now();
+  /** Replies to our requests only: a raw socket sees every ping reply the host gets. */
+  private onReply(side: Side, s: IcmpEchoSocket, reply: EchoReply): void {
+    if (s.kind === "raw" && reply.id !== this.rawId) return;
+    const m = side.inFlight.get(reply.seq);
+    if (!m || formatIp(m.dst) !== formatBytes(reply.from)) return;
+    side.inFlight.delete(reply.seq);
     this.counters.replies++;
-    this.link.send(
-      icmpFrame(
-        { srcMac: this.net.gatewayMac, dstMac, srcIp: m.dst, dstIp: m.guestIp, ids: this.ids },
-        {
-          type: ICMP_ECHO_REPLY,
-          code: 0,
-          rest: ((m.guestId << 16) | (icmp.rest & 0xffff)) >>> 0,
-          payload: icmp.payload,
-        },
-      ),
-    );
+    side.sink?.(m.guest, m.dst, m.guestId, m.guestSeq, reply.payload);
   }
 
-  private sweep(): void {
-    if (this.closed) return;
-    const now = this.clock.now();
-    for (const [hostId, m] of this.byHostId) {
-      if (now - m.lastUsed < this.idleMs) continue;
-      this.byHostId.delete(hostId);
-      this.byGuest.delete(`${m.guestIp}/${m.guestId}/${m.dst}`);
-    }
-    this.sweeper = this.clock.setTimer(() => this.sweep(), Math.min(this.idleMs, 10_000));
+  private armSweeper(): void {
+    if (this.sweeper || this.closed) return;
+    this.sweeper = this.clock.setTimer(
+      () => {
+        this.sweeper = undefined;
+        const now = this.clock.now();
+        for (const side of Object.values(this.sides)) {
+          for (const [seq, m] of side.inFlight) {
+            if (now - m.sentAt < this.idleMs) break; // oldest first
+            side.inFlight.delete(seq);
+          }
+        }
+        this.armSweeper();
+      },
+      Math.min(this.idleMs, 10_000),
+    );
   }
 
   /** For logs: the destinations guests are pinging now. */
   describe(): string[] {
-    return [...this.byHostId.values()].map((m) => `${ipv4ToString(m.guestIp)} -> ${ipv4ToString(m.dst)}`);
+    return Object.values(this.sides).flatMap((side) =>
+      [...side.inFlight.values()].map((m) => `${formatIp(m.guest)} -> ${formatIp(m.dst)}`),
+    );
   }
+}
+
+function addressBytes(a: IpAddr): Buffer | undefined {
+  if (typeof a === "string") return parseIpv6Address(a);
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(a >>> 0, 0);
+  return b;
+}
+
+function formatBytes(b: Buffer): string {
+  return b.length === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : ipv6ToString(b);
 }

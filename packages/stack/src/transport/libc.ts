@@ -46,7 +46,7 @@ export function loadLibc(): Promise<Libc> {
         setsockopt: fn("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)"),
         recvmmsg: fn("int recvmmsg(int fd, uint64_t vec, unsigned int vlen, int flags, void *timeout)"),
         recvfrom: fn(
-          "intptr_t recvfrom(int fd, uint64_t buf, size_t len, int flags, void *addr, void *alen)",
+          "intptr_t recvfrom(int fd, uint64_t buf, size_t len, int flags, uint64_t addr, uint64_t alen)",
         ),
         sendmmsg: fn("int sendmmsg(int fd, uint64_t vec, unsigned int vlen, int flags)"),
         shutdown: fn("int shutdown(int fd, int how)"),
