@@ -133,6 +133,18 @@ describe.skipIf(!env.ok || noVm)("desktopd run with VMs", () => {
     }
     expect(address, streamVm.consoleTail()).toMatch(/^fdc4:f303:9324:0:/);
     expect(await streamVm.sh("ping -6 -c 1 -W 5 fdc4:f303:9324::1")).toContain("1 packets received");
+    // TCP over IPv6 NAT: 8 MB from a server on the host's ::1, through the host address.
+    const http6 = await startHttpServer({ host: "::1" });
+    try {
+      const size = 8 * 1024 * 1024;
+      const sha = await streamVm.sh(
+        `timeout 120 wget -q -O - 'http://[fdc4:f303:9324::254]:${http6.port}/bytes/${size}/16' | sha256sum`,
+        150_000,
+      );
+      expect(sha.split(" ")[0], streamVm.consoleTail()).toBe(seededSha256(size, 16));
+    } finally {
+      await http6.close();
+    }
   });
 
   it("lets the two VMs reach each other directly", async () => {
