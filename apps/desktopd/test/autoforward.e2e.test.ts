@@ -125,6 +125,21 @@ describe.skipIf(!ready)("automatic port forwarding", () => {
     }
   });
 
+  it("publishes a server listening only on the guest's IPv6 address, dialled there", async () => {
+    // The network learns the guest's IPv6 address from its packets.
+    await guest.shOk("ping -6 -c 1 -W 5 -I fdc4:f303:9324::3 fdc4:f303:9324::1");
+    const port = await freePort();
+    const server = serve(port, "fdc4:f303:9324::3");
+    try {
+      expect(await until("reachable", () => httpGet(port, "/index.html"))).toBe("from the guest\n");
+      const ls = await cli("publish", "ls", "--control", control);
+      expect(ls.out).toContain(`tcp/127.0.0.1:${port} -> [fdc4:f303:9324::3]:${port}  [auto]`);
+    } finally {
+      server.kill();
+    }
+    await until("unpublished", () => refused(port));
+  });
+
   it("skips ignored ports and loopback-only listeners", async () => {
     const loopbackPort = await freePort();
     const ignored = serve(2222);

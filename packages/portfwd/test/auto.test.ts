@@ -107,6 +107,20 @@ describe("rules", () => {
     expect(decide(l(8443, "fd00::3"))).toMatchObject({ reason: "ipv6-only" });
   });
 
+  it("forwards a listener on one of the guest's own IPv6 addresses to that address", () => {
+    const six = ["fdc4:f303:9324::3"];
+    expect(decideAutoForward(l(8443, "fdc4:f303:9324::3"), "192.168.65.3", rules, six)).toEqual({
+      publish: true,
+      hostIp: "127.0.0.1",
+      hostPort: 8443,
+      target: "fdc4:f303:9324::3",
+    });
+    // Another guest's address (or one the network never saw this guest use) is not forwarded.
+    expect(decideAutoForward(l(8443, "fdc4:f303:9324::9"), "192.168.65.3", rules, six)).toMatchObject({
+      reason: "ipv6-only",
+    });
+  });
+
   it("refuses bad rules, naming them", () => {
     for (const bad of [
       "drop 22",

@@ -126,6 +126,11 @@ export interface Stack {
   counters(): StackCounters;
   /** Every open TCP and UDP flow, NATed, served in-process or dialled into a guest. */
   flows(): FlowEntry[];
+  /**
+   * The IPv6 addresses (not link-local) of the guest NIC that uses IPv4 address `ip`, as the
+   * network saw it use them; empty when it has none or is unknown.
+   */
+  ipv6AddressesOf(ip: string): string[];
   close(): Promise<void>;
 }
 
@@ -154,6 +159,8 @@ class NetworkStack implements Stack {
   private readonly ipv4: Ipv4Interface;
   private readonly ipv6: Ipv6Interface | undefined;
   private readonly icmp: IcmpEcho;
+  /** The guests' IPv4 addresses → MAC. */
+  private readonly neighbours: NeighbourTable;
   private readonly icmpRelay: IcmpEchoRelay;
   private readonly tcp: TcpFlowTable;
   private readonly udp: UdpNat;
@@ -193,6 +200,7 @@ class NetworkStack implements Stack {
       guard: o.sourceGuard !== false,
       leaseOwner: (ip) => this.dhcp.ownerOf(ip),
     });
+    this.neighbours = neighbours;
     if (o.ipv6 !== false) {
       this.ipv6 = new Ipv6Interface(
         n.gatewayMac,
@@ -272,10 +280,8 @@ class NetworkStack implements Stack {
   leases(): LeaseInfo[] {
     // The DHCP server counts on the monotonic clock; people read wall-clock times.
     const offset = this.wallClock.now() - this.clock.now();
-    const v6 = this.ipv6?.guestNeighbours() ?? [];
     return this.dhcp.leases().map((l) => {
-      // The guest's own IPv6 addresses by its MAC, as ND and its packets showed them (not link-local).
-      const ipv6 = v6.filter((n) => n.mac === l.mac && !n.address.startsWith("fe80:")).map((n) => n.address);
+      const ipv6 = this.ipv6AddressesOfMac(l.mac);
       return {
         ...l,
         ip: ipv4ToString(l.ip),
@@ -315,6 +321,18 @@ class NetworkStack implements Stack {
       throw new DialError("unreachable", `no guest answers neighbour discovery for ${text}`);
     }
     return text;
+  }
+
+  ipv6AddressesOf(ip: string): string[] {
+    const v4 = parseIpv4Address(ip);
+    const mac = v4 === undefined ? undefined : this.neighbours.lookup(v4);
+    return mac ? this.ipv6AddressesOfMac(macToString(mac)) : [];
+  }
+
+  private ipv6AddressesOfMac(mac: string): string[] {
+    return (this.ipv6?.guestNeighbours() ?? [])
+      .filter((n) => n.mac === mac && !n.address.startsWith("fe80:"))
+      .map((n) => n.address);
   }
 
   flows(): FlowEntry[] {

@@ -338,7 +338,8 @@ function renderProcess(p: ProcessStats): string {
 function renderForward(f: ForwardInfo): string {
   const st = f.stats;
   const label = f.label ? `  [${f.label}]` : "";
-  return `${f.id} -> ${f.targetIp ?? "?"}:${f.targetPort}${label}  open ${st.open}  in ${st.bytesIn} B  out ${st.bytesOut} B`;
+  const target = f.targetIp?.includes(":") ? `[${f.targetIp}]` : (f.targetIp ?? "?");
+  return `${f.id} -> ${target}:${f.targetPort}${label}  open ${st.open}  in ${st.bytesIn} B  out ${st.bytesOut} B`;
 }
 
 interface AutoforwardInfo {
@@ -348,6 +349,7 @@ interface AutoforwardInfo {
   rules: { id: number; rule: string }[];
   forwards: {
     guestIp: string;
+    target?: string;
     protocol: string;
     guestPort: number;
     hostIp: string;
@@ -404,7 +406,7 @@ export async function autoforwardCommand(
   for (const f of info.forwards) {
     const host = f.hostIp.includes(":") ? `[${f.hostIp}]` : f.hostIp;
     lines.push(
-      `  ${f.protocol}/${host}:${f.hostPort} -> ${f.guestIp}:${f.guestPort}  ${f.state}${f.problem ? `: ${f.problem}` : ""}`,
+      `  ${f.protocol}/${host}:${f.hostPort} -> ${f.target?.includes(":") ? `[${f.target}]` : (f.target ?? f.guestIp)}:${f.guestPort}  ${f.state}${f.problem ? `: ${f.problem}` : ""}`,
     );
   }
   io.out(`${lines.join("\n")}\n`);

@@ -74,6 +74,7 @@ export function createAutoforwardService(
   let gateway: string | undefined;
   /** The gateway's addresses, both families: where guests reach this service. */
   let gateways: ReadonlySet<string> | undefined;
+  let stackRef: Stack | undefined;
   let reader: ChildProcess | undefined;
   let stopped = false;
   const graceTimers = new Map<string, NodeJS.Timeout>();
@@ -84,7 +85,9 @@ export function createAutoforwardService(
     const parsed = parseReport(text);
     counters.reports++;
     counters.skippedLines += parsed.skipped;
-    void auto.update(guestIp, parsed.listeners).catch((error: unknown) => {
+    // The guest's IPv6 addresses, as the stack saw it use them: its IPv6-only listeners go there.
+    const ipv6 = stackRef?.ipv6AddressesOf(guestIp) ?? [];
+    void auto.update(guestIp, parsed.listeners, ipv6).catch((error: unknown) => {
       log?.warn({ guest: guestIp, err: (error as Error).message }, "automatic forwards not updated");
     });
   };
@@ -196,6 +199,7 @@ export function createAutoforwardService(
       };
     },
     start(stack, forwarder, netns) {
+      stackRef = stack;
       gateway = stack.config.gateway;
       gateways = netAddresses(stack.config).gateways;
       auto = createAutoForwarder({

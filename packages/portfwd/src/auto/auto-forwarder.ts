@@ -15,6 +15,8 @@ export const AUTO_LABEL = "auto";
 
 export interface AutoForwardInfo {
   guestIp: string;
+  /** The address dialled when not `guestIp`: the guest's IPv6 address its listener is bound to. */
+  target?: string;
   protocol: "tcp" | "udp";
   guestPort: number;
   hostIp: string;
@@ -62,8 +64,11 @@ export interface AutoForwarderOptions {
 }
 
 export interface AutoForwarder {
-  /** A whole report of the listeners of the guest at `guestIp`. */
-  update(guestIp: string, listeners: readonly Listener[]): Promise<void>;
+  /**
+   * A whole report of the listeners of the guest at `guestIp`; `guestIpv6`: its IPv6 addresses,
+   * so listeners bound to one of them are forwarded there.
+   */
+  update(guestIp: string, listeners: readonly Listener[], guestIpv6?: readonly string[]): Promise<void>;
   /** The guest stopped reporting: its automatic forwards go (they come back with its next report). */
   forget(guestIp: string): Promise<void>;
   /** Makes room for an explicit publish of `protocol` `hostIp:hostPort`: the automatic one there goes. */
@@ -120,7 +125,7 @@ export function createAutoForwarder(o: AutoForwarderOptions): AutoForwarder {
     const host = e.hostIp.includes(":") ? `[${e.hostIp}]` : e.hostIp;
     try {
       const [info] = await o.forwarder.add(`${host}:${e.hostPort}:${e.guestPort}/${e.protocol}`, {
-        target: e.guestIp,
+        target: e.target ?? e.guestIp,
         label: AUTO_LABEL,
       });
       const wasWaiting = e.state === "waiting";
@@ -158,14 +163,14 @@ export function createAutoForwarder(o: AutoForwarderOptions): AutoForwarder {
   };
 
   return {
-    update(guestIp, listeners) {
+    update(guestIp, listeners, guestIpv6 = []) {
       return serial(async () => {
         if (closed) return;
         counters.reports++;
         const rules = o.rules();
         const wanted = new Map<string, AutoForwardInfo>();
         for (const l of listeners) {
-          const d = decideAutoForward(l, guestIp, rules);
+          const d = decideAutoForward(l, guestIp, rules, guestIpv6);
           if (!d.publish) {
             skip(d.reason);
             continue;
@@ -179,6 +184,7 @@ export function createAutoForwarder(o: AutoForwarderOptions): AutoForwarder {
               hostIp: d.hostIp,
               hostPort: d.hostPort,
               state: "waiting",
+              ...(d.target ? { target: d.target } : {}),
             });
           }
         }

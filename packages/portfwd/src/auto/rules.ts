@@ -36,7 +36,14 @@ export interface CompiledRule {
 
 /** Where an automatic forward of `listener` goes, or why there is none. */
 export type AutoDecision =
-  | { publish: true; hostIp: string; hostPort: number; rule?: number }
+  | {
+      publish: true;
+      hostIp: string;
+      hostPort: number;
+      rule?: number;
+      /** Where the forward dials: the listener's own IPv6 address when it listens on one. */
+      target?: string;
+    }
   | {
       publish: false;
       reason: "guest-loopback" | "other-address" | "ipv6-only" | "ignored" | "bad-port";
@@ -133,20 +140,27 @@ export function compileAutoForwardRule(
 const isLoopback = (a: string) => a === "::1" || a.startsWith("127.");
 const isWildcard = (a: string) => a === "0.0.0.0" || a === "::";
 
-/** The decision for one listener of the guest at `guestIp`. */
+/**
+ * The decision for one listener of the guest at `guestIp`, whose IPv6 addresses (as the network
+ * saw it use them) are `guestIpv6`.
+ */
 export function decideAutoForward(
   listener: Listener,
   guestIp: string,
   rules: readonly CompiledRule[],
+  guestIpv6: readonly string[] = [],
 ): AutoDecision {
   // Reachable only from inside the guest: the stack dials the guest's own address.
   if (isLoopback(listener.address)) return { publish: false, reason: "guest-loopback" };
-  // An IPv6 wildcard listener takes IPv4 too (unless V6ONLY); a specific IPv6 one waits for IPv6.
+  let target: string | undefined;
+  // An IPv6 wildcard listener takes IPv4 too (unless V6ONLY); a specific IPv6 one is dialled at
+  // its address, when that is one the guest is known to use (not another guest's).
   if (listener.family === 6 && listener.address.includes(":") && !isWildcard(listener.address)) {
-    return { publish: false, reason: "ipv6-only" };
-  }
-  if (!isWildcard(listener.address) && listener.address !== guestIp)
+    if (!guestIpv6.includes(listener.address)) return { publish: false, reason: "ipv6-only" };
+    target = listener.address;
+  } else if (!isWildcard(listener.address) && listener.address !== guestIp)
     return { publish: false, reason: "other-address" };
+  const to = target === undefined ? {} : { target };
   for (let i = 0; i < rules.length; i++) {
     const c = rules[i]!;
     if (c.rule.protocol !== undefined && c.rule.protocol !== listener.protocol) continue;
@@ -155,7 +169,7 @@ export function decideAutoForward(
     if (c.rule.action === "ignore") return { publish: false, reason: "ignored", rule: i };
     const hostPort = c.hostPortFor(listener.port);
     if (hostPort === undefined) return { publish: false, reason: "bad-port", rule: i };
-    return { publish: true, hostIp: c.rule.hostIp ?? DEFAULT_AUTO_HOST_IP, hostPort, rule: i };
+    return { publish: true, hostIp: c.rule.hostIp ?? DEFAULT_AUTO_HOST_IP, hostPort, rule: i, ...to };
   }
-  return { publish: true, hostIp: DEFAULT_AUTO_HOST_IP, hostPort: listener.port };
+  return { publish: true, hostIp: DEFAULT_AUTO_HOST_IP, hostPort: listener.port, ...to };
 }
