@@ -113,6 +113,11 @@ describe.skipIf(!ready)("IPv6 on the guest link", () => {
       .counters.ipv6;
     expect(counters.echoAnswered).toBeGreaterThanOrEqual(4);
     expect(counters.routerAdvertisements).toBeGreaterThanOrEqual(1);
+    // Both families in the status.
+    const text = (await cli("status", "--control", guest.daemon.info.control!)).out;
+    expect(text).toContain(
+      "ipv6 fdc4:f303:9324::/64  gateway fdc4:f303:9324::1 (fe80::5894:efff:fee4:cdd)  host fdc4:f303:9324::254",
+    );
   });
 
   it("answers DNS on the gateway's IPv6 address, which the router advertises (RDNSS)", async () => {

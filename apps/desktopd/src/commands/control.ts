@@ -177,7 +177,9 @@ export interface DaemonStatus {
     macs: string[];
     stats: { framesIn: number; framesOut: number; drops: Record<string, number> };
   }[];
-  leases: { mac: string; ip: string; hostname?: string }[];
+  leases: { mac: string; ip: string; hostname?: string; ipv6?: string[] }[];
+  /** The IPv6 addressing, unless --no-ipv6. */
+  ipv6?: { prefix: string; gateway: string; gatewayLinkLocal: string; hostAddress: string };
   published: ForwardInfo[];
   proxy?: ProxyInfo;
   sshAgent?: SshAgentInfo;
@@ -209,8 +211,11 @@ function renderStatus(s: DaemonStatus): string {
   const lines = [
     `subnet ${s.ready.subnet}  gateway ${s.ready.gateway}  host ${s.ready.host}  mtu ${s.ready.mtu}`,
   ];
-  if (s.ready.ipv6)
-    lines.push(`ipv6 ${s.ready.ipv6} (router advertisements, neighbour discovery, echo; no IPv6 NAT yet)`);
+  if (s.ipv6) {
+    lines.push(
+      `ipv6 ${s.ipv6.prefix}  gateway ${s.ipv6.gateway} (${s.ipv6.gatewayLinkLocal})  host ${s.ipv6.hostAddress}`,
+    );
+  }
   lines.push(`guest links (${s.links.length}):`);
   for (const l of s.links) {
     const drops = Object.entries(l.stats.drops)
@@ -221,7 +226,10 @@ function renderStatus(s: DaemonStatus): string {
     );
   }
   lines.push(`leases (${s.leases.length}):`);
-  for (const l of s.leases) lines.push(`  ${l.ip}  ${l.mac}${l.hostname ? `  ${l.hostname}` : ""}`);
+  for (const l of s.leases) {
+    const six = l.ipv6?.length ? `  ${l.ipv6.join(" ")}` : "";
+    lines.push(`  ${l.ip}${six}  ${l.mac}${l.hostname ? `  ${l.hostname}` : ""}`);
+  }
   lines.push(`published (${s.published.length}):`);
   for (const f of s.published) lines.push(`  ${renderForward(f)}`);
   if (s.proxy) lines.push(renderProxy(s.proxy));

@@ -78,7 +78,12 @@ export function startNetwork(config: RunConfig, deps: NetworkDeps): NetworkServi
       logger?.info({ rules: next.egress.length }, "egress rules replaced");
       return [];
     },
-    status: () => ({ links: sw.ports(), leases: stack.leases(), counters: stack.counters() }),
+    status: () => ({
+      links: sw.ports(),
+      leases: stack.leases(),
+      counters: stack.counters(),
+      ...(stack.config.ipv6 ? { ipv6: stack.config.ipv6 } : {}),
+    }),
     close: () => stack.close(),
   };
 }
