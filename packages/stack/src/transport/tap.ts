@@ -20,7 +20,15 @@ import { ConfigError, TransportError } from "../errors.js";
 import { macToString, parseMac } from "../wire/address.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
 import { ipOrThrow, runIp } from "./ip-command.js";
-import { createTapDevice, IFF_NO_PI, IFF_TAP, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4 } from "./tun-device.js";
+import {
+  createTapDevice,
+  IFF_NO_PI,
+  IFF_TAP,
+  IFF_VNET_HDR,
+  TUN_F_CSUM,
+  TUN_F_TSO4,
+  TUN_F_TSO6,
+} from "./tun-device.js";
 
 export interface TapOptions {
   /** Network namespace (as named by `ip netns`) to move the device into; default: stay in ours. */
@@ -35,7 +43,7 @@ export interface TapOptions {
   up?: boolean;
   /**
    * Exchange frames with a virtio-net header (IFF_VNET_HDR) and let the guest use checksum
-   * offload and TCP segmentation offload (IPv4): it then sends TCP super-segments of up to
+   * offload and TCP segmentation offload (IPv4 and IPv6): it then sends TCP super-segments of up to
    * 64 KiB with partial checksums, and accepts the same from the stack (default false).
    */
   offload?: boolean;
@@ -102,7 +110,7 @@ export async function openTap(options: TapOptions = {}): Promise<TapTransport> {
   const fd = offload
     ? await createTapDevice(kernelName, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, {
         headerSize: VNET_HDR_LEN,
-        offloads: TUN_F_CSUM | TUN_F_TSO4,
+        offloads: TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6,
       })
     : await createTapDevice(kernelName, IFF_TAP | IFF_NO_PI);
   try {
