@@ -78,6 +78,12 @@ export interface ConnectionOptions {
   maxBurstSegment?: number;
   /** Congestion control (default NewReno). */
   congestion?: CongestionFactory;
+  /**
+   * How long the ACK of less than two full segments of in-order data may wait for our own data
+   * to carry it (RFC 9293 3.8.6.3; default 5 ms, below the 10 ms a Linux peer's tail-loss probe
+   * waits at least; 0: ACK at every flush). A request answered within it costs one frame, not two.
+   */
+  delayedAckMs?: number;
 }
 
 const RCV_WSCALE = 7;
@@ -137,6 +143,8 @@ export class Connection {
   private readonly scoreboard = new SackScoreboard();
 
   private ackPending = false;
+  /** rcvNxt as our last ACK carried it. */
+  private rcvAcked = 0;
   private closed = false;
   /** Loss-recovery events, for counters and diagnostics. */
   readonly recovery = { timeouts: 0, fastRetransmits: 0, segmentsRetransmitted: 0 };
@@ -165,6 +173,7 @@ export class Connection {
       keepAliveProbes: 9,
       maxBurstSegment: 0,
       congestion: newReno,
+      delayedAckMs: 5,
       ...options,
     };
     this.rcvBufSize = this.opts.receiveBuffer;
@@ -307,9 +316,18 @@ export class Connection {
     }
   }
 
-  /** Sends a coalesced ACK if one is owed. Called by the owner after a batch of segments. */
+  /**
+   * Sends a coalesced ACK if one is owed, called by the owner after a batch of segments: at once
+   * for two full segments or more, else when our next segment carries it or `delayedAckMs` ends.
+   */
   flush(): void {
-    if (this.ackPending && !this.closed) this.sendAck();
+    if (!this.ackPending || this.closed) return;
+    const unacked = seqDiff(this.rcvNxt, this.rcvAcked);
+    if (this.opts.delayedAckMs > 0 && unacked > 0 && unacked < 2 * this.opts.mss) {
+      this.timers.delayedAck ??= this.opts.clock.now() + this.opts.delayedAckMs;
+      return;
+    }
+    this.sendAck();
   }
 
   // ---- Segment arrival (RFC 9293 3.10.7) --------------------------------------------
@@ -794,6 +812,8 @@ export class Connection {
       );
       this.rcvAdvertisedEdge = seqAdd(this.rcvNxt, window << this.rcvWscale);
       this.ackPending = false;
+      this.rcvAcked = this.rcvNxt;
+      this.timers.delayedAck = undefined;
     }
     const fields: TcpEmitFields = {
       srcPort: this.localPort,
@@ -816,6 +836,10 @@ export class Connection {
 
   poll(now: number): void {
     if (this.closed) return;
+    if (this.timers.delayedAck !== undefined && now >= this.timers.delayedAck) {
+      this.timers.delayedAck = undefined;
+      if (this.ackPending) this.sendAck();
+    }
     if (this.timers.timeWait !== undefined && now >= this.timers.timeWait) {
       this.terminate("closed");
       return;

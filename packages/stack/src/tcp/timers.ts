@@ -13,16 +13,18 @@ export class ConnectionTimers {
   idle: number | undefined;
   /** Next keepalive probe. */
   keepAlive: number | undefined;
+  /** A delayed ACK is owed by then. */
+  delayedAck: number | undefined;
 
   next(): number | undefined {
     let at: number | undefined;
-    for (const t of [this.rto, this.persist, this.timeWait, this.idle, this.keepAlive]) {
+    for (const t of [this.rto, this.persist, this.timeWait, this.idle, this.keepAlive, this.delayedAck]) {
       if (t !== undefined && (at === undefined || t < at)) at = t;
     }
     return at;
   }
 
   clear(): void {
-    this.rto = this.persist = this.timeWait = this.idle = this.keepAlive = undefined;
+    this.rto = this.persist = this.timeWait = this.idle = this.keepAlive = this.delayedAck = undefined;
   }
 }

@@ -199,7 +199,8 @@ export class TcpHarness {
 
   private connectionOptions(): ConnectionOptions {
     const { seed: _s, startMs: _t, autoFlush: _f, random: _r, ...rest } = this.options;
-    return { mss: 1460, ...rest, clock: this.clock, random: this.random };
+    // Every owed ACK at flush unless a test asks for delayed ACKs: most tests look at other things.
+    return { mss: 1460, delayedAckMs: 0, ...rest, clock: this.clock, random: this.random };
   }
 
   private hooks() {

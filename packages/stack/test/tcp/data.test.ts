@@ -34,6 +34,39 @@ describe("ESTABLISHED receive", () => {
     expect(h.out).toHaveLength(1); // nothing owed any more
   });
 
+  it("ESTABLISHED delayed ACK: one small segment is ACKed by our reply within the delay, else when it ends", () => {
+    const h = TcpHarness.established({ delayedAckMs: 5 }, {});
+    h.autoFlush = false;
+    h.peerSend({ payload: pattern(0, 100) });
+    h.conn.flush();
+    expect(h.out).toHaveLength(0);
+    // The reply carries the ACK: one segment, not an ACK and then the data.
+    h.conn.send(pattern(0, 10));
+    expect(h.out).toHaveLength(1);
+    expectSegment(h.lastOut, Ack(RCV + 100), Len(10));
+    h.advance(10);
+    expect(h.out.filter((s) => s.payload.length === 0)).toHaveLength(0);
+    // No reply: the ACK leaves when the delay ends.
+    h.peerSend({ seq: RCV + 100, payload: pattern(100, 100) });
+    h.conn.flush();
+    const before = h.out.length;
+    h.advance(4);
+    expect(h.out).toHaveLength(before);
+    h.advance(1);
+    expect(h.out).toHaveLength(before + 1);
+    expectSegment(h.lastOut, Flags(TCP_ACK, true), Ack(RCV + 200), Len(0));
+  });
+
+  it("ESTABLISHED delayed ACK: two full segments are ACKed at the flush", () => {
+    const h = TcpHarness.established({ delayedAckMs: 5, mss: 1000 }, { mss: 1000 });
+    h.autoFlush = false;
+    h.peerSend({ payload: pattern(0, 1000) });
+    h.peerSend({ seq: RCV + 1000, payload: pattern(1000, 1000) });
+    h.conn.flush();
+    expect(h.out).toHaveLength(1);
+    expectSegment(h.lastOut, Flags(TCP_ACK, true), Ack(RCV + 2000), Len(0));
+  });
+
   it("ESTABLISHED out-of-order segment → held, immediate duplicate ACK with a SACK block", () => {
     const h = TcpHarness.established();
     h.peerSend({ seq: RCV + 100, payload: pattern(100, 100) });
