@@ -82,6 +82,9 @@ export interface TcpFlowContext {
 const GUEST_RESET = "ERR_DESKTOPD_GUEST_RESET";
 /** Receive autotuning measures what a flow moved within this long (a local round trip is far shorter). */
 const GROWTH_PERIOD_MS = 100;
+/** A NAT flow's host socket gets keepalive once the flow has lived this long. */
+const HOST_KEEPALIVE_AFTER_MS = 1000;
+
 /** A larger write buffer lets one writev carry a whole batch of guest segments. */
 const HOST_WRITE_BUFFER = 1024 * 1024;
 
@@ -93,6 +96,8 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   private socket: net.Socket | undefined;
   /** NAT: the host connect is in progress; the guest's SYN is not answered yet. */
   connecting = false;
+  /** When the host socket's keepalive is due to be switched on (NAT flows). */
+  private hostKeepAliveAt: number | undefined;
   /** Counted against its guest's share of the table (guest-initiated flows). */
   countedInShare = false;
   private corked = false;
@@ -225,7 +230,8 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
       socket.destroy();
       return;
     }
-    if (this.ctx.hostKeepAliveMs > 0) socket.setKeepAlive(true, this.ctx.hostKeepAliveMs);
+    // Keepalive costs three setsockopt calls: only connections that live a while get it.
+    if (this.ctx.hostKeepAliveMs > 0) this.hostKeepAliveAt = this.ctx.clock.now() + HOST_KEEPALIVE_AFTER_MS;
     this.accept(syn);
     this.bridge(this.stream!, socket);
   }
@@ -374,7 +380,10 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
 
   /** Lazily armed: the timer may fire early, then `poll` does nothing and it is re-armed. */
   private armTimer(conn: Connection): void {
-    const at = conn.pollAt();
+    const keepAliveAt = this.hostKeepAliveAt;
+    const connAt = conn.pollAt();
+    const at =
+      keepAliveAt === undefined || (connAt !== undefined && connAt < keepAliveAt) ? connAt : keepAliveAt;
     if (at === undefined) return;
     if (this.timer && this.timerAt !== undefined && this.timerAt <= at) return;
     this.timer?.cancel();
@@ -385,7 +394,12 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
         this.guard(() => {
           this.timer = undefined;
           this.timerAt = undefined;
-          conn.poll(clock.now());
+          const now = clock.now();
+          if (this.hostKeepAliveAt !== undefined && now >= this.hostKeepAliveAt) {
+            this.hostKeepAliveAt = undefined;
+            this.socket?.setKeepAlive(true, this.ctx.hostKeepAliveMs);
+          }
+          conn.poll(now);
           if (!this.released) this.ctx.touch(this);
         }),
       Math.max(0, at - clock.now()) + 1,

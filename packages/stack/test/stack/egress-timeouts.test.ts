@@ -4,6 +4,7 @@
  */
 import dgram from "node:dgram";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import net from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseEgressRule } from "../../src/egress.js";
@@ -250,6 +251,29 @@ describe("timers through the stack", () => {
     const last = h.take().at(-1);
     expectFrame(last, TCP(Flags(TCP_RST | TCP_ACK, true)));
     expect(h.stack.counters().tcp.timedOut).toBe(1);
+  });
+});
+
+describe("host keepalive", () => {
+  /** Timer kinds (/proc/net/tcp "tr": 2 is keepalive) of our established sockets to the server. */
+  function hostSocketTimers(): string[] {
+    const server = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+    return readFileSync("/proc/net/tcp", "utf8")
+      .split("\n")
+      .slice(1)
+      .map((line) => line.trim().split(/\s+/))
+      .filter((f) => f[2] === server && f[3] === "01")
+      .map((f) => f[5]!.split(":")[0]!);
+  }
+
+  it("is switched on for a NAT flow's host socket once it has lived a second, not at once", async () => {
+    h = frameHarness({ tcp: { hostKeepAliveMs: 60_000 } });
+    expectFrame(await syn(h, h.config.hostAddress, port, 45100), TCP(Flags(TCP_SYN | TCP_ACK)));
+    const before = hostSocketTimers();
+    expect(before.length).toBeGreaterThan(0);
+    expect(before).not.toContain("02");
+    await h.advance(1_100);
+    expect(hostSocketTimers()).toContain("02");
   });
 });
 
