@@ -105,7 +105,8 @@ describe.skipIf(!env.ok || noBrowser || noVm)(
       // A DHCP exchange (its script does nothing: the address stays as --configure set it), a lookup
       // through the gateway's DNS and a long-lived connection to the host's loopback.
       await guest.shOk("busybox udhcpc -i eth0 -n -q -t 3 -x hostname:uitest -s /bin/true");
-      await guest.shOk("getent hosts host.docker.internal");
+      // IPv4 only: with IPv6 on, a plain lookup may be answered by the AAAA record alone.
+      await guest.shOk("getent ahostsv4 host.docker.internal");
       await guest.shOk(`(exec 3<>/dev/tcp/192.168.65.254/${webPort}; sleep 5) >/dev/null 2>&1 &`);
       let flows: { protocol: string; remote: string; service: string; state: string; direction: string }[] =
         [];

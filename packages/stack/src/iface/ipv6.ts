@@ -39,6 +39,7 @@ import {
   routerAdvertBody,
   UNREACH_ADDRESS,
   UNREACH_ADMIN_PROHIBITED,
+  UNREACH_BEYOND_SCOPE,
   UNREACH_NO_ROUTE,
   UNREACH_PORT,
 } from "../wire/icmpv6.js";
@@ -362,6 +363,22 @@ export class Ipv6Interface implements IpOutput {
     }
     if (isLinkLocal6(p.dst) && !forUs) {
       this.refuse(packet, p, srcMac);
+      return;
+    }
+    if (isLinkLocal6(p.src) && !isLinkLocal6(p.dst)) {
+      // A link-local source cannot be answered from beyond the link: say so, so the guest's
+      // connect fails at once (a guest whose global address is still tentative picks one).
+      this.drops.count("ipv6-src-beyond-scope");
+      this.send(
+        srcMac,
+        emitIcmpv6Error(
+          this.linkLocal,
+          p.src,
+          ICMPV6_DEST_UNREACHABLE,
+          UNREACH_BEYOND_SCOPE,
+          packet.subarray(0, p.headerLength + p.payload.length),
+        ),
+      );
       return;
     }
     const upper = this.upper;

@@ -20,6 +20,8 @@ export const ND_NEIGHBOR_ADVERT = 136;
 
 export const UNREACH_NO_ROUTE = 0;
 export const UNREACH_ADMIN_PROHIBITED = 1;
+/** The source's scope (link-local) does not reach the destination (RFC 4443 §3.1). */
+export const UNREACH_BEYOND_SCOPE = 2;
 export const UNREACH_ADDRESS = 3;
 export const UNREACH_PORT = 4;
 

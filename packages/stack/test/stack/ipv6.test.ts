@@ -200,6 +200,20 @@ describe("the IPv6 router side", () => {
     expect(h.stack.counters().drops["ipv6-link-local-destination"]).toBe(1);
   });
 
+  it("answers a link-local source talking beyond the link with 'beyond scope of source address'", async () => {
+    h = frameHarness();
+    const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
+    const syn = Buffer.alloc(40 + 20);
+    emitIpv6Header(syn, 0, { src: GUEST_LL, dst: HOST, protocol: 6, payloadLength: 20, hopLimit: 64 });
+    g.send(frame(parseMac(h.config.gatewayMac)!, syn));
+    await h.settle();
+    const [err] = sent(h);
+    expect(err!.m.type).toBe(ICMPV6_DEST_UNREACHABLE);
+    expect(err!.m.code).toBe(2);
+    expect(err!.p.dst).toEqual(GUEST_LL);
+    expect(h.stack.counters().drops["ipv6-src-beyond-scope"]).toBe(1);
+  });
+
   it("drops a guest's router advertisement, a claim on the router's addresses, and ND with a lowered hop limit", async () => {
     h = frameHarness();
     const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
