@@ -24,6 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DaemonStatus } from "../src/commands/control.js";
 import { controlRequest } from "../src/control/client.js";
 import { type Guest, q, startGuest } from "./support/guest.js";
+import { untilSteady } from "./support/settle.js";
 import { startUdpEchoServer, type UdpEchoServer } from "./support/udp-echo.js";
 
 const env = haveRootAndNetns();
@@ -156,13 +157,7 @@ describe.skipIf(!tools)("floods from a hostile guest", () => {
     await guest.shOk(`ping -c 1 -W 5 ${GATEWAY}`);
     const gwMac = (await guest.shOk(`ip neigh show ${GATEWAY} dev eth0`)).split(/\s+/)[2]!;
     await guest.shOk(`python3 ${q(FLOODS_PY)} frag-flood eth0 ${gwMac} 192.168.65.3 ${HOST} 2000`);
-    // The stack may still be reading the last of them: wait until the count stops moving.
-    let s = await status();
-    for (let last = -1, i = 0; i < 50 && s.counters.drops["reassembly-limit"] !== last; i++) {
-      last = s.counters.drops["reassembly-limit"] ?? 0;
-      await new Promise((r) => setTimeout(r, 100));
-      s = await status();
-    }
+    const s = await untilSteady(status, (x) => x.counters.drops["reassembly-limit"] ?? 0);
     expect(s.counters.drops["reassembly-limit"]).toBeGreaterThan(1000);
     await stillServes("after-fragments");
   });

@@ -17,6 +17,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cli } from "./support/cli.js";
 import { type Guest, q, startGuest } from "./support/guest.js";
+import { untilSteady } from "./support/settle.js";
 
 const HOSTILE6 = fileURLToPath(new URL("./support/hostile6.py", import.meta.url));
 const env = haveRootAndNetns();
@@ -65,16 +66,7 @@ describe.skipIf(!ready)("a hostile guest over IPv6", () => {
     );
     expect(JSON.parse(out).sent).toBe(5000);
     // Wait until the stack has read what reached it (the TAP's queue drops some of a flood).
-    let s = await status();
-    for (
-      let last = -1, i = 0;
-      i < 100 && (s.counters.tcp.pendingConnects > 0 || s.counters.tcp.refused !== last);
-      i++
-    ) {
-      last = s.counters.tcp.refused;
-      await new Promise((r) => setTimeout(r, 100));
-      s = await status();
-    }
+    const s = await untilSteady(status, (x) => x.counters.tcp.refused + x.counters.tcp.pendingConnects);
     expect(s.counters.ipv6.neighbours).toBeLessThanOrEqual(64);
     expect(s.counters.ipv6.addressesOverLimit).toBeGreaterThan(1000);
     expect(s.counters.tcp.pendingConnects).toBe(0);
@@ -86,12 +78,7 @@ describe.skipIf(!ready)("a hostile guest over IPv6", () => {
 
   it("fragments that never complete are dropped within the reassembly bounds", async () => {
     await guest.shOk(`python3 ${q(HOSTILE6)} frag-flood eth0 ${gwMac} ${GUEST6} ${HOST6} 2000`, 120_000);
-    let s = await status();
-    for (let last = -1, i = 0; i < 50 && s.counters.drops["reassembly6-limit"] !== last; i++) {
-      last = s.counters.drops["reassembly6-limit"] ?? 0;
-      await new Promise((r) => setTimeout(r, 100));
-      s = await status();
-    }
+    const s = await untilSteady(status, (x) => x.counters.drops["reassembly6-limit"] ?? 0);
     expect(s.counters.drops["reassembly6-limit"]).toBeGreaterThan(1000);
     await stillServes("after-fragments6");
   });

@@ -1,3 +1,4 @@
+import type { FrameMeta, OffloadCapability } from "@desktopd/core";
 import type { IpAddr } from "../wire/ip-addr.js";
 import type { TcpEmitFields } from "../wire/tcp.js";
 
@@ -70,4 +71,26 @@ export class DualOutput implements IpOutput {
   quote(packet: IpHeader): Buffer {
     return this.pick(packet.src)?.quote(packet) ?? Buffer.alloc(0);
   }
+}
+
+/** Offset of the checksum field in a TCP header (`FrameMeta.csumOffset`). */
+const TCP_CHECKSUM_OFFSET = 16;
+
+/**
+ * What a TCP frame tells a link with checksum offload: the kernel finishes the checksum from
+ * `l4Offset`, and cuts a super-segment of `segmentSize` pieces when the link takes TSO.
+ * Undefined: the link computes nothing, the frame carries its full checksum.
+ */
+export function tcpOffloadMeta(
+  offload: OffloadCapability | undefined,
+  l4Offset: number,
+  payload: Buffer | undefined,
+  segmentSize: number | undefined,
+): FrameMeta | undefined {
+  if (!offload?.csum) return undefined;
+  const meta: FrameMeta = { checksumPartial: true, csumStart: l4Offset, csumOffset: TCP_CHECKSUM_OFFSET };
+  if (offload.tso && segmentSize !== undefined && payload && payload.length > segmentSize) {
+    meta.gsoSize = segmentSize;
+  }
+  return meta;
 }

@@ -4,7 +4,7 @@
  * with checksum offload and TSO metadata when the link takes them, UDP datagrams fragmented to the
  * MTU, and ICMP unreachables.
  */
-import type { Clock, FrameMeta } from "@desktopd/core";
+import type { Clock } from "@desktopd/core";
 import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters } from "../counters.js";
 import type { TcpFlowTable } from "../nat/tcp-table.js";
@@ -33,12 +33,10 @@ import type { DhcpPort } from "./dhcp.js";
 import { ExpiryTimer } from "./expiry-timer.js";
 import { Ipv4Ids, icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, udpFrames } from "./frames.js";
 import type { IcmpEcho } from "./icmp.js";
-import type { IpHeader, IpOutput, Unreachable } from "./ip-output.js";
+import { type IpHeader, type IpOutput, tcpOffloadMeta, type Unreachable } from "./ip-output.js";
 import type { Link } from "./link.js";
 import type { NeighbourTable } from "./neighbours.js";
 
-/** Offset of the checksum field in a TCP header (`FrameMeta.csumOffset`). */
-const TCP_CHECKSUM_OFFSET = 16;
 const LIMITED_BROADCAST = 0xffffffff;
 const UNREACHABLE_CODE: Record<Unreachable, number> = {
   net: ICMP_CODE_NET_UNREACHABLE,
@@ -177,21 +175,8 @@ export class Ipv4Interface implements IpOutput {
       return;
     }
     const route = { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp, ids: this.ids };
-    const offload = this.link.transport?.offload;
-    if (!offload?.csum) {
-      this.link.send(tcpFrame(route, fields, payload));
-      return;
-    }
-    // Checksum offload: the kernel finishes the checksum (and cuts a super-segment when TSO).
-    const meta: FrameMeta = {
-      checksumPartial: true,
-      csumStart: TCP_FRAME_L4_OFFSET,
-      csumOffset: TCP_CHECKSUM_OFFSET,
-    };
-    if (offload.tso && segmentSize !== undefined && payload && payload.length > segmentSize) {
-      meta.gsoSize = segmentSize;
-    }
-    this.link.send(tcpFrame(route, fields, payload, true), meta);
+    const meta = tcpOffloadMeta(this.link.transport?.offload, TCP_FRAME_L4_OFFSET, payload, segmentSize);
+    this.link.send(tcpFrame(route, fields, payload, meta !== undefined), meta);
   }
 
   sendUdp(srcIp: number, dstIp: number, srcPort: number, dstPort: number, payload: Buffer): void {

@@ -8,7 +8,7 @@
  * falls back rather than wait. A guest may not claim the router's addresses, nor another
  * guest's, nor advertise itself as a router: such messages are counted and dropped.
  */
-import type { Clock, FrameMeta, Timer } from "@desktopd/core";
+import type { Clock, Timer } from "@desktopd/core";
 import type { DropCounters } from "../counters.js";
 import { ConfigError } from "../errors.js";
 import type { IcmpEchoRelay } from "../nat/icmp-relay.js";
@@ -67,7 +67,7 @@ import { parseTcpWith, type TcpEmitFields } from "../wire/tcp.js";
 import { parseUdpWith } from "../wire/udp.js";
 import { ExpiryTimer } from "./expiry-timer.js";
 import { TCP6_FRAME_L4_OFFSET, tcp6Frame, udp6Frames } from "./frames6.js";
-import type { IpHeader, IpOutput, Unreachable } from "./ip-output.js";
+import { type IpHeader, type IpOutput, tcpOffloadMeta, type Unreachable } from "./ip-output.js";
 import type { Link } from "./link.js";
 import { NeighbourTable } from "./neighbours.js";
 
@@ -126,8 +126,6 @@ const UNREACHABLE_CODE: Record<Unreachable, number> = {
   port: UNREACH_PORT,
   admin: UNREACH_ADMIN_PROHIBITED,
 };
-/** Offset of the checksum field in a TCP header (`FrameMeta.csumOffset`). */
-const TCP_CHECKSUM_OFFSET = 16;
 /** Texts of addresses the router sends to, parsed once: bounded, cleared when full. */
 const MAX_PARSED = 4096;
 
@@ -521,21 +519,8 @@ export class Ipv6Interface implements IpOutput {
       return;
     }
     const route = { srcMac: this.gatewayMac, dstMac, src: this.bytes(src), dst: this.bytes(dst) };
-    const offload = this.link.transport?.offload;
-    if (!offload?.csum) {
-      this.link.send(tcp6Frame(route, fields, payload));
-      return;
-    }
-    // Checksum offload: the kernel finishes the checksum (and cuts a super-segment when TSO).
-    const meta: FrameMeta = {
-      checksumPartial: true,
-      csumStart: TCP6_FRAME_L4_OFFSET,
-      csumOffset: TCP_CHECKSUM_OFFSET,
-    };
-    if (offload.tso && segmentSize !== undefined && payload && payload.length > segmentSize) {
-      meta.gsoSize = segmentSize;
-    }
-    this.link.send(tcp6Frame(route, fields, payload, true), meta);
+    const meta = tcpOffloadMeta(this.link.transport?.offload, TCP6_FRAME_L4_OFFSET, payload, segmentSize);
+    this.link.send(tcp6Frame(route, fields, payload, meta !== undefined), meta);
   }
 
   sendUdp(src: string, dst: string, srcPort: number, dstPort: number, payload: Buffer): void {
