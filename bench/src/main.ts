@@ -11,14 +11,23 @@ import { peers } from "./peers/index.js";
 import { type ProxyBench, renderProxyBench, runProxyBench } from "./proxy/run.js";
 import { writeResults } from "./results.js";
 import { runSession } from "./session.js";
-import { erraticRetransmits, renderFailures, renderRetransmits, renderTable } from "./table.js";
+import {
+  erraticRetransmits,
+  renderFailures,
+  renderRetransmits,
+  renderTable,
+  renderUnavailable,
+} from "./table.js";
 import { runVmBench } from "./vm/run.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
-/** Generous upper bound of one session: three iperf3 runs, two connection rates, RR, start and stop. */
+/**
+ * Generous upper bound of one session: five iperf3 runs (both ways over IPv4 and IPv6, and the
+ * forwarded one), three connection rates and two RR runs, waiting for the guest's IPv6, start and stop.
+ */
 function sessionBudgetMs(o: Options): number {
-  return (3 * (o.duration + 1 + 25) + 3 * (Math.min(3, o.duration) + 15) + 40) * 1000;
+  return (5 * (o.duration + 1 + 25) + 5 * (Math.min(3, o.duration) + 15) + 10 + 40) * 1000;
 }
 
 async function main(): Promise<number> {
@@ -56,7 +65,9 @@ async function main(): Promise<number> {
     await cleanupAll();
   }
   const out: string[] = ["", renderTable(results, options.peers, options.mtus), ""];
-  out.push("address plans (guest dials the host's 127.0.0.1 at the host-loopback address):");
+  out.push(
+    "address plans (guest dials the host's 127.0.0.1, and ::1 over IPv6, at the host-loopback address):",
+  );
   for (const name of options.peers) out.push(`  ${name}: ${peers[name].addressPlan}`);
   const retrans = renderRetransmits(results);
   if (retrans.length > 0)
@@ -66,6 +77,9 @@ async function main(): Promise<number> {
       ...retrans,
     );
   if (proxy) out.push("", ...renderProxyBench(proxy));
+  const unavailable = renderUnavailable(results);
+  if (unavailable.length > 0)
+    out.push("", "not measured (— in the table):", ...unavailable.map((l) => `  ${l}`));
   const failures = renderFailures(results);
   if (failures.length > 0) out.push("", "failures:", ...failures.map((l) => `  ${l}`));
   out.push("", `${sessions} sessions, iperf3 ${options.duration} s each way (first second omitted)`);

@@ -1,4 +1,5 @@
 /** Named network namespaces (`ip netns`) for the guest, one fresh namespace per peer session. */
+import type { Family } from "./family.js";
 import { run, runOk } from "./proc.js";
 
 export function netnsPath(name: string): string {
@@ -26,7 +27,25 @@ export async function deleteNetns(name: string): Promise<void> {
 export async function hasAddressAndRoute(name: string, address: string): Promise<boolean> {
   const addr = await run("ip", ["-n", name, "-4", "-o", "addr", "show"], 3000);
   if (!addr.stdout.includes(` ${address}/`)) return false;
-  const route = await run("ip", ["-n", name, "-4", "route", "show", "default"], 3000);
+  return hasDefaultRoute(4, name);
+}
+
+/**
+ * True once the namespace has a global address of the family that is past duplicate address
+ * detection (a static one, or one SLAAC formed) and a default route of the family.
+ */
+export async function hasRoutableAddress(name: string, family: Family): Promise<boolean> {
+  const addr = await run("ip", ["-n", name, `-${family}`, "-o", "addr", "show", "scope", "global"], 3000);
+  const usable = addr.stdout
+    .split("\n")
+    .some((l) => l.includes(" inet") && !/ (tentative|dadfailed)\b/.test(l));
+  return usable && hasDefaultRoute(family, name);
+}
+
+/** True if the namespace (the host's own without one) has a default route of the family. */
+export async function hasDefaultRoute(family: Family, name?: string): Promise<boolean> {
+  const netns = name === undefined ? [] : ["-n", name];
+  const route = await run("ip", [...netns, `-${family}`, "route", "show", "default"], 3000);
   return route.stdout.includes("default");
 }
 

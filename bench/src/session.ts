@@ -1,5 +1,6 @@
 /** One session: a fresh netns, one peer at one MTU, every measurement in turn, then teardown. */
 import { onCleanup } from "./cleanup.js";
+import { type Family, families, familySuffix, type HostAddress } from "./family.js";
 import { connrateConcurrency, measureConnrate } from "./measure/connrate.js";
 import { type Figure, failed } from "./measure/figure.js";
 import {
@@ -12,9 +13,17 @@ import { freePort } from "./measure/hostserver.js";
 import { measureIperf } from "./measure/iperf.js";
 import { measureRr } from "./measure/rr.js";
 import { measurePeakRss } from "./measure/rss.js";
-import type { MetricKey, SessionResult } from "./metrics.js";
-import { createNetns, deleteNetns, mtuOf } from "./netns.js";
+import {
+  familyKey,
+  type LoopbackMetricKey,
+  loopbackMetricKeys,
+  type MetricKey,
+  metrics,
+  type SessionResult,
+} from "./metrics.js";
+import { createNetns, deleteNetns, hasRoutableAddress, mtuOf } from "./netns.js";
 import type { Peer } from "./peers/index.js";
+import { waitUntil } from "./proc.js";
 
 export interface SessionOptions {
   root: string;
@@ -63,21 +72,17 @@ export async function runSession(peer: Peer, mtu: number, opts: SessionOptions):
       result.note = session.note;
       if (session.note) log(`${tag} ${session.note}`);
       result.guestMtu = await mtuOf(netns, peer.guestAddress);
+      const hosts = families.map((family) => describeHost(session.hostAddress[family]));
       log(
-        `${tag} up: pid ${session.pid}, guest mtu ${result.guestMtu ?? "?"}, host at ${session.hostAddress}`,
+        `${tag} up: pid ${session.pid}, guest mtu ${result.guestMtu ?? "?"}, host at ${hosts.join(" and ")}`,
       );
-      const host = session.hostAddress;
       const short = Math.min(3, opts.duration);
       const f = result.figures;
-      f.g2h = await step(tag, "iperf3 guest→host", () => measureIperf(netns, host, opts.duration, false));
-      f.h2g = await step(tag, "iperf3 host→guest", () => measureIperf(netns, host, opts.duration, true));
-      f.connRate = await step(tag, `connect+close x${connrateConcurrency}`, () =>
-        measureConnrate(opts.root, netns, host, short),
-      );
-      const rr = await measureRr(opts.root, netns, host, short);
-      f.rrMedian = rr.median;
-      f.rrP99 = rr.p99;
-      log(`${tag} 1-byte RR: ${show(rr.median)} / p99 ${show(rr.p99)}`);
+      for (const family of families) {
+        const run: LoopbackRun = { ...opts, tag: `${tag}${familySuffix(family)}`, netns, family, short };
+        const figures = await measureLoopback(run, session.hostAddress[family]);
+        for (const key of loopbackMetricKeys) f[familyKey(key, family)] = figures[key];
+      }
       f.fwdH2g = await step(tag, "forwarded iperf3 host→guest", () =>
         measureForwardIperf(netns, iperfPort, opts.duration),
       );
@@ -98,6 +103,50 @@ export async function runSession(peer: Peer, mtu: number, opts: SessionOptions):
   }
 }
 
+interface LoopbackRun extends SessionOptions {
+  tag: string;
+  netns: string;
+  family: Family;
+  /** Seconds of the connection-rate and RR runs. */
+  short: number;
+}
+
+/** The loopback metrics over one family: the guest dials the host's 127.0.0.1 or ::1 at `host`. */
+async function measureLoopback(
+  run: LoopbackRun,
+  host: HostAddress,
+): Promise<Record<LoopbackMetricKey, Figure>> {
+  const { tag, netns, family, root, short } = run;
+  if (typeof host !== "string") {
+    log(`${tag} not measured: ${host.unavailable}`);
+    return failedFigures(loopbackMetricKeys, host.unavailable);
+  }
+  try {
+    // IPv4 is ready once the peer is; an IPv6 address may still be forming (SLAAC) or in DAD.
+    const what = `guest IPv${family} address and default route`;
+    await waitUntil(() => hasRoutableAddress(netns, family), 10_000, what);
+  } catch (err) {
+    log(`${tag} ${(err as Error).message}`);
+    return failedFigures(loopbackMetricKeys, (err as Error).message);
+  }
+  const g2h = await step(tag, "iperf3 guest→host", () =>
+    measureIperf(netns, family, host, run.duration, false),
+  );
+  const h2g = await step(tag, "iperf3 host→guest", () =>
+    measureIperf(netns, family, host, run.duration, true),
+  );
+  const connRate = await step(tag, `connect+close x${connrateConcurrency}`, () =>
+    measureConnrate(root, netns, family, host, short),
+  );
+  const rr = await measureRr(root, netns, family, host, short);
+  log(`${tag} 1-byte RR: ${show(rr.median)} / p99 ${show(rr.p99)}`);
+  return { g2h, h2g, connRate, rrMedian: rr.median, rrP99: rr.p99 };
+}
+
+function describeHost(host: HostAddress): string {
+  return typeof host === "string" ? host : "(none)";
+}
+
 async function step(tag: string, what: string, measure: () => Promise<Figure>): Promise<Figure> {
   const f = await measure();
   log(`${tag} ${what}: ${show(f)}`);
@@ -109,15 +158,12 @@ function show(f: Figure): string {
 }
 
 function allFailed(error = "not measured"): Record<MetricKey, Figure> {
-  const f = (): Figure => failed(error);
-  return {
-    g2h: f(),
-    h2g: f(),
-    connRate: f(),
-    rrMedian: f(),
-    rrP99: f(),
-    fwdH2g: f(),
-    fwdConnRate: f(),
-    peakRss: f(),
-  };
+  return failedFigures(
+    metrics.map((m) => m.key),
+    error,
+  );
+}
+
+function failedFigures<K extends string>(keys: readonly K[], error: string): Record<K, Figure> {
+  return Object.fromEntries(keys.map((k) => [k, failed(error)])) as Record<K, Figure>;
 }

@@ -2,8 +2,9 @@
  * The text table: one block per MTU, one row per metric, one column per peer, then desktopd/peer
  * ratios. A ratio above 1 favours desktopd for "higher" metrics and disfavours it for "lower" ones.
  */
+import { families, familySuffix, unavailableReason } from "./family.js";
 import type { Figure } from "./measure/figure.js";
-import { metrics, type SessionResult } from "./metrics.js";
+import { familyKey, familyOfMetric, type MetricKey, metrics, type SessionResult } from "./metrics.js";
 import type { PeerName } from "./peers/index.js";
 
 /** How a metric is printed and compared. */
@@ -94,21 +95,43 @@ export function renderTable(
     peers,
     mtus,
     pairs: others.map((p) => ["desktopd", p] as const),
+    override: (r, key) => (unavailable(r, key) === undefined ? undefined : "—"),
   });
 }
 
 export function renderFailures(results: readonly SessionResult[]): string[] {
-  return renderFailureLines(results, metrics);
+  return renderFailureLines(results, metrics, (r, key) => unavailable(r, key) !== undefined);
+}
+
+/** Why a session has no figure for `key` by design (the peer offers no host address over its family). */
+function unavailable(r: SessionResult, key: MetricKey): string | undefined {
+  const family = familyOfMetric(key);
+  return family === undefined ? undefined : unavailableReason(r.hostAddress?.[family]);
+}
+
+/** One line per session and family the peer offers no host address over: the "—" cells. */
+export function renderUnavailable(results: readonly SessionResult[]): string[] {
+  return results.flatMap((r) =>
+    families.flatMap((family) => {
+      const reason = unavailableReason(r.hostAddress?.[family]);
+      return reason === undefined ? [] : [`${r.peer} mtu ${r.mtu}${familySuffix(family)}: ${reason}`];
+    }),
+  );
 }
 
 /** iperf3 runs whose sender retransmitted, one line per session. */
 export function renderRetransmits(results: readonly SessionResult[]): string[] {
   const lines: string[] = [];
   for (const r of results) {
-    const parts = (["g2h", "h2g"] as const)
-      .map((k) => [k, r.figures[k].detail?.retransmits ?? 0] as const)
+    const parts = families
+      .flatMap((family) =>
+        (["g2h", "h2g"] as const).map((k) => {
+          const what = `${k === "g2h" ? "guest→host" : "host→guest"}${familySuffix(family)}`;
+          return [what, r.figures[familyKey(k, family)].detail?.retransmits ?? 0] as const;
+        }),
+      )
       .filter(([, n]) => n > 0)
-      .map(([k, n]) => `${k === "g2h" ? "guest→host" : "host→guest"} ${n}`);
+      .map(([what, n]) => `${what} ${n}`);
     if (parts.length > 0) lines.push(`  ${r.peer} mtu ${r.mtu}: ${parts.join(", ")}`);
   }
   return lines;

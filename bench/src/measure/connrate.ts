@@ -1,7 +1,8 @@
 /** TCP connections per second: the guest opens and closes connections (small concurrency) to a host server. */
+import type { Family } from "../family.js";
 import { type Figure, failed } from "./figure.js";
 import { runGuestScript } from "./guest.js";
-import { startAcceptCloseServer } from "./hostserver.js";
+import { type HostServer, startAcceptCloseServer } from "./hostserver.js";
 
 export const connrateConcurrency = 8;
 
@@ -16,11 +17,13 @@ interface ConnrateReport {
 export async function measureConnrate(
   root: string,
   netns: string,
+  family: Family,
   hostAddress: string,
   seconds: number,
 ): Promise<Figure> {
-  const server = await startAcceptCloseServer();
+  let server: HostServer | undefined;
   try {
+    server = await startAcceptCloseServer(family);
     const args = [hostAddress, server.port, seconds, connrateConcurrency];
     const r = await runGuestScript<ConnrateReport>(root, netns, "connrate.mjs", args, (seconds + 15) * 1000);
     if (r.connections === 0)
@@ -32,6 +35,6 @@ export async function measureConnrate(
   } catch (err) {
     return failed(err);
   } finally {
-    await server.close();
+    await server?.close();
   }
 }

@@ -1,9 +1,11 @@
 /**
- * iperf3 throughput: the server listens on the host's 127.0.0.1, the client runs in the guest and
- * dials the peer's host-loopback address. `reverse` (-R) makes the host send (host→guest).
+ * iperf3 throughput: the server listens on the host's loopback (127.0.0.1, or ::1 over IPv6), the
+ * client runs in the guest and dials the peer's host-loopback address of that family. `reverse`
+ * (-R) makes the host send (host→guest).
  * The figure is the receiver's rate (`end.sum_received`), the first second omitted (-O 1).
  * The VM mode (src/vm/iperf.ts) runs its client in the VM with the same server and parsing.
  */
+import { type Family, loopbackOf } from "../family.js";
 import { Daemon, describeExit, run } from "../proc.js";
 import { type Figure, failed } from "./figure.js";
 import { freePort } from "./hostserver.js";
@@ -21,10 +23,11 @@ export interface IperfServer {
   stop(): Promise<void>;
 }
 
-/** A one-test iperf3 server on the host's 127.0.0.1, resolved once it listens. */
-export async function startIperfServer(): Promise<IperfServer> {
-  const port = await freePort();
-  const server = new Daemon("iperf3", ["-s", "-1", "-B", "127.0.0.1", "-p", String(port), "--forceflush"]);
+/** A one-test iperf3 server on the host's loopback of the family, resolved once it listens. */
+export async function startIperfServer(family: Family): Promise<IperfServer> {
+  const port = await freePort(family);
+  const args = ["-s", "-1", "-B", loopbackOf(family), "-p", String(port), "--forceflush"];
+  const server = new Daemon("iperf3", args);
   try {
     await server.waitForLine((l) => l.includes("Server listening"), 5000, "iperf3 server");
   } catch (err) {
@@ -68,8 +71,9 @@ export function iperfFigure(output: string, exit: string): Figure {
 /** Where the client runs (a netns, a VM's console): its output and a one-line account of its exit. */
 export type IperfClientRunner = (clientArgs: string[]) => Promise<{ output: string; exit: string }>;
 
-/** One iperf3 run against a fresh server on the host's 127.0.0.1, with the client wherever `runClient` puts it. */
+/** One iperf3 run against a fresh server on the host's loopback, with the client wherever `runClient` puts it. */
 export async function measureIperfWith(
+  family: Family,
   hostAddress: string,
   seconds: number,
   reverse: boolean,
@@ -78,7 +82,7 @@ export async function measureIperfWith(
 ): Promise<Figure> {
   let server: IperfServer | undefined;
   try {
-    server = await startIperfServer();
+    server = await startIperfServer(family);
     const r = await runClient(iperfClientArgs(hostAddress, server.port, seconds, reverse, connectTimeoutMs));
     return iperfFigure(r.output, r.exit);
   } catch (err) {
@@ -90,11 +94,12 @@ export async function measureIperfWith(
 
 export function measureIperf(
   netns: string,
+  family: Family,
   hostAddress: string,
   seconds: number,
   reverse: boolean,
 ): Promise<Figure> {
-  return measureIperfWith(hostAddress, seconds, reverse, 3000, async (client) => {
+  return measureIperfWith(family, hostAddress, seconds, reverse, 3000, async (client) => {
     const r = await run("ip", ["netns", "exec", netns, "iperf3", ...client], (seconds + 20) * 1000);
     return { output: r.stdout, exit: describeExit(r) };
   });

@@ -1,7 +1,8 @@
 /** Request/response latency: 1-byte ping-pong over one TCP connection from the guest to a host echo server. */
+import type { Family } from "../family.js";
 import { type Figure, failed } from "./figure.js";
 import { runGuestScript } from "./guest.js";
-import { startEchoServer } from "./hostserver.js";
+import { type HostServer, startEchoServer } from "./hostserver.js";
 
 interface RrReport {
   samples: number;
@@ -17,11 +18,13 @@ export interface RrFigures {
 export async function measureRr(
   root: string,
   netns: string,
+  family: Family,
   hostAddress: string,
   seconds: number,
 ): Promise<RrFigures> {
-  const server = await startEchoServer();
+  let server: HostServer | undefined;
   try {
+    server = await startEchoServer(family);
     const args = [hostAddress, server.port, seconds];
     const r = await runGuestScript<RrReport>(root, netns, "rr.mjs", args, (seconds + 15) * 1000);
     const detail = { samples: r.samples };
@@ -30,6 +33,6 @@ export async function measureRr(
     const f = failed(err);
     return { median: f, p99: f };
   } finally {
-    await server.close();
+    await server?.close();
   }
 }

@@ -1,6 +1,7 @@
 /** desktopd's daemon (`desktopd run --netns NAME --configure`), started with node from apps/desktopd/dist. */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import type { HostAddress } from "../family.js";
 import { Daemon } from "../proc.js";
 import type { Peer, PeerSession } from "./peer.js";
 
@@ -26,7 +27,7 @@ export async function startDesktopd(
     throw err;
   }
   return {
-    hostAddress: "192.168.65.254",
+    hostAddress: { 4: "192.168.65.254", 6: ipv6HostAddress(note) },
     pid: d.pid,
     note,
     // The profile is written when node exits, so allow a longer grace period with --cpu-prof.
@@ -34,9 +35,19 @@ export async function startDesktopd(
   };
 }
 
+/**
+ * The guests' host address over IPv6 (`::254` in the prefix, the host's ::1), from the ready
+ * line's `ipv6=fdc4:f303:9324::/64`; a daemon without that field has IPv6 off.
+ */
+function ipv6HostAddress(readyLine: string): HostAddress {
+  const prefix = /(?:^| )ipv6=([0-9a-fA-F:]+)::\/64(?: |$)/.exec(readyLine)?.[1];
+  return prefix ? `${prefix}::254` : { unavailable: "desktopd: IPv6 off (no ipv6= on its ready line)" };
+}
+
 export const desktopd: Peer = {
   name: "desktopd",
-  addressPlan: "eth0 192.168.65.3/24, gw 192.168.65.1; host loopback = 192.168.65.254",
+  addressPlan:
+    "eth0 192.168.65.3/24, gw 192.168.65.1; host loopback = 192.168.65.254; IPv6 fdc4:f303:9324::3/64, gw the router's link-local; host loopback (::1) = fdc4:f303:9324::254",
   guestAddress: "192.168.65.3",
   start(netns, mtu, opts) {
     // As slirp4netns and pasta run here: no automatic forwards (iperf3 -s in the guest must not take the host's port).

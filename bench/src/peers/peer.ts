@@ -1,7 +1,9 @@
+import type { Family, HostAddress } from "../family.js";
+
 /** One network tool the benchmark compares: it connects an existing netns guest to the host. */
 export interface PeerSession {
-  /** Address the guest dials to reach the host's 127.0.0.1. */
-  hostAddress: string;
+  /** Address the guest dials to reach the host's loopback: 127.0.0.1 over IPv4, ::1 over IPv6. */
+  hostAddress: Record<Family, HostAddress>;
   /** PID of the process that carries the traffic (its VmHWM is the RSS figure). */
   pid: number;
   /** What the peer reported on start (desktopd's ready line), kept in the JSON. */

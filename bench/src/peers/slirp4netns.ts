@@ -1,5 +1,7 @@
 /**
  * slirp4netns (libslirp) run as root against a named netns; it creates and configures tap0 there.
+ * With `--enable-ipv6` the guest also takes an address in fd00::/64 by SLAAC from libslirp's
+ * router advertisements, and fd00::2 leads to the host's ::1 as 10.0.2.2 leads to 127.0.0.1.
  * Host → guest forwards go through its API socket (`add_hostfwd`).
  */
 
@@ -12,13 +14,15 @@ import type { Peer, PeerSession, PortForward } from "./peer.js";
 
 export const slirp4netns: Peer = {
   name: "slirp4netns",
-  addressPlan: "tap0 10.0.2.100/24, gw 10.0.2.2; host loopback = 10.0.2.2 (libslirp default)",
+  addressPlan:
+    "tap0 10.0.2.100/24, gw 10.0.2.2; host loopback = 10.0.2.2 (libslirp default); IPv6 SLAAC in fd00::/64, gw fe80::2; host loopback (::1) = fd00::2",
   guestAddress: "10.0.2.100",
   async start(netns, mtu, opts): Promise<PeerSession> {
     const apiSocket = join(tmpdir(), `${netns}.slirp4netns.sock`);
     const args = [
       "--configure",
       `--mtu=${mtu}`,
+      "--enable-ipv6",
       "--ready-fd=3",
       `--api-socket=${apiSocket}`,
       "--netns-type=path",
@@ -33,7 +37,7 @@ export const slirp4netns: Peer = {
       await d.stop(1000);
       throw err;
     }
-    return { hostAddress: "10.0.2.2", pid: d.pid, stop: () => d.stop() };
+    return { hostAddress: { 4: "10.0.2.2", 6: "fd00::2" }, pid: d.pid, stop: () => d.stop() };
   },
 };
 

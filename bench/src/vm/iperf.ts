@@ -13,7 +13,7 @@ export function measureVmIperf(
   reverse: boolean,
 ): Promise<Figure> {
   // TCG is slow to start a process and to connect: generous limits.
-  return measureIperfWith(hostAddress, seconds, reverse, 15_000, async (client) => {
+  return measureIperfWith(4, hostAddress, seconds, reverse, 15_000, async (client) => {
     const r = await vm.exec([guestIperf3, ...client].join(" "), (seconds + 90) * 1000);
     return { output: r.output, exit: `exit ${r.code}: ${r.output.trim().split("\n").slice(-2).join(" | ")}` };
   });
