@@ -24,10 +24,12 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 
 /**
  * Generous upper bound of one session: five iperf3 runs (both ways over IPv4 and IPv6, and the
- * forwarded one), three connection rates and two RR runs, waiting for the guest's IPv6, start and stop.
+ * forwarded one), three connection rates and two RR runs, waiting for the guest's IPv6, start and
+ * stop; then two UDP iperf3 runs and the flows (opening 1000 connections, then busy).
  */
 function sessionBudgetMs(o: Options): number {
-  return (5 * (o.duration + 1 + 25) + 5 * (Math.min(3, o.duration) + 15) + 10 + 40) * 1000;
+  const short = Math.min(3, o.duration);
+  return (5 * (o.duration + 1 + 25) + 5 * (short + 15) + 10 + 40 + 2 * (short + 25) + (short + 100)) * 1000;
 }
 
 async function main(): Promise<number> {

@@ -3,6 +3,7 @@ import { onCleanup } from "./cleanup.js";
 import { type Family, families, familySuffix, type HostAddress } from "./family.js";
 import { connrateConcurrency, measureConnrate } from "./measure/connrate.js";
 import { type Figure, failed } from "./measure/figure.js";
+import { flowCount, measureFlows } from "./measure/flows.js";
 import {
   GUEST_ACCEPT_PORT,
   GUEST_IPERF_PORT,
@@ -13,8 +14,10 @@ import { freePort } from "./measure/hostserver.js";
 import { measureIperf } from "./measure/iperf.js";
 import { measureRr } from "./measure/rr.js";
 import { measurePeakRss } from "./measure/rss.js";
+import { measureUdp, udpOffered } from "./measure/udp.js";
 import {
   familyKey,
+  heapMetricKeys,
   type LoopbackMetricKey,
   loopbackMetricKeys,
   type MetricKey,
@@ -89,7 +92,23 @@ export async function runSession(peer: Peer, mtu: number, opts: SessionOptions):
       f.fwdConnRate = await step(tag, `forwarded connect+close x${connrateConcurrency}`, () =>
         measureForwardConnrate(opts.root, netns, acceptPort, short),
       );
+      const host4 = session.hostAddress[4];
+      if (typeof host4 === "string") await measureUdpRows(f, tag, netns, host4, short);
+      // Before the flows, so that it stays the peak of the traffic above.
       f.peakRss = await step(tag, "peak RSS MiB", () => measurePeakRss(session.pid));
+      if (!session.heapUsed) {
+        const reason = `V8 heap rows: ${peer.name} is not a node process`;
+        result.unavailable = Object.fromEntries(heapMetricKeys.map((k) => [k, reason]));
+      }
+      if (typeof host4 === "string") {
+        const flows = await measureFlows(opts.root, netns, host4, session, short);
+        const heap = session.heapUsed
+          ? `; V8 heap idle ${show(flows.flowsIdleHeap)} (${show(flows.flowsPerFlowHeap)} KiB each), busy ${show(flows.flowsBusyHeap)}`
+          : "";
+        const rss = `idle RSS MiB ${show(flows.flowsIdleRss)} (${show(flows.flowsPerFlowRss)} KiB each), busy ${show(flows.flowsBusyRss)}`;
+        log(`${tag} ${flowCount} flows: ${rss}${heap}`);
+        Object.assign(f, flows);
+      }
     } finally {
       await stopPeer();
     }
@@ -100,6 +119,29 @@ export async function runSession(peer: Peer, mtu: number, opts: SessionOptions):
     return result;
   } finally {
     await removeNetns();
+  }
+}
+
+/** UDP at 1 Gbit/s offered, guest→host then host→guest (IPv4): received rate and loss. */
+async function measureUdpRows(
+  f: Record<MetricKey, Figure>,
+  tag: string,
+  netns: string,
+  host: string,
+  seconds: number,
+): Promise<void> {
+  const directions = [
+    [false, "udpG2h", "udpG2hLoss"],
+    [true, "udpH2g", "udpH2gLoss"],
+  ] as const;
+  for (const [reverse, rate, loss] of directions) {
+    const u = await measureUdp(netns, host, seconds, reverse);
+    const what = reverse ? "host→guest" : "guest→host";
+    log(
+      `${tag} UDP ${what} ${udpOffered.bitrate}bit/s offered: ${show(u.rate)} Mbit/s, loss ${show(u.loss)} %`,
+    );
+    f[rate] = u.rate;
+    f[loss] = u.loss;
   }
 }
 

@@ -103,20 +103,24 @@ export function renderFailures(results: readonly SessionResult[]): string[] {
   return renderFailureLines(results, metrics, (r, key) => unavailable(r, key) !== undefined);
 }
 
-/** Why a session has no figure for `key` by design (the peer offers no host address over its family). */
+/**
+ * Why a session has no figure for `key` by design: the peer offers no host address over its
+ * family, or the figure is not one it can have (the V8 heap of a peer that is not node).
+ */
 function unavailable(r: SessionResult, key: MetricKey): string | undefined {
   const family = familyOfMetric(key);
-  return family === undefined ? undefined : unavailableReason(r.hostAddress?.[family]);
+  return family === undefined ? r.unavailable?.[key] : unavailableReason(r.hostAddress?.[family]);
 }
 
-/** One line per session and family the peer offers no host address over: the "—" cells. */
+/** One line per session and family the peer offers no host address over, and per other reason: the "—" cells. */
 export function renderUnavailable(results: readonly SessionResult[]): string[] {
-  return results.flatMap((r) =>
-    families.flatMap((family) => {
+  return results.flatMap((r) => [
+    ...families.flatMap((family) => {
       const reason = unavailableReason(r.hostAddress?.[family]);
       return reason === undefined ? [] : [`${r.peer} mtu ${r.mtu}${familySuffix(family)}: ${reason}`];
     }),
-  );
+    ...[...new Set(Object.values(r.unavailable ?? {}))].map((reason) => `${r.peer} mtu ${r.mtu}: ${reason}`),
+  ]);
 }
 
 /** iperf3 runs whose sender retransmitted, one line per session. */

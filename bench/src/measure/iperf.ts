@@ -13,7 +13,13 @@ import { freePort } from "./hostserver.js";
 interface IperfJson {
   error?: string;
   end?: {
-    sum_received?: { bits_per_second: number };
+    /** UDP adds the receiver's datagram counts (iperf3 3.12: to both sums; the receiver's are in sum_received). */
+    sum_received?: {
+      bits_per_second: number;
+      lost_percent?: number;
+      lost_packets?: number;
+      packets?: number;
+    };
     sum_sent?: { bits_per_second: number; retransmits?: number };
   };
 }
@@ -44,22 +50,44 @@ export function iperfClientArgs(
   seconds: number,
   reverse: boolean,
   connectTimeoutMs: number,
+  omitSeconds = 1,
 ): string[] {
-  const args = ["-c", hostAddress, "-p", String(port), "-t", String(seconds), "-O", "1", "-J"];
+  const args = [
+    "-c",
+    hostAddress,
+    "-p",
+    String(port),
+    "-t",
+    String(seconds),
+    "-O",
+    String(omitSeconds),
+    "-J",
+  ];
   args.push("--connect-timeout", String(connectTimeoutMs));
   if (reverse) args.push("-R");
   return args;
 }
 
-/** The receiver's rate from the client's `-J` output; `exit` says how the client ended, for errors. */
-export function iperfFigure(output: string, exit: string): Figure {
+/** The client's `-J` output; throws with `exit` (how the client ended) when it has none or reports an error. */
+export function parseIperf(output: string, exit: string): IperfJson {
   let json: IperfJson | undefined;
   try {
     json = JSON.parse(output) as IperfJson;
   } catch {
-    return failed(`iperf3 client: ${exit}`);
+    throw new Error(`iperf3 client: ${exit}`);
   }
-  if (json.error) return failed(`iperf3: ${json.error}`);
+  if (json.error) throw new Error(`iperf3: ${json.error}`);
+  return json;
+}
+
+/** The receiver's rate from the client's `-J` output; `exit` says how the client ended, for errors. */
+export function iperfFigure(output: string, exit: string): Figure {
+  let json: IperfJson;
+  try {
+    json = parseIperf(output, exit);
+  } catch (err) {
+    return failed(err);
+  }
   const received = json.end?.sum_received?.bits_per_second;
   if (received === undefined) return failed(`iperf3: no summary (${exit})`);
   const detail: Record<string, number> = { sentGbps: (json.end?.sum_sent?.bits_per_second ?? 0) / 1e9 };
@@ -80,16 +108,34 @@ export async function measureIperfWith(
   connectTimeoutMs: number,
   runClient: IperfClientRunner,
 ): Promise<Figure> {
-  let server: IperfServer | undefined;
   try {
-    server = await startIperfServer(family);
-    const r = await runClient(iperfClientArgs(hostAddress, server.port, seconds, reverse, connectTimeoutMs));
-    return iperfFigure(r.output, r.exit);
+    return await withIperfServer(family, async (port) => {
+      const r = await runClient(iperfClientArgs(hostAddress, port, seconds, reverse, connectTimeoutMs));
+      return iperfFigure(r.output, r.exit);
+    });
   } catch (err) {
     return failed(err);
-  } finally {
-    await server?.stop();
   }
+}
+
+/** Runs `use` against a fresh one-test server on the host's loopback of the family, stopped after. */
+export async function withIperfServer<T>(family: Family, use: (port: number) => Promise<T>): Promise<T> {
+  const server = await startIperfServer(family);
+  try {
+    return await use(server.port);
+  } finally {
+    await server.stop();
+  }
+}
+
+/** The client in the netns: `ip netns exec NETNS iperf3 ARGS`, bounded by the run's length. */
+export async function runIperfInNetns(
+  netns: string,
+  clientArgs: readonly string[],
+  seconds: number,
+): Promise<{ output: string; exit: string }> {
+  const r = await run("ip", ["netns", "exec", netns, "iperf3", ...clientArgs], (seconds + 20) * 1000);
+  return { output: r.stdout, exit: describeExit(r) };
 }
 
 export function measureIperf(
@@ -99,8 +145,7 @@ export function measureIperf(
   seconds: number,
   reverse: boolean,
 ): Promise<Figure> {
-  return measureIperfWith(family, hostAddress, seconds, reverse, 3000, async (client) => {
-    const r = await run("ip", ["netns", "exec", netns, "iperf3", ...client], (seconds + 20) * 1000);
-    return { output: r.stdout, exit: describeExit(r) };
-  });
+  return measureIperfWith(family, hostAddress, seconds, reverse, 3000, (client) =>
+    runIperfInNetns(netns, client, seconds),
+  );
 }

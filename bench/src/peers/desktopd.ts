@@ -1,6 +1,8 @@
 /** desktopd's daemon (`desktopd run --netns NAME --configure`), started with node from apps/desktopd/dist. */
 import { existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { getJson } from "../control.js";
 import type { HostAddress } from "../family.js";
 import { Daemon } from "../proc.js";
 import type { Peer, PeerSession } from "./peer.js";
@@ -49,10 +51,21 @@ export const desktopd: Peer = {
   addressPlan:
     "eth0 192.168.65.3/24, gw 192.168.65.1; host loopback = 192.168.65.254; IPv6 fdc4:f303:9324::3/64, gw the router's link-local; host loopback (::1) = fdc4:f303:9324::254",
   guestAddress: "192.168.65.3",
-  start(netns, mtu, opts) {
+  async start(netns, mtu, opts) {
     // As slirp4netns and pasta run here: no automatic forwards (iperf3 -s in the guest must not take the host's port).
     const args = ["--netns", netns, "--configure", "--mtu", String(mtu), "--no-autoforward"];
     for (const f of opts.forwards) args.push("--publish", `127.0.0.1:${f.hostPort}:${f.guestPort}`);
-    return startDesktopd(opts, args);
+    // A control socket of the session's own, for the V8 heap (GET /v1/status, `process.heapUsed`).
+    const control = join(tmpdir(), `${netns}.desktopd.sock`);
+    args.push("--control", control);
+    const session = await startDesktopd(opts, args);
+    return { ...session, heapUsed: () => heapUsed(control) };
   },
 };
+
+async function heapUsed(control: string): Promise<number> {
+  const status = (await getJson(control, "/v1/status")) as { process?: { heapUsed?: number } };
+  const bytes = status.process?.heapUsed;
+  if (typeof bytes !== "number") throw new Error("desktopd status: no process.heapUsed");
+  return bytes;
+}

@@ -8,6 +8,8 @@ export interface PeerSession {
   pid: number;
   /** What the peer reported on start (desktopd's ready line), kept in the JSON. */
   note?: string;
+  /** The process's V8 heap in use, in bytes, where it is a node process that reports it (desktopd). */
+  heapUsed?: () => Promise<number>;
   /** Stops the process; resolves once it has exited. */
   stop(): Promise<void>;
 }

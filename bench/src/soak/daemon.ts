@@ -4,10 +4,10 @@
  * with a fixed record and dnsmasq as upstream.
  */
 
-import { request } from "node:http";
 import { join } from "node:path";
 import type { ProcessStats } from "desktopd";
 import { onCleanup } from "../cleanup.js";
+import { getJson } from "../control.js";
 import { Daemon, runOk } from "../proc.js";
 import { fixedRecord } from "./dns-check.js";
 
@@ -74,24 +74,4 @@ export async function startSoakDaemon(o: SoakDaemonOptions): Promise<SoakDaemon>
       await runOk(process.execPath, [cli, "publish", "add", spec, "--control", control], 15_000);
     },
   };
-}
-
-function getJson(socketPath: string, path: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, host: "desktopd", timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        try {
-          resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")));
-        } catch (err) {
-          reject(err);
-        }
-      });
-      res.on("error", reject);
-    });
-    req.on("timeout", () => req.destroy(new Error(`GET ${path}: no answer within 10 s`)));
-    req.on("error", reject);
-    req.end();
-  });
 }
