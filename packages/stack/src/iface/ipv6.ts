@@ -437,7 +437,7 @@ export class Ipv6Interface implements IpOutput {
         this.onNeighborSolicit(p.src, p.hopLimit, m.body, srcMac);
         return;
       case ND_NEIGHBOR_ADVERT:
-        this.onNeighborAdvert(p.hopLimit, m.body);
+        this.onNeighborAdvert(p.hopLimit, m.body, srcMac);
         return;
       case ND_ROUTER_SOLICIT:
         this.onRouterSolicit(p.src, p.hopLimit, m.body, srcMac);
@@ -454,6 +454,7 @@ export class Ipv6Interface implements IpOutput {
         if (!forUs) {
           const relay = this.upper?.relay;
           if (!relay || isLinkLocal6(p.dst)) this.refuse(packet, p, srcMac);
+          else if (m.body.length < 4) this.drops.count("icmpv6-echo-truncated");
           else if (this.sourceAllowed(p, false, srcMac)) {
             relay.relay(
               this.srcText(p.src),
@@ -607,7 +608,7 @@ export class Ipv6Interface implements IpOutput {
       }
       return;
     }
-    if (sourceLl) this.learn(src, sourceLl);
+    if (sourceLl) this.learn(src, sourceLl, srcMac);
     if (!this.own.has(ns.target.toString("hex"))) {
       // Another guest's address: guests on the switch answer for themselves.
       this.drops.count("ndp-not-ours");
@@ -627,7 +628,7 @@ export class Ipv6Interface implements IpOutput {
     );
   }
 
-  private onNeighborAdvert(hopLimit: number, body: Buffer): void {
+  private onNeighborAdvert(hopLimit: number, body: Buffer, srcMac: Buffer): void {
     if (hopLimit !== 255) {
       this.drops.count("ndp-hop-limit");
       return;
@@ -638,7 +639,7 @@ export class Ipv6Interface implements IpOutput {
       return;
     }
     const mac = linkLayerOption(na.options, OPT_TARGET_LL);
-    if (mac && !isMulticast6(na.target)) this.learn(na.target, mac);
+    if (mac && !isMulticast6(na.target)) this.learn(na.target, mac, srcMac);
   }
 
   private onRouterSolicit(src: Buffer, hopLimit: number, body: Buffer, srcMac: Buffer): void {
@@ -649,7 +650,7 @@ export class Ipv6Interface implements IpOutput {
     const options = parseRouterSolicit(body);
     this.counters.routerSolicitations++;
     const sourceLl = linkLayerOption(options, OPT_SOURCE_LL);
-    if (sourceLl && !isUnspecified6(src)) this.learn(src, sourceLl);
+    if (sourceLl && !isUnspecified6(src)) this.learn(src, sourceLl, srcMac);
     // To the soliciting host when it has an address (RFC 4861 §6.2.6 allows it), else to all nodes.
     if (isUnspecified6(src)) this.advertise(ALL_NODES, multicastMac6(ALL_NODES));
     else this.advertise(src, sourceLl ?? srcMac);
@@ -706,7 +707,17 @@ export class Ipv6Interface implements IpOutput {
   }
 
   /** What ND says of a guest address, under the same guard as its packets. */
-  private learn(address: Buffer, mac: Buffer): void {
+  private learn(address: Buffer, mac: Buffer, frameMac: Buffer): void {
+    // A guest speaks for its own NIC only: an option naming another MAC, or an address outside
+    // the link's scope and prefix, would let it fill the table with entries charged to others.
+    if (!mac.subarray(0, 6).equals(frameMac.subarray(0, 6))) {
+      this.drops.count("ndp-mac-mismatch");
+      return;
+    }
+    if (!isLinkLocal6(address) && !address.subarray(0, 8).equals(this.prefix.subarray(0, 8))) {
+      this.drops.count("ndp-address-not-in-prefix");
+      return;
+    }
     if (this.isOwn(address)) {
       this.drops.count("ndp-claims-router-address");
       return;

@@ -787,6 +787,7 @@ export class Connection {
     if (!synAck || this.rcvWscale > 0) fields.windowScale = RCV_WSCALE;
     if (!synAck || this.sackOk) fields.sackPermitted = true;
     this.rcvAdvertisedEdge = seqAdd(this.rcvNxt, fields.window);
+    if (synAck) this.rcvAcked = this.rcvNxt;
     this.hooks.output(fields, undefined);
     if (seqGe(this.iss, this.sndMax)) this.sndMax = seqAdd(this.iss, 1);
     this.sndNxt = seqAdd(this.iss, 1);
