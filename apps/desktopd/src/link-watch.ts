@@ -26,6 +26,8 @@ export function watchLink(inner: FrameTransport): WatchedLink {
       return inner.offload;
     },
     send: (frame, meta) => (meta ? inner.send(frame, meta) : inner.send(frame)),
+    // Offered only when the inner link writes parts itself: the stack then hands payload uncopied.
+    ...(inner.sendv && { sendv: inner.sendv.bind(inner) }),
     start(receiver: FrameReceiver) {
       inner.start({
         onFrame: (frame, meta) => (meta ? receiver.onFrame(frame, meta) : receiver.onFrame(frame)),

@@ -12,6 +12,13 @@ export interface FrameTransport {
    */
   send(frame: Buffer, meta?: FrameMeta): void;
   /**
+   * Optional: sends one frame given as consecutive parts (headers, then views of payload the
+   * sender still owns), as `send` would the joined frame. The parts are only read during the
+   * call, so a link that writes them at once (writev) copies nothing; one that would keep them
+   * must not offer this.
+   */
+  sendv?(parts: readonly Buffer[], meta?: FrameMeta): void;
+  /**
    * Starts delivering received frames. The receiver takes ownership of each frame
    * (the transport never reuses the buffer). Called once.
    */

@@ -1,4 +1,5 @@
 import type { Ipv6Counters } from "./iface/ipv6.js";
+import type { SlabPoolStats } from "./nat/slab-pool.js";
 import type { TcpCounters } from "./nat/tcp-flow.js";
 
 /** Drop counters by reason: every frame the stack does not use is counted here, never silently lost. */
@@ -62,8 +63,17 @@ export interface StackCounters {
   arp: { requests: number; replies: number };
   /** The router's IPv6 side (absent with IPv6 off). */
   ipv6?: Ipv6Counters;
-  /** Buffer bytes granted to TCP flows, against the global budget and each guest's share. */
-  memory: { usedBytes: number; totalBytes: number; perGuestBytes: number };
+  /**
+   * Buffer bytes granted to TCP flows, against the global budget and each guest's share; and
+   * the slabs host reads are copied into (see SlabPool): how many exist and are free, how many
+   * were allocated and reused, and the copies that got memory of their own.
+   */
+  memory: {
+    usedBytes: number;
+    totalBytes: number;
+    perGuestBytes: number;
+    readPool: { slabs: number; free: number } & SlabPoolStats;
+  };
   /** Guest flows the egress policy let out or refused, by rule id or default. */
   egress: { allowed: number; denied: number; deniedBy: Record<string, number> };
   drops: Record<string, number>;

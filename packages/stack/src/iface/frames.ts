@@ -9,6 +9,7 @@ import {
   IPV4_HEADER_LEN,
   type Ipv4HeaderFields,
 } from "../wire/ipv4.js";
+import { copyPayload, type Payload, payloadLength } from "../wire/payload.js";
 import { emitTcp, type TcpEmitFields, tcpHeaderLength } from "../wire/tcp.js";
 import { emitUdp, UDP_HEADER_LEN } from "../wire/udp.js";
 
@@ -37,9 +38,16 @@ const L4 = ETH_HEADER_LEN + IPV4_HEADER_LEN;
 /** Offset of the TCP header in frames built here (`FrameMeta.csumStart`). */
 export const TCP_FRAME_L4_OFFSET = L4;
 
-/** A frame with its Ethernet and IPv4 headers written; the caller fills in `payloadLength` bytes at L4. */
-function ipv4Frame(r: Route, fields: Omit<Ipv4HeaderFields, "src" | "dst">): Buffer {
-  const frame = Buffer.allocUnsafe(L4 + fields.payloadLength);
+/**
+ * A frame with its Ethernet and IPv4 headers written; the caller fills in `payloadLength` bytes
+ * at L4 (of which only `held` are in this buffer when the rest follows in a writev).
+ */
+function ipv4Frame(
+  r: Route,
+  fields: Omit<Ipv4HeaderFields, "src" | "dst">,
+  held = fields.payloadLength,
+): Buffer {
+  const frame = Buffer.allocUnsafe(L4 + held);
   emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV4);
   emitIpv4Header(frame, L3, { src: r.srcIp, dst: r.dstIp, ...fields, id: fields.id ?? r.ids?.next() ?? 0 });
   return frame;
@@ -52,14 +60,25 @@ function ipv4Frame(r: Route, fields: Omit<Ipv4HeaderFields, "src" | "dst">): Buf
 export function tcpFrame(
   r: Route,
   f: TcpEmitFields,
-  payload: Buffer | undefined,
+  payload: Payload | undefined,
   partialChecksum = false,
 ): Buffer {
   const hlen = tcpHeaderLength(f);
-  const plen = payload ? payload.length : 0;
+  const plen = payload ? payloadLength(payload) : 0;
   const frame = ipv4Frame(r, { protocol: IPPROTO_TCP, payloadLength: hlen + plen });
-  if (payload) payload.copy(frame, L4 + hlen);
+  if (payload) copyPayload(payload, frame, L4 + hlen);
   emitTcp(frame, L4, r.srcIp, r.dstIp, f, plen, partialChecksum);
+  return frame;
+}
+
+/**
+ * The Ethernet, IPv4 and TCP headers of a segment whose `payloadLength` bytes the link writes
+ * after them (writev): the payload is never copied, so the checksum is left to the link.
+ */
+export function tcpHeaders(r: Route, f: TcpEmitFields, payloadLength: number): Buffer {
+  const hlen = tcpHeaderLength(f);
+  const frame = ipv4Frame(r, { protocol: IPPROTO_TCP, payloadLength: hlen + payloadLength }, hlen);
+  emitTcp(frame, L4, r.srcIp, r.dstIp, f, payloadLength, true);
   return frame;
 }
 

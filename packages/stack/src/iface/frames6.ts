@@ -12,6 +12,7 @@ import {
   NEXT_TCP,
   NEXT_UDP,
 } from "../wire/ipv6.js";
+import { copyPayload, type Payload, payloadLength } from "../wire/payload.js";
 import { emitTcpWith, type TcpEmitFields, tcpHeaderLength } from "../wire/tcp.js";
 import { emitUdpWith, UDP_HEADER_LEN } from "../wire/udp.js";
 
@@ -30,8 +31,9 @@ const HOP_LIMIT = 64;
 /** Offset of the TCP header in frames built here (`FrameMeta.csumStart`). */
 export const TCP6_FRAME_L4_OFFSET = L4;
 
-function ipv6Frame(r: Route6, protocol: number, payloadLength: number): Buffer {
-  const frame = Buffer.allocUnsafe(L4 + payloadLength);
+/** Ethernet and IPv6 headers; `held` of the `payloadLength` bytes fit in the buffer (see ipv4Frame). */
+function ipv6Frame(r: Route6, protocol: number, payloadLength: number, held = payloadLength): Buffer {
+  const frame = Buffer.allocUnsafe(L4 + held);
   emitEthernetHeader(frame, 0, r.dstMac, r.srcMac, ETHERTYPE_IPV6);
   emitIpv6Header(frame, L3, { src: r.src, dst: r.dst, protocol, payloadLength, hopLimit: HOP_LIMIT });
   return frame;
@@ -41,14 +43,22 @@ function ipv6Frame(r: Route6, protocol: number, payloadLength: number): Buffer {
 export function tcp6Frame(
   r: Route6,
   f: TcpEmitFields,
-  payload: Buffer | undefined,
+  payload: Payload | undefined,
   partialChecksum = false,
 ): Buffer {
   const hlen = tcpHeaderLength(f);
-  const plen = payload ? payload.length : 0;
+  const plen = payload ? payloadLength(payload) : 0;
   const frame = ipv6Frame(r, NEXT_TCP, hlen + plen);
-  if (payload) payload.copy(frame, L4 + hlen);
+  if (payload) copyPayload(payload, frame, L4 + hlen);
   emitTcpWith(frame, L4, addressSum6(r.src, r.dst), f, plen, partialChecksum);
+  return frame;
+}
+
+/** `tcpHeaders` for IPv6: the headers alone, the payload following in the link's writev. */
+export function tcp6Headers(r: Route6, f: TcpEmitFields, payloadLength: number): Buffer {
+  const hlen = tcpHeaderLength(f);
+  const frame = ipv6Frame(r, NEXT_TCP, hlen + payloadLength, hlen);
+  emitTcpWith(frame, L4, addressSum6(r.src, r.dst), f, payloadLength, true);
   return frame;
 }
 

@@ -1,5 +1,6 @@
 import type { FrameMeta, OffloadCapability } from "@desktopd/core";
 import type { IpAddr } from "../wire/ip-addr.js";
+import type { Payload } from "../wire/payload.js";
 import type { TcpEmitFields } from "../wire/tcp.js";
 
 /**
@@ -29,7 +30,7 @@ export interface IpOutput {
     src: IpAddr,
     dst: IpAddr,
     fields: TcpEmitFields,
-    payload: Buffer | undefined,
+    payload: Payload | undefined,
     segmentSize?: number,
   ): void;
   sendUdp(src: IpAddr, dst: IpAddr, srcPort: number, dstPort: number, payload: Buffer): void;
@@ -54,7 +55,7 @@ export class DualOutput implements IpOutput {
     src: IpAddr,
     dst: IpAddr,
     f: TcpEmitFields,
-    payload: Buffer | undefined,
+    payload: Payload | undefined,
     segmentSize?: number,
   ): void {
     this.pick(dst)?.sendTcp(src, dst, f, payload, segmentSize);
@@ -84,12 +85,12 @@ const TCP_CHECKSUM_OFFSET = 16;
 export function tcpOffloadMeta(
   offload: OffloadCapability | undefined,
   l4Offset: number,
-  payload: Buffer | undefined,
+  payloadBytes: number,
   segmentSize: number | undefined,
 ): FrameMeta | undefined {
   if (!offload?.csum) return undefined;
   const meta: FrameMeta = { checksumPartial: true, csumStart: l4Offset, csumOffset: TCP_CHECKSUM_OFFSET };
-  if (offload.tso && segmentSize !== undefined && payload && payload.length > segmentSize) {
+  if (offload.tso && segmentSize !== undefined && payloadBytes > segmentSize) {
     meta.gsoSize = segmentSize;
   }
   return meta;

@@ -25,13 +25,14 @@ import {
   icmpQuote,
   parseIpv4,
 } from "../wire/ipv4.js";
+import { type Payload, payloadLength } from "../wire/payload.js";
 import { Ipv4Reassembler } from "../wire/reassembly.js";
 import { parseTcp, type TcpEmitFields } from "../wire/tcp.js";
 import { parseUdp } from "../wire/udp.js";
 import type { Addressing } from "./addressing.js";
 import type { DhcpPort } from "./dhcp.js";
 import { ExpiryTimer } from "./expiry-timer.js";
-import { Ipv4Ids, icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, udpFrames } from "./frames.js";
+import { Ipv4Ids, icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, tcpHeaders, udpFrames } from "./frames.js";
 import type { IcmpEcho } from "./icmp.js";
 import { type IpHeader, type IpOutput, tcpOffloadMeta, type Unreachable } from "./ip-output.js";
 import type { Link } from "./link.js";
@@ -166,7 +167,7 @@ export class Ipv4Interface implements IpOutput {
     srcIp: number,
     dstIp: number,
     fields: TcpEmitFields,
-    payload: Buffer | undefined,
+    payload: Payload | undefined,
     segmentSize?: number,
   ): void {
     const dstMac = this.neighbours.lookup(dstIp);
@@ -175,7 +176,13 @@ export class Ipv4Interface implements IpOutput {
       return;
     }
     const route = { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp, ids: this.ids };
-    const meta = tcpOffloadMeta(this.link.transport?.offload, TCP_FRAME_L4_OFFSET, payload, segmentSize);
+    const plen = payload ? payloadLength(payload) : 0;
+    const meta = tcpOffloadMeta(this.link.transport?.offload, TCP_FRAME_L4_OFFSET, plen, segmentSize);
+    // A link that finishes checksums and writes with writev gets the payload as views, uncopied.
+    if (meta && payload && this.link.scatters) {
+      this.link.sendParts(tcpHeaders(route, fields, plen), payload, meta);
+      return;
+    }
     this.link.send(tcpFrame(route, fields, payload, meta !== undefined), meta);
   }
 

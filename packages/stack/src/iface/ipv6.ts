@@ -62,11 +62,12 @@ import {
   parseIpv6Address,
   solicitedNode,
 } from "../wire/ipv6.js";
+import { type Payload, payloadLength } from "../wire/payload.js";
 import { Ipv6Reassembler } from "../wire/reassembly.js";
 import { parseTcpWith, type TcpEmitFields } from "../wire/tcp.js";
 import { parseUdpWith } from "../wire/udp.js";
 import { ExpiryTimer } from "./expiry-timer.js";
-import { TCP6_FRAME_L4_OFFSET, tcp6Frame, udp6Frames } from "./frames6.js";
+import { TCP6_FRAME_L4_OFFSET, tcp6Frame, tcp6Headers, udp6Frames } from "./frames6.js";
 import { type IpHeader, type IpOutput, tcpOffloadMeta, type Unreachable } from "./ip-output.js";
 import type { Link } from "./link.js";
 import { NeighbourTable } from "./neighbours.js";
@@ -511,7 +512,7 @@ export class Ipv6Interface implements IpOutput {
     src: string,
     dst: string,
     fields: TcpEmitFields,
-    payload: Buffer | undefined,
+    payload: Payload | undefined,
     segmentSize?: number,
   ): void {
     const dstMac = this.neighbours.lookup(dst);
@@ -520,7 +521,12 @@ export class Ipv6Interface implements IpOutput {
       return;
     }
     const route = { srcMac: this.gatewayMac, dstMac, src: this.bytes(src), dst: this.bytes(dst) };
-    const meta = tcpOffloadMeta(this.link.transport?.offload, TCP6_FRAME_L4_OFFSET, payload, segmentSize);
+    const plen = payload ? payloadLength(payload) : 0;
+    const meta = tcpOffloadMeta(this.link.transport?.offload, TCP6_FRAME_L4_OFFSET, plen, segmentSize);
+    if (meta && payload && this.link.scatters) {
+      this.link.sendParts(tcp6Headers(route, fields, plen), payload, meta);
+      return;
+    }
     this.link.send(tcp6Frame(route, fields, payload, meta !== undefined), meta);
   }
 

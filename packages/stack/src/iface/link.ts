@@ -2,6 +2,7 @@
 
 import type { FrameMeta, FrameTransport } from "@desktopd/core";
 import type { DropCounters } from "../counters.js";
+import type { Payload } from "../wire/payload.js";
 
 export class Link {
   transport: FrameTransport | undefined;
@@ -20,5 +21,23 @@ export class Link {
     this.frames.bytesOut += frame.length;
     if (meta) t.send(frame, meta);
     else t.send(frame);
+  }
+
+  /** The link writes a frame given in parts (writev): `sendParts` never copies the payload. */
+  get scatters(): boolean {
+    return this.transport?.sendv !== undefined;
+  }
+
+  /** Sends one frame as `head` followed by `payload`, both only read during the call. */
+  sendParts(head: Buffer, payload: Payload, meta: FrameMeta): void {
+    const t = this.transport;
+    if (!t?.sendv) {
+      this.drops.count("tx-no-link");
+      return;
+    }
+    const parts = Buffer.isBuffer(payload) ? [head, payload] : [head, ...payload];
+    this.frames.out++;
+    for (const part of parts) this.frames.bytesOut += part.length;
+    t.sendv(parts, meta);
   }
 }

@@ -18,8 +18,10 @@ import {
 } from "../tcp/connection.js";
 import { closeError, type StreamOwner, TcpStream } from "../tcp/stream.js";
 import { formatEndpoint, type IpAddr } from "../wire/ip-addr.js";
+import type { Payload } from "../wire/payload.js";
 import { resetFor, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
 import type { BufferBudget } from "./budget.js";
+import type { SlabPool } from "./slab-pool.js";
 
 export interface FlowIds {
   key: string;
@@ -62,6 +64,8 @@ export interface TcpFlowContext {
   readonly drops: DropCounters;
   readonly counters: TcpCounters;
   readonly budget: BufferBudget;
+  /** Host reads are copied here (see SlabPool); the connection releases them once acknowledged. */
+  readonly readPool: SlabPool;
   /** Largest grant a flow may grow to, each way. */
   readonly maxBuffer: number;
   readonly connectTimeoutMs: number;
@@ -87,6 +91,12 @@ const HOST_KEEPALIVE_AFTER_MS = 1000;
 
 /** A larger write buffer lets one writev carry a whole batch of guest segments. */
 const HOST_WRITE_BUFFER = 1024 * 1024;
+/**
+ * Every NAT host socket reads into this one buffer: libuv hands each read to its callback before
+ * the next, and the callback copies the bytes into the flow's read pool at once. Idle sockets
+ * hold no read memory at all.
+ */
+const HOST_READ_LANDING = Buffer.allocUnsafeSlow(64 * 1024);
 
 type Kind = "nat" | "handled" | "dialled";
 
@@ -206,6 +216,10 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
     const socket = new net.Socket({
       allowHalfOpen: true,
       writableHighWaterMark: HOST_WRITE_BUFFER,
+      onread: {
+        buffer: HOST_READ_LANDING,
+        callback: (n: number, landing: Buffer) => this.fromHost(n, landing),
+      },
     } as net.SocketConstructorOpts);
     this.socket = socket;
     // Every event the socket can emit is handled before connect() may emit one.
@@ -296,10 +310,14 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
     this.ctx.touch(this);
   }
 
-  /** Host socket ⇄ guest connection, with backpressure and half-close both ways. */
+  /**
+   * Host socket ⇄ guest connection, with backpressure and half-close both ways. Towards the
+   * guest, reads arrive through `fromHost` (the socket's `onread`), not as 'data' events.
+   */
   private bridge(stream: TcpStream, socket: net.Socket): void {
     stream.pipe(socket);
-    socket.pipe(stream);
+    socket.on("end", () => this.guard(() => stream.end()));
+    stream.on("drain", () => this.guard(() => socket.resume()));
     stream.on("close", () =>
       this.guard(() => {
         // A guest that ended cleanly reached the socket through the pipe as end(), which still
@@ -307,6 +325,17 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
         if (!socket.destroyed && (stream.errored || !stream.readableEnded)) socket.destroy();
       }),
     );
+  }
+
+  /** One read from the host socket, `n` bytes in the shared landing buffer; false pauses reading. */
+  private fromHost(n: number, landing: Buffer): boolean {
+    let more = false;
+    this.guard(() => {
+      const stream = this.stream;
+      if (!stream || stream.destroyed || stream.writableEnded) return;
+      more = stream.write(this.ctx.readPool.copy(landing.subarray(0, n)));
+    });
+    return more;
   }
 
   private onStreamError(err: Error): void {
@@ -414,7 +443,7 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
 
   // ---- ConnectionHooks -------------------------------------------------------------------
 
-  output(fields: TcpEmitFields, payload: Buffer | undefined, segmentSize?: number): void {
+  output(fields: TcpEmitFields, payload: Payload | undefined, segmentSize?: number): void {
     this.ctx.out.sendTcp(this.ids.localIp, this.ids.guestIp, fields, payload, segmentSize);
   }
 
@@ -491,7 +520,8 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   send(chunk: Buffer): boolean | "closed" {
     const conn = this.conn;
     if (!conn || conn.isClosed) return "closed";
-    return conn.send(chunk);
+    // Writers here come in batches (a host socket's reads, a pipe): a short tail waits for flush.
+    return conn.send(chunk, true);
   }
 
   end(): void {

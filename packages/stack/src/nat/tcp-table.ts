@@ -6,7 +6,7 @@
 import type { Clock, Logger, Random } from "@desktopd/core";
 import { defaultDecision, type FlowInfo, type FlowPolicy, type TcpDecision } from "@desktopd/core";
 import type { ResolvedNetwork } from "../config.js";
-import type { DropCounters, FlowEntry } from "../counters.js";
+import type { DropCounters, FlowEntry, StackCounters } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
 import type { IpHeader, IpOutput } from "../iface/ip-output.js";
@@ -16,6 +16,7 @@ import { formatEndpoint, formatIp, type IpAddr } from "../wire/ip-addr.js";
 import { resetFor, TCP_ACK, TCP_RST, TCP_SYN, type TcpSegment } from "../wire/tcp.js";
 import { BufferBudget, type BufferBudgetOptions, GuestShares } from "./budget.js";
 import type { AddressMap } from "./host-map.js";
+import { SlabPool } from "./slab-pool.js";
 import { type FlowIds, type Grants, type TcpCounters, TcpFlow, type TcpFlowContext } from "./tcp-flow.js";
 
 export interface TcpOptions {
@@ -79,6 +80,9 @@ export class TcpFlowTable implements TcpFlowContext {
   private nextEphemeral = 49152;
   private readonly o: Required<Omit<TcpOptions, "memory">>;
   readonly budget: BufferBudget;
+  /** Where NATed flows' host reads are copied, recycled once the guest acknowledges them. */
+  readonly readPool = new SlabPool();
+  private readonly releaseSent = (chunk: Buffer): void => this.readPool.release(chunk);
   readonly maxBuffer: number;
   readonly connectTimeoutMs: number;
   readonly hostKeepAliveMs: number;
@@ -323,6 +327,7 @@ export class TcpFlowTable implements TcpFlowContext {
       clock: this.clock,
       random: this.random,
       mss: this.cfg.mtu - headers,
+      releaseSent: this.releaseSent,
       receiveBuffer: grants.rx,
       sendBuffer: grants.tx,
       timeWaitMs: this.o.timeWaitMs,
@@ -459,11 +464,13 @@ export class TcpFlowTable implements TcpFlowContext {
   }
 
   /** Buffer bytes granted, all guests and per guest. */
-  memory(): { usedBytes: number; totalBytes: number; perGuestBytes: number } {
+  memory(): StackCounters["memory"] {
+    const { slabs, free } = this.readPool.size;
     return {
       usedBytes: this.budget.usedBytes,
       totalBytes: this.budget.totalBytes,
       perGuestBytes: this.budget.perGuestBytes,
+      readPool: { slabs, free, ...this.readPool.stats },
     };
   }
 

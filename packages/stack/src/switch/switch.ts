@@ -50,6 +50,8 @@ export interface SwitchPort {
 }
 
 export interface VirtualSwitch extends FrameTransport {
+  /** Frames from the stack in parts go on uncopied to a port that writes parts itself. */
+  sendv(parts: readonly Buffer[], meta?: FrameMeta): void;
   addPort(link: FrameTransport): SwitchPort;
   ports(): SwitchPortInfo[];
 }
@@ -66,6 +68,13 @@ interface Port {
   link: FrameTransport;
   canCsum: boolean;
   canTso: boolean;
+}
+
+/** The port's link does what `meta` leaves to do (segmentation, checksum) itself. */
+function takesAsIs(port: Port, meta: FrameMeta | undefined): boolean {
+  if (!meta) return true;
+  const needsTso = meta.gsoSize !== undefined && meta.gsoSize > 0;
+  return (!needsTso || port.canTso) && (!meta.checksumPartial || port.canCsum);
 }
 
 class LearningSwitch implements VirtualSwitch {
@@ -126,6 +135,25 @@ class LearningSwitch implements VirtualSwitch {
     this.stats.bytesOut += frame.length;
     this.learn(frame, UPLINK);
     this.forward(frame, meta, UPLINK);
+  }
+
+  /**
+   * A frame from the stack in parts: handed on uncopied when it goes to one port that takes it
+   * as it is and writes parts itself; joined and sent as any frame otherwise.
+   */
+  sendv(parts: readonly Buffer[], meta?: FrameMeta): void {
+    const head = parts[0];
+    if (!head || head.length < ETH_HEADER_LEN) return;
+    const to = head[0]! & 1 ? undefined : this.macs.get(macKey(head, 0));
+    const port = to === undefined ? undefined : this.portsById.get(to);
+    if (!port?.link.sendv || !takesAsIs(port, meta)) {
+      this.send(Buffer.concat(parts as Buffer[]), meta);
+      return;
+    }
+    this.stats.framesOut++;
+    for (const part of parts) this.stats.bytesOut += part.length;
+    this.learn(head, UPLINK);
+    port.link.sendv(parts, meta);
   }
 
   async close(): Promise<void> {
@@ -191,11 +219,11 @@ class LearningSwitch implements VirtualSwitch {
       port.link.send(frame);
       return;
     }
-    const needsTso = meta.gsoSize !== undefined && meta.gsoSize > 0;
-    if ((!needsTso || port.canTso) && (!meta.checksumPartial || port.canCsum)) {
+    if (takesAsIs(port, meta)) {
       port.link.send(frame, meta);
       return;
     }
+    const needsTso = meta.gsoSize !== undefined && meta.gsoSize > 0;
     if (needsTso) {
       for (const seg of segmentTcpFrame(frame, meta.gsoSize!)) port.link.send(seg);
       return;

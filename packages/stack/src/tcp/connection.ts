@@ -1,4 +1,5 @@
 import type { Now, Random } from "@desktopd/core";
+import { type Payload, payloadLength } from "../wire/payload.js";
 import {
   TCP_ACK,
   TCP_FIN,
@@ -22,11 +23,12 @@ export type CloseReason = "closed" | "reset" | "refused" | "timeout" | "aborted"
 /** What a connection asks of its owner. The connection itself does no I/O and sets no timers. */
 export interface ConnectionHooks {
   /**
-   * Emit a segment to the peer. `payload` is a view the owner must copy or send before returning.
+   * Emit a segment to the peer. `payload` is views (of the send buffer) the owner must copy or
+   * send before returning.
    * `segmentSize` is set when the payload is a super-segment (`maxBurstSegment`) that the link
    * must cut into segments of that many bytes.
    */
-  output(fields: TcpEmitFields, payload: Buffer | undefined, segmentSize?: number): void;
+  output(fields: TcpEmitFields, payload: Payload | undefined, segmentSize?: number): void;
   /** In-order data from the peer. The receiver may keep the buffer. */
   onData(data: Buffer): void;
   /** The handshake completed. */
@@ -84,6 +86,11 @@ export interface ConnectionOptions {
    * waits at least; 0: ACK at every flush). A request answered within it costs one frame, not two.
    */
   delayedAckMs?: number;
+  /**
+   * Told once of each buffer given to `send` when the connection holds none of its bytes any
+   * more (acknowledged, or dropped when the connection ends): its memory may be reused.
+   */
+  releaseSent?: (chunk: Buffer) => void;
 }
 
 const RCV_WSCALE = 7;
@@ -110,7 +117,7 @@ export class Connection {
   private sndMss = 536;
   /** Sequence number of the first byte in `sendBuf`. */
   private sndBufSeq = 0;
-  private readonly sendBuf = new SendBuffer();
+  private readonly sendBuf: SendBuffer;
   private finQueued = false;
   private finSent = false;
   private sendBlocked = false;
@@ -143,6 +150,8 @@ export class Connection {
   private readonly scoreboard = new SackScoreboard();
 
   private ackPending = false;
+  /** A short tail of the send buffer waits for more data or the owner's flush (see `send`). */
+  private tailHeld = false;
   /** rcvNxt as our last ACK carried it. */
   private rcvAcked = 0;
   private closed = false;
@@ -151,7 +160,7 @@ export class Connection {
 
   private rcvBufSize: number;
   private sndBufSize: number;
-  private readonly opts: Required<ConnectionOptions>;
+  private readonly opts: Required<Omit<ConnectionOptions, "releaseSent">>;
 
   private constructor(
     localPort: number,
@@ -176,6 +185,7 @@ export class Connection {
       delayedAckMs: 5,
       ...options,
     };
+    this.sendBuf = new SendBuffer(options.releaseSent);
     this.rcvBufSize = this.opts.receiveBuffer;
     this.sndBufSize = this.opts.sendBuffer;
     this.cc = this.opts.congestion(this.sndMss, this.sndMss);
@@ -237,11 +247,17 @@ export class Connection {
 
   // ---- Application side --------------------------------------------------------------
 
-  /** Queues data to send. Takes ownership of `data`. Returns false when the caller should wait for onSendSpace. */
-  send(data: Buffer): boolean {
+  /**
+   * Queues data to send. Takes ownership of `data`. Returns false when the caller should wait for
+   * onSendSpace. With `more`, the caller expects to send again within this batch: whole segments
+   * go at once, and a shorter tail waits for the next send or `flush()` (as Linux's autocorking),
+   * so a host socket's 64 KiB reads do not each end in a runt segment.
+   */
+  send(data: Buffer, more = false): boolean {
     if (this.finQueued || this.closed) return false;
     this.sendBuf.push(data);
-    this.transmit();
+    this.transmit(more);
+    if (this.tailHeld) this.hooks.requestFlush();
     if (this.sendBuf.length >= this.sndBufSize) {
       this.sendBlocked = true;
       return false;
@@ -321,6 +337,7 @@ export class Connection {
    * for two full segments or more, else when our next segment carries it or `delayedAckMs` ends.
    */
   flush(): void {
+    if (this.tailHeld) this.transmit();
     if (!this.ackPending || this.closed) return;
     const unacked = seqDiff(this.rcvNxt, this.rcvAcked);
     if (this.opts.delayedAckMs > 0 && unacked > 0 && unacked < 2 * this.opts.mss) {
@@ -610,7 +627,7 @@ export class Connection {
     const dataOffset = seqDiff(hole.start, this.sndBufSeq);
     const len = Math.min(this.sndMss, seqDiff(hole.end, hole.start), this.sendBuf.length - dataOffset);
     if (len <= 0) return;
-    this.emitData(hole.start, this.sendBuf.peek(dataOffset, len), false);
+    this.emitData(hole.start, this.sendBuf.views(dataOffset, len), false);
     this.scoreboard.highRxt = seqAdd(hole.start, len);
   }
 
@@ -621,7 +638,7 @@ export class Connection {
     const available = Math.min(this.sendBuf.length - dataOffset, seqDiff(this.sndMax, this.sndUna));
     if (available > 0) {
       const len = Math.min(this.sndMss, available);
-      this.emitData(this.sndUna, this.sendBuf.peek(dataOffset, len), false);
+      this.emitData(this.sndUna, this.sendBuf.views(dataOffset, len), false);
       this.scoreboard.resent(this.sndUna, len);
     } else if (this.finSent) {
       this.emit(this.sndUna, TCP_FIN | TCP_ACK, undefined);
@@ -688,8 +705,9 @@ export class Connection {
 
   // ---- Output -------------------------------------------------------------------------
 
-  /** Sends as much queued data (and the FIN) as the windows allow. */
-  private transmit(): void {
+  /** Sends as much queued data (and the FIN) as the windows allow; `holdTail`: see `send`. */
+  private transmit(holdTail = false): void {
+    this.tailHeld = false;
     if (this.closed) return;
     const s = this.state;
     if (
@@ -717,8 +735,18 @@ export class Connection {
         if (len < this.sndMss && len < available && inflight > 0) break;
         // A super-segment (TSO) is whole segments unless it ends the data.
         if (len > this.sndMss && len < available) len -= len % this.sndMss;
+        else if (holdTail && len === available && !this.finQueued) {
+          if (len < this.sndMss) {
+            this.tailHeld = true;
+            break;
+          }
+          if (len > this.sndMss && len % this.sndMss !== 0) {
+            this.tailHeld = true;
+            len -= len % this.sndMss;
+          }
+        }
         const seq = this.sndNxt;
-        this.emitData(seq, this.sendBuf.peek(dataOffset, len), len === available);
+        this.emitData(seq, this.sendBuf.views(dataOffset, len), len === available);
         this.sndNxt = seqAdd(this.sndNxt, len);
         if (seqGt(this.sndNxt, this.sndMax)) {
           this.sndMax = this.sndNxt;
@@ -753,9 +781,9 @@ export class Connection {
     return Math.min(Math.max(this.rtt.rto, 200) * 2 ** this.persistBackoff, 60_000);
   }
 
-  private emitData(seq: number, payload: Buffer, push: boolean): void {
+  private emitData(seq: number, payload: Payload, push: boolean): void {
     if (seqLt(seq, this.sndMax)) this.recovery.segmentsRetransmitted++;
-    const segmentSize = payload.length > this.sndMss ? this.sndMss : undefined;
+    const segmentSize = payloadLength(payload) > this.sndMss ? this.sndMss : undefined;
     this.emit(seq, TCP_ACK | (push ? TCP_PSH : 0), payload, segmentSize);
   }
 
@@ -800,7 +828,7 @@ export class Connection {
     return Math.max(0, this.rcvBufSize - this.hooks.receiveBacklog() - this.assembler.size);
   }
 
-  private emit(seq: number, flags: number, payload: Buffer | undefined, segmentSize?: number): void {
+  private emit(seq: number, flags: number, payload: Payload | undefined, segmentSize?: number): void {
     let window = 0;
     if (flags & TCP_ACK) {
       // Never shrink the right edge we already advertised (RFC 9293 3.8.6.2.2): scaling rounds

@@ -1,9 +1,14 @@
+import type { Payload } from "../wire/payload.js";
+
 /**
  * Bytes written by the application and not yet acknowledged by the peer, as a list of
- * the caller's Buffers (no copy on write). `peek` returns a view when the range lies in
- * one chunk, and a copy only when it spans chunks.
+ * the caller's Buffers (no copy on write). `views` returns views only; `peek` one Buffer, a
+ * copy when the range spans chunks.
  */
 export class SendBuffer {
+  /** `release`: told of each pushed buffer once the buffer holds none of its bytes any more. */
+  constructor(private readonly release?: (chunk: Buffer) => void) {}
+
   private chunks: Buffer[] = [];
   /** Bytes of chunks[0] already acknowledged. */
   private headOffset = 0;
@@ -44,6 +49,31 @@ export class SendBuffer {
     return out;
   }
 
+  /**
+   * Up to `len` bytes starting `offset` bytes after the first unacknowledged byte, as views of
+   * the chunks they lie in: one Buffer, or several when the range spans chunks. Never a copy.
+   */
+  views(offset: number, len: number): Payload {
+    let skip = offset + this.headOffset;
+    let i = 0;
+    while (i < this.chunks.length && skip >= this.chunks[i]!.length) {
+      skip -= this.chunks[i]!.length;
+      i++;
+    }
+    const first = this.chunks[i];
+    if (!first) return Buffer.alloc(0);
+    if (skip + len <= first.length) return first.subarray(skip, skip + len);
+    const parts = [first.subarray(skip)];
+    let left = len - parts[0]!.length;
+    for (i++; i < this.chunks.length && left > 0; i++) {
+      const chunk = this.chunks[i]!;
+      const part = left >= chunk.length ? chunk : chunk.subarray(0, left);
+      parts.push(part);
+      left -= part.length;
+    }
+    return parts;
+  }
+
   /** Drops `n` acknowledged bytes from the front. */
   consume(n: number): void {
     n = Math.min(n, this.total);
@@ -55,6 +85,7 @@ export class SendBuffer {
         n -= left;
         this.chunks.shift();
         this.headOffset = 0;
+        this.release?.(head);
       } else {
         this.headOffset += n;
         n = 0;
@@ -63,6 +94,7 @@ export class SendBuffer {
   }
 
   clear(): void {
+    if (this.release) for (const chunk of this.chunks) this.release(chunk);
     this.chunks = [];
     this.headOffset = 0;
     this.total = 0;

@@ -13,6 +13,7 @@ import { ManualClock, type Random, SeededRandom } from "@desktopd/core";
 import { type CloseReason, Connection, type ConnectionOptions } from "../tcp/connection.js";
 import { seqAdd, seqGt } from "../tcp/seq.js";
 import type { TcpState } from "../tcp/state.js";
+import { copyPayload, payloadLength, type Payload as SegmentData } from "../wire/payload.js";
 import {
   emitTcp,
   formatTcp,
@@ -33,14 +34,14 @@ const LOCAL_IP = 0x0a000202; // 10.0.2.2
 /** Encodes `fields` + `payload` to wire bytes and parses them back: a segment as a receiver sees it. */
 export function roundTripSegment(
   fields: TcpEmitFields,
-  payload: Buffer | undefined,
+  payload: SegmentData | undefined,
   srcIp = PEER_IP,
   dstIp = LOCAL_IP,
 ): TcpSegment {
-  const plen = payload?.length ?? 0;
+  const plen = payload ? payloadLength(payload) : 0;
   const hlen = tcpHeaderLength(fields);
   const buf = Buffer.alloc(hlen + plen);
-  if (payload) payload.copy(buf, hlen);
+  if (payload) copyPayload(payload, buf, hlen);
   const len = emitTcp(buf, 0, srcIp, dstIp, fields, plen);
   return parseTcp(buf.subarray(0, len), srcIp, dstIp);
 }
@@ -205,7 +206,7 @@ export class TcpHarness {
 
   private hooks() {
     return {
-      output: (fields: TcpEmitFields, payload: Buffer | undefined) => {
+      output: (fields: TcpEmitFields, payload: SegmentData | undefined) => {
         const seg = roundTripSegment(fields, payload, LOCAL_IP, PEER_IP);
         // The view the connection lent us must be copied before returning.
         seg.payload = Buffer.from(seg.payload);

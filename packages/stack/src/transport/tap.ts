@@ -19,6 +19,7 @@ import {
 import { ConfigError, TransportError } from "../errors.js";
 import { macToString, parseMac } from "../wire/address.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
+import { TCP_HEADER_LEN } from "../wire/tcp.js";
 import { ipOrThrow, runIp } from "./ip-command.js";
 import {
   createTapDevice,
@@ -181,6 +182,7 @@ class Tap implements TapTransport {
   private readonly vnetHeaderLength: number;
   readonly offload: OffloadCapability | undefined;
   private readonly maxFrame: number;
+  private readonly vnetBuffer: Buffer;
   private socket: net.Socket | undefined;
   private started = false;
   /** The fd is closed: by close(), or because the device disappeared. */
@@ -198,6 +200,7 @@ class Tap implements TapTransport {
     this.name = `tap:${netns ? `${netns}/` : ""}${ifname}`;
     this.maxFrame = mtu + ETH_HEADER_LEN + VLAN_TAG_LEN;
     this.vnetHeaderLength = offload ? VNET_HDR_LEN : 0;
+    this.vnetBuffer = Buffer.alloc(this.vnetHeaderLength);
     this.offload = offload ? { tso: true, csum: true } : undefined;
     if (offload) this.maxFrame = Math.max(this.maxFrame, MAX_OFFLOAD_FRAME);
   }
@@ -220,13 +223,49 @@ class Tap implements TapTransport {
     this.stats.bytesOut += frame.length;
   }
 
-  /** Writes one frame; returns the drop reason when the kernel refused it. */
-  private write(frame: Buffer, meta: FrameMeta | undefined): string | undefined {
+  /** One frame in parts (headers, payload views), written by one writev: nothing is copied. */
+  sendv(parts: readonly Buffer[], meta?: FrameMeta): void {
+    const head = parts[0];
+    let length = 0;
+    for (const part of parts) length += part.length;
+    // The virtio-net header is read from the frame's headers, which must all be in the first part.
+    const l4 = meta?.csumStart;
+    if (!head || (l4 !== undefined && head.length < l4 + TCP_HEADER_LEN)) {
+      this.send(Buffer.concat(parts as Buffer[]), meta);
+      return;
+    }
+    const refused = this.closing
+      ? "closed"
+      : this.gone
+        ? "link-down"
+        : length > this.maxFrame
+          ? "oversize"
+          : length < ETH_HEADER_LEN
+            ? "truncated"
+            : this.write(head, meta, parts);
+    if (refused) {
+      countDrop(this.stats, refused);
+      return;
+    }
+    this.stats.framesOut++;
+    this.stats.bytesOut += length;
+  }
+
+  /**
+   * Writes one frame (`parts`: the same frame in pieces, `frame` its first); returns the drop
+   * reason when the kernel refused it.
+   */
+  private write(frame: Buffer, meta: FrameMeta | undefined, parts?: readonly Buffer[]): string | undefined {
     try {
       // One write() is one frame; never batch frames into a writev, the kernel would see one packet.
       // (With a virtio-net header, header and frame go in one writev: that is one packet.)
-      if (this.vnetHeaderLength === 0) fs.writeSync(this.fd, frame);
-      else fs.writevSync(this.fd, [this.vnetHeader(frame, meta), frame]);
+      if (this.vnetHeaderLength === 0) {
+        if (parts) fs.writevSync(this.fd, parts as Buffer[]);
+        else fs.writeSync(this.fd, frame);
+      } else {
+        const header = this.vnetHeader(frame, meta);
+        fs.writevSync(this.fd, parts ? [header, ...parts] : [header, frame]);
+      }
       return undefined;
     } catch (error) {
       return (error as NodeJS.ErrnoException).code === "EAGAIN" ? "queue-full" : "write-error";
@@ -304,9 +343,13 @@ class Tap implements TapTransport {
     return this.vnetHeaderLength === 0 ? chunk : chunk.subarray(this.vnetHeaderLength);
   }
 
-  /** The virtio-net header that tells the kernel what is left to do for `meta`'s frame. */
+  /**
+   * The virtio-net header that tells the kernel what is left to do for `meta`'s frame. One
+   * buffer serves every write: writes are synchronous, so it is free again when one returns.
+   */
   private vnetHeader(frame: Buffer, meta: FrameMeta | undefined): Buffer {
-    const h = Buffer.alloc(this.vnetHeaderLength);
+    const h = this.vnetBuffer;
+    h.fill(0);
     if (!meta) return h;
     if (meta.checksumPartial && meta.csumStart !== undefined && meta.csumOffset !== undefined) {
       h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;

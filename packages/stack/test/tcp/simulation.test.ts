@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { type CloseReason, Connection, type ConnectionOptions } from "../../src/tcp/connection.js";
 import type { TcpState } from "../../src/tcp/state.js";
 import { roundTripSegment } from "../../src/testing/tcp-harness.js";
+import type { Payload } from "../../src/wire/payload.js";
 import { TCP_ACK, TCP_SYN, type TcpEmitFields, type TcpSegment } from "../../src/wire/tcp.js";
 
 interface LinkConfig {
@@ -68,7 +69,7 @@ function simulate(link: LinkConfig, seed: number, bytes: number) {
   const client = mk("client");
   const server = mk("server");
 
-  const transmit = (to: Endpoint, fields: TcpEmitFields, payload: Buffer | undefined) => {
+  const transmit = (to: Endpoint, fields: TcpEmitFields, payload: Payload | undefined) => {
     stats.sent++;
     if (linkRng.float() < link.loss) {
       stats.dropped++;

@@ -1,0 +1,124 @@
+/**
+ * Memory for data read from host sockets, recycled instead of garbage-collected.
+ *
+ * Node gives each socket read a fresh 64 KiB ArrayBuffer. V8 counts those bytes as external
+ * memory and runs a full mark-compact every few tens of megabytes, so a flow moving gigabits per
+ * second to a guest spends more time in the collector than in the stack. Here reads land in one
+ * shared buffer (libuv calls back before its next read) and are copied into slabs that return to
+ * a free list once every view cut from them has been released: acknowledged by the guest, or
+ * dropped with its connection.
+ *
+ * Bounded: at most `maxSlabs` slabs exist at once. A guest that never acknowledges pins the
+ * slabs its data lies in, so past the bound copies get buffers of their own size, as Node's
+ * reads do, and a hostile guest can never make a few bytes hold whole slabs beyond it. A view
+ * that is never released only costs its slab's reuse: the slab is then collected like any buffer.
+ */
+export interface SlabPoolOptions {
+  /** Bytes per slab (default 256 KiB). */
+  slabSize?: number;
+  /** Slabs in use and free together (default 128: 32 MiB). */
+  maxSlabs?: number;
+  /**
+   * Free slabs kept for reuse (default 32: 8 MiB, a few guests' windows in flight); the rest
+   * are left to the collector.
+   */
+  maxFree?: number;
+}
+
+interface Slab {
+  readonly bytes: Buffer;
+  /** Bytes cut from this slab and not yet released. */
+  live: number;
+  /** On the free list: nothing may be cut from it or released into it. */
+  isFree: boolean;
+}
+
+export interface SlabPoolStats {
+  slabsAllocated: number;
+  slabsReused: number;
+  /** Copies that got a buffer of their own: the pool was at `maxSlabs`, or the data was larger than a slab. */
+  unpooled: number;
+}
+
+export class SlabPool {
+  private readonly slabSize: number;
+  private readonly maxSlabs: number;
+  private readonly maxFree: number;
+  private readonly free: Slab[] = [];
+  /** The slab of each view's ArrayBuffer; weak, so a view never released never pins its slab. */
+  private readonly slabs = new WeakMap<ArrayBufferLike, Slab>();
+  /** Slabs that exist: allocated and not yet collected. */
+  private alive = 0;
+  private readonly collected = new FinalizationRegistry<void>(() => {
+    this.alive--;
+  });
+  private current: Slab | undefined;
+  private used = 0;
+  readonly stats: SlabPoolStats = { slabsAllocated: 0, slabsReused: 0, unpooled: 0 };
+
+  constructor(options: SlabPoolOptions = {}) {
+    this.slabSize = options.slabSize ?? 256 * 1024;
+    this.maxSlabs = options.maxSlabs ?? 128;
+    this.maxFree = Math.min(options.maxFree ?? 32, this.maxSlabs);
+  }
+
+  /** A copy of `src`, in pool memory when there is room; give it back with `release`. */
+  copy(src: Buffer): Buffer {
+    const n = src.length;
+    let slab = this.current;
+    if (!slab || this.used + n > this.slabSize) slab = n <= this.slabSize ? this.nextSlab() : undefined;
+    if (!slab) {
+      this.stats.unpooled++;
+      return Buffer.from(src);
+    }
+    const view = slab.bytes.subarray(this.used, this.used + n);
+    src.copy(view);
+    this.used += n;
+    slab.live += n;
+    return view;
+  }
+
+  /** `view`, from `copy`, is read no more (call once per view); other buffers are ignored. */
+  release(view: Buffer): void {
+    const slab = this.slabs.get(view.buffer);
+    if (!slab || slab.isFree) return;
+    slab.live -= view.length;
+    if (slab.live > 0) return;
+    // The current slab starts over: a steady flow keeps reading into the same warm memory.
+    if (slab === this.current) this.used = 0;
+    else this.recycle(slab);
+  }
+
+  /** Slabs that exist, and how many of them are free. */
+  get size(): { slabs: number; free: number } {
+    return { slabs: this.alive, free: this.free.length };
+  }
+
+  private nextSlab(): Slab | undefined {
+    const old = this.current;
+    this.current = undefined;
+    if (old && old.live <= 0) this.recycle(old);
+    let slab = this.free.pop();
+    if (slab) {
+      slab.isFree = false;
+      this.stats.slabsReused++;
+    } else if (this.alive < this.maxSlabs) {
+      // allocUnsafeSlow: memory of its own, never a slice of Node's shared pool.
+      slab = { bytes: Buffer.allocUnsafeSlow(this.slabSize), live: 0, isFree: false };
+      this.slabs.set(slab.bytes.buffer, slab);
+      this.collected.register(slab.bytes.buffer, undefined);
+      this.alive++;
+      this.stats.slabsAllocated++;
+    } else return undefined;
+    this.current = slab;
+    this.used = 0;
+    return slab;
+  }
+
+  private recycle(slab: Slab): void {
+    slab.live = 0;
+    if (this.free.length >= this.maxFree) return; // left to the collector
+    slab.isFree = true;
+    this.free.push(slab);
+  }
+}
