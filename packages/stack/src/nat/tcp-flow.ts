@@ -97,6 +97,8 @@ const HOST_WRITE_BUFFER = 1024 * 1024;
  * hold no read memory at all.
  */
 const HOST_READ_LANDING = Buffer.allocUnsafeSlow(64 * 1024);
+/** Node's socket reads, and ours, are at most this large: a full one means the socket may hold more. */
+const FULL_READ = 64 * 1024;
 
 type Kind = "nat" | "handled" | "dialled";
 
@@ -520,8 +522,9 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   send(chunk: Buffer): boolean | "closed" {
     const conn = this.conn;
     if (!conn || conn.isClosed) return "closed";
-    // Writers here come in batches (a host socket's reads, a pipe): a short tail waits for flush.
-    return conn.send(chunk, true);
+    // A chunk as large as a socket read may have more behind it in this batch: its short tail
+    // waits for the next chunk or the flush. A smaller one ended its read, so it all goes now.
+    return conn.send(chunk, chunk.length >= FULL_READ);
   }
 
   end(): void {

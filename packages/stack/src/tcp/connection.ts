@@ -682,9 +682,17 @@ export class Connection {
     if (!canReceive(this.state)) return;
     this.finReceived = true;
     this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    if (this.state === TcpState.Established) {
+      // The peer closed first: its FIN waits like data for the delayed ACK, so the FIN of our own
+      // that usually follows within it carries the ACK (one frame instead of two, as Linux does).
+      this.ackPending = true;
+      this.hooks.requestFlush();
+      this.setState(TcpState.CloseWait);
+      this.hooks.onFin();
+      return;
+    }
     this.sendAck();
-    if (this.state === TcpState.Established) this.setState(TcpState.CloseWait);
-    else if (this.state === TcpState.FinWait1) {
+    if (this.state === TcpState.FinWait1) {
       if (this.finSent && this.sndUna === this.sndMax) this.enterTimeWait(now);
       else this.setState(TcpState.Closing);
     } else if (this.state === TcpState.FinWait2) this.enterTimeWait(now);

@@ -10,7 +10,7 @@ import {
   TcpHarness,
   Window,
 } from "../../src/testing/tcp-harness.js";
-import { TCP_ACK, TCP_PSH, TCP_RST, TCP_SYN } from "../../src/wire/tcp.js";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../../src/wire/tcp.js";
 
 /** Bytes whose value encodes their offset, so misplaced data cannot pass for the right data. */
 const pattern = (offset: number, len: number) =>
@@ -55,6 +55,31 @@ describe("ESTABLISHED receive", () => {
     h.advance(1);
     expect(h.out).toHaveLength(before + 1);
     expectSegment(h.lastOut, Flags(TCP_ACK, true), Ack(RCV + 200), Len(0));
+  });
+
+  it("ESTABLISHED delayed ACK: the peer's FIN is ACKed by our own FIN within the delay, else when it ends", () => {
+    const h = TcpHarness.established({ delayedAckMs: 5 }, {});
+    h.autoFlush = false;
+    h.peerSend({ flags: TCP_ACK | TCP_FIN });
+    h.conn.flush();
+    expect(h.state).toBe(TcpState.CloseWait);
+    expect(h.events.fin).toBe(1);
+    expect(h.out).toHaveLength(0);
+    // Our close answers within the delay: one FIN that also ACKs theirs.
+    h.conn.close();
+    expect(h.out).toHaveLength(1);
+    expectSegment(h.lastOut, Flags(TCP_ACK | TCP_FIN, true), Ack(RCV + 1), Len(0));
+
+    // An application that does not close: the ACK leaves when the delay ends.
+    const late = TcpHarness.established({ delayedAckMs: 5 }, {});
+    late.autoFlush = false;
+    late.peerSend({ flags: TCP_ACK | TCP_FIN });
+    late.conn.flush();
+    late.advance(4);
+    expect(late.out).toHaveLength(0);
+    late.advance(1);
+    expect(late.out).toHaveLength(1);
+    expectSegment(late.lastOut, Flags(TCP_ACK, true), Ack(RCV + 1), Len(0));
   });
 
   it("ESTABLISHED delayed ACK: two full segments are ACKed at the flush", () => {
