@@ -1,7 +1,7 @@
 /**
- * One TCP flow between a guest and the stack: its connection, the stream user code or the NAT
- * bridge reads and writes, the host socket of a NATed flow, the batch cork, the timer and the
- * buffer grants. Every error path is wired when the flow is born, and every way into the flow
+ * One TCP flow between a guest and the stack: its connection, the stream user code reads and
+ * writes (flows served in-process or dialled), or for a NATed flow the host socket joined to the
+ * connection directly, the batch cork, the timer and the buffer grants. Every error path is wired when the flow is born, and every way into the flow
  * (segments, timers, flushes, socket and stream events) runs under one guard: an unexpected
  * exception closes this flow, is counted and logged, and never reaches the process.
  */
@@ -110,6 +110,11 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   connecting = false;
   /** When the host socket's keepalive is due to be switched on (NAT flows). */
   private hostKeepAliveAt: number | undefined;
+  /** NAT: the host socket's reads are stopped until the connection's send buffer has room. */
+  private hostPaused = false;
+  /** Bytes the guest sent on this flow, and bytes the flow sent to it. */
+  bytesFromGuest = 0;
+  bytesToGuest = 0;
   /** Counted against its guest's share of the table (guest-initiated flows). */
   countedInShare = false;
   private corked = false;
@@ -249,14 +254,14 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
     // Keepalive costs three setsockopt calls: only connections that live a while get it.
     if (this.ctx.hostKeepAliveMs > 0) this.hostKeepAliveAt = this.ctx.clock.now() + HOST_KEEPALIVE_AFTER_MS;
     this.accept(syn);
-    this.bridge(this.stream!, socket);
+    this.bridge(socket);
   }
 
   private onSocketError(err: NodeJS.ErrnoException, syn: TcpSegment, icmpQuote: Buffer): void {
     if (!this.connecting) {
       // The host side failed or was reset: reset the guest side too.
-      if (this.stream && !this.stream.destroyed)
-        this.stream.destroy(new DialError("reset", `host: ${err.code ?? err.message}`));
+      this.ctx.log.debug({ err: err.code ?? err.message, flow: this.describe() }, "host socket failed");
+      if (this.conn && !this.conn.isClosed) this.conn.abort();
       return;
     }
     this.endConnecting();
@@ -293,9 +298,9 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
     this.guard(() => this.socket?.destroy(Object.assign(new Error("guest reset"), { code: GUEST_RESET })));
   }
 
-  /** Creates the stream and the connection for a guest SYN, and answers SYN-ACK. */
+  /** Creates the connection (and the stream, unless NATed) for a guest SYN, and answers SYN-ACK. */
   private accept(syn: TcpSegment): void {
-    this.openStream();
+    if (this.kind !== "nat") this.openStream();
     this.conn = Connection.accept(syn, this.ctx.connectionOptions(this.grants, this.ids), this);
     this.started();
   }
@@ -313,41 +318,47 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   }
 
   /**
-   * Host socket ⇄ guest connection, with backpressure and half-close both ways. Towards the
-   * guest, reads arrive through `fromHost` (the socket's `onread`), not as 'data' events.
+   * Host socket ⇄ guest connection, joined directly: no stream object between them.
+   * - Towards the host: in-order data is written to the socket (one writev per batch, see
+   *   `onData`); what the socket has not sent yet shrinks the window (`receiveBacklog`), and its
+   *   'drain' reopens it. The guest's FIN ends the socket's writing side.
+   * - Towards the guest: reads arrive through `fromHost` (the socket's `onread`); a full send
+   *   buffer stops reading until `onSendSpace`. The host's FIN closes our side after the data.
+   * - A failure either side resets the other: see `onSocketError` and `onClose`.
    */
-  private bridge(stream: TcpStream, socket: net.Socket): void {
-    stream.pipe(socket);
-    socket.on("end", () => this.guard(() => stream.end()));
-    stream.on("drain", () => this.guard(() => socket.resume()));
-    stream.on("close", () =>
-      this.guard(() => {
-        // A guest that ended cleanly reached the socket through the pipe as end(), which still
-        // flushes what the host has not read; only a connection that did not end tears it down.
-        if (!socket.destroyed && (stream.errored || !stream.readableEnded)) socket.destroy();
-      }),
-    );
+  private bridge(socket: net.Socket): void {
+    socket.on("end", () => this.guard(() => this.end()));
+    socket.on("drain", () => this.guard(() => this.conn?.receiveSpaceOpened()));
   }
 
   /** One read from the host socket, `n` bytes in the shared landing buffer; false pauses reading. */
   private fromHost(n: number, landing: Buffer): boolean {
     let more = false;
     this.guard(() => {
-      const stream = this.stream;
-      if (!stream || stream.destroyed || stream.writableEnded) return;
-      more = stream.write(this.ctx.readPool.copy(landing.subarray(0, n)));
+      const accepted = this.send(this.ctx.readPool.copy(landing.subarray(0, n)));
+      if (accepted === true) more = true;
+      else if (accepted === false) this.hostPaused = true;
     });
     return more;
   }
 
+  /** Tears the host socket down after the guest side ended: gracefully only for a clean close. */
+  private closeHost(reason: CloseReason): void {
+    const socket = this.socket;
+    if (!socket || socket.destroyed) return;
+    if (reason === "closed") {
+      if (!socket.writableEnded) socket.end();
+      return;
+    }
+    // libuv refuses a reset once our FIN is queued (uv_tcp_close_reset after uv_shutdown), and
+    // the handle would then stay open: a plain destroy is all that is left. A connect still in
+    // progress would only be reset once it completed.
+    if (socket.writableEnded || socket.connecting) socket.destroy();
+    else socket.resetAndDestroy();
+  }
+
   private onStreamError(err: Error): void {
     this.settle?.(err);
-    const socket = this.socket;
-    if (!socket || socket.destroyed || this.connecting) return;
-    // libuv refuses a reset once our FIN is queued (uv_tcp_close_reset after uv_shutdown), and
-    // the handle would then stay open: a plain destroy is all that is left.
-    if (socket.writableEnded) socket.destroy();
-    else socket.resetAndDestroy();
   }
 
   // ---- Input from the table --------------------------------------------------------------
@@ -457,7 +468,9 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
       this.ctx.touch(this);
     }
     this.rxSinceFlush += data.length;
-    this.stream?.deliver(data);
+    this.bytesFromGuest += data.length;
+    if (this.kind !== "nat") this.stream?.deliver(data);
+    else if (this.socket && !this.socket.destroyed) this.socket.write(data);
   }
 
   onEstablished(): void {
@@ -476,11 +489,17 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   }
 
   onFin(): void {
-    this.stream?.peerFinished();
+    if (this.kind !== "nat") this.stream?.peerFinished();
+    // Ends the socket's writing side after what it still holds (end() uncorks).
+    else if (this.socket && !this.socket.destroyed) this.socket.end();
   }
 
   onSendSpace(): void {
-    this.stream?.sendSpace();
+    if (this.kind !== "nat") this.stream?.sendSpace();
+    else if (this.hostPaused) {
+      this.hostPaused = false;
+      this.socket?.resume();
+    }
   }
 
   onClose(reason: CloseReason): void {
@@ -495,7 +514,8 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
     else if (reason === "refused") c.refused++;
     if (reason !== "closed" && reason !== "aborted") this.settle?.(closeError(reason));
     this.release();
-    this.stream?.connectionClosed(reason);
+    if (this.kind === "nat") this.closeHost(reason);
+    else this.stream?.connectionClosed(reason);
   }
 
   receiveBacklog(): number {
@@ -510,7 +530,8 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   onTimeWait(): void {
     // Both sides are done: only old duplicates remain to absorb, so keep the flow small.
     this.uncork();
-    this.stream?.connectionClosed("closed");
+    if (this.kind === "nat") this.closeHost("closed");
+    else this.stream?.connectionClosed("closed");
     this.stream = undefined;
     this.socket = undefined;
     this.giveBackGrants();
@@ -522,6 +543,9 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   send(chunk: Buffer): boolean | "closed" {
     const conn = this.conn;
     if (!conn || conn.isClosed) return "closed";
+    this.bytesToGuest += chunk.length;
+    // The flush arms the retransmission timer for what leaves now (and sends a held tail).
+    this.ctx.touch(this);
     // A chunk as large as a socket read may have more behind it in this batch: its short tail
     // waits for the next chunk or the flush. A smaller one ended its read, so it all goes now.
     return conn.send(chunk, chunk.length >= FULL_READ);
@@ -529,6 +553,7 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
 
   end(): void {
     this.conn?.close();
+    if (!this.released) this.ctx.touch(this);
   }
 
   readSpace(): void {
@@ -560,7 +585,7 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
     if (this.conn && !this.conn.isClosed) this.conn.abort();
     else this.release();
     if (this.stream && !this.stream.destroyed) this.stream.destroy(error);
-    if (this.socket && !this.socket.destroyed) this.socket.destroy();
+    this.closeHost("aborted");
   }
 
   /** Leaves the table once: timers stop, grants go back. */

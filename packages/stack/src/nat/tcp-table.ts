@@ -354,8 +354,8 @@ export class TcpFlowTable implements TcpFlowContext {
         {
           flow: flow.describe(),
           service: flow.service,
-          bytesFromGuest: flow.stream?.bytesRead ?? 0,
-          bytesToGuest: flow.stream?.bytesWritten ?? 0,
+          bytesFromGuest: flow.bytesFromGuest,
+          bytesToGuest: flow.bytesToGuest,
           ms: this.clock.now() - flow.openedAt,
         },
         "tcp flow closed",
@@ -454,8 +454,8 @@ export class TcpFlowTable implements TcpFlowContext {
         direction: f.kind === "dialled" ? "inbound" : "outbound",
         state: f.conn ? f.conn.state : "CONNECTING-HOST",
         service: f.service,
-        bytesFromGuest: f.stream?.bytesRead ?? 0,
-        bytesToGuest: f.stream?.bytesWritten ?? 0,
+        bytesFromGuest: f.bytesFromGuest,
+        bytesToGuest: f.bytesToGuest,
         ageMs: now - f.openedAt,
         idleMs: now - f.lastActive,
       });
