@@ -28,6 +28,7 @@ import { ensurePrivateDir, runtimeDir } from "./runtime-dir.js";
 import { createAutoforwardService } from "./services/autoforward.js";
 import { startControl } from "./services/control.js";
 import { createDnsService } from "./services/dns.js";
+import { startMemoryTrim } from "./services/memory-trim.js";
 import { startMetricsServer } from "./services/metrics.js";
 import { startNetns } from "./services/netns.js";
 import { startNetwork } from "./services/network.js";
@@ -195,6 +196,7 @@ export async function runDaemon(options: DaemonOptions): Promise<DaemonHandle> {
     const metricsServer = config.metrics
       ? services.add(await startMetricsServer(config.metrics, metrics, logger))
       : undefined;
+    services.add(startMemoryTrim(logger));
 
     const net = stack.config;
     const ready: ReadyInfo = {

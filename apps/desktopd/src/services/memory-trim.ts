@@ -1,0 +1,90 @@
+/**
+ * Gives freed native memory back to the system once the daemon is quiet.
+ *
+ * glibc keeps what Node frees (socket read buffers, frames, the compilers' zones) in its arenas
+ * for reuse, so a burst of traffic leaves the daemon's RSS tens of MiB above what it uses until
+ * the process ends. Every `periodMs`, when the last period was quiet (little CPU), this calls
+ * malloc_trim(0), which returns the free pages. Linux with glibc only: elsewhere (no libc.so.6,
+ * another libc) it stays off and says so in its status.
+ */
+import type { Logger } from "@desktopd/core";
+import type { Service } from "./service.js";
+
+export interface MemoryTrimOptions {
+  /** Default 10 s. */
+  periodMs?: number;
+  /** A period is quiet below this share of one core (default 0.05). */
+  quietCpuShare?: number;
+}
+
+export interface MemoryTrimService extends Service {
+  status(): { memoryTrim: MemoryTrimStatus };
+}
+
+export interface MemoryTrimStatus {
+  /** "on", or why it is off. */
+  state: string;
+  trims: number;
+  /** RSS given back by the trims, in bytes (measured around each call). */
+  returnedBytes: number;
+}
+
+type Trim = (pad: number) => number;
+
+/** Growth since the last trim below this is not worth a call. */
+const MIN_GROWTH = 1024 * 1024;
+
+/** Starts at once; libc is bound in the background (the daemon's ready line never waits for it). */
+export function startMemoryTrim(
+  logger: Logger | undefined,
+  options: MemoryTrimOptions = {},
+): MemoryTrimService {
+  const periodMs = options.periodMs ?? 10_000;
+  const quiet = options.quietCpuShare ?? 0.05;
+  const status: MemoryTrimStatus = { state: "starting", trims: 0, returnedBytes: 0 };
+  let trim: Trim | undefined;
+  let closed = false;
+  loadTrim().then(
+    (fn) => {
+      trim = fn;
+      status.state = "on";
+    },
+    (error: unknown) => {
+      status.state = `off: ${(error as Error).message}`;
+      logger?.debug({ err: (error as Error).message }, "memory trim unavailable");
+      clearInterval(timer);
+    },
+  );
+  let lastCpu = process.cpuUsage();
+  // RSS after the last trim; 0: the first quiet period also returns what starting up freed.
+  let trimmedRss = 0;
+  const timer = setInterval(() => {
+    const cpu = process.cpuUsage(lastCpu);
+    lastCpu = process.cpuUsage();
+    if (!trim || closed) return;
+    const busy = (cpu.user + cpu.system) / 1000 / periodMs;
+    const rss = process.memoryUsage.rss();
+    // Quiet, and grown since the last trim: a daemon idle since then has nothing to give back.
+    if (busy >= quiet || rss < trimmedRss + MIN_GROWTH) return;
+    trim(0);
+    status.trims++;
+    trimmedRss = process.memoryUsage.rss();
+    status.returnedBytes += Math.max(0, rss - trimmedRss);
+  }, periodMs);
+  timer.unref();
+  return {
+    name: "memory-trim",
+    status: () => ({ memoryTrim: { ...status } }),
+    close: async () => {
+      closed = true;
+      clearInterval(timer);
+    },
+  };
+}
+
+async function loadTrim(): Promise<Trim> {
+  if (process.platform !== "linux") throw new Error(`not on ${process.platform}`);
+  const koffi = (await import("koffi")).default;
+  const libc = koffi.load("libc.so.6");
+  return libc.func("int malloc_trim(size_t pad)") as unknown as Trim;
+}
