@@ -37,6 +37,7 @@ import type { IcmpEcho } from "./icmp.js";
 import { type IpHeader, type IpOutput, tcpOffloadMeta, type Unreachable } from "./ip-output.js";
 import type { Link } from "./link.js";
 import type { NeighbourTable } from "./neighbours.js";
+import { ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND, KeyedTokenBuckets } from "./token-bucket.js";
 
 const LIMITED_BROADCAST = 0xffffffff;
 const UNREACHABLE_CODE: Record<Unreachable, number> = {
@@ -56,6 +57,8 @@ export interface Ipv4Upper {
 
 export class Ipv4Interface implements IpOutput {
   readonly reassembler: Ipv4Reassembler;
+  /** ICMP errors per guest (RFC 1812 §4.3.2.8): a flood provokes a few, not one per packet. */
+  private readonly icmpErrors: KeyedTokenBuckets;
   /** Identification numbers of every packet this interface sends (ICMP and DHCP's too). */
   readonly ids = new Ipv4Ids();
   private readonly reassemblyTimer: ExpiryTimer;
@@ -71,6 +74,7 @@ export class Ipv4Interface implements IpOutput {
     private readonly verify: boolean,
   ) {
     this.reassembler = new Ipv4Reassembler({ clock });
+    this.icmpErrors = new KeyedTokenBuckets(clock, ICMP_ERRORS_PER_SECOND, ICMP_ERROR_BURST);
     this.reassemblyTimer = new ExpiryTimer(clock, this.reassembler);
   }
 
@@ -199,6 +203,10 @@ export class Ipv4Interface implements IpOutput {
   sendUnreachable(srcIp: number, dstIp: number, why: Unreachable, original: Buffer): void {
     const dstMac = this.neighbours.lookup(dstIp);
     if (!dstMac) return;
+    if (!this.icmpErrors.take(dstMac.toString("hex"))) {
+      this.drops.count("icmp-error-rate-limited");
+      return;
+    }
     this.link.send(
       icmpFrame(
         { srcMac: this.net.gatewayMac, dstMac, srcIp, dstIp, ids: this.ids },

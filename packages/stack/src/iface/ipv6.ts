@@ -71,6 +71,7 @@ import { TCP6_FRAME_L4_OFFSET, tcp6Frame, tcp6Headers, udp6Frames } from "./fram
 import { type IpHeader, type IpOutput, tcpOffloadMeta, type Unreachable } from "./ip-output.js";
 import type { Link } from "./link.js";
 import { NeighbourTable } from "./neighbours.js";
+import { ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND, KeyedTokenBuckets } from "./token-bucket.js";
 
 export interface Ipv6Options {
   /** The guests' prefix, a /64 (default "fdc4:f303:9324::/64", as Docker Desktop). */
@@ -143,6 +144,8 @@ const MAX_ADDRESSES_PER_GUEST = 64;
 const ROUTER_LIFETIME_S = 1800;
 const VALID_LIFETIME_S = 86_400;
 const PREFERRED_LIFETIME_S = 14_400;
+/** RFC 4861 §10: advertisements to all nodes are at least this far apart. */
+const MIN_DELAY_BETWEEN_RAS_MS = 3000;
 
 function resolvePrefix(text: string): Buffer {
   const m = /^([0-9a-fA-F:]+)\/64$/.exec(text.trim());
@@ -191,10 +194,13 @@ export class Ipv6Interface implements IpOutput {
   private upper: Ipv6Upper | undefined;
   private readonly parsed = new Map<string, Buffer>();
   /** The last source and destination seen, and their texts: a flow's packets repeat them. */
-  private readonly lastSrc = Buffer.alloc(16);
-  private lastSrcText = "";
-  private readonly lastDst = Buffer.alloc(16);
-  private lastDstText = "";
+  /** ICMPv6 errors and solicited advertisements per guest MAC (RFC 4443 §2.4 (f)). */
+  private readonly icmpErrors: KeyedTokenBuckets;
+  /** When an advertisement last answered a solicitation from the unspecified address. */
+  private lastMulticastAnswer = Number.NEGATIVE_INFINITY;
+  /** Text of the last source and destination seen: a stream of packets repeats them. */
+  private readonly srcText = lastTextOf();
+  private readonly dstText = lastTextOf();
   private fragmentId = 0;
   /** Fragmented guest datagrams (large UDP), bounded as IPv4's. */
   readonly reassembler: Ipv6Reassembler;
@@ -215,6 +221,7 @@ export class Ipv6Interface implements IpOutput {
     o: Ipv6Options = {},
     guard = true,
   ) {
+    this.icmpErrors = new KeyedTokenBuckets(clock, ICMP_ERRORS_PER_SECOND, ICMP_ERROR_BURST);
     this.neighbours = new NeighbourTable<string>({
       guard,
       limit: MAX_NEIGHBOURS,
@@ -368,6 +375,7 @@ export class Ipv6Interface implements IpOutput {
       // A link-local source cannot be answered from beyond the link: say so, so the guest's
       // connect fails at once (a guest whose global address is still tentative picks one).
       this.drops.count("ipv6-src-beyond-scope");
+      if (!this.errorAllowed(srcMac)) return;
       this.send(
         srcMac,
         emitIcmpv6Error(
@@ -479,22 +487,6 @@ export class Ipv6Interface implements IpOutput {
     return a.equals(this.gateway) || a.equals(this.host) || a.equals(this.linkLocal);
   }
 
-  private srcText(a: Buffer): string {
-    if (!a.equals(this.lastSrc)) {
-      a.copy(this.lastSrc);
-      this.lastSrcText = ipv6ToString(a);
-    }
-    return this.lastSrcText;
-  }
-
-  private dstText(a: Buffer): string {
-    if (!a.equals(this.lastDst)) {
-      a.copy(this.lastDst);
-      this.lastDstText = ipv6ToString(a);
-    }
-    return this.lastDstText;
-  }
-
   /** The bytes of an address the transport layers name by text. */
   private bytes(text: string): Buffer {
     let b = this.parsed.get(text);
@@ -546,7 +538,7 @@ export class Ipv6Interface implements IpOutput {
 
   sendUnreachable(src: string, dst: string, why: Unreachable, original: Buffer): void {
     const dstMac = this.neighbours.lookup(dst);
-    if (!dstMac) return;
+    if (!dstMac || !this.errorAllowed(dstMac)) return;
     this.send(
       dstMac,
       emitIcmpv6Error(
@@ -657,9 +649,24 @@ export class Ipv6Interface implements IpOutput {
     this.counters.routerSolicitations++;
     const sourceLl = linkLayerOption(options, OPT_SOURCE_LL);
     if (sourceLl && !isUnspecified6(src)) this.learn(src, sourceLl, srcMac);
-    // To the soliciting host when it has an address (RFC 4861 §6.2.6 allows it), else to all nodes.
-    if (isUnspecified6(src)) this.advertise(ALL_NODES, multicastMac6(ALL_NODES));
-    else this.advertise(src, sourceLl ?? srcMac);
+    // To the soliciting host when it has an address (RFC 4861 §6.2.6 allows it), else to all
+    // nodes, and those at most once every MIN_DELAY_BETWEEN_RAS (3 s, a MUST of the same section).
+    if (isUnspecified6(src)) {
+      const now = this.clock.now();
+      if (now - this.lastMulticastAnswer < MIN_DELAY_BETWEEN_RAS_MS) {
+        this.drops.count("ndp-ra-rate-limited");
+        return;
+      }
+      this.lastMulticastAnswer = now;
+      this.advertise(ALL_NODES, multicastMac6(ALL_NODES));
+    } else if (this.errorAllowed(srcMac, "ndp-ra-rate-limited")) this.advertise(src, sourceLl ?? srcMac);
+  }
+
+  /** Whether an answer the guest provoked may go to `mac` now (see `icmpErrors`); counts a refusal. */
+  private errorAllowed(mac: Buffer, reason = "icmpv6-error-rate-limited"): boolean {
+    if (this.icmpErrors.take(mac.toString("hex"))) return true;
+    this.drops.count(reason);
+    return false;
   }
 
   private advertise(dst: Buffer, dstMac: Buffer): void {
@@ -698,6 +705,7 @@ export class Ipv6Interface implements IpOutput {
           ? "ipv6-echo-not-relayed"
           : "ipv6-protocol-not-carried",
     );
+    if (!this.errorAllowed(srcMac)) return;
     // From the gateway's address in the guest's scope: link-local answers link-local.
     const from = isLinkLocal6(p.src) ? this.linkLocal : this.gateway;
     this.send(
@@ -742,4 +750,17 @@ export class Ipv6Interface implements IpOutput {
     packet.copy(frame, ETH_HEADER_LEN);
     this.link.send(frame);
   }
+}
+
+/** `ipv6ToString`, remembering the last address it was asked for (one 16-byte compare per hit). */
+function lastTextOf(): (a: Buffer) => string {
+  const last = Buffer.alloc(16);
+  let text = ipv6ToString(last);
+  return (a) => {
+    if (!a.equals(last)) {
+      a.copy(last);
+      text = ipv6ToString(a);
+    }
+    return text;
+  };
 }

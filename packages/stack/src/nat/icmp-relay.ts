@@ -15,6 +15,7 @@ import {
   type IcmpFamily,
   type IcmpSocketKind,
 } from "../transport/icmp-echo-socket.js";
+import { ipv4ToString } from "../wire/address.js";
 import { formatIp, type IpAddr } from "../wire/ip-addr.js";
 import { ipv6ToString, parseIpv6Address } from "../wire/ipv6.js";
 
@@ -226,5 +227,5 @@ function addressBytes(a: IpAddr): Buffer | undefined {
 }
 
 function formatBytes(b: Buffer): string {
-  return b.length === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : ipv6ToString(b);
+  return b.length === 4 ? ipv4ToString(b.readUInt32BE(0)) : ipv6ToString(b);
 }

@@ -12,23 +12,28 @@
  */
 import { TransportError } from "../errors.js";
 import { finish, sum16 } from "../wire/checksum.js";
-import { errnoName, type Libc, loadLibc } from "./libc.js";
+import {
+  AF_INET,
+  AF_INET6,
+  EAGAIN,
+  EINTR,
+  errnoName,
+  type Libc,
+  loadLibc,
+  MSG_DONTWAIT,
+  SO_RCVTIMEO,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_RAW,
+  SOL_SOCKET,
+} from "./libc.js";
+
+const IPPROTO_ICMP = 1;
+const IPPROTO_ICMPV6 = 58;
 
 export type IcmpFamily = 4 | 6;
 export type IcmpSocketKind = "dgram" | "raw";
 
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_DGRAM = 2;
-const SOCK_RAW = 3;
-const SOCK_CLOEXEC = 0o2000000;
-const IPPROTO_ICMP = 1;
-const IPPROTO_ICMPV6 = 58;
-const SOL_SOCKET = 1;
-const SO_RCVTIMEO = 20;
-const MSG_DONTWAIT = 0x40;
-const EAGAIN = 11;
-const EINTR = 4;
 const MAX_PACKET = 65_536;
 /** struct sockaddr_in6, the larger of the two. */
 const SOCKADDR_LEN = 28;

@@ -6,6 +6,25 @@
 import { constants as osConstants } from "node:os";
 import { TransportError } from "../errors.js";
 
+/** Linux's socket constants the koffi-bound sockets share (x86-64 and aarch64 values). */
+export const AF_UNIX = 1;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SOCK_DGRAM = 2;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_RCVTIMEO = 20;
+export const SO_SNDTIMEO = 21;
+export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
+export const MSG_WAITFORONE = 0x10000;
+export const EINTR = 4;
+export const EAGAIN = 11;
+
 /** A bound C function; `.async` runs it on a libuv worker thread and calls back with the result. */
 export type CFunction = ((...args: unknown[]) => number) & {
   async: (...args: unknown[]) => void;

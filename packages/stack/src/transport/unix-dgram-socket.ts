@@ -4,21 +4,25 @@
  * `batch` datagrams with their senders' addresses. No native addon to compile.
  */
 import { TransportError } from "../errors.js";
-import { errnoName, type Libc, loadLibc } from "./libc.js";
+import {
+  AF_UNIX,
+  EINTR,
+  errnoName,
+  type Libc,
+  loadLibc,
+  MSG_DONTWAIT,
+  MSG_NOSIGNAL,
+  MSG_TRUNC,
+  MSG_WAITFORONE,
+  SO_RCVBUF,
+  SO_SNDBUF,
+  SO_SNDTIMEO,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOL_SOCKET,
+} from "./libc.js";
 
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
-const SO_SNDBUF = 7;
-const SO_RCVBUF = 8;
-const SO_SNDTIMEO = 21;
-const MSG_TRUNC = 0x20;
-const MSG_DONTWAIT = 0x40;
-const MSG_NOSIGNAL = 0x4000;
-const MSG_WAITFORONE = 0x10000;
 const SHUT_RDWR = 2;
-const EINTR = 4;
 /** Longest wait of a blocking send for room at a peer (SO_SNDTIMEO), in seconds. */
 const SEND_TIMEOUT_S = 1;
 /**

@@ -214,6 +214,56 @@ describe("the IPv6 router side", () => {
     expect(h.stack.counters().drops["ipv6-src-beyond-scope"]).toBe(1);
   });
 
+  it("answers a flood of packets it must refuse with at most a burst of errors, per guest, then a bounded rate", async () => {
+    h = frameHarness();
+    const flooder = h.guest("02:00:00:00:00:0b", "192.168.65.3");
+    const syn = Buffer.alloc(40 + 20);
+    emitIpv6Header(syn, 0, {
+      src: GUEST,
+      dst: parseIpv6Address("fe80::99")!,
+      protocol: 6,
+      payloadLength: 20,
+      hopLimit: 64,
+    });
+    for (let i = 0; i < 200; i++) flooder.send(frame(parseMac(h.config.gatewayMac)!, syn));
+    await h.settle();
+    expect(sent(h).filter((x) => x.m.type === ICMPV6_DEST_UNREACHABLE)).toHaveLength(50);
+    expect(h.stack.counters().drops["icmpv6-error-rate-limited"]).toBe(150);
+    // Another guest's share is its own.
+    const other = h.guest("02:00:00:00:00:0c", "192.168.65.4");
+    const otherMac = parseMac("02:00:00:00:00:0c")!;
+    const otherSyn = Buffer.from(syn);
+    otherSyn.set(parseIpv6Address("fdc4:f303:9324::c")!, 8);
+    const f = frame(parseMac(h.config.gatewayMac)!, otherSyn);
+    otherMac.copy(f, 6);
+    other.send(f);
+    await h.settle();
+    expect(sent(h).filter((x) => x.dstMac.equals(otherMac))).toHaveLength(1);
+    // A second later the flooder has 100 more.
+    await h.advance(1000);
+    for (let i = 0; i < 200; i++) flooder.send(frame(parseMac(h.config.gatewayMac)!, syn));
+    await h.settle();
+    expect(sent(h).filter((x) => x.m.type === ICMPV6_DEST_UNREACHABLE)).toHaveLength(50);
+  });
+
+  it("answers solicitations from the unspecified address to all nodes at most once every 3 s", async () => {
+    h = frameHarness();
+    const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
+    const rs = emitIcmpv6Packet(parseIpv6Address("::")!, ALL_ROUTERS, ND_ROUTER_SOLICIT, 0, Buffer.alloc(4));
+    for (let i = 0; i < 20; i++) g.send(frame(multicastMac6(ALL_ROUTERS), rs));
+    await h.settle();
+    expect(sent(h).filter((x) => x.m.type === ND_ROUTER_ADVERT)).toHaveLength(1);
+    expect(h.stack.counters().drops["ndp-ra-rate-limited"]).toBe(19);
+    await h.advance(2999);
+    g.send(frame(multicastMac6(ALL_ROUTERS), rs));
+    await h.settle();
+    expect(sent(h).filter((x) => x.m.type === ND_ROUTER_ADVERT)).toHaveLength(0);
+    await h.advance(1);
+    g.send(frame(multicastMac6(ALL_ROUTERS), rs));
+    await h.settle();
+    expect(sent(h).filter((x) => x.m.type === ND_ROUTER_ADVERT)).toHaveLength(1);
+  });
+
   it("drops a guest's router advertisement, a claim on the router's addresses, and ND with a lowered hop limit", async () => {
     h = frameHarness();
     const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
