@@ -40,20 +40,32 @@ describe.skipIf(!linux)("memory trim service", () => {
     service = undefined;
   });
 
-  it("gives freed native memory back once the daemon is quiet", async () => {
+  /** Started and bound to libc, or the test skipped (loudly) on a Linux without glibc. */
+  async function started(periodMs: number, skip: (note: string) => void): Promise<MemoryTrimService> {
+    const s = startMemoryTrim(undefined, { periodMs });
+    service = s;
+    await until(() => s.status().memoryTrim.state !== "starting", 5000);
+    const { state } = s.status().memoryTrim;
+    if (state.startsWith("off")) {
+      console.warn(`memory-trim test SKIPPED: ${state}`);
+      skip(state);
+    }
+    expect(state).toBe("on");
+    return s;
+  }
+
+  it("gives freed native memory back once the daemon is quiet", async (ctx) => {
     const kept = fragment(64);
-    service = startMemoryTrim(undefined, { periodMs: 300 });
-    expect(await until(() => service!.status().memoryTrim.state === "on", 5000)).toBe(true);
-    expect(await until(() => service!.status().memoryTrim.trims > 0, 5000)).toBe(true);
+    const s = await started(300, (note) => ctx.skip(note));
+    expect(await until(() => s.status().memoryTrim.trims > 0, 5000)).toBe(true);
     // Most of the ~58 MiB freed between the kept buffers left the process.
-    expect(service.status().memoryTrim.returnedBytes).toBeGreaterThan(16 * 1024 * 1024);
+    expect(s.status().memoryTrim.returnedBytes).toBeGreaterThan(16 * 1024 * 1024);
     expect(kept.every((b, i) => b[0] === ((i * 10) & 0xff))).toBe(true);
   });
 
-  it("does not trim while the daemon is busy", async () => {
+  it("does not trim while the daemon is busy", async (ctx) => {
     const kept = fragment(16);
-    service = startMemoryTrim(undefined, { periodMs: 200 });
-    expect(await until(() => service!.status().memoryTrim.state === "on", 5000)).toBe(true);
+    const s = await started(200, (note) => ctx.skip(note));
     // Busy: the CPU is spent in every period, in slices the timer can still run between.
     const busyUntil = Date.now() + 1200;
     while (Date.now() < busyUntil) {
@@ -61,9 +73,9 @@ describe.skipIf(!linux)("memory trim service", () => {
       while (Date.now() < slice) Math.sqrt(Math.random());
       await new Promise((r) => setImmediate(r));
     }
-    expect(service.status().memoryTrim.trims).toBe(0);
+    expect(s.status().memoryTrim.trims).toBe(0);
     // Quiet again: now it trims.
-    expect(await until(() => service!.status().memoryTrim.trims > 0, 5000)).toBe(true);
+    expect(await until(() => s.status().memoryTrim.trims > 0, 5000)).toBe(true);
     expect(kept.length).toBe(Math.ceil((16 * 32) / 10));
   });
 });

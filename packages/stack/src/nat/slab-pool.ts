@@ -13,6 +13,8 @@
  * reads do, and a hostile guest can never make a few bytes hold whole slabs beyond it. A view
  * that is never released only costs its slab's reuse: the slab is then collected like any buffer.
  */
+import type { Clock, Timer } from "@desktopd/core";
+
 export interface SlabPoolOptions {
   /** Bytes per slab (default 256 KiB). */
   slabSize?: number;
@@ -23,6 +25,9 @@ export interface SlabPoolOptions {
    * are left to the collector.
    */
   maxFree?: number;
+  /** With a clock, the free slabs are let go after `idleMs` (default 10 s) without a copy. */
+  clock?: Clock;
+  idleMs?: number;
 }
 
 interface Slab {
@@ -54,17 +59,24 @@ export class SlabPool {
   });
   private current: Slab | undefined;
   private used = 0;
+  private readonly clock: Clock | undefined;
+  private readonly idleMs: number;
+  private lastCopyAt = 0;
+  private idleTimer: Timer | undefined;
   readonly stats: SlabPoolStats = { slabsAllocated: 0, slabsReused: 0, unpooled: 0 };
 
   constructor(options: SlabPoolOptions = {}) {
     this.slabSize = options.slabSize ?? 256 * 1024;
     this.maxSlabs = options.maxSlabs ?? 128;
     this.maxFree = Math.min(options.maxFree ?? 32, this.maxSlabs);
+    this.clock = options.clock;
+    this.idleMs = options.idleMs ?? 10_000;
   }
 
   /** A copy of `src`, in pool memory when there is room; give it back with `release`. */
   copy(src: Buffer): Buffer {
     const n = src.length;
+    if (this.clock) this.lastCopyAt = this.clock.now();
     let slab = this.current;
     if (!slab || this.used + n > this.slabSize) slab = n <= this.slabSize ? this.nextSlab() : undefined;
     if (!slab) {
@@ -120,5 +132,27 @@ export class SlabPool {
     if (this.free.length >= this.maxFree) return; // left to the collector
     slab.isFree = true;
     this.free.push(slab);
+    this.armIdle();
+  }
+
+  /** Lets the free slabs go once copies have stopped for `idleMs`: an idle daemon keeps none. */
+  private armIdle(): void {
+    const clock = this.clock;
+    if (!clock || this.idleTimer) return;
+    this.idleTimer = clock.setTimer(
+      () => {
+        this.idleTimer = undefined;
+        if (clock.now() - this.lastCopyAt >= this.idleMs) this.free.length = 0;
+        else this.armIdle();
+      },
+      Math.max(1, this.idleMs - (clock.now() - this.lastCopyAt)),
+    );
+  }
+
+  /** Stops the idle timer and lets the free slabs go (the stack is closing). */
+  close(): void {
+    this.idleTimer?.cancel();
+    this.idleTimer = undefined;
+    this.free.length = 0;
   }
 }

@@ -110,6 +110,8 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   connecting = false;
   /** When the host socket's keepalive is due to be switched on (NAT flows). */
   private hostKeepAliveAt: number | undefined;
+  /** NAT: reopens the window once a large backlog's write has reached the kernel. */
+  private hostWrote: (() => void) | undefined;
   /** NAT: the host socket's reads are stopped until the connection's send buffer has room. */
   private hostPaused = false;
   /** Bytes the guest sent on this flow, and bytes the flow sent to it. */
@@ -470,7 +472,14 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
     this.rxSinceFlush += data.length;
     this.bytesFromGuest += data.length;
     if (this.kind !== "nat") this.stream?.deliver(data);
-    else if (this.socket && !this.socket.destroyed) this.socket.write(data);
+    else if (this.socket && !this.socket.destroyed) {
+      // A backlog large enough to have narrowed the window: once this write reaches the kernel,
+      // the window may open again ('drain' comes only past the socket's 1 MiB mark).
+      if (this.socket.writableLength + data.length > this.grants.rx / 2) {
+        this.hostWrote ??= () => this.guard(() => this.conn?.receiveSpaceOpened());
+        this.socket.write(data, this.hostWrote);
+      } else this.socket.write(data);
+    }
   }
 
   onEstablished(): void {

@@ -74,14 +74,14 @@ export class TcpFlowTable implements TcpFlowContext {
   private readonly shares: GuestShares;
   private readonly pendingShares: GuestShares;
   private pending = 0;
-  private readonly toFlush = new Set<TcpFlow>();
+  private toFlush = new Set<TcpFlow>();
   private flushScheduled = false;
   private closing = false;
   private nextEphemeral = 49152;
   private readonly o: Required<Omit<TcpOptions, "memory">>;
   readonly budget: BufferBudget;
   /** Where NATed flows' host reads are copied, recycled once the guest acknowledges them. */
-  readonly readPool = new SlabPool();
+  readonly readPool: SlabPool;
   private readonly releaseSent = (chunk: Buffer): void => this.readPool.release(chunk);
   readonly maxBuffer: number;
   readonly connectTimeoutMs: number;
@@ -136,6 +136,7 @@ export class TcpFlowTable implements TcpFlowContext {
       ...rest,
     };
     this.budget = new BufferBudget(memory);
+    this.readPool = new SlabPool({ clock: this.clock });
     this.shares = new GuestShares(this.o.maxConnectionsPerGuest);
     this.pendingShares = new GuestShares(this.o.maxPendingConnectsPerGuest);
     this.maxBuffer = Math.max(this.o.receiveBuffer, this.o.sendBuffer);
@@ -393,8 +394,11 @@ export class TcpFlowTable implements TcpFlowContext {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    for (const flow of this.toFlush) flow.flush();
-    this.toFlush.clear();
+    // A flow's flush can ask for another (a writer woken by a grown send buffer writes again):
+    // that request goes into a fresh set and its own next batch, not lost with this one.
+    const batch = this.toFlush;
+    this.toFlush = new Set();
+    for (const flow of batch) flow.flush();
   };
 
   // ---- Dialling into guests ---------------------------------------------------------------
@@ -477,6 +481,7 @@ export class TcpFlowTable implements TcpFlowContext {
   /** Resets every connection and stops accepting new ones. */
   close(): void {
     this.closing = true;
+    this.readPool.close();
     for (const f of [...this.flows.values()]) f.abort(new DialError("closed", "stack is closed"));
     this.flows.clear();
   }

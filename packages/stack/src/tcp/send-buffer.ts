@@ -5,6 +5,9 @@ import type { Payload } from "../wire/payload.js";
  * the caller's Buffers (no copy on write). `views` returns views only; `peek` one Buffer, a
  * copy when the range spans chunks.
  */
+/** Most views one segment is given as; beyond, its bytes are joined into one buffer. */
+export const MAX_VIEWS = 16;
+
 export class SendBuffer {
   /** `release`: told of each pushed buffer once the buffer holds none of its bytes any more. */
   constructor(private readonly release?: (chunk: Buffer) => void) {}
@@ -71,7 +74,8 @@ export class SendBuffer {
       parts.push(part);
       left -= part.length;
     }
-    return parts;
+    // Many small writes under one segment: one copy beats a long iovec (and writev's limits).
+    return parts.length > MAX_VIEWS ? Buffer.concat(parts) : parts;
   }
 
   /** Drops `n` acknowledged bytes from the front. */

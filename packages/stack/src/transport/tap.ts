@@ -75,6 +75,8 @@ const ETHERTYPE_IPV6 = 0x86dd;
 const MAX_OFFLOAD_FRAME = 0xffff + ETH_HEADER_LEN + 4;
 /** One read must hold the largest super-frame the guest can hand us, header included. */
 const OFFLOAD_READ_BUFFER = 128 * 1024;
+/** Buffers in one writev that libuv writes with a single system call (its IOV_MAX batching). */
+const MAX_WRITE_PARTS = 1024;
 
 /** Creates a TAP device, moves it into `netns`, and configures name, MTU, MAC and state. */
 export async function openTap(options: TapOptions = {}): Promise<TapTransport> {
@@ -230,7 +232,13 @@ class Tap implements TapTransport {
     for (const part of parts) length += part.length;
     // The virtio-net header is read from the frame's headers, which must all be in the first part.
     const l4 = meta?.csumStart;
-    if (!head || (l4 !== undefined && head.length < l4 + TCP_HEADER_LEN)) {
+    // libuv splits a writev of more than 1024 buffers into several writes, and on a TAP each
+    // write is a packet of its own: past the limit the frame is joined first.
+    if (
+      !head ||
+      parts.length + 1 > MAX_WRITE_PARTS ||
+      (l4 !== undefined && head.length < l4 + TCP_HEADER_LEN)
+    ) {
       this.send(Buffer.concat(parts as Buffer[]), meta);
       return;
     }

@@ -2,6 +2,7 @@
  * The pool host reads are copied into: a slab is only written again once every view cut from it
  * was released, and the pool never grows past its bound whatever a guest leaves unacknowledged.
  */
+import { ManualClock } from "@desktopd/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { SlabPool } from "../../src/nat/slab-pool.js";
@@ -61,6 +62,29 @@ describe("SlabPool", () => {
     // Larger than a slab: never pooled.
     expect(pool.copy(bytes(101, 4)).equals(bytes(101, 4))).toBe(true);
     expect(pool.stats.unpooled).toBe(2);
+  });
+
+  it("lets its free slabs go once copies have stopped for idleMs", () => {
+    const clock = new ManualClock(0);
+    const pool = new SlabPool({ slabSize: 100, clock, idleMs: 10_000 });
+    const a = pool.copy(bytes(80, 1));
+    pool.copy(bytes(80, 2)); // a second slab: the first is retired
+    pool.release(a);
+    expect(pool.size.free).toBe(1);
+    clock.advance(6000);
+    pool.copy(bytes(10, 3)); // still in use: the idle time starts over
+    clock.advance(9999);
+    expect(pool.size.free).toBe(1);
+    clock.advance(1);
+    expect(pool.size.free).toBe(0);
+    // Released afterwards: freed again, and let go again after the next quiet period.
+    const b = pool.copy(bytes(95, 4));
+    pool.copy(bytes(95, 5));
+    pool.release(b);
+    expect(pool.size.free).toBe(1);
+    clock.advance(10_000);
+    expect(pool.size.free).toBe(0);
+    pool.close();
   });
 
   it("ignores buffers it did not make", () => {

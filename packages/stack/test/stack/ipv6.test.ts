@@ -239,7 +239,7 @@ describe("the IPv6 router side", () => {
     other.send(f);
     await h.settle();
     expect(sent(h).filter((x) => x.dstMac.equals(otherMac))).toHaveLength(1);
-    // A second later the flooder has 100 more.
+    // A second later its bucket has refilled to the burst: 50 more.
     await h.advance(1000);
     for (let i = 0; i < 200; i++) flooder.send(frame(parseMac(h.config.gatewayMac)!, syn));
     await h.settle();

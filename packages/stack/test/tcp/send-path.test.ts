@@ -4,7 +4,7 @@
  * buffer is handed back once the peer acknowledged all of it.
  */
 import { describe, expect, it } from "vitest";
-import { SendBuffer } from "../../src/tcp/send-buffer.js";
+import { MAX_VIEWS, SendBuffer } from "../../src/tcp/send-buffer.js";
 import { TcpHarness } from "../../src/testing/tcp-harness.js";
 import { TCP_ACK, TCP_FIN } from "../../src/wire/tcp.js";
 
@@ -86,6 +86,16 @@ describe("send(data, more)", () => {
 });
 
 describe("SendBuffer.views", () => {
+  it("joins a range that spans more than MAX_VIEWS buffers into one", () => {
+    const s = new SendBuffer();
+    for (let i = 0; i < 100; i++) s.push(pattern(i * 10, 10));
+    const few = s.views(0, 10 * MAX_VIEWS) as Buffer[];
+    expect(few).toHaveLength(MAX_VIEWS);
+    const many = s.views(5, 990);
+    expect(Buffer.isBuffer(many)).toBe(true);
+    expect((many as Buffer).equals(pattern(5, 990))).toBe(true);
+  });
+
   it("gives views of the written buffers, several when the range spans them", () => {
     const s = new SendBuffer();
     const a = pattern(0, 10);
