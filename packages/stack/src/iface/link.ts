@@ -2,7 +2,7 @@
 
 import type { FrameMeta, FrameTransport } from "@desktopd/core";
 import type { DropCounters } from "../counters.js";
-import type { Payload } from "../wire/payload.js";
+import { type Payload, payloadLength } from "../wire/payload.js";
 
 export class Link {
   transport: FrameTransport | undefined;
@@ -37,7 +37,7 @@ export class Link {
     }
     const parts = Buffer.isBuffer(payload) ? [head, payload] : [head, ...payload];
     this.frames.out++;
-    for (const part of parts) this.frames.bytesOut += part.length;
+    this.frames.bytesOut += payloadLength(parts);
     t.sendv(parts, meta);
   }
 }

@@ -19,6 +19,7 @@ import {
 } from "@desktopd/core";
 import { macToString } from "../wire/address.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
+import { payloadLength } from "../wire/payload.js";
 import { completeChecksum, segmentTcpFrame } from "./software-offload.js";
 
 export interface SwitchOptions {
@@ -151,7 +152,7 @@ class LearningSwitch implements VirtualSwitch {
       return;
     }
     this.stats.framesOut++;
-    for (const part of parts) this.stats.bytesOut += part.length;
+    this.stats.bytesOut += payloadLength(parts);
     this.learn(head, UPLINK);
     port.link.sendv(parts, meta);
   }

@@ -30,12 +30,7 @@ export class SendBuffer {
 
   /** Up to `len` bytes starting `offset` bytes after the first unacknowledged byte. */
   peek(offset: number, len: number): Buffer {
-    let skip = offset + this.headOffset;
-    let i = 0;
-    while (i < this.chunks.length && skip >= this.chunks[i]!.length) {
-      skip -= this.chunks[i]!.length;
-      i++;
-    }
+    let { index: i, skip } = this.locate(offset);
     const first = this.chunks[i];
     if (!first) return Buffer.alloc(0);
     if (skip + len <= first.length) return first.subarray(skip, skip + len);
@@ -57,12 +52,7 @@ export class SendBuffer {
    * the chunks they lie in: one Buffer, or several when the range spans chunks. Never a copy.
    */
   views(offset: number, len: number): Payload {
-    let skip = offset + this.headOffset;
-    let i = 0;
-    while (i < this.chunks.length && skip >= this.chunks[i]!.length) {
-      skip -= this.chunks[i]!.length;
-      i++;
-    }
+    let { index: i, skip } = this.locate(offset);
     const first = this.chunks[i];
     if (!first) return Buffer.alloc(0);
     if (skip + len <= first.length) return first.subarray(skip, skip + len);
@@ -76,6 +66,17 @@ export class SendBuffer {
     }
     // Many small writes under one segment: one copy beats a long iovec (and writev's limits).
     return parts.length > MAX_VIEWS ? Buffer.concat(parts) : parts;
+  }
+
+  /** The chunk holding the byte `offset` bytes after the first unacknowledged one, and where in it. */
+  private locate(offset: number): { index: number; skip: number } {
+    let skip = offset + this.headOffset;
+    let index = 0;
+    while (index < this.chunks.length && skip >= this.chunks[index]!.length) {
+      skip -= this.chunks[index]!.length;
+      index++;
+    }
+    return { index, skip };
   }
 
   /** Drops `n` acknowledged bytes from the front. */

@@ -19,6 +19,7 @@ import {
 import { ConfigError, TransportError } from "../errors.js";
 import { macToString, parseMac } from "../wire/address.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
+import { payloadLength } from "../wire/payload.js";
 import { TCP_HEADER_LEN } from "../wire/tcp.js";
 import { ipOrThrow, runIp } from "./ip-command.js";
 import {
@@ -208,28 +209,13 @@ class Tap implements TapTransport {
   }
 
   send(frame: Buffer, meta?: FrameMeta): void {
-    const refused = this.closing
-      ? "closed"
-      : this.gone
-        ? "link-down"
-        : frame.length > this.maxFrame
-          ? "oversize"
-          : frame.length < ETH_HEADER_LEN
-            ? "truncated"
-            : this.write(frame, meta);
-    if (refused) {
-      countDrop(this.stats, refused);
-      return;
-    }
-    this.stats.framesOut++;
-    this.stats.bytesOut += frame.length;
+    this.counted(frame.length, this.refusal(frame.length) ?? this.write(frame, meta));
   }
 
   /** One frame in parts (headers, payload views), written by one writev: nothing is copied. */
   sendv(parts: readonly Buffer[], meta?: FrameMeta): void {
     const head = parts[0];
-    let length = 0;
-    for (const part of parts) length += part.length;
+    const length = payloadLength(parts);
     // The virtio-net header is read from the frame's headers, which must all be in the first part.
     const l4 = meta?.csumStart;
     // libuv splits a writev of more than 1024 buffers into several writes, and on a TAP each
@@ -242,15 +228,20 @@ class Tap implements TapTransport {
       this.send(Buffer.concat(parts as Buffer[]), meta);
       return;
     }
-    const refused = this.closing
-      ? "closed"
-      : this.gone
-        ? "link-down"
-        : length > this.maxFrame
-          ? "oversize"
-          : length < ETH_HEADER_LEN
-            ? "truncated"
-            : this.write(head, meta, parts);
+    this.counted(length, this.refusal(length) ?? this.write(head, meta, parts));
+  }
+
+  /** Why a frame of `length` bytes cannot go out now, if it cannot. */
+  private refusal(length: number): string | undefined {
+    if (this.closing) return "closed";
+    if (this.gone) return "link-down";
+    if (length > this.maxFrame) return "oversize";
+    if (length < ETH_HEADER_LEN) return "truncated";
+    return undefined;
+  }
+
+  /** Counts a frame of `length` bytes as sent, or as dropped for `refused`. */
+  private counted(length: number, refused: string | undefined): void {
     if (refused) {
       countDrop(this.stats, refused);
       return;

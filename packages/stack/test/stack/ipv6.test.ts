@@ -53,6 +53,13 @@ function frame(dstMac: Buffer, packet: Buffer): Buffer {
   return f;
 }
 
+/** An IPv6 packet from `src` to `dst` carrying 20 zero bytes as TCP (what the tests send to be refused). */
+function tcp6Header(src: Buffer, dst: Buffer): Buffer {
+  const packet = Buffer.alloc(40 + 20);
+  emitIpv6Header(packet, 0, { src, dst, protocol: 6, payloadLength: 20, hopLimit: 64 });
+  return packet;
+}
+
 /** The ICMPv6 messages the stack sent, parsed. */
 function sent(harness: FrameHarness) {
   return harness
@@ -183,14 +190,7 @@ describe("the IPv6 router side", () => {
   it("refuses a link-local destination not its own at once with 'no route', quoting the packet", async () => {
     h = frameHarness();
     const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
-    const syn = Buffer.alloc(40 + 20);
-    emitIpv6Header(syn, 0, {
-      src: GUEST,
-      dst: parseIpv6Address("fe80::99")!,
-      protocol: 6,
-      payloadLength: 20,
-      hopLimit: 64,
-    });
+    const syn = tcp6Header(GUEST, parseIpv6Address("fe80::99")!);
     g.send(frame(parseMac(h.config.gatewayMac)!, syn));
     await h.settle();
     const [err] = sent(h);
@@ -203,8 +203,7 @@ describe("the IPv6 router side", () => {
   it("answers a link-local source talking beyond the link with 'beyond scope of source address'", async () => {
     h = frameHarness();
     const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
-    const syn = Buffer.alloc(40 + 20);
-    emitIpv6Header(syn, 0, { src: GUEST_LL, dst: HOST, protocol: 6, payloadLength: 20, hopLimit: 64 });
+    const syn = tcp6Header(GUEST_LL, HOST);
     g.send(frame(parseMac(h.config.gatewayMac)!, syn));
     await h.settle();
     const [err] = sent(h);
@@ -217,14 +216,7 @@ describe("the IPv6 router side", () => {
   it("answers a flood of packets it must refuse with at most a burst of errors, per guest, then a bounded rate", async () => {
     h = frameHarness();
     const flooder = h.guest("02:00:00:00:00:0b", "192.168.65.3");
-    const syn = Buffer.alloc(40 + 20);
-    emitIpv6Header(syn, 0, {
-      src: GUEST,
-      dst: parseIpv6Address("fe80::99")!,
-      protocol: 6,
-      payloadLength: 20,
-      hopLimit: 64,
-    });
+    const syn = tcp6Header(GUEST, parseIpv6Address("fe80::99")!);
     for (let i = 0; i < 200; i++) flooder.send(frame(parseMac(h.config.gatewayMac)!, syn));
     await h.settle();
     expect(sent(h).filter((x) => x.m.type === ICMPV6_DEST_UNREACHABLE)).toHaveLength(50);
