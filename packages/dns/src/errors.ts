@@ -18,6 +18,21 @@ export class DnsConfigError extends DnsError {
   }
 }
 
+/** The system refused a socket call of the listener (binding a port in use, …). */
+export class DnsSocketError extends DnsError {
+  override readonly code = "ERR_DESKTOPD_DNS_SOCKET";
+  constructor(
+    message: string,
+    /** The errno's name, as Node's own errors spell it: "EADDRINUSE", "EACCES", … */
+    readonly errno: string,
+  ) {
+    super(message);
+  }
+  static override isInstance(value: unknown): value is DnsSocketError {
+    return DnsError.isInstance(value) && value.code === "ERR_DESKTOPD_DNS_SOCKET";
+  }
+}
+
 /** No upstream gave a usable answer in time; the client gets SERVFAIL. */
 export class UpstreamError extends DnsError {
   override readonly code = "ERR_DESKTOPD_DNS_UPSTREAM";

@@ -27,6 +27,8 @@ export function gatewayDnsPolicy(
         action: "handle",
         service: "dns",
         handler: (message, _flow, reply) => {
+          const replayed = handler.replay(message, client, "udp");
+          if (replayed) return reply(replayed);
           // The stack hands over its own copy of the payload, so keeping it past this call is fine.
           void handler.handle(message, client, "udp").then(
             (r) => r && reply(r),

@@ -69,7 +69,7 @@ export interface DnsCounters {
   rcodes: Record<string, number>;
   /** Answers by the layer that gave them. */
   layers: Record<string, number>;
-  /** Malformed input by reason: short, response, undecodable, questions, opt, opcode, edns-version, tcp-framing. */
+  /** Malformed input by reason: short, oversize, response, undecodable, questions, opt, opcode, edns-version, tcp-framing. */
   malformed: Record<string, number>;
   truncated: number;
   /** Queries being resolved now. */
@@ -96,6 +96,13 @@ export interface DnsHandler {
    * is "address:port" (its address is what the per-client limits and the name book go by).
    */
   handle(message: Buffer, client: string, transport: "udp" | "tcp"): Promise<Buffer | undefined>;
+  /**
+   * The answer to a query repeated within the response cache's lifetime, at once, or undefined
+   * (then `handle` it). What `handle` does first; a transport that can answer in the same turn
+   * (a batch of datagrams) calls it itself and skips a promise per query. `message` is only read
+   * during the call.
+   */
+  replay(message: Buffer, client: string, transport: "udp" | "tcp"): Buffer | undefined;
   /** Serves DNS over a TCP byte stream (RFC 7766: length-prefixed, pipelined) until it ends. */
   serveStream(stream: Duplex, client: string): void;
   counters(): DnsCounters;
@@ -199,29 +206,34 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
     return reply;
   };
 
-  const handle: DnsHandler["handle"] = async (message, client, transport) => {
+  const replay: DnsHandler["replay"] = (message, client, transport) => {
     // The same bytes as a query answered a moment ago: valid, and answered the same way.
+    if (message.length < 12 || responses.size === 0) return undefined;
     const started = clock.now();
-    const hit = message.length >= 12 ? responses.get(message, transport, started) : undefined;
+    const hit = responses.get(message, transport, started);
+    if (!hit) return undefined;
+    c.queries[transport]++;
+    record(
+      {
+        ...hit.entry,
+        time: wall.now(),
+        client,
+        transport,
+        // Replayed: resolved by nobody this time, whatever the first answer was.
+        cached: true,
+        latencyMs: clock.now() - started,
+      },
+      // The same entry but for the client: its size is known but for that.
+      hit.entryBytes - estimateBytes(hit.entry.client) + estimateBytes(client),
+    );
+    if (names && hit.addresses.length > 0) names.add(clientAddress(client), hit.addresses);
+    return hit.reply;
+  };
+
+  const handle: DnsHandler["handle"] = async (message, client, transport) => {
+    const replayed = replay(message, client, transport);
+    if (replayed) return replayed;
     const address = clientAddress(client);
-    if (hit) {
-      c.queries[transport]++;
-      record(
-        {
-          ...hit.entry,
-          time: wall.now(),
-          client,
-          transport,
-          // Replayed: resolved by nobody this time, whatever the first answer was.
-          cached: true,
-          latencyMs: clock.now() - started,
-        },
-        // The same entry but for the client: its size is known but for that.
-        hit.entryBytes - estimateBytes(hit.entry.client) + estimateBytes(client),
-      );
-      names?.add(address, hit.addresses);
-      return hit.reply;
-    }
     const v = vetQuery(message);
     if (!v.ok) {
       bump(c.malformed, v.reason);
@@ -258,6 +270,7 @@ export function createDnsHandler(o: HandlerOptions): DnsHandler {
 
   return {
     handle,
+    replay,
     serveStream,
     counters: () => ({
       ...structuredClone(c),

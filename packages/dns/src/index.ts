@@ -31,7 +31,7 @@ export {
   type DnsReconfiguration,
   type DnsServer,
 } from "./create.js";
-export { DnsConfigError, DnsError, UpstreamError } from "./errors.js";
+export { DnsConfigError, DnsError, DnsSocketError, UpstreamError } from "./errors.js";
 export { createFixedLayer, type FixedLayerOptions, type FixedRecord, type FixedRecordType } from "./fixed.js";
 export { createForwardLayer, type ForwardLayerOptions, type ForwardRule } from "./forward.js";
 export { Forwarder, type ForwarderOptions } from "./forwarder.js";

@@ -14,7 +14,7 @@ const BADVERS_HIGH = 1;
 /** The UDP size without EDNS (RFC 1035 §4.2.1). */
 export const CLASSIC_UDP_SIZE = 512;
 
-export type DropReason = "short" | "response";
+export type DropReason = "short" | "oversize" | "response";
 export type FormerrReason = "undecodable" | "questions" | "name" | "opt" | "opcode" | "edns-version";
 
 export interface Query {
@@ -27,13 +27,20 @@ export interface Query {
 
 export type Vetted =
   | { ok: true; query: Query }
-  /** Too short to carry a header, or itself a response: no reply (never answer a response). */
+  /** Too short to carry a header, too long to be a query, or a response: no reply (never answer a response). */
   | { ok: false; reason: DropReason; reply?: undefined }
   /** A header to answer to, but no servable query: reply with FORMERR/NOTIMP/BADVERS. */
   | { ok: false; reason: FormerrReason; reply: Buffer };
 
+/**
+ * The longest query served. One question and an OPT record fit in a few hundred bytes; anything
+ * far longer is not a query (and a datagram cut to fit a receive buffer must not be read as one).
+ */
+export const MAX_QUERY_BYTES = 4096;
+
 export function vetQuery(buf: Buffer): Vetted {
   if (buf.length < 12) return { ok: false, reason: "short" };
+  if (buf.length > MAX_QUERY_BYTES) return { ok: false, reason: "oversize" };
   const flags = buf.readUInt16BE(2);
   if (flags & QR) return { ok: false, reason: "response" };
   const id = buf.readUInt16BE(0);

@@ -51,7 +51,8 @@ export function canonicalIpv6(ip: string): string {
   return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 }
 
-function expandIpv6(ip: string): string {
+/** All eight groups of a canonical IPv6 address, four digits each. */
+export function expandIpv6(ip: string): string {
   const [head = "", tail] = ip.split("::");
   const h = head ? head.split(":") : [];
   const t = tail ? tail.split(":") : [];

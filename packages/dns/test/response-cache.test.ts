@@ -43,6 +43,28 @@ function dnsWith(lookup: LookupFunction, clock: ManualClock) {
 }
 
 describe("response cache", () => {
+  it("replay() answers at once only what handle() would replay, and counts it the same", async () => {
+    const clock = new ManualClock();
+    const dns = dnsWith(countingLookup().lookup, clock);
+    // Nothing answered yet: nothing to replay, and nothing counted.
+    expect(dns.handler.replay(query(1, "host.docker.internal"), "a", "udp")).toBeUndefined();
+    expect(dns.handler.counters().queries.udp).toBe(0);
+    const first = await dns.handler.handle(query(1, "host.docker.internal"), "a", "udp");
+    const again = dns.handler.replay(query(7, "host.docker.internal"), "b:53", "udp");
+    expect(again!.readUInt16BE(0)).toBe(7);
+    expect(again!.subarray(2).equals(first!.subarray(2))).toBe(true);
+    // The same question over TCP was never answered over TCP: its limits differ, so no replay.
+    expect(dns.handler.replay(query(8, "host.docker.internal"), "b:53", "tcp")).toBeUndefined();
+    // Once the lifetime is over, it must be resolved again.
+    clock.advance(1001);
+    expect(dns.handler.replay(query(9, "host.docker.internal"), "b:53", "udp")).toBeUndefined();
+    expect(dns.handler.counters()).toMatchObject({ queries: { udp: 2 }, layers: { fixed: 2 } });
+    expect(dns.handler.queryLog().map((e) => [e.client, e.cached])).toEqual([
+      ["a", false],
+      ["b:53", true],
+    ]);
+  });
+
   it("answers a repeated query with the same bytes under the new id, counted and logged", async () => {
     const clock = new ManualClock();
     const dns = dnsWith(countingLookup().lookup, clock);
