@@ -14,7 +14,8 @@ export async function startDesktopd(
 ): Promise<PeerSession> {
   const cli = join(opts.root, "apps/desktopd/dist/cli.js");
   if (!existsSync(cli)) throw new Error(`${cli} not found (run npm run build)`);
-  const nodeArgs: string[] = [];
+  // As bin/desktopd.js and `npm start` run it.
+  const nodeArgs: string[] = ["--max-semi-space-size=4"];
   if (opts.cpuProf) {
     const dir = join(opts.root, "bench/results/prof");
     mkdirSync(dir, { recursive: true });

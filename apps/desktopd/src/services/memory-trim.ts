@@ -11,7 +11,7 @@ import type { Logger } from "@desktopd/core";
 import type { Service } from "./service.js";
 
 export interface MemoryTrimOptions {
-  /** Default 10 s. */
+  /** Default 1 s: memory comes back soon after a burst ends. */
   periodMs?: number;
   /** A period is quiet below this share of one core (default 0.05). */
   quietCpuShare?: number;
@@ -31,15 +31,18 @@ export interface MemoryTrimStatus {
 
 type Trim = (pad: number) => number;
 
-/** Growth since the last trim below this is not worth a call. */
-const MIN_GROWTH = 1024 * 1024;
+/**
+ * Growth since the last trim below this is not worth a call: a daemon that wakes now and then
+ * for a few packets must not trim every period.
+ */
+const MIN_GROWTH = 4 * 1024 * 1024;
 
 /** Starts at once; libc is bound in the background (the daemon's ready line never waits for it). */
 export function startMemoryTrim(
   logger: Logger | undefined,
   options: MemoryTrimOptions = {},
 ): MemoryTrimService {
-  const periodMs = options.periodMs ?? 10_000;
+  const periodMs = options.periodMs ?? 1000;
   const quiet = options.quietCpuShare ?? 0.05;
   const status: MemoryTrimStatus = { state: "starting", trims: 0, returnedBytes: 0 };
   let trim: Trim | undefined;
