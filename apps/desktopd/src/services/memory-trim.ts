@@ -1,12 +1,17 @@
 /**
- * Gives freed native memory back to the system once the daemon is quiet.
+ * Gives freed memory back to the system once the daemon is quiet.
  *
- * glibc keeps what Node frees (socket read buffers, frames, the compilers' zones) in its arenas
- * for reuse, so a burst of traffic leaves the daemon's RSS tens of MiB above what it uses until
- * the process ends. Every `periodMs`, when the last period was quiet (little CPU), this calls
- * malloc_trim(0), which returns the free pages. Linux with glibc only: elsewhere (no libc.so.6,
- * another libc) it stays off and says so in its status.
+ * A burst of traffic leaves the daemon's RSS tens of MiB above what it uses, in two places:
+ * - V8's old generation holds the burst's garbage (a closed flow's objects, say) until its next
+ *   full collection, which an idle process may not run for many seconds;
+ * - glibc keeps what Node frees (socket read buffers, frames, the compilers' zones) in its arenas
+ *   for reuse until the process ends.
+ * Every `periodMs`, when the last period was quiet (little CPU) and RSS has grown since the last
+ * time, this runs a full collection and then malloc_trim(0), which returns the free pages. Linux
+ * with glibc only: elsewhere (no libc.so.6, another libc) it stays off and says so in its status.
  */
+import v8 from "node:v8";
+import vm from "node:vm";
 import type { Logger } from "@desktopd/core";
 import type { Service } from "./service.js";
 
@@ -58,6 +63,7 @@ export function startMemoryTrim(
       clearInterval(timer);
     },
   );
+  const collect = v8Collector();
   let lastCpu = process.cpuUsage();
   // RSS after the last trim; 0: the first quiet period also returns what starting up freed.
   let trimmedRss = 0;
@@ -69,6 +75,7 @@ export function startMemoryTrim(
     const rss = process.memoryUsage.rss();
     // Quiet, and grown since the last trim: a daemon idle since then has nothing to give back.
     if (busy >= quiet || rss < trimmedRss + MIN_GROWTH) return;
+    collect?.();
     trim(0);
     status.trims++;
     trimmedRss = process.memoryUsage.rss();
@@ -83,6 +90,22 @@ export function startMemoryTrim(
       clearInterval(timer);
     },
   };
+}
+
+/**
+ * V8's full collection, or undefined. Node has no API for it: `--expose-gc`, set for a moment,
+ * gives a new context a `gc` function (and nothing else changes).
+ */
+function v8Collector(): (() => void) | undefined {
+  try {
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as unknown;
+    return typeof gc === "function" ? () => gc() : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    v8.setFlagsFromString("--no-expose-gc");
+  }
 }
 
 async function loadTrim(): Promise<Trim> {
