@@ -75,6 +75,8 @@ export class TcpFlowTable implements TcpFlowContext {
   private readonly pendingShares: GuestShares;
   private pending = 0;
   private toFlush = new Set<TcpFlow>();
+  /** The batch being flushed; swapped with `toFlush` and emptied after, so no set is built per batch. */
+  private flushing = new Set<TcpFlow>();
   private flushScheduled = false;
   private closing = false;
   private nextEphemeral = 49152;
@@ -364,6 +366,7 @@ export class TcpFlowTable implements TcpFlowContext {
     }
     this.timeWaits.delete(flow);
     this.toFlush.delete(flow);
+    this.flushing.delete(flow);
     if (flow.countedInShare) {
       flow.countedInShare = false;
       this.shares.give(flow.ids.owner);
@@ -395,10 +398,12 @@ export class TcpFlowTable implements TcpFlowContext {
   private readonly flush = (): void => {
     this.flushScheduled = false;
     // A flow's flush can ask for another (a writer woken by a grown send buffer writes again):
-    // that request goes into a fresh set and its own next batch, not lost with this one.
+    // that request goes into the other set and its own next batch, not lost with this one.
     const batch = this.toFlush;
-    this.toFlush = new Set();
+    this.toFlush = this.flushing;
+    this.flushing = batch;
     for (const flow of batch) flow.flush();
+    batch.clear();
   };
 
   // ---- Dialling into guests ---------------------------------------------------------------
