@@ -13,12 +13,14 @@ export type Unreachable = "net" | "host" | "port" | "admin";
 export interface IpHeader {
   readonly src: IpAddr;
   readonly dst: IpAddr;
-  /**
-   * Whose shares (connections, buffers) the packet's flows are charged to: the source MAC of
-   * an IPv6 packet, whose sender may use any number of addresses; the address otherwise.
-   */
-  readonly owner?: string;
 }
+
+/**
+ * Whose shares of the flow tables and buffers a flow is charged to: for a guest's flow, its MAC
+ * as a number (`IpOutput.ownerOf`), so a guest has one share whatever its addresses and
+ * families; for a flow the host dials into a guest, that guest's address.
+ */
+export type FlowOwner = number | string;
 
 /** What the transport layers need from the interface to send packets to a guest. */
 export interface IpOutput {
@@ -38,6 +40,11 @@ export interface IpOutput {
   sendUnreachable(src: IpAddr, dst: IpAddr, why: Unreachable, original: Buffer): void;
   /** What an ICMP error about `packet` quotes, in a buffer of its own. */
   quote(packet: IpHeader): Buffer;
+  /**
+   * Who sent `packet`, a guest's packet that passed the source guard: its MAC as a number, for
+   * the flow it opens (see `FlowOwner`). A dual-stack guest is one owner, not one per family.
+   */
+  ownerOf(packet: IpHeader): FlowOwner;
 }
 
 /** The IPv4 and IPv6 interfaces behind one output: the destination's family picks. */
@@ -71,6 +78,10 @@ export class DualOutput implements IpOutput {
 
   quote(packet: IpHeader): Buffer {
     return this.pick(packet.src)?.quote(packet) ?? Buffer.alloc(0);
+  }
+
+  ownerOf(packet: IpHeader): FlowOwner {
+    return this.pick(packet.src)?.ownerOf(packet) ?? packet.src;
   }
 }
 

@@ -34,7 +34,13 @@ import type { DhcpPort } from "./dhcp.js";
 import { ExpiryTimer } from "./expiry-timer.js";
 import { Ipv4Ids, icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, tcpHeaders, udpFrames } from "./frames.js";
 import type { IcmpEcho } from "./icmp.js";
-import { type IpHeader, type IpOutput, tcpOffloadMeta, type Unreachable } from "./ip-output.js";
+import {
+  type FlowOwner,
+  type IpHeader,
+  type IpOutput,
+  tcpOffloadMeta,
+  type Unreachable,
+} from "./ip-output.js";
 import type { Link } from "./link.js";
 import type { NeighbourTable } from "./neighbours.js";
 import { ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND, KeyedTokenBuckets } from "./token-bucket.js";
@@ -217,5 +223,10 @@ export class Ipv4Interface implements IpOutput {
 
   quote(packet: IpHeader): Buffer {
     return icmpQuote(packet as Ipv4Packet);
+  }
+
+  ownerOf(packet: IpHeader): FlowOwner {
+    // The source guard admitted the sender's MAC for this address a moment ago.
+    return this.neighbours.lookup(packet.src as number)?.readUIntBE(0, 6) ?? packet.src;
   }
 }

@@ -68,7 +68,13 @@ import { parseTcpWith, type TcpEmitFields } from "../wire/tcp.js";
 import { parseUdpWith } from "../wire/udp.js";
 import { ExpiryTimer } from "./expiry-timer.js";
 import { TCP6_FRAME_L4_OFFSET, tcp6Frame, tcp6Headers, udp6Frames } from "./frames6.js";
-import { type IpHeader, type IpOutput, tcpOffloadMeta, type Unreachable } from "./ip-output.js";
+import {
+  type FlowOwner,
+  type IpHeader,
+  type IpOutput,
+  tcpOffloadMeta,
+  type Unreachable,
+} from "./ip-output.js";
 import type { Link } from "./link.js";
 import { NeighbourTable } from "./neighbours.js";
 import { ICMP_ERROR_BURST, ICMP_ERRORS_PER_SECOND, KeyedTokenBuckets } from "./token-bucket.js";
@@ -393,7 +399,6 @@ export class Ipv6Interface implements IpOutput {
     const header: Ipv6Header = {
       src: this.srcText(p.src),
       dst: this.dstText(p.dst),
-      owner: srcMac.toString("hex", 0, 6),
       raw: packet.subarray(0, p.headerLength + p.payload.length),
     };
     // A partial checksum (guest offload) is vouched for by the guest's kernel, as for IPv4.
@@ -576,6 +581,12 @@ export class Ipv6Interface implements IpOutput {
     const raw = (packet as Ipv6Header).raw;
     // At most what an ICMPv6 error carries (emitIcmpv6Error cuts it there too), in a buffer of its own.
     return Buffer.from(raw.subarray(0, Math.min(raw.length, 1280 - 48)));
+  }
+
+  ownerOf(packet: IpHeader): FlowOwner {
+    // The source guard admitted the sender's MAC for this address a moment ago; a guest may
+    // use any number of addresses, all of them one owner.
+    return this.neighbours.lookup(packet.src as string)?.readUIntBE(0, 6) ?? packet.src;
   }
 
   private onNeighborSolicit(src: Buffer, hopLimit: number, body: Buffer, srcMac: Buffer): void {

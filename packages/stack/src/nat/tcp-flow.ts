@@ -9,7 +9,7 @@ import net from "node:net";
 import type { Clock, FlowInfo, Logger, StreamHandler, Timer } from "@desktopd/core";
 import type { DropCounters } from "../counters.js";
 import { DialError } from "../errors.js";
-import type { IpOutput } from "../iface/ip-output.js";
+import type { FlowOwner, IpOutput } from "../iface/ip-output.js";
 import {
   type CloseReason,
   Connection,
@@ -30,8 +30,8 @@ export interface FlowIds {
   /** The stack's side: the address and port the guest talks to. */
   localIp: IpAddr;
   localPort: number;
-  /** Whose shares and buffer budget the flow is charged to (see `IpHeader.owner`). */
-  owner: IpAddr;
+  /** Whose shares and buffer budget the flow is charged to (see `FlowOwner`). */
+  owner: FlowOwner;
 }
 
 /** Receive and send buffer bytes granted from the budget. */

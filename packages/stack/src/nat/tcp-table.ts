@@ -9,7 +9,7 @@ import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters, FlowEntry, StackCounters } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
-import type { IpHeader, IpOutput } from "../iface/ip-output.js";
+import type { FlowOwner, IpHeader, IpOutput } from "../iface/ip-output.js";
 import type { ConnectionOptions } from "../tcp/connection.js";
 import type { TcpStream } from "../tcp/stream.js";
 import { formatEndpoint, formatIp, type IpAddr } from "../wire/ip-addr.js";
@@ -195,7 +195,7 @@ export class TcpFlowTable implements TcpFlowContext {
 
   /** A guest SYN for a new flow: every check that may refuse it, then the flow. */
   private admit(ip: IpHeader, seg: TcpSegment, key: string): void {
-    const guest = ip.owner ?? ip.src;
+    const guest = this.out.ownerOf(ip);
     const refuse = (reason: string) => {
       this.drops.count(reason);
       this.sendResetFor(ip, seg);
@@ -384,7 +384,7 @@ export class TcpFlowTable implements TcpFlowContext {
   }
 
   /** Frees the oldest TIME-WAIT connection (of `guest`, if given); false if there is none. */
-  private reclaimTimeWait(guest?: IpAddr): boolean {
+  private reclaimTimeWait(guest?: FlowOwner): boolean {
     for (const flow of this.timeWaits) {
       if (guest !== undefined && flow.ids.owner !== guest) continue;
       this.timeWaits.delete(flow);

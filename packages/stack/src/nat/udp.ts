@@ -12,7 +12,7 @@ import { defaultDecision, type FlowInfo, type FlowPolicy, type UdpDecision } fro
 import type { DropCounters, FlowEntry } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
-import type { IpHeader, IpOutput } from "../iface/ip-output.js";
+import type { FlowOwner, IpHeader, IpOutput } from "../iface/ip-output.js";
 import { formatEndpoint, formatIp, type IpAddr } from "../wire/ip-addr.js";
 import type { UdpDatagram } from "../wire/udp.js";
 import { GuestShares } from "./budget.js";
@@ -38,8 +38,8 @@ interface UdpFlow {
   key: string;
   guestIp: IpAddr;
   guestPort: number;
-  /** Whose share the flow counts in (see `IpHeader.owner`). */
-  owner: IpAddr;
+  /** Whose share the flow counts in (see `FlowOwner`). */
+  owner: FlowOwner;
   socket: dgram.Socket;
   lastActive: number;
   openedAt: number;
@@ -170,7 +170,7 @@ export class UdpNat {
       known?.remotes.delete(remote);
       return;
     }
-    const f = known ?? this.flowFor(ip.src, udp.srcPort, ip.owner ?? ip.src);
+    const f = known ?? this.flowFor(ip.src, udp.srcPort, this.out.ownerOf(ip));
     if (decision.service) f.service = decision.service;
     if (!allowed) {
       // Remembered for filtering the replies; the oldest remote goes beyond the bound.
@@ -271,7 +271,7 @@ export class UdpNat {
     }
   }
 
-  private flowFor(guestIp: IpAddr, guestPort: number, owner: IpAddr): UdpFlow {
+  private flowFor(guestIp: IpAddr, guestPort: number, owner: FlowOwner): UdpFlow {
     const key = flowKey(guestIp, guestPort);
     const existing = this.flows.get(key);
     if (existing) return existing;
@@ -338,7 +338,7 @@ export class UdpNat {
     return f;
   }
 
-  private oldestOf(owner: IpAddr): UdpFlow | undefined {
+  private oldestOf(owner: FlowOwner): UdpFlow | undefined {
     for (const f of this.flows.values()) if (f.owner === owner) return f;
     return undefined;
   }

@@ -17,6 +17,7 @@
 import type { FrameTransport } from "@desktopd/core";
 import { ManualClock } from "@desktopd/core";
 import { arpFrame, Ipv4Ids, icmpFrame, tcpFrame, udpFrames } from "../iface/frames.js";
+import { tcp6Frame } from "../iface/frames6.js";
 import { createStack, type Stack, type StackOptions } from "../stack.js";
 import { BROADCAST_MAC, ipv4ToString, macToString, parseIpv4Address, parseMac } from "../wire/address.js";
 import { ARP_REQUEST, type ArpPacket, parseArp } from "../wire/arp.js";
@@ -39,6 +40,7 @@ import {
   type Ipv4Packet,
   parseIpv4,
 } from "../wire/ipv4.js";
+import { parseIpv6Address } from "../wire/ipv6.js";
 import { parseTcp, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
 import { parseUdp, type UdpDatagram } from "../wire/udp.js";
 import { createTransportPair } from "./pair.js";
@@ -173,6 +175,19 @@ export interface GuestTcp {
   src?: string;
 }
 
+function tcpFields(t: Omit<GuestTcp, "src">): TcpEmitFields {
+  const fields: TcpEmitFields = {
+    srcPort: t.srcPort,
+    dstPort: t.dstPort,
+    seq: t.seq ?? 1000,
+    ack: t.ack ?? 0,
+    flags: t.flags,
+    window: t.window ?? 64240,
+  };
+  if (t.mss !== undefined) fields.mss = t.mss;
+  return fields;
+}
+
 /** A scripted guest NIC: builds real frames from its MAC and address. */
 export class ScriptedGuest {
   constructor(
@@ -199,16 +214,18 @@ export class ScriptedGuest {
   }
 
   tcp(t: GuestTcp): void {
-    const fields: TcpEmitFields = {
-      srcPort: t.srcPort,
-      dstPort: t.dstPort,
-      seq: t.seq ?? 1000,
-      ack: t.ack ?? 0,
-      flags: t.flags,
-      window: t.window ?? 64240,
+    this.send(tcpFrame(this.route(t.dst, t.src), tcpFields(t), t.payload));
+  }
+
+  /** A TCP segment over IPv6 from `src` (the guest picks its IPv6 addresses itself) to `t.dst`. */
+  tcp6(src: string, t: Omit<GuestTcp, "src">): void {
+    const route = {
+      srcMac: this.mac,
+      dstMac: this.gatewayMac,
+      src: parseIpv6Address(src)!,
+      dst: parseIpv6Address(t.dst)!,
     };
-    if (t.mss !== undefined) fields.mss = t.mss;
-    this.send(tcpFrame(this.route(t.dst, t.src), fields, t.payload));
+    this.send(tcp6Frame(route, tcpFields(t), t.payload));
   }
 
   udp(dst: string, srcPort: number, dstPort: number, payload: Buffer, src?: string): void {

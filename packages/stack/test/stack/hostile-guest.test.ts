@@ -17,7 +17,9 @@ import {
 } from "../../src/testing/frame-harness.js";
 import { Flags } from "../../src/testing/tcp-harness.js";
 import { DHCPACK, DHCPDISCOVER, DHCPOFFER, DHCPREQUEST } from "../../src/wire/dhcp.js";
-import { TCP_ACK, TCP_RST, TCP_SYN } from "../../src/wire/tcp.js";
+import { ETHERTYPE_IPV6 } from "../../src/wire/ethernet.js";
+import { addressSum6, ipv6ToString, parseIpv6 } from "../../src/wire/ipv6.js";
+import { parseTcpWith, TCP_ACK, TCP_RST, TCP_SYN } from "../../src/wire/tcp.js";
 
 const A = { mac: "02:00:00:00:00:0a", ip: "192.168.65.3" };
 const B = { mac: "02:00:00:00:00:0b", ip: "192.168.65.4" };
@@ -247,6 +249,41 @@ describe("per-guest limits", () => {
     expect(toA.filter((f) => f.tcp!.flags === (TCP_SYN | TCP_ACK))).toHaveLength(2);
     expect(toA.filter((f) => f.tcp!.flags & TCP_RST).map((f) => f.tcp!.dstPort)).toEqual([41002]);
     expectFrame(h.take(B.ip)[0], TCP(Flags(TCP_SYN | TCP_ACK)));
+    expect(h.stack.counters().drops["tcp-guest-share-full"]).toBe(1);
+  });
+
+  it("a dual-stack guest has one share of the TCP table, not one per family", async () => {
+    const handled: string[] = [];
+    h = frameHarness({
+      tcp: { maxConnectionsPerGuest: 2 },
+      policy: {
+        tcp: (flow) =>
+          flow.dstPort === 53
+            ? { action: "handle", handler: () => handled.push(`${flow.guestIp}:${flow.guestPort}`) }
+            : undefined,
+      },
+    });
+    const gateway6 = "fdc4:f303:9324::1";
+    const a = h.guest(A.mac, A.ip);
+    const b = h.guest(B.mac, B.ip);
+    // Two connections over IPv4, then one over IPv6 from another of its addresses: the third is over the share.
+    for (const port of [44000, 44001])
+      a.tcp({ dst: h.config.gateway, srcPort: port, dstPort: 53, flags: TCP_SYN, seq: 1 });
+    a.tcp6("fdc4:f303:9324::a", { dst: gateway6, srcPort: 44002, dstPort: 53, flags: TCP_SYN, seq: 1 });
+    b.tcp6("fdc4:f303:9324::b", { dst: gateway6, srcPort: 44000, dstPort: 53, flags: TCP_SYN, seq: 1 });
+    await h.settle();
+    const answers = h
+      .take()
+      .filter((f) => f.eth.ethertype === ETHERTYPE_IPV6)
+      .map((f) => {
+        const p = parseIpv6(f.eth.payload);
+        const t = parseTcpWith(p.payload, addressSum6(p.src, p.dst));
+        return { to: ipv6ToString(p.dst), port: t.dstPort, rst: (t.flags & TCP_RST) !== 0 };
+      });
+    expect(answers).toEqual([
+      { to: "fdc4:f303:9324::a", port: 44002, rst: true },
+      { to: "fdc4:f303:9324::b", port: 44000, rst: false },
+    ]);
     expect(h.stack.counters().drops["tcp-guest-share-full"]).toBe(1);
   });
 
