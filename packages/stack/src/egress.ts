@@ -219,6 +219,20 @@ function isV4Mapped(a: Buffer): boolean {
   return a[10] === 0xff && a[11] === 0xff;
 }
 
+/**
+ * The IPv4 address an IPv6 destination stands for, where a host network may carry it to IPv4:
+ * NAT64's well-known prefix 64:ff9b::/96 (RFC 6052) and the deprecated IPv4-compatible ::/96
+ * (a host with a `sit` tunnel routes it). Rules and defaults for that IPv4 address apply too, so
+ * "deny 169.254.0.0/16" is not undone by writing it 64:ff9b::a9fe:a9fe.
+ */
+function embeddedIpv4(a: Buffer): number | undefined {
+  const wellKnown = a[0] === 0x00 && a[1] === 0x64 && a[2] === 0xff && a[3] === 0x9b;
+  for (let i = wellKnown ? 4 : 0; i < 12; i++) if (a[i] !== 0) return undefined;
+  const v4 = a.readUInt32BE(12);
+  // ::, ::1 and their neighbours below 1.0.0.0 are IPv6's own (unspecified, loopback).
+  return wellKnown || v4 >>> 24 !== 0 ? v4 : undefined;
+}
+
 const LOOPBACK6 = parseIpv6Address("::1")!;
 const UNSPECIFIED6 = Buffer.alloc(16);
 
@@ -340,11 +354,12 @@ export class EgressPolicy implements Egress {
         return { allowed: false, by: "unroutable" };
       }
     }
+    const dst4 = typeof dst === "number" ? dst : dst6 ? embeddedIpv4(dst6) : undefined;
     let names: readonly string[] | undefined;
     for (const c of this.compiled) {
       if (c.protocol !== undefined && c.protocol !== flow.protocol) continue;
       if (flow.dstPort < c.portLo || flow.dstPort > c.portHi) continue;
-      if (c.net && (typeof dst !== "number" || (dst & c.net.mask) >>> 0 !== c.net.network)) continue;
+      if (c.net && (dst4 === undefined || (dst4 & c.net.mask) >>> 0 !== c.net.network)) continue;
       if (c.net6 && !(dst6 && inPrefix6(dst6, c.net6.prefix, c.net6.length))) continue;
       if (c.name) {
         names ??= [...extraNames, ...(this.namesFor?.(formatIp(flow.guestIp), formatIp(dst)) ?? [])];
@@ -353,17 +368,27 @@ export class EgressPolicy implements Egress {
       c.info.matched++;
       return { allowed: c.info.action === "allow", by: c.info.id };
     }
-    if (dst6) return this.default6(dst as string, dst6);
+    if (dst6) {
+      // An embedded IPv4 address is refused where IPv4 would refuse it (the host address over
+      // NAT64 is not the host's loopback: only the guests' own address is mapped there).
+      const refused = dst4 === undefined ? undefined : this.refused4(dst4);
+      return refused ?? this.default6(dst as string, dst6);
+    }
     if (typeof dst !== "number") return { allowed: false, by: "unroutable" };
     if (dst === this.net.hostAddress) {
       return this.hostLoopback
         ? { allowed: true, by: "host-loopback" }
         : { allowed: false, by: "host-loopback-off" };
     }
+    return this.refused4(dst) ?? { allowed: true, by: "default" };
+  }
+
+  /** IPv4's default refusals: loopback and "this network", and the guests' own subnet. */
+  private refused4(dst: number): EgressVerdict | undefined {
     const first = dst >>> 24;
     if (first === 127 || first === 0) return { allowed: false, by: "loopback" };
     if ((dst & this.net.netmask) >>> 0 === this.net.network) return { allowed: false, by: "subnet" };
-    return { allowed: true, by: "default" };
+    return undefined;
   }
 
   private default6(dst: string, bytes: Buffer): EgressVerdict {

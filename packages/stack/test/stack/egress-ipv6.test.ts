@@ -1,7 +1,8 @@
 /**
  * The egress policy over IPv6: defaults (the host address is the host's ::1, loopback and the
- * guests' own prefix refused, addresses no router forwards refused before any rule, IPv4-mapped
- * addresses never a way around IPv4 rules), rules by IPv6 address and prefix, and their text.
+ * guests' own prefix refused, addresses no router forwards refused before any rule, IPv4-mapped,
+ * NAT64 and IPv4-compatible addresses never a way around IPv4 rules), rules by IPv6 address and
+ * prefix, and their text.
  */
 import { describe, expect, it } from "vitest";
 import { EgressPolicy, formatEgressRule, parseEgressRule } from "../../src/egress.js";
@@ -60,6 +61,24 @@ describe("egress over IPv6", () => {
         dstPort: 443,
       }),
     ).toEqual({ allowed: false, by: 3 });
+  });
+
+  it("judges NAT64 and IPv4-compatible destinations by the IPv4 address they stand for as well", () => {
+    const p = new EgressPolicy(NET, { rules: ["deny 169.254.0.0/16", "deny tcp [64:ff9b::/96]:25"] });
+    // 169.254.169.254 through NAT64's prefix, and IPv4-compatible: each is the rule's.
+    expect(verdict(p, "64:ff9b::a9fe:a9fe")).toEqual({ allowed: false, by: 1 });
+    expect(verdict(p, "::a9fe:a9fe")).toEqual({ allowed: false, by: 1 });
+    // IPv6 rules still match the IPv6 address.
+    expect(verdict(p, "64:ff9b::808:808", 25)).toEqual({ allowed: false, by: 2 });
+    // IPv4's defaults: loopback, "this network" and the guests' subnet stay out of reach.
+    expect(verdict(p, "64:ff9b::7f00:1")).toEqual({ allowed: false, by: "loopback" });
+    expect(verdict(p, "64:ff9b::a00")).toEqual({ allowed: false, by: "loopback" });
+    expect(verdict(p, "64:ff9b::c0a8:4104")).toEqual({ allowed: false, by: "subnet" });
+    expect(verdict(p, "64:ff9b::c0a8:41fe")).toEqual({ allowed: false, by: "subnet" });
+    // The rest goes out; ::1 and :: are IPv6's own, not IPv4 in disguise.
+    expect(verdict(p, "64:ff9b::808:808")).toEqual({ allowed: true, by: "default" });
+    expect(verdict(p, "64:ff9b:1::a9fe:a9fe")).toEqual({ allowed: true, by: "default" });
+    expect(verdict(p, "::1")).toEqual({ allowed: false, by: "loopback" });
   });
 
   it("decides a proxy's connection to an IPv4-mapped address by the IPv4 rules", () => {
