@@ -329,6 +329,9 @@ export class Ipv6Interface implements IpOutput {
     }
     const forUs = this.isOwn(p.dst);
     if (p.fragment) {
+      // A fragment's source is checked before it may take room in the reassembly bounds, which all
+      // guests share: a guest spoofing sources cannot crowd out another's fragmented datagrams.
+      if (!this.sourceAllowed(p, forUs, srcMac)) return;
       const whole = this.reassembler.push(p);
       this.reassemblyTimer.arm();
       if (!whole) return;

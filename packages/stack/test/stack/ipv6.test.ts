@@ -301,3 +301,79 @@ describe("the IPv6 router side", () => {
     expect(h.stack.counters().drops.ipv6).toBe(1);
   });
 });
+
+describe("fragments and the source guard", () => {
+  /** Fragment `index` of two of a UDP datagram (port 40000 → 53, 16 bytes of "fragmented..."). */
+  function udpFragment(src: Buffer, id: number, index: 0 | 1): Buffer {
+    const payload = Buffer.from("fragmented query");
+    const udp = Buffer.alloc(8 + payload.length);
+    udp.writeUInt16BE(40000, 0);
+    udp.writeUInt16BE(53, 2);
+    udp.writeUInt16BE(udp.length, 4);
+    payload.copy(udp, 8);
+    udp.writeUInt16BE(finish(pseudoHeaderSum6(src, GATEWAY, 17, udp.length) + sum16(udp, 0, udp.length)), 6);
+    // 8 bytes in the first fragment (a multiple of 8, as every fragment but the last), the rest after.
+    const part = index === 0 ? udp.subarray(0, 8) : udp.subarray(8);
+    const packet = Buffer.alloc(40 + 8 + part.length);
+    emitIpv6Header(packet, 0, {
+      src,
+      dst: GATEWAY,
+      protocol: 44,
+      payloadLength: 8 + part.length,
+      hopLimit: 64,
+    });
+    packet[40] = 17;
+    packet.writeUInt16BE(index === 0 ? 1 : 8, 42); // offset 0 with M set; offset 8 (in 8-byte units: 1), last
+    packet.writeUInt32BE(id, 44);
+    part.copy(packet, 48);
+    return packet;
+  }
+
+  function from(mac: Buffer, dstMac: Buffer, packet: Buffer): Buffer {
+    const f = Buffer.alloc(14 + packet.length);
+    emitEthernetHeader(f, 0, dstMac, mac, ETHERTYPE_IPV6);
+    packet.copy(f, 14);
+    return f;
+  }
+
+  it("checks a fragment's source before it takes room: spoofed floods cannot evict another guest's datagram", async () => {
+    h = frameHarness({
+      policy: {
+        udp: (flow) =>
+          flow.dstPort === 53
+            ? {
+                action: "handle",
+                handler: (message, _flow, reply) => reply(Buffer.concat([Buffer.from("re:"), message])),
+              }
+            : undefined,
+      },
+    });
+    const gatewayMac = parseMac(h.config.gatewayMac)!;
+    const honest = parseMac("02:00:00:00:00:0c")!;
+    const g = h.guest("02:00:00:00:00:0b", "192.168.65.3");
+    const other = h.guest("02:00:00:00:00:0c", "192.168.65.4");
+    const HONEST = parseIpv6Address("fdc4:f303:9324::c")!;
+    // The honest guest's first fragment waits for its second...
+    other.send(from(honest, gatewayMac, udpFragment(HONEST, 7, 0)));
+    // ...while another guest sends 100 first fragments from addresses outside the prefix, and 100
+    // claiming the honest guest's address: more than the 64 datagrams reassembly holds.
+    for (let i = 0; i < 100; i++) {
+      g.send(frame(gatewayMac, udpFragment(parseIpv6Address(`2001:db8::${i + 1}`)!, 1000 + i, 0)));
+      g.send(frame(gatewayMac, udpFragment(HONEST, 2000 + i, 0)));
+    }
+    other.send(from(honest, gatewayMac, udpFragment(HONEST, 7, 1)));
+    await h.settle();
+    const answers = h
+      .take()
+      .filter((f) => f.eth.ethertype === ETHERTYPE_IPV6)
+      .map((f) => parseIpv6(f.eth.payload))
+      .filter((p) => p.protocol === 17);
+    expect(answers.map((p) => [ipv6ToString(p.dst), p.payload.subarray(8).toString()])).toEqual([
+      ["fdc4:f303:9324::c", "re:fragmented query"],
+    ]);
+    const { drops } = h.stack.counters();
+    expect(drops["ipv6-src-not-in-prefix"]).toBe(100);
+    expect(drops["ipv6-src-spoofed"]).toBe(100);
+    expect(drops["reassembly6-limit"]).toBeUndefined();
+  });
+});
