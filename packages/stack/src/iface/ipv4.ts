@@ -100,7 +100,8 @@ export class Ipv4Interface implements IpOutput {
     let ip = parseIpv4(payload, { verifyChecksum: this.verify });
     if (!this.sourceAllowed(ip, srcMac)) return;
     if (ip.moreFragments || ip.fragmentOffset > 0) {
-      const whole = this.reassembler.push(ip);
+      // Charged to the sender: one guest cannot evict another's datagrams (see ReassemblyOptions).
+      const whole = this.reassembler.push(ip, srcMac.readUIntBE(0, 6));
       this.reassemblyTimer.arm();
       if (!whole) return;
       ip = whole;

@@ -332,7 +332,7 @@ export class Ipv6Interface implements IpOutput {
       // A fragment's source is checked before it may take room in the reassembly bounds, which all
       // guests share: a guest spoofing sources cannot crowd out another's fragmented datagrams.
       if (!this.sourceAllowed(p, forUs, srcMac)) return;
-      const whole = this.reassembler.push(p);
+      const whole = this.reassembler.push(p, srcMac.readUIntBE(0, 6));
       this.reassemblyTimer.arm();
       if (!whole) return;
       this.onReassembled(whole, srcMac, forUs);

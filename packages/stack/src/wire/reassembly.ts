@@ -19,7 +19,16 @@ export interface ReassemblyOptions {
    * `FRAGMENT_OVERHEAD`, so a flood of 8-byte fragments cannot pin unbounded memory.
    */
   maxBytes?: number;
+  /**
+   * What one owner's datagrams (a guest's: see `push`) may hold of the above (default half of
+   * each): beyond it the owner's own oldest datagram goes, so one sender cannot evict the others'.
+   */
+  maxDatagramsPerOwner?: number;
+  maxBytesPerOwner?: number;
 }
+
+/** Who sent a fragment, for the per-owner shares: any key that tells senders apart. */
+export type FragmentOwner = number | string;
 
 /** Per-fragment bookkeeping charged against `maxBytes`. */
 export const FRAGMENT_OVERHEAD = 64;
@@ -58,10 +67,19 @@ interface Pending<P> {
   received: number;
   charged: number;
   createdAt: number;
+  owner?: FragmentOwner;
+}
+
+interface OwnerShare {
+  datagrams: number;
+  charged: number;
 }
 
 class Reassembler<P> {
-  /** Drops by reason: "timeout", "overlap", "too-big", "limit", "malformed", "duplicate". */
+  /**
+   * Drops by reason: "timeout", "overlap", "too-big", "limit", "owner-limit" (an owner's own
+   * datagram gave way to its newer one), "malformed", "duplicate".
+   */
   readonly drops: Record<string, number> = {};
   private readonly clock: Now;
   private readonly timeoutMs: number;
@@ -70,6 +88,10 @@ class Reassembler<P> {
   /** Insertion order is age order, so the first entry is the oldest. */
   private readonly datagrams = new Map<string, Pending<P>>();
   private charged = 0;
+  private readonly maxDatagramsPerOwner: number;
+  private readonly maxBytesPerOwner: number;
+  /** Owners with datagrams pending: as many entries as senders, at most `maxDatagrams`. */
+  private readonly owners = new Map<FragmentOwner, OwnerShare>();
 
   constructor(
     options: ReassemblyOptions,
@@ -79,6 +101,8 @@ class Reassembler<P> {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.maxDatagrams = options.maxDatagrams ?? 64;
     this.maxBytes = options.maxBytes ?? 4 * 1024 * 1024;
+    this.maxDatagramsPerOwner = options.maxDatagramsPerOwner ?? Math.max(1, this.maxDatagrams >> 1);
+    this.maxBytesPerOwner = options.maxBytesPerOwner ?? Math.max(1, this.maxBytes >> 1);
   }
 
   get pending(): number {
@@ -93,9 +117,10 @@ class Reassembler<P> {
   /**
    * Feed a fragment. Returns the whole datagram (a new packet whose payload is a fresh Buffer)
    * when complete, else undefined. The fragment's bytes are copied, so the caller keeps its
-   * buffer. Overlaps, >65535 bytes, over limits → dropped and counted.
+   * buffer. Overlaps, >65535 bytes, over limits → dropped and counted. `owner`, when given, is
+   * who sent it: its datagrams stay within their share, its oldest giving way to its newest.
    */
-  push(packet: P): P | undefined {
+  push(packet: P, owner?: FragmentOwner): P | undefined {
     const { codec } = this;
     const more = codec.more(packet);
     const now = this.clock.now();
@@ -118,8 +143,17 @@ class Reassembler<P> {
     if (cost > this.maxBytes) return this.reject(key, entry, "limit");
 
     if (entry === undefined) {
+      const share = owner === undefined ? undefined : this.owners.get(owner);
+      if (share && share.datagrams >= this.maxDatagramsPerOwner) this.evictOldestOf(owner!);
       if (this.datagrams.size >= this.maxDatagrams) this.evictOldest();
       entry = { fragments: [], received: 0, charged: 0, createdAt: now };
+      if (owner !== undefined) {
+        // Looked up again: the eviction above may have ended the owner's last datagram.
+        entry.owner = owner;
+        const s = this.owners.get(owner);
+        if (s) s.datagrams++;
+        else this.owners.set(owner, { datagrams: 1, charged: 0 });
+      }
       this.datagrams.set(key, entry);
     }
     const total = more ? entry.total : end;
@@ -139,6 +173,10 @@ class Reassembler<P> {
       return this.reject(key, entry, "overlap");
     }
 
+    const own = entry.owner === undefined ? undefined : this.owners.get(entry.owner);
+    while (own && own.charged + cost > this.maxBytesPerOwner) {
+      if (!this.evictOldestOf(entry.owner!, key)) return this.reject(key, entry, "owner-limit");
+    }
     while (this.charged + cost > this.maxBytes) {
       const oldest = this.datagrams.keys().next().value as string;
       if (oldest === key) return this.reject(key, entry, "limit");
@@ -148,6 +186,7 @@ class Reassembler<P> {
     entry.received += end - start;
     entry.charged += cost;
     this.charged += cost;
+    if (own) own.charged += cost;
     entry.total = total;
     // Keep the header fields, not the caller's buffer.
     if (start === 0) entry.first = codec.keep(packet);
@@ -191,6 +230,21 @@ class Reassembler<P> {
   private remove(key: string, entry: Pending<P>): void {
     this.datagrams.delete(key);
     this.charged -= entry.charged;
+    if (entry.owner === undefined) return;
+    const share = this.owners.get(entry.owner)!;
+    share.datagrams--;
+    share.charged -= entry.charged;
+    if (share.datagrams === 0) this.owners.delete(entry.owner);
+  }
+
+  /** Drops `owner`'s oldest datagram but `keep`; false when it has no other. */
+  private evictOldestOf(owner: FragmentOwner, keep?: string): boolean {
+    for (const [key, entry] of this.datagrams) {
+      if (entry.owner !== owner || key === keep) continue;
+      this.discard(key, entry, "owner-limit");
+      return true;
+    }
+    return false;
   }
 
   private evictOldest(): void {
@@ -243,9 +297,9 @@ export class Ipv4Reassembler extends Reassembler<Ipv4Packet> {
     super(options, IPV4_FRAGMENTS);
   }
 
-  override push(packet: Ipv4Packet): Ipv4Packet | undefined {
+  override push(packet: Ipv4Packet, owner?: FragmentOwner): Ipv4Packet | undefined {
     if (!packet.moreFragments && packet.fragmentOffset === 0) return packet;
-    return super.push(packet);
+    return super.push(packet, owner);
   }
 }
 

@@ -238,6 +238,45 @@ describe("Ipv4Reassembler", () => {
     expect(r.pending).toBe(0);
   });
 
+  it("keeps each owner within its share of datagrams: a flooding sender evicts only its own", () => {
+    const { clock, r } = reassembler({ maxDatagrams: 8 });
+    const [f0, f1, f2] = udpFragments();
+    // The honest sender's datagram waits for its last two fragments...
+    r.push(f0!, "honest");
+    // ...while another sends 20 first fragments: it keeps its newest 4 (half of 8), no more.
+    for (let id = 100; id < 120; id++) {
+      r.push(edit(f0!, { id, src: 0x0a630063 }), "flood");
+      clock.advance(1);
+    }
+    expect(r.pending).toBe(5);
+    expect(r.drops).toEqual({ "owner-limit": 16 });
+    expect(feed(r, [f1!, f2!]).map((p) => p.id)).toEqual([46026]);
+    // The flood's newest ones are the ones kept.
+    const done = feed(r, [edit(f1!, { id: 119, src: 0x0a630063 }), edit(f2!, { id: 119, src: 0x0a630063 })]);
+    expect(done).toHaveLength(1);
+    expect(r.pending).toBe(3);
+  });
+
+  it("keeps each owner within its share of bytes", () => {
+    // Room for two datagrams in all, one per owner.
+    const { r } = reassembler({ maxBytes: 2 * (1208 + 3 * FRAGMENT_OVERHEAD) });
+    const [f0, f1, f2] = udpFragments();
+    r.push(f0!, "honest");
+    r.push(edit(f0!, { id: 7 }), "flood");
+    r.push(edit(f1!, { id: 7 }), "flood");
+    // A second datagram of the flood's does not fit its share: its own first one makes room.
+    r.push(edit(f0!, { id: 8 }), "flood");
+    r.push(edit(f1!, { id: 8 }), "flood");
+    expect(r.drops).toEqual({ "owner-limit": 1 });
+    expect(feed(r, [f1!, f2!])).toHaveLength(1);
+    // One fragment beyond the whole share, alone: refused, and the owner's others stay.
+    const { r: small } = reassembler({ maxBytes: 1000, maxBytesPerOwner: 600 });
+    expect(small.push(f0!, "a")).toBeUndefined();
+    expect(small.push(f1!, "a")).toBeUndefined();
+    expect(small.drops).toEqual({ "owner-limit": 2 });
+    expect(small.pending).toBe(0);
+  });
+
   it("drops a datagram that alone exceeds the byte budget", () => {
     const { r } = reassembler({ maxBytes: 1000 });
     const [f0, f1, f2] = udpFragments();
