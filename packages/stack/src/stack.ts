@@ -222,7 +222,7 @@ class NetworkStack implements Stack {
         netmask: n.netmask,
         ...(v6 ? { ipv6: { hostAddress: v6.hostAddress, prefix: v6.prefix } } : {}),
       },
-      o.egress,
+      this.withSiblingNames(o.egress),
       this.log,
       clock,
     );
@@ -321,6 +321,37 @@ class NetworkStack implements Stack {
       throw new DialError("unreachable", `no guest answers neighbour discovery for ${text}`);
     }
     return text;
+  }
+
+  /**
+   * Name rules go by the names the DNS server answered a guest with, and a guest asks its
+   * questions from one address and family and connects from another (an AAAA answer asked for
+   * over IPv4): the names answered to any address of the same guest (its MAC) count.
+   */
+  private withSiblingNames(o: EgressOptions | undefined): EgressOptions | undefined {
+    const namesFor = o?.namesFor;
+    if (!namesFor) return o;
+    return {
+      ...o,
+      namesFor: (guestIp, dstIp) => {
+        const own = namesFor(guestIp, dstIp);
+        const others = this.siblingsOf(guestIp).flatMap((sibling) => namesFor(sibling, dstIp));
+        return others.length === 0 ? own : [...own, ...others];
+      },
+    };
+  }
+
+  /** The guest's other addresses, IPv4 and IPv6 (not link-local), by the MAC that holds `ip`. */
+  private siblingsOf(ip: string): string[] {
+    const v4 = parseIpv4Address(ip);
+    if (v4 !== undefined) return this.ipv6AddressesOf(ip);
+    const mac = this.ipv6?.guestNeighbours().find((n) => n.address === ip)?.mac;
+    if (!mac) return [];
+    const v4s = this.neighbours
+      .list()
+      .filter((n) => n.mac === mac)
+      .map((n) => ipv4ToString(n.address));
+    return [...v4s, ...this.ipv6AddressesOfMac(mac).filter((a) => a !== ip)];
   }
 
   ipv6AddressesOf(ip: string): string[] {

@@ -4,10 +4,12 @@
  * NAT64 and IPv4-compatible addresses never a way around IPv4 rules), rules by IPv6 address and
  * prefix, and their text.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { EgressPolicy, formatEgressRule, parseEgressRule } from "../../src/egress.js";
 import { ConfigError } from "../../src/errors.js";
+import { type FrameHarness, frameHarness } from "../../src/testing/frame-harness.js";
 import { parseIpv4Address } from "../../src/wire/address.js";
+import { TCP_SYN } from "../../src/wire/tcp.js";
 
 const NET = {
   hostAddress: parseIpv4Address("192.168.65.254")!,
@@ -102,5 +104,53 @@ describe("egress over IPv6", () => {
     for (const bad of ["deny [fd00::/8", "deny fd00::/129", "deny [fd00::]:0", "deny fd00:::1"]) {
       expect(() => parseEgressRule(bad), bad).toThrow(ConfigError);
     }
+  });
+});
+
+describe("egress rules by name, across a guest's families", () => {
+  let h: FrameHarness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it("count the names answered to any address of the same guest (asked over IPv4, connected over IPv6)", async () => {
+    // The DNS server answered www.example.test with 2001:db8::5 to the guest's IPv4 address only.
+    const answered: Record<string, string[]> = { "192.168.65.3|2001:db8::5": ["www.example.test"] };
+    h = frameHarness({
+      egress: {
+        rules: ["allow www.example.test", "deny *"],
+        namesFor: (guest, dst) => answered[`${guest}|${dst}`] ?? [],
+      },
+    });
+    const g = h.guest("02:00:00:00:00:03", "192.168.65.3");
+    const other = h.guest("02:00:00:00:00:04", "192.168.65.4");
+    // Each guest is heard over both families (a SYN to a closed port will do).
+    g.tcp({ dst: h.config.gateway, srcPort: 40000, dstPort: 9, flags: TCP_SYN });
+    g.tcp6("fdc4:f303:9324::3", { dst: "fdc4:f303:9324::1", srcPort: 40000, dstPort: 9, flags: TCP_SYN });
+    other.tcp({ dst: h.config.gateway, srcPort: 40000, dstPort: 9, flags: TCP_SYN });
+    other.tcp6("fdc4:f303:9324::4", { dst: "fdc4:f303:9324::1", srcPort: 40000, dstPort: 9, flags: TCP_SYN });
+    await h.settle();
+    const q = { protocol: "tcp" as const, guestPort: 1, dstIp: "2001:db8::5", dstPort: 443 };
+    expect(h.stack.egress.checkConnection({ ...q, guestIp: "fdc4:f303:9324::3" })).toEqual({
+      allowed: true,
+      by: 1,
+    });
+    // Another guest was answered nothing: its own names only.
+    expect(h.stack.egress.checkConnection({ ...q, guestIp: "fdc4:f303:9324::4" })).toEqual({
+      allowed: false,
+      by: 2,
+    });
+    // And the other way: answered to the IPv6 address, connecting over IPv4.
+    answered["fdc4:f303:9324::3|93.184.216.34"] = ["www.example.test"];
+    const q4 = { ...q, dstIp: "93.184.216.34" };
+    expect(h.stack.egress.checkConnection({ ...q4, guestIp: "192.168.65.3" })).toEqual({
+      allowed: true,
+      by: 1,
+    });
+    expect(h.stack.egress.checkConnection({ ...q4, guestIp: "192.168.65.4" })).toEqual({
+      allowed: false,
+      by: 2,
+    });
   });
 });
