@@ -29,10 +29,12 @@ function addressValue(host: string): { family: 4 | 6; value: bigint } | undefine
   const family = isIP(bare);
   if (family === 4) return { family, value: IPv4.fromDecimalDottedString(bare).getValue() };
   if (family === 6) {
-    // An IPv4-mapped address is the IPv4 one.
+    // An IPv4-mapped address (::ffff:0:0/96) is the IPv4 one, however it is spelled.
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
     if (mapped) return { family: 4, value: IPv4.fromDecimalDottedString(mapped[1]!).getValue() };
-    return { family, value: IPv6.fromString(bare).getValue() };
+    const value = IPv6.fromString(bare).getValue();
+    if (value >> 32n === 0xffffn) return { family: 4, value: value & 0xffffffffn };
+    return { family, value };
   }
   return undefined;
 }

@@ -24,6 +24,10 @@ describe("parseNoProxy", () => {
     expect(rules.matches("11.0.0.1", 80)).toBe(false);
     expect(rules.matches("192.168.65.254", 3128)).toBe(true);
     expect(rules.matches("::ffff:10.9.9.9", 80)).toBe(true);
+    // The same address in hex and in full: still IPv4 (a way around NO_PROXY, or into it, otherwise).
+    expect(rules.matches("[::ffff:a09:909]", 80)).toBe(true);
+    expect(rules.matches("0:0:0:0:0:ffff:0a09:0909", 80)).toBe(true);
+    expect(rules.matches("::ffff:b00:1", 80)).toBe(false);
     expect(rules.matches("fd00::1", 8080)).toBe(true);
     expect(rules.matches("[fd00::1]", 8080)).toBe(true);
     expect(rules.matches("fd00::1", 80)).toBe(false);
