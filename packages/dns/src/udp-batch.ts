@@ -23,6 +23,8 @@ const MSG_NOSIGNAL = 0x4000;
 const MSG_WAITFORONE = 0x10000;
 const SHUT_RDWR = 2;
 const EINTR = 4;
+/** EAGAIN, ENOMEM, ENOBUFS. */
+const TRANSIENT = new Set([11, 12, 105]);
 
 // struct mmsghdr (a 56-byte msghdr, then msg_len, padded to 64), iovec, and room for the largest
 // sockaddr (sockaddr_in6).
@@ -299,6 +301,11 @@ export class BatchUdpSocket {
           if (err || n < 0) {
             const code = err ? 0 : this.c.errno();
             if (code === EINTR) return next();
+            // Out of kernel memory for a moment: try again shortly rather than stop serving.
+            if (TRANSIENT.has(code)) {
+              setTimeout(next, 10);
+              return;
+            }
             resolve();
             onError(err instanceof Error ? err : errnoError("recvmmsg()", code));
             return;
