@@ -27,7 +27,7 @@ export {
 export type { Dialer, UdpChannel } from "./dialer.js";
 export { codeOf, DesktopdError, errorFamily } from "./errors.js";
 export { KeyedBudget } from "./keyed-budget.js";
-export { type Logger, silentLogger } from "./logger.js";
+export { debugEnabled, type Logger, silentLogger } from "./logger.js";
 export { DEFAULT_MTU, DEFAULT_SUBNET, MAX_MTU, MIN_MTU } from "./network.js";
 export {
   type DatagramHandler,

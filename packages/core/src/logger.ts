@@ -10,6 +10,16 @@ export interface Logger {
   error(obj: object, msg?: string): void;
   /** A logger that adds `bindings` to every line. */
   child(bindings: object): Logger;
+  /**
+   * Whether lines of `level` are written (pino has it). Callers build costly debug lines only
+   * when it says so; a logger without it is taken to write everything.
+   */
+  isLevelEnabled?(level: "debug" | "info" | "warn" | "error"): boolean;
+}
+
+/** Whether `log` writes debug lines: worth building one that costs something. */
+export function debugEnabled(log: Logger): boolean {
+  return log.isLevelEnabled?.("debug") ?? true;
 }
 
 const noop = () => {};
@@ -19,4 +29,5 @@ export const silentLogger: Logger = {
   warn: noop,
   error: noop,
   child: () => silentLogger,
+  isLevelEnabled: () => false,
 };

@@ -4,7 +4,13 @@
  * per-guest shares, memory budget, SYN backlog), routes segments to them and batches their flushes.
  */
 import type { Clock, Logger, Random } from "@desktopd/core";
-import { defaultDecision, type FlowInfo, type FlowPolicy, type TcpDecision } from "@desktopd/core";
+import {
+  debugEnabled,
+  defaultDecision,
+  type FlowInfo,
+  type FlowPolicy,
+  type TcpDecision,
+} from "@desktopd/core";
 import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters, FlowEntry, StackCounters } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
@@ -314,7 +320,9 @@ export class TcpFlowTable implements TcpFlowContext {
     // A flow may have failed while being born; then it released itself already.
     if (flow.isReleased) return;
     this.flows.set(flow.ids.key, flow);
-    this.log.debug({ flow: flow.describe(), service: flow.service }, "tcp flow opened");
+    // Built only when written: a flow's description is two formatted endpoints per connection.
+    if (debugEnabled(this.log))
+      this.log.debug({ flow: flow.describe(), service: flow.service }, "tcp flow opened");
     if (guestInitiated) {
       flow.countedInShare = true;
       this.shares.take(flow.ids.owner);
@@ -353,16 +361,17 @@ export class TcpFlowTable implements TcpFlowContext {
   released(flow: TcpFlow): void {
     if (this.flows.get(flow.ids.key) === flow) {
       this.flows.delete(flow.ids.key);
-      this.log.debug(
-        {
-          flow: flow.describe(),
-          service: flow.service,
-          bytesFromGuest: flow.bytesFromGuest,
-          bytesToGuest: flow.bytesToGuest,
-          ms: this.clock.now() - flow.openedAt,
-        },
-        "tcp flow closed",
-      );
+      if (debugEnabled(this.log))
+        this.log.debug(
+          {
+            flow: flow.describe(),
+            service: flow.service,
+            bytesFromGuest: flow.bytesFromGuest,
+            bytesToGuest: flow.bytesToGuest,
+            ms: this.clock.now() - flow.openedAt,
+          },
+          "tcp flow closed",
+        );
     }
     this.timeWaits.delete(flow);
     this.toFlush.delete(flow);

@@ -8,7 +8,13 @@
 import dgram from "node:dgram";
 import { isIP } from "node:net";
 import type { Clock, Logger, Timer } from "@desktopd/core";
-import { defaultDecision, type FlowInfo, type FlowPolicy, type UdpDecision } from "@desktopd/core";
+import {
+  debugEnabled,
+  defaultDecision,
+  type FlowInfo,
+  type FlowPolicy,
+  type UdpDecision,
+} from "@desktopd/core";
 import type { DropCounters, FlowEntry } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
@@ -306,7 +312,8 @@ export class UdpNat {
       bytesFromGuest: 0,
       bytesToGuest: 0,
     };
-    this.log.debug({ guest: formatEndpoint(guestIp, guestPort) }, "udp flow opened");
+    if (debugEnabled(this.log))
+      this.log.debug({ guest: formatEndpoint(guestIp, guestPort) }, "udp flow opened");
     socket.on("message", (msg, rinfo) => {
       if (!f.remotes.has(remoteKey(rinfo.address, rinfo.port)) && !f.remotes.has(`*:${rinfo.port}`)) {
         this.counters.unsolicited++;
@@ -346,15 +353,16 @@ export class UdpNat {
   private closeFlow(f: UdpFlow): void {
     if (this.flows.get(f.key) !== f) return;
     this.flows.delete(f.key);
-    this.log.debug(
-      {
-        guest: formatEndpoint(f.guestIp, f.guestPort),
-        bytesFromGuest: f.bytesFromGuest,
-        bytesToGuest: f.bytesToGuest,
-        ms: this.clock.now() - f.openedAt,
-      },
-      "udp flow closed",
-    );
+    if (debugEnabled(this.log))
+      this.log.debug(
+        {
+          guest: formatEndpoint(f.guestIp, f.guestPort),
+          bytesFromGuest: f.bytesFromGuest,
+          bytesToGuest: f.bytesToGuest,
+          ms: this.clock.now() - f.openedAt,
+        },
+        "udp flow closed",
+      );
     this.shares.give(f.owner);
     try {
       f.socket.close();
