@@ -143,35 +143,10 @@ export function sockaddrText(view: Buffer, at: number): string {
   if (view.readUInt32BE(a) === 0 && view.readUInt32BE(a + 4) === 0 && view.readUInt32BE(a + 8) === 0xffff) {
     return `::ffff:${view[a + 12]}.${view[a + 13]}.${view[a + 14]}.${view[a + 15]}:${port}`;
   }
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push(view.readUInt16BE(a + 2 * i));
-  return `${compressIpv6(groups)}:${port}`;
-}
-
-/** The longest run of two or more zero groups becomes "::" (the first of equal runs). */
-function compressIpv6(groups: readonly number[]): string {
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (from: number, to: number) =>
-    groups
-      .slice(from, to)
-      .map((g) => g.toString(16))
-      .join(":");
-  if (bestAt < 0) return hex(0, 8);
-  return `${hex(0, bestAt)}::${hex(bestAt + bestLen, 8)}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i++) groups.push(view.readUInt16BE(a + 2 * i).toString(16));
+  // The package's one RFC 5952 spelling (clientText memoises it per sender).
+  return `${canonicalIpv6(groups.join(":"))}:${port}`;
 }
 
 /** The datagrams of one wake-up, valid only during the `onBatch` call they were given to. */

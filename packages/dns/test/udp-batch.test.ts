@@ -180,15 +180,23 @@ describe.each([
   { kind: "batched", batchedUdp: true },
   { kind: "node:dgram", batchedUdp: false },
 ])("listenDns over $kind UDP", ({ kind, batchedUdp }) => {
+  /** A DNS server with no upstream (fixed names only) behind a UDP listener of this kind. */
+  async function serving(host?: string) {
+    const dns = createDns({ hostAddress: "192.168.65.254", host: { mode: "nameservers", nameservers: [] } });
+    const listener = await listenDns(dns.handler, {
+      ...(host ? { host } : {}),
+      port: 0,
+      tcp: false,
+      batchedUdp,
+    });
+    cleanup.push(() => listener.close());
+    return { dns, listener };
+  }
+
   it.skipIf(kind === "batched" && !supported)(
     "answers 300 queries sent at once, replayed ones too, under each client's address",
     async () => {
-      const dns = createDns({
-        hostAddress: "192.168.65.254",
-        host: { mode: "nameservers", nameservers: [] },
-      });
-      const listener = await listenDns(dns.handler, { port: 0, tcp: false, batchedUdp });
-      cleanup.push(() => listener.close());
+      const { dns, listener } = await serving();
       const c = await client();
       const answers = await ask(
         c,
@@ -209,12 +217,7 @@ describe.each([
   it.skipIf(kind === "batched" && !supported)(
     "on a dual-stack socket, names an IPv4 client as a mapped address",
     async () => {
-      const dns = createDns({
-        hostAddress: "192.168.65.254",
-        host: { mode: "nameservers", nameservers: [] },
-      });
-      const listener = await listenDns(dns.handler, { host: "::", port: 0, tcp: false, batchedUdp });
-      cleanup.push(() => listener.close());
+      const { dns, listener } = await serving("::");
       const c4 = await client("udp4");
       const c6 = await client("udp6");
       await ask(c4, listener.port, "127.0.0.1", [query(1)]);
@@ -229,12 +232,7 @@ describe.each([
   it.skipIf(kind === "batched" && !supported)(
     "drops a datagram too long to be a query, counted, and answers the next",
     async () => {
-      const dns = createDns({
-        hostAddress: "192.168.65.254",
-        host: { mode: "nameservers", nameservers: [] },
-      });
-      const listener = await listenDns(dns.handler, { port: 0, tcp: false, batchedUdp });
-      cleanup.push(() => listener.close());
+      const { dns, listener } = await serving();
       const c = await client();
       // A real query padded far past any receive room: cut, it would still decode as one.
       const padded = Buffer.concat([query(1), Buffer.alloc(8000)]);

@@ -228,6 +228,6 @@ export class Ipv4Interface implements IpOutput {
 
   ownerOf(packet: IpHeader): FlowOwner {
     // The source guard admitted the sender's MAC for this address a moment ago.
-    return this.neighbours.lookup(packet.src as number)?.readUIntBE(0, 6) ?? packet.src;
+    return this.neighbours.macKeyOf(packet.src as number) ?? packet.src;
   }
 }

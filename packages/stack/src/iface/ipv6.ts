@@ -589,7 +589,7 @@ export class Ipv6Interface implements IpOutput {
   ownerOf(packet: IpHeader): FlowOwner {
     // The source guard admitted the sender's MAC for this address a moment ago; a guest may
     // use any number of addresses, all of them one owner.
-    return this.neighbours.lookup(packet.src as string)?.readUIntBE(0, 6) ?? packet.src;
+    return this.neighbours.macKeyOf(packet.src as string) ?? packet.src;
   }
 
   private onNeighborSolicit(src: Buffer, hopLimit: number, body: Buffer, srcMac: Buffer): void {

@@ -56,6 +56,11 @@ export class NeighbourTable<K = number> {
     return this.entries.get(ip)?.mac;
   }
 
+  /** The MAC that holds `ip`, as a number (what flows are charged to: see `FlowOwner`). */
+  macKeyOf(ip: K): number | undefined {
+    return this.entries.get(ip)?.key;
+  }
+
   get size(): number {
     return this.entries.size;
   }
