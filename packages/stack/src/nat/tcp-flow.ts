@@ -20,6 +20,7 @@ import { closeError, type StreamOwner, TcpStream } from "../tcp/stream.js";
 import { formatEndpoint, type IpAddr } from "../wire/ip-addr.js";
 import type { Payload } from "../wire/payload.js";
 import { resetFor, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
+import { ackNow, prepareAckNow } from "./ack-now.js";
 import type { BufferBudget } from "./budget.js";
 import type { SlabPool } from "./slab-pool.js";
 
@@ -339,7 +340,11 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
     this.guard(() => {
       const accepted = this.send(this.ctx.readPool.copy(landing.subarray(0, n)));
       if (accepted === true) more = true;
-      else if (accepted === false) this.hostPaused = true;
+      else if (accepted === false) {
+        this.hostPaused = true;
+        // Loaded at the first stop, in the background: until then the held ACK waits for a read.
+        void prepareAckNow();
+      }
     });
     return more;
   }
@@ -381,6 +386,8 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
       const conn = this.conn;
       if (!conn || conn.isClosed) return;
       conn.flush();
+      // While reads are stopped the kernel holds back the ACK of what it still receives.
+      if (this.hostPaused && this.socket) ackNow(this.socket);
       this.growGrants(conn);
       this.armTimer(conn);
     });

@@ -1,7 +1,8 @@
 /**
- * The few libc calls Node does not offer (TAP ioctls, unix datagram sockets, raw ICMP sockets), bound through koffi
- * so installing the package needs no compiler. Loaded on first use: importing the stack must not
- * load a native library on a host that never opens a TAP or a datagram socket.
+ * The few libc calls Node does not offer (TAP ioctls, unix datagram sockets, raw ICMP sockets, TCP
+ * socket options), bound through koffi so installing the package needs no compiler. Loaded on
+ * first use: importing the stack must not load a native library on a host that never opens a TAP
+ * or a datagram socket.
  */
 import { constants as osConstants } from "node:os";
 import { TransportError } from "../errors.js";
@@ -36,6 +37,7 @@ export interface Libc {
   bind: CFunction;
   sendto: CFunction;
   setsockopt: CFunction;
+  getsockopt: CFunction;
   recvmmsg: CFunction;
   recvfrom: CFunction;
   sendmmsg: CFunction;
@@ -63,6 +65,7 @@ export function loadLibc(): Promise<Libc> {
           "intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)",
         ),
         setsockopt: fn("int setsockopt(int fd, int level, int name, const void *value, uint32_t len)"),
+        getsockopt: fn("int getsockopt(int fd, int level, int name, void *value, void *len)"),
         recvmmsg: fn("int recvmmsg(int fd, uint64_t vec, unsigned int vlen, int flags, void *timeout)"),
         recvfrom: fn(
           "intptr_t recvfrom(int fd, uint64_t buf, size_t len, int flags, uint64_t addr, uint64_t alen)",

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { seqAdd, seqDiff } from "../../src/tcp/seq.js";
 import { type FrameHarness, frameHarness, type SeenFrame } from "../../src/testing/frame-harness.js";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../../src/wire/tcp.js";
+import { tcpInfo } from "./tcp-info.js";
 
 const A = { mac: "02:00:00:00:00:0a", ip: "192.168.65.3" };
 const pattern = (len: number) => Buffer.from(Array.from({ length: len }, (_, i) => (i * 7 + 1) % 251));
@@ -118,6 +119,35 @@ describe("the NAT bridge to a host socket", () => {
     expect(sawEnd).toBe(true);
     expect(Buffer.concat(c.received).toString()).toBe("reply after your FIN");
   });
+
+  it.runIf(process.platform === "linux")(
+    "lets the host's held ACK go on each guest ACK while reads are stopped",
+    async () => {
+      const sockets: net.Socket[] = [];
+      const port = await listen((s) => sockets.push(s));
+      h = frameHarness();
+      const { send, pump } = await connect(h, port);
+      await pump(() => sockets.length === 1, 50);
+      const sender = sockets[0]!;
+      // The guest acknowledges nothing: 64 KiB fill the flow's send buffer and its reads stop.
+      sender.write(pattern(100_000));
+      await step(h);
+      // Writes larger than a loopback segment, until the kernel holds one's ACK back (the reader
+      // is not reading, so only a read or a 40 ms timer would send it).
+      let held = false;
+      for (let i = 0; i < 64 && !held; i++) {
+        sender.write(pattern(70_000));
+        await new Promise((r) => setTimeout(r, 2));
+        held = (await tcpInfo(sender)).unacked > 0;
+      }
+      expect(held).toBe(true);
+      // A guest ACK that frees nothing: the flow stays stopped, and the held ACK goes.
+      send(TCP_ACK);
+      await h.settle();
+      expect((await tcpInfo(sender)).unacked).toBe(0);
+      expect((await tcpInfo(sender)).totalRetrans).toBe(0);
+    },
+  );
 
   it("resets the guest when the host resets, and the host when the guest resets", async () => {
     const sockets: net.Socket[] = [];
