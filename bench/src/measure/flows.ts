@@ -15,8 +15,13 @@ export const flowCount = 1000;
 /** The guest's open-file limit for the script (the default soft limit, 1024, is too few). */
 const guestFdLimit = 8192;
 
-/** How long the idle connections sit before the "after" reading, for the peer to settle. */
-const settleMs = 1000;
+/**
+ * Quiet time before each reading, for the peer to settle: before the flows, after the traffic of
+ * the rows above, and again once they are open. Longer than two of desktopd's memory-trim
+ * periods (1 s each), so that its collection after a quiet second has run: the garbage of the
+ * rows above, or of opening the flows, is not what a flow costs. Other peers only wait.
+ */
+const settleMs = 2500;
 
 /** The figures, under their metric keys: per idle flow is (after − before) / flowCount, in KiB. */
 const flowMetricKeys = [
@@ -61,6 +66,7 @@ export async function measureFlows(
     server = await startAcceptCloseServer(4);
     const mib = () => statusMiB(target.pid, "VmRSS");
     const heapMiB = async () => (target.heapUsed ? (await target.heapUsed()) / 2 ** 20 : undefined);
+    await sleep(settleMs);
     const before = { rss: await mib(), heap: await heapMiB() };
     const script = join(root, "bench/guest/flows.mjs");
     const args = [hostAddress, server.port, flowCount, seconds].map(String);
