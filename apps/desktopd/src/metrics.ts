@@ -180,6 +180,9 @@ export function createDaemonMetrics(source: MetricsSource): DaemonMetrics {
   gauge(registry, "desktopd_tcp_pending_connects", "Guest SYNs waiting for their host connect.", [], () => [
     [{}, stack().tcp.pendingConnects],
   ]);
+  gauge(registry, "desktopd_tcp_time_wait", "TCP connections waiting in TIME-WAIT.", [], () => [
+    [{}, stack().tcp.timeWait],
+  ]);
   mirroredCounter(
     registry,
     "desktopd_tcp_retransmissions_total",

@@ -37,8 +37,11 @@ export interface FlowEntry {
 
 export interface StackCounters {
   frames: { in: number; out: number; bytesIn: number; bytesOut: number };
-  /** The flow table's counters, with the connections open and host connects pending now. */
-  tcp: TcpCounters & { open: number; pendingConnects: number };
+  /**
+   * The flow table's counters, with the connections open, those waiting in TIME-WAIT (not
+   * counted as open) and host connects pending now.
+   */
+  tcp: TcpCounters & { open: number; timeWait: number; pendingConnects: number };
   udp: {
     open: number;
     opened: number;

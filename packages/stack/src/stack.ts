@@ -373,7 +373,12 @@ class NetworkStack implements Stack {
   counters(): StackCounters {
     return {
       frames: { ...this.link.frames },
-      tcp: { ...this.tcp.countersNow(), open: this.tcp.openCount, pendingConnects: this.tcp.pendingConnects },
+      tcp: {
+        ...this.tcp.countersNow(),
+        open: this.tcp.openCount,
+        timeWait: this.tcp.timeWaitCount,
+        pendingConnects: this.tcp.pendingConnects,
+      },
       udp: { ...this.udp.counters, open: this.udp.openCount },
       icmp: {
         ...this.icmp.counters,

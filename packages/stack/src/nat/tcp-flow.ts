@@ -17,6 +17,7 @@ import {
   type ConnectionOptions,
 } from "../tcp/connection.js";
 import { closeError, type StreamOwner, TcpStream } from "../tcp/stream.js";
+import type { TimeWaitRecord } from "../tcp/time-wait.js";
 import { formatEndpoint, type IpAddr } from "../wire/ip-addr.js";
 import type { Payload } from "../wire/payload.js";
 import { resetFor, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
@@ -79,8 +80,11 @@ export interface TcpFlowContext {
   released(flow: TcpFlow): void;
   /** A NAT flow's host connect ended, either way (called once): it leaves the SYN backlog. */
   connectSettled(flow: TcpFlow): void;
-  /** The flow entered TIME-WAIT: it holds no buffers now and may be reclaimed. */
-  timeWait(flow: TcpFlow): void;
+  /**
+   * The flow's connection is in TIME-WAIT and has sent its last ACK: the table keeps `record`
+   * for the rest of the wait and retires the flow.
+   */
+  retire(flow: TcpFlow, record: TimeWaitRecord): void;
 }
 
 /** Error code of a pending host connect the guest reset: nothing is sent back. */
@@ -386,6 +390,12 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
       const conn = this.conn;
       if (!conn || conn.isClosed) return;
       conn.flush();
+      // The end of the batch that took it to TIME-WAIT: its last ACK is out, a record suffices.
+      const record = conn.timeWaitRecord();
+      if (record) {
+        this.ctx.retire(this, record);
+        return;
+      }
       // While reads are stopped the kernel holds back the ACK of what it still receives.
       if (this.hostPaused && this.socket) ackNow(this.socket);
       this.growGrants(conn);
@@ -544,14 +554,14 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
   }
 
   onTimeWait(): void {
-    // Both sides are done: only old duplicates remain to absorb, so keep the flow small.
+    // Both sides are done: the host side ends now, and the flush retires the flow (see retire).
     this.uncork();
     if (this.kind === "nat") this.closeHost("closed");
     else this.stream?.connectionClosed("closed");
     this.stream = undefined;
     this.socket = undefined;
     this.giveBackGrants();
-    this.ctx.timeWait(this);
+    this.ctx.touch(this);
   }
 
   // ---- StreamOwner -----------------------------------------------------------------------

@@ -15,15 +15,18 @@ import type { ResolvedNetwork } from "../config.js";
 import type { DropCounters, FlowEntry, StackCounters } from "../counters.js";
 import type { EgressPolicy } from "../egress.js";
 import { DialError } from "../errors.js";
-import type { FlowOwner, IpHeader, IpOutput } from "../iface/ip-output.js";
+import type { IpHeader, IpOutput } from "../iface/ip-output.js";
 import type { ConnectionOptions } from "../tcp/connection.js";
+import { TcpState } from "../tcp/state.js";
 import type { TcpStream } from "../tcp/stream.js";
+import type { TimeWaitRecord } from "../tcp/time-wait.js";
 import { formatEndpoint, formatIp, type IpAddr } from "../wire/ip-addr.js";
 import { resetFor, TCP_ACK, TCP_RST, TCP_SYN, type TcpSegment } from "../wire/tcp.js";
 import { BufferBudget, type BufferBudgetOptions, GuestShares } from "./budget.js";
 import type { AddressMap } from "./host-map.js";
 import { SlabPool } from "./slab-pool.js";
 import { type FlowIds, type Grants, type TcpCounters, TcpFlow, type TcpFlowContext } from "./tcp-flow.js";
+import { TimeWaitTable } from "./time-wait-table.js";
 
 export interface TcpOptions {
   /** Most connections at once, all guests (established, pending and TIME-WAIT; default 16384). */
@@ -51,8 +54,9 @@ export interface TcpOptions {
   memory?: BufferBudgetOptions;
   timeWaitMs?: number;
   /**
-   * Most connections kept in TIME-WAIT (ours closed first); beyond, and whenever the table is
-   * full, the oldest is freed (default 4096) — as Linux bounds its TIME-WAIT buckets.
+   * Most connections kept in TIME-WAIT (ours closed first), as small records outside
+   * `maxConnections`; beyond, the oldest is freed (default 4096), as Linux bounds its TIME-WAIT
+   * buckets.
    */
   maxTimeWait?: number;
   /** Keepalive on host sockets after this much idle time, to notice dead host peers (default 60 s; 0: off). */
@@ -75,8 +79,8 @@ const flowKey = (guestIp: IpAddr, guestPort: number, localIp: IpAddr, localPort:
 
 export class TcpFlowTable implements TcpFlowContext {
   private readonly flows = new Map<string, TcpFlow>();
-  /** TIME-WAIT flows, oldest first. */
-  private readonly timeWaits = new Set<TcpFlow>();
+  /** Connections in TIME-WAIT, as records (their flows are gone). */
+  private readonly timeWaits: TimeWaitTable;
   private readonly shares: GuestShares;
   private readonly pendingShares: GuestShares;
   private pending = 0;
@@ -148,12 +152,24 @@ export class TcpFlowTable implements TcpFlowContext {
     this.shares = new GuestShares(this.o.maxConnectionsPerGuest);
     this.pendingShares = new GuestShares(this.o.maxPendingConnectsPerGuest);
     this.maxBuffer = Math.max(this.o.receiveBuffer, this.o.sendBuffer);
+    this.timeWaits = new TimeWaitTable({
+      clock: this.clock,
+      waitMs: this.o.timeWaitMs,
+      max: this.o.maxTimeWait,
+      send: (ids, fields) => this.out.sendTcp(ids.localIp, ids.guestIp, fields, undefined),
+      reclaimed: () => this.counters.timeWaitReclaimed++,
+    });
     this.connectTimeoutMs = this.o.connectTimeoutMs;
     this.hostKeepAliveMs = this.o.hostKeepAliveMs;
   }
 
   get openCount(): number {
     return this.flows.size;
+  }
+
+  /** Connections waiting in TIME-WAIT (not counted in `openCount`). */
+  get timeWaitCount(): number {
+    return this.timeWaits.size;
   }
 
   /** The counters, with the retransmissions of connections still open added to the closed ones'. */
@@ -178,12 +194,21 @@ export class TcpFlowTable implements TcpFlowContext {
   onSegment(ip: IpHeader, seg: TcpSegment): void {
     const key = flowKey(ip.src, seg.srcPort, ip.dst, seg.dstPort);
     const flow = this.flows.get(key);
-    if (flow?.conn?.isTimeWait && seg.flags & TCP_SYN && !(seg.flags & TCP_ACK)) {
+    const newSyn = (seg.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN;
+    if (flow === undefined) {
+      const waiting = this.timeWaits.get(key);
       // The guest reuses the 4-tuple of a connection we closed first: the old one gives way
       // (as Linux lets a new SYN take over a TIME-WAIT socket), and this SYN opens a new one.
+      if (waiting && newSyn) this.timeWaits.reclaim(key);
+      else if (waiting) {
+        this.timeWaits.onSegment(waiting, seg);
+        return;
+      }
+    } else if (flow.conn?.isTimeWait && newSyn) {
+      // The same, within the batch that ended the old connection.
       this.counters.timeWaitReclaimed++;
       flow.abort();
-    } else if (flow) {
+    } else {
       if (flow.conn) flow.onSegment(seg);
       // The guest gave up before the host answered: the error path frees the flow.
       else if (seg.flags & TCP_RST) flow.guestResetWhileConnecting();
@@ -210,11 +235,11 @@ export class TcpFlowTable implements TcpFlowContext {
       refuse("tcp-port-zero");
       return;
     }
-    if (this.flows.size >= this.o.maxConnections && !this.reclaimTimeWait()) {
+    if (this.flows.size >= this.o.maxConnections) {
       refuse("tcp-table-full");
       return;
     }
-    if (this.shares.full(guest) && !this.reclaimTimeWait(guest)) {
+    if (this.shares.full(guest)) {
       refuse("tcp-guest-share-full");
       return;
     }
@@ -373,7 +398,6 @@ export class TcpFlowTable implements TcpFlowContext {
           "tcp flow closed",
         );
     }
-    this.timeWaits.delete(flow);
     this.toFlush.delete(flow);
     this.flushing.delete(flow);
     if (flow.countedInShare) {
@@ -387,21 +411,17 @@ export class TcpFlowTable implements TcpFlowContext {
     this.pendingShares.give(flow.ids.owner);
   }
 
-  timeWait(flow: TcpFlow): void {
-    this.timeWaits.add(flow);
-    if (this.timeWaits.size > this.o.maxTimeWait) this.reclaimTimeWait();
-  }
-
-  /** Frees the oldest TIME-WAIT connection (of `guest`, if given); false if there is none. */
-  private reclaimTimeWait(guest?: FlowOwner): boolean {
-    for (const flow of this.timeWaits) {
-      if (guest !== undefined && flow.ids.owner !== guest) continue;
-      this.timeWaits.delete(flow);
-      this.counters.timeWaitReclaimed++;
-      flow.abort(); // no RST: the connection is closed already
-      return true;
-    }
-    return false;
+  retire(flow: TcpFlow, record: TimeWaitRecord): void {
+    const about = {
+      inbound: flow.kind === "dialled",
+      service: flow.service,
+      bytesFromGuest: flow.bytesFromGuest,
+      bytesToGuest: flow.bytesToGuest,
+      openedAt: flow.openedAt,
+    };
+    // The flow closes normally and leaves the table; the record takes its 4-tuple.
+    flow.conn?.retire();
+    this.timeWaits.add(record, flow.ids, about);
   }
 
   private readonly flush = (): void => {
@@ -447,7 +467,8 @@ export class TcpFlowTable implements TcpFlowContext {
     for (let i = 0; i < 16384; i++) {
       const p = this.nextEphemeral;
       this.nextEphemeral = p >= 65535 ? 49152 : p + 1;
-      if (!this.flows.has(flowKey(guestIp, port, localIp, p))) return p;
+      const key = flowKey(guestIp, port, localIp, p);
+      if (!this.flows.has(key) && !this.timeWaits.has(key)) return p;
     }
     return undefined;
   }
@@ -478,6 +499,22 @@ export class TcpFlowTable implements TcpFlowContext {
         idleMs: now - f.lastActive,
       });
     }
+    for (const w of this.timeWaits.values()) {
+      const { guestIp, guestPort, localIp, localPort } = w.ids;
+      out.push({
+        protocol: "tcp",
+        guest: formatEndpoint(guestIp, guestPort),
+        remote: formatEndpoint(localIp, localPort),
+        direction: w.inbound ? "inbound" : "outbound",
+        state: TcpState.TimeWait,
+        service: w.service,
+        bytesFromGuest: w.bytesFromGuest,
+        bytesToGuest: w.bytesToGuest,
+        ageMs: now - w.openedAt,
+        // Since the wait began: 2MSL before its end.
+        idleMs: this.o.timeWaitMs - (w.expiresAt - now),
+      });
+    }
     return out;
   }
 
@@ -498,5 +535,6 @@ export class TcpFlowTable implements TcpFlowContext {
     this.readPool.close();
     for (const f of [...this.flows.values()]) f.abort(new DialError("closed", "stack is closed"));
     this.flows.clear();
+    this.timeWaits.close();
   }
 }

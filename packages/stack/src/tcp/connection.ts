@@ -16,6 +16,7 @@ import { SackScoreboard } from "./scoreboard.js";
 import { SendBuffer } from "./send-buffer.js";
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from "./seq.js";
 import { canReceive, TcpState } from "./state.js";
+import type { TimeWaitRecord } from "./time-wait.js";
 import { ConnectionTimers } from "./timers.js";
 
 export type CloseReason = "closed" | "reset" | "refused" | "timeout" | "aborted";
@@ -126,6 +127,8 @@ export class Connection {
   private irs = 0;
   private rcvNxt = 0;
   private rcvWscale = 0;
+  /** The window field of our last ACK. */
+  private lastWindow = 0;
   private rcvAdvertisedEdge = 0;
   private readonly assembler = new Assembler();
   private peerFinSeq: number | undefined;
@@ -848,6 +851,7 @@ export class Connection {
         0xffff,
       );
       this.rcvAdvertisedEdge = seqAdd(this.rcvNxt, window << this.rcvWscale);
+      this.lastWindow = window;
       this.ackPending = false;
       this.rcvAcked = this.rcvNxt;
       this.timers.delayedAck = undefined;
@@ -978,6 +982,25 @@ export class Connection {
 
   get isTimeWait(): boolean {
     return this.state === TcpState.TimeWait && !this.closed;
+  }
+
+  /** In TIME-WAIT, what answering old duplicates takes: see `timeWaitAnswer`. */
+  timeWaitRecord(): TimeWaitRecord | undefined {
+    if (!this.isTimeWait) return undefined;
+    return {
+      seq: this.sndMax,
+      ack: this.rcvNxt,
+      window: this.lastWindow,
+      windowBytes: this.lastWindow * 2 ** this.rcvWscale,
+    };
+  }
+
+  /**
+   * Ends a connection in TIME-WAIT whose owner keeps its `timeWaitRecord` for the rest of the
+   * wait: nothing is sent, and `onClose` reports a normal close.
+   */
+  retire(): void {
+    if (this.isTimeWait) this.terminate("closed");
   }
 
   /** Our side has ended: the connection finishes by itself (the FIN is resent until acknowledged). */
