@@ -1,9 +1,11 @@
 /**
  * The 4-tuples of connections that wait in TIME-WAIT, each a small record (`TimeWaitRecord`)
- * instead of its flow and connection. Oldest first, bounded: past `max` the oldest goes early.
+ * instead of its flow and connection. Oldest first, bounded: past `max` the oldest record of the
+ * guest holding the most goes early, so one guest's churn does not cut others' waits short.
  * One timer, for the oldest, ends the waits in order.
  */
 import type { Clock, Timer } from "@desktopd/core";
+import type { FlowOwner } from "../iface/ip-output.js";
 import { type TimeWaitRecord, timeWaitAnswer } from "../tcp/time-wait.js";
 import { TCP_ACK, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
 import type { FlowIds } from "./tcp-flow.js";
@@ -35,6 +37,7 @@ export interface TimeWaitTableOptions {
 
 export class TimeWaitTable {
   private readonly entries = new Map<string, TimeWaitEntry>();
+  private readonly perOwner = new Map<FlowOwner, number>();
   private timer: Timer | undefined;
   private timerAt: number | undefined;
 
@@ -69,15 +72,16 @@ export class TimeWaitTable {
       bytesToGuest: about.bytesToGuest,
       openedAt: about.openedAt,
     };
-    this.entries.delete(key);
+    this.remove(key);
     this.entries.set(key, entry);
-    if (this.entries.size > this.o.max) this.reclaimOldest();
+    this.perOwner.set(ids.owner, (this.perOwner.get(ids.owner) ?? 0) + 1);
+    if (this.entries.size > this.o.max) this.reclaimFromLargest(ids.owner);
     this.arm();
   }
 
   /** Ends the wait of `key` early, for a new connection on the same 4-tuple. */
   reclaim(key: string): void {
-    if (this.entries.delete(key)) this.o.reclaimed();
+    if (this.remove(key)) this.o.reclaimed();
   }
 
   /** Answers a guest segment for `entry` (see `timeWaitAnswer`). */
@@ -86,7 +90,7 @@ export class TimeWaitTable {
     if (answer === "ignore") return;
     const key = entry.ids.key;
     if (answer === "close") {
-      this.entries.delete(key);
+      this.remove(key);
       return;
     }
     const { ids, record } = entry;
@@ -111,11 +115,38 @@ export class TimeWaitTable {
     this.timer?.cancel();
     this.timer = undefined;
     this.entries.clear();
+    this.perOwner.clear();
   }
 
-  private reclaimOldest(): void {
-    const oldest = this.entries.keys().next();
-    if (!oldest.done) this.reclaim(oldest.value);
+  private remove(key: string): boolean {
+    const entry = this.entries.get(key);
+    if (!entry) return false;
+    this.entries.delete(key);
+    const owner = entry.ids.owner;
+    const left = (this.perOwner.get(owner) ?? 1) - 1;
+    if (left > 0) this.perOwner.set(owner, left);
+    else this.perOwner.delete(owner);
+    return true;
+  }
+
+  /**
+   * The oldest record of the guest holding the most, `adder` on a tie: the guest whose record
+   * overflowed the table pays first. A few guests, so both scans are short.
+   */
+  private reclaimFromLargest(adder: FlowOwner): void {
+    let largest = adder;
+    let most = this.perOwner.get(adder) ?? 0;
+    for (const [owner, n] of this.perOwner) {
+      if (n > most) {
+        most = n;
+        largest = owner;
+      }
+    }
+    for (const [key, entry] of this.entries) {
+      if (entry.ids.owner !== largest) continue;
+      this.reclaim(key);
+      return;
+    }
   }
 
   private readonly expire = (): void => {
@@ -124,7 +155,7 @@ export class TimeWaitTable {
     const now = this.o.clock.now();
     for (const [key, entry] of this.entries) {
       if (entry.expiresAt > now) break;
-      this.entries.delete(key);
+      this.remove(key);
     }
     this.arm();
   };

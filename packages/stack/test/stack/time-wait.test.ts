@@ -9,6 +9,7 @@ import { type FrameHarness, frameHarness, type ScriptedGuest } from "../../src/t
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../../src/wire/tcp.js";
 
 const A = { mac: "02:00:00:00:00:0a", ip: "192.168.65.3" };
+const B = { mac: "02:00:00:00:00:0b", ip: "192.168.65.4" };
 const WAIT_MS = 30_000;
 
 let h: FrameHarness | undefined;
@@ -28,21 +29,21 @@ function harness(tcp: StackOptions["tcp"] = {}): FrameHarness {
 }
 
 /** Opens a connection from `srcPort`, takes the stack's "bye" and FIN, and closes the guest's side. */
-async function closedByStack(harness: FrameHarness, guest: ScriptedGuest, srcPort: number) {
+async function closedByStack(harness: FrameHarness, guest: ScriptedGuest, srcPort: number, ip = A.ip) {
   const dst = harness.config.gateway;
   guest.tcp({ dst, srcPort, dstPort: 7, flags: TCP_SYN, seq: 1000, window: 65535 });
   await harness.settle();
-  const synAck = harness.take(A.ip).find((f) => f.tcp)!.tcp!;
+  const synAck = harness.take(ip).find((f) => f.tcp)!.tcp!;
   guest.tcp({ dst, srcPort, dstPort: 7, flags: TCP_ACK, seq: 1001, ack: synAck.seq + 1, window: 65535 });
   await harness.settle();
-  const sent = harness.take(A.ip).flatMap((f) => (f.tcp ? [f.tcp] : []));
+  const sent = harness.take(ip).flatMap((f) => (f.tcp ? [f.tcp] : []));
   const fin = sent.find((t) => t.flags & TCP_FIN)!;
   expect(Buffer.concat(sent.map((t) => t.payload)).toString()).toBe("bye");
   const stackNext = fin.seq + fin.payload.length + 1;
   // The guest acknowledges everything and sends its own FIN: the stack answers and waits.
   guest.tcp({ dst, srcPort, dstPort: 7, flags: TCP_FIN | TCP_ACK, seq: 1001, ack: stackNext, window: 65535 });
   await harness.settle();
-  const lastAck = harness.take(A.ip).find((f) => f.tcp)!.tcp!;
+  const lastAck = harness.take(ip).find((f) => f.tcp)!.tcp!;
   expect(lastAck.flags).toBe(TCP_ACK);
   expect(lastAck.ack).toBe(1002);
   return { stackNext, lastAck, dst };
@@ -114,5 +115,20 @@ describe("TIME-WAIT records", () => {
     for (const port of [41000, 41001, 41002]) await closedByStack(h, guest, port);
     expect(h.stack.counters().tcp).toMatchObject({ open: 0, timeWait: 2, timeWaitReclaimed: 1 });
     expect(h.stack.flows().map((f) => f.guest)).toEqual([`${A.ip}:41001`, `${A.ip}:41002`]);
+  });
+
+  it("are taken back from the guest holding the most, so one guest's churn keeps others' waits", async () => {
+    h = harness({ maxTimeWait: 4 });
+    const a = h.guest(A.mac, A.ip);
+    const b = h.guest(B.mac, B.ip);
+    for (const port of [42000, 42001]) await closedByStack(h, a, port);
+    for (let port = 43000; port < 43010; port++) await closedByStack(h, b, port, B.ip);
+    expect(h.stack.counters().tcp).toMatchObject({ timeWait: 4, timeWaitReclaimed: 8 });
+    expect(h.stack.flows().map((f) => f.guest)).toEqual([
+      `${A.ip}:42000`,
+      `${A.ip}:42001`,
+      `${B.ip}:43008`,
+      `${B.ip}:43009`,
+    ]);
   });
 });
