@@ -94,6 +94,7 @@ describe("metrics of a running daemon", () => {
       expect(families.has(name), name).toBe(true);
     }
     expect(sampleValue(families, "desktopd_flows_open", { protocol: "tcp" })).toBe(0);
+    expect(sampleValue(families, "desktopd_tcp_time_wait", {})).toBe(0);
     expect(sampleValue(families, "desktopd_tcp_buffer_bytes", { kind: "budget" })).toBe(256 * 1024 * 1024);
     expect(
       sampleValue(families, "desktopd_published_connections_open", { id: handle.forwarder.list()[0]!.id }),
