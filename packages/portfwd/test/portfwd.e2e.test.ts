@@ -50,7 +50,7 @@ describe.skipIf(!env.ok)("publishing guest ports", () => {
   let webRoot: string;
 
   beforeAll(async () => {
-    // 1000 concurrent connections and their TIME-WAITs fit the default TCP table (16384).
+    // 1000 concurrent connections fit the default TCP table (16384), their TIME-WAITs the 4096 records.
     guest = await startStackGuest({ prefix: "pfwd" });
     guestIp = guest.stack.config.firstLease;
     fwd = createForwarder({ dialer: guest.stack, target: () => guestIp });

@@ -52,7 +52,7 @@ export interface TcpCounters {
   refused: number;
   reset: number;
   timedOut: number;
-  /** TIME-WAIT connections freed early: table full, over `maxTimeWait`, or the 4-tuple reused. */
+  /** TIME-WAIT connections freed early: over `maxTimeWait`, or the 4-tuple reused. */
   timeWaitReclaimed: number;
   /** Flows closed because handling them threw: a bug, logged with its stack. */
   internalErrors: number;

@@ -29,7 +29,7 @@ import { type FlowIds, type Grants, type TcpCounters, TcpFlow, type TcpFlowConte
 import { TimeWaitTable } from "./time-wait-table.js";
 
 export interface TcpOptions {
-  /** Most connections at once, all guests (established, pending and TIME-WAIT; default 16384). */
+  /** Most connections at once, all guests (established and pending; TIME-WAIT is apart; default 16384). */
   maxConnections?: number;
   /** Most connections one guest may open (default 8192): the rest of the table stays for the others. */
   maxConnectionsPerGuest?: number;
