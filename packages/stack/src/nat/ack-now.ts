@@ -33,9 +33,15 @@ export function prepareAckNow(): Promise<boolean> {
   return loading;
 }
 
+/** The descriptor under a connected `net.Socket` (libuv's, on Unix); undefined before or after. */
+export function socketFd(socket: net.Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  return fd === undefined || fd < 0 ? undefined : fd;
+}
+
 /** Sends `socket`'s pending ACK now, if the kernel holds one; false if it could not ask. */
 export function ackNow(socket: net.Socket): boolean {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (libc === undefined || fd === undefined || fd < 0) return false;
+  const fd = socketFd(socket);
+  if (libc === undefined || fd === undefined) return false;
   return libc.setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, ON, ON.length) === 0;
 }

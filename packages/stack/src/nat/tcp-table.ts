@@ -26,7 +26,7 @@ import { BufferBudget, type BufferBudgetOptions, GuestShares } from "./budget.js
 import type { AddressMap } from "./host-map.js";
 import { SlabPool } from "./slab-pool.js";
 import { type FlowIds, type Grants, type TcpCounters, TcpFlow, type TcpFlowContext } from "./tcp-flow.js";
-import { TimeWaitTable } from "./time-wait-table.js";
+import { type FlowAbout, TimeWaitTable } from "./time-wait-table.js";
 
 export interface TcpOptions {
   /** Most connections at once, all guests (established and pending; TIME-WAIT is apart; default 16384). */
@@ -76,6 +76,32 @@ export type TcpLayerOptions = TcpOptions;
 
 const flowKey = (guestIp: IpAddr, guestPort: number, localIp: IpAddr, localPort: number) =>
   `${guestIp}:${guestPort}>${localIp}:${localPort}`;
+
+/** What a flow's listing and its TIME-WAIT record keep of it. */
+function aboutFlow(f: TcpFlow): FlowAbout {
+  return {
+    inbound: f.kind === "dialled",
+    service: f.service,
+    bytesFromGuest: f.bytesFromGuest,
+    bytesToGuest: f.bytesToGuest,
+    openedAt: f.openedAt,
+  };
+}
+
+function listed(ids: FlowIds, about: FlowAbout, state: string, now: number, idleMs: number): FlowEntry {
+  return {
+    protocol: "tcp",
+    guest: formatEndpoint(ids.guestIp, ids.guestPort),
+    remote: formatEndpoint(ids.localIp, ids.localPort),
+    direction: about.inbound ? "inbound" : "outbound",
+    state,
+    service: about.service,
+    bytesFromGuest: about.bytesFromGuest,
+    bytesToGuest: about.bytesToGuest,
+    ageMs: now - about.openedAt,
+    idleMs,
+  };
+}
 
 export class TcpFlowTable implements TcpFlowContext {
   private readonly flows = new Map<string, TcpFlow>();
@@ -412,13 +438,7 @@ export class TcpFlowTable implements TcpFlowContext {
   }
 
   retire(flow: TcpFlow, record: TimeWaitRecord): void {
-    const about = {
-      inbound: flow.kind === "dialled",
-      service: flow.service,
-      bytesFromGuest: flow.bytesFromGuest,
-      bytesToGuest: flow.bytesToGuest,
-      openedAt: flow.openedAt,
-    };
+    const about = aboutFlow(flow);
     // The flow closes normally and leaves the table; the record takes its 4-tuple.
     flow.conn?.retire();
     this.timeWaits.add(record, flow.ids, about);
@@ -485,35 +505,12 @@ export class TcpFlowTable implements TcpFlowContext {
     const now = this.clock.now();
     const out: FlowEntry[] = [];
     for (const f of this.flows.values()) {
-      const { guestIp, guestPort, localIp, localPort } = f.ids;
-      out.push({
-        protocol: "tcp",
-        guest: formatEndpoint(guestIp, guestPort),
-        remote: formatEndpoint(localIp, localPort),
-        direction: f.kind === "dialled" ? "inbound" : "outbound",
-        state: f.conn ? f.conn.state : "CONNECTING-HOST",
-        service: f.service,
-        bytesFromGuest: f.bytesFromGuest,
-        bytesToGuest: f.bytesToGuest,
-        ageMs: now - f.openedAt,
-        idleMs: now - f.lastActive,
-      });
+      const state = f.conn ? f.conn.state : "CONNECTING-HOST";
+      out.push(listed(f.ids, aboutFlow(f), state, now, now - f.lastActive));
     }
     for (const w of this.timeWaits.values()) {
-      const { guestIp, guestPort, localIp, localPort } = w.ids;
-      out.push({
-        protocol: "tcp",
-        guest: formatEndpoint(guestIp, guestPort),
-        remote: formatEndpoint(localIp, localPort),
-        direction: w.inbound ? "inbound" : "outbound",
-        state: TcpState.TimeWait,
-        service: w.service,
-        bytesFromGuest: w.bytesFromGuest,
-        bytesToGuest: w.bytesToGuest,
-        ageMs: now - w.openedAt,
-        // Since the wait began: 2MSL before its end.
-        idleMs: this.o.timeWaitMs - (w.expiresAt - now),
-      });
+      // Idle since the wait began: 2MSL before its end.
+      out.push(listed(w.ids, w, TcpState.TimeWait, now, this.o.timeWaitMs - (w.expiresAt - now)));
     }
     return out;
   }

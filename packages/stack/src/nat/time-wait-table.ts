@@ -10,8 +10,8 @@ import { type TimeWaitRecord, timeWaitAnswer } from "../tcp/time-wait.js";
 import { TCP_ACK, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
 import type { FlowIds } from "./tcp-flow.js";
 
-/** For the flow listing: what the flow was. */
-export interface TimeWaitAbout {
+/** What the flow listing shows of a flow besides its 4-tuple, state and times. */
+export interface FlowAbout {
   readonly inbound: boolean;
   readonly service: string;
   readonly bytesFromGuest: number;
@@ -19,7 +19,7 @@ export interface TimeWaitAbout {
   readonly openedAt: number;
 }
 
-export interface TimeWaitEntry extends TimeWaitAbout {
+export interface TimeWaitEntry extends FlowAbout {
   readonly record: TimeWaitRecord;
   readonly ids: FlowIds;
   expiresAt: number;
@@ -60,7 +60,7 @@ export class TimeWaitTable {
   }
 
   /** Starts the wait for `record` (from now). */
-  add(record: TimeWaitRecord, ids: FlowIds, about: TimeWaitAbout): void {
+  add(record: TimeWaitRecord, ids: FlowIds, about: FlowAbout): void {
     const key = ids.key;
     const entry: TimeWaitEntry = {
       record,

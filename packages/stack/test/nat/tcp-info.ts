@@ -1,5 +1,6 @@
 /** The sender's view of a loopback TCP socket (Linux's TCP_INFO), read through koffi for tests. */
 import type net from "node:net";
+import { socketFd } from "../../src/nat/ack-now.js";
 import { loadLibc } from "../../src/transport/libc.js";
 
 const IPPROTO_TCP = 6;
@@ -17,7 +18,8 @@ export interface TcpInfo {
 
 export async function tcpInfo(socket: net.Socket): Promise<TcpInfo> {
   const libc = await loadLibc();
-  const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
+  const fd = socketFd(socket);
+  if (fd === undefined) throw new Error("the socket has no descriptor");
   const info = Buffer.alloc(256);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(info.length);
