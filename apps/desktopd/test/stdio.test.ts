@@ -46,8 +46,12 @@ describe.skipIf(notBuilt)("desktopd run --stdio", () => {
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (s: string) => {
-      stderr += s;
+    // The ready line comes on stderr, the reply on stdout: two pipes, in no set order.
+    const ready = new Promise<void>((resolve) => {
+      child.stderr.setEncoding("utf8").on("data", (s: string) => {
+        stderr += s;
+        if (stderr.includes("desktopd ready")) resolve();
+      });
     });
     const chunks: Buffer[] = [];
     const gotReply = new Promise<Buffer>((resolve) => {
@@ -66,6 +70,7 @@ describe.skipIf(notBuilt)("desktopd run --stdio", () => {
     expect(reply.readUInt16BE(12)).toBe(0x0806);
     expect(reply.readUInt16BE(20)).toBe(2); // ARP reply
     expect([...reply.subarray(28, 32)]).toEqual([192, 168, 65, 1]);
+    await Promise.race([ready, once(child, "exit")]);
     expect(stderr).toContain("desktopd ready");
     expect(stderr).toContain("stdio=yes");
     child.stdin.end();
