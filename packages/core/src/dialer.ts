@@ -17,7 +17,8 @@ export interface Dialer {
   /**
    * Opens a byte stream to `ip:port`, settled once established. Rejects when the target refuses
    * or cannot be reached. A stream that fails later emits an error whose `reason` or `code`
-   * says "reset"/ECONNRESET when the target reset it.
+   * says "reset"/ECONNRESET when the target reset it. Once a write's callback has run, the
+   * stream holds nothing of that chunk's memory (as a `net.Socket`): a forwarder may reuse it.
    */
   connect(ip: string, port: number): Promise<Duplex>;
   /** Opens a datagram channel to `ip:port`. Without it, UDP is refused. */

@@ -39,6 +39,7 @@ export {
   type TcpDecision,
   type UdpDecision,
 } from "./policy.js";
+export { SlabPool, type SlabPoolOptions, type SlabPoolStats } from "./slab-pool.js";
 export {
   countDrop,
   type FrameMeta,

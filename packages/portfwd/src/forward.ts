@@ -1,5 +1,5 @@
 /** What a running forward (one host port → one target port) shares with the forwarder. */
-import type { Clock, Dialer, Logger } from "@desktopd/core";
+import type { Clock, Dialer, Logger, SlabPool } from "@desktopd/core";
 import { TargetUnavailableError } from "./errors.js";
 import type { PortMapping } from "./spec.js";
 
@@ -67,6 +67,8 @@ export interface ForwardContext {
   /** UDP: most client flows at once; the least recently used makes room (default 1024). */
   udpMaxFlows: number;
   clock: Clock;
+  /** TCP: client reads are copied here until the target took them (see `joinStreams`). */
+  readPool: SlabPool;
 }
 
 /** A running forward of either protocol. */

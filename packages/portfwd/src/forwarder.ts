@@ -6,7 +6,7 @@
 import { EventEmitter } from "node:events";
 import { isIP } from "node:net";
 import type { Dialer } from "@desktopd/core";
-import { type Clock, type Logger, silentLogger, systemClock } from "@desktopd/core";
+import { type Clock, type Logger, SlabPool, silentLogger, systemClock } from "@desktopd/core";
 import {
   ForwardConflictError,
   ForwarderClosedError,
@@ -99,12 +99,18 @@ class PortForwarder extends EventEmitter implements Forwarder {
   /** Removed forwards whose connections were left open: close() still ends them. */
   private readonly retired = new Set<Entry>();
   private readonly log: Logger;
+  /**
+   * Client reads on their way to a target, shared by every TCP forward. A copy is given back as
+   * soon as the target took it, so a few slabs serve all connections.
+   */
+  private readonly readPool: SlabPool;
   private closed = false;
 
   constructor(private readonly options: ForwarderOptions) {
     super();
     validateOptions(options);
     this.log = options.logger ?? silentLogger;
+    this.readPool = new SlabPool({ maxSlabs: 64, maxFree: 8, clock: options.clock ?? systemClock });
   }
 
   async add(spec: string | PublishSpec, options: AddOptions = {}): Promise<ForwardInfo[]> {
@@ -176,6 +182,7 @@ class PortForwarder extends EventEmitter implements Forwarder {
     this.entries.clear();
     this.retired.clear();
     await Promise.all(all.map((e) => e.forward.close(true)));
+    this.readPool.close();
   }
 
   private async startOne(
@@ -206,6 +213,7 @@ class PortForwarder extends EventEmitter implements Forwarder {
       udpIdleTimeoutMs: this.options.udpIdleTimeoutMs ?? 60_000,
       udpMaxFlows: this.options.udpMaxFlows ?? 1024,
       clock: this.options.clock ?? systemClock,
+      readPool: this.readPool,
     };
     if (this.options.tcpIdleTimeoutMs !== undefined) ctx.tcpIdleTimeoutMs = this.options.tcpIdleTimeoutMs;
     const forward = mapping.protocol === "tcp" ? new TcpForward(ctx) : new UdpForward(ctx);

@@ -1,28 +1,35 @@
 /**
- * A host client socket ⇄ a target stream, both ways, with backpressure (pipe) and half-close:
- * an end from one side ends the other's write side and reading goes on. A failure on one side
- * destroys the other; a reset on either side resets the other, so neither takes an aborted stream
- * for a complete one.
+ * A host client socket ⇄ a target stream, both ways, with backpressure and half-close: an end
+ * from one side ends the other's write side and reading goes on. A failure on one side destroys
+ * the other; a reset on either side resets the other, so neither takes an aborted stream for a
+ * complete one.
  */
 import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import type { SlabPool } from "@desktopd/core";
 
-/** Joins `client` and `target`; `count` sees every chunk ("in": client → target); `onClose` runs once both are closed. */
+/**
+ * Joins `client` and `target`; `count` sees every chunk ("in": client → target); `onClose` runs
+ * once both are closed. The client's reads are not events: the returned function takes each one
+ * (see `withLandingReads`), copies it into `pool` and writes the copy to the target, which hands
+ * the memory back from its write callback. False: the target is full, stop reading until 'drain'.
+ */
 export function joinStreams(
   client: Socket,
   target: Duplex,
+  pool: SlabPool,
   count: (direction: "in" | "out", bytes: number) => void,
   onClose: (error?: Error) => void,
-): void {
+): (bytes: Buffer) => boolean {
   let failure: Error | undefined;
   let open = 2;
   const closed = () => {
     if (--open === 0) onClose(failure);
   };
-  client.on("data", (b: Buffer) => count("in", b.length));
   target.on("data", (b: Buffer) => count("out", b.length));
-  client.pipe(target);
   target.pipe(client);
+  target.on("drain", () => client.resume());
+  client.on("end", () => target.end());
   client.on("error", (err) => {
     failure ??= err;
     abortTarget(target);
@@ -32,7 +39,7 @@ export function joinStreams(
     resetSocket(client);
   });
   // A side that closes without ending cleanly (destroyed, aborted) takes the other down with it;
-  // one that ended reached the other through the pipe as end(), which still flushes.
+  // one that ended reached the other as end(), which still flushes.
   client.on("close", () => {
     if (!client.readableEnded) abortTarget(target);
     closed();
@@ -41,6 +48,12 @@ export function joinStreams(
     if (!client.destroyed && (target.errored || !target.readableEnded)) client.destroy();
     closed();
   });
+  return (bytes) => {
+    if (target.destroyed || target.writableEnded) return false;
+    count("in", bytes.length);
+    const chunk = pool.copy(bytes);
+    return target.write(chunk, () => pool.release(chunk));
+  };
 }
 
 /**

@@ -3,6 +3,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import { listenTcp } from "./bind.js";
 import { dialTarget, type ForwardContext, type RunningForward, remoteOf } from "./forward.js";
+import { withLandingReads } from "./landing-reads.js";
 import { abortTarget, joinStreams, resetSocket } from "./pipe.js";
 
 interface Conn {
@@ -16,7 +17,7 @@ export class TcpForward implements RunningForward {
   private readonly conns = new Set<Conn>();
 
   constructor(private readonly ctx: ForwardContext) {
-    this.server.on("connection", (client) => this.onConnection(client));
+    this.server.on("connection", (accepted) => this.onConnection(accepted));
     this.server.on("error", (err) => ctx.log.warn({ id: ctx.id, err: err.message }, "listener error"));
   }
 
@@ -34,8 +35,11 @@ export class TcpForward implements RunningForward {
     }
   }
 
-  private onConnection(client: net.Socket): void {
+  private onConnection(accepted: net.Socket): void {
     const { ctx } = this;
+    // Reads go to the target once it is dialled; until then the socket stays paused.
+    let toTarget: ((bytes: Buffer) => boolean) | undefined;
+    const client = withLandingReads(accepted, (bytes) => toTarget?.(bytes) ?? false);
     const remote = remoteOf(client.remoteAddress, client.remotePort);
     const conn: Conn = { client };
     const counters = { bytesIn: 0, bytesOut: 0 };
@@ -83,7 +87,7 @@ export class TcpForward implements RunningForward {
         }
         conn.target = target;
         client.off("error", early);
-        joinStreams(client, target, count, finish);
+        toTarget = joinStreams(client, target, ctx.readPool, count, finish);
         client.resume();
       },
       (error: Error) => {

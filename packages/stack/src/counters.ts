@@ -1,5 +1,5 @@
+import type { SlabPoolStats } from "@desktopd/core";
 import type { Ipv6Counters } from "./iface/ipv6.js";
-import type { SlabPoolStats } from "./nat/slab-pool.js";
 import type { TcpCounters } from "./nat/tcp-flow.js";
 
 /** Drop counters by reason: every frame the stack does not use is counted here, never silently lost. */

@@ -9,6 +9,7 @@ import {
   defaultDecision,
   type FlowInfo,
   type FlowPolicy,
+  SlabPool,
   type TcpDecision,
 } from "@desktopd/core";
 import type { ResolvedNetwork } from "../config.js";
@@ -24,7 +25,6 @@ import { formatEndpoint, formatIp, type IpAddr } from "../wire/ip-addr.js";
 import { resetFor, TCP_ACK, TCP_RST, TCP_SYN, type TcpSegment } from "../wire/tcp.js";
 import { BufferBudget, type BufferBudgetOptions, GuestShares } from "./budget.js";
 import type { AddressMap } from "./host-map.js";
-import { SlabPool } from "./slab-pool.js";
 import { type FlowIds, type Grants, type TcpCounters, TcpFlow, type TcpFlowContext } from "./tcp-flow.js";
 import { type FlowAbout, TimeWaitTable } from "./time-wait-table.js";
 

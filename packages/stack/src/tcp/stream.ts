@@ -23,7 +23,8 @@ const WRITE_QUEUE = 64 * 1024;
 /**
  * A TCP connection of the stack as a Node Duplex. Backpressure both ways: unread data
  * held in the readable buffer shrinks the window we advertise, and writes wait while the
- * connection's send buffer is full.
+ * connection's send buffer is full. A written chunk is copied: once its callback ran, the writer
+ * may reuse the memory, as with a `net.Socket`.
  *
  * The flow that creates it listens for 'error' from birth, so an error emitted before user code
  * attached its own listener never ends the process; user code sees it through its own listener,

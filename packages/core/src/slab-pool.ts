@@ -1,19 +1,20 @@
 /**
- * Memory for data read from host sockets, recycled instead of garbage-collected.
+ * Memory for bytes read from sockets, recycled instead of garbage-collected.
  *
  * Node gives each socket read a fresh 64 KiB ArrayBuffer. V8 counts those bytes as external
- * memory and runs a full mark-compact every few tens of megabytes, so a flow moving gigabits per
- * second to a guest spends more time in the collector than in the stack. Here reads land in one
- * shared buffer (libuv calls back before its next read) and are copied into slabs that return to
- * a free list once every view cut from them has been released: acknowledged by the guest, or
- * dropped with its connection.
+ * memory and, at gigabits per second, runs a full mark-compact every few milliseconds, so a
+ * relay spends more time in the collector than relaying. Here reads land in one shared buffer
+ * (a socket's `onread`: libuv calls back before its next read) and are copied into slabs that
+ * return to a free list once every view cut from them has been released: for the stack, when
+ * the guest acknowledged the bytes or the connection dropped them; for a port forward, when the
+ * target took them.
  *
- * Bounded: at most `maxSlabs` slabs exist at once. A guest that never acknowledges pins the
+ * Bounded: at most `maxSlabs` slabs exist at once. A peer that never acknowledges pins the
  * slabs its data lies in, so past the bound copies get buffers of their own size, as Node's
- * reads do, and a hostile guest can never make a few bytes hold whole slabs beyond it. A view
+ * reads do, and a hostile peer can never make a few bytes hold whole slabs beyond it. A view
  * that is never released only costs its slab's reuse: the slab is then collected like any buffer.
  */
-import type { Clock, Timer } from "@desktopd/core";
+import type { Clock, Timer } from "./clock.js";
 
 export interface SlabPoolOptions {
   /** Bytes per slab (default 256 KiB). */

@@ -2,10 +2,11 @@
  * The pool host reads are copied into: a slab is only written again once every view cut from it
  * was released, and the pool never grows past its bound whatever a guest leaves unacknowledged.
  */
-import { ManualClock } from "@desktopd/core";
+
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SlabPool } from "../../src/nat/slab-pool.js";
+import { ManualClock } from "../src/clock.js";
+import { SlabPool } from "../src/slab-pool.js";
 
 const bytes = (n: number, seed: number) =>
   Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
