@@ -1,7 +1,8 @@
 /**
  * @desktopd/core — what every desktopd package speaks, and nothing else: the `Logger` and `Clock`
  * they take, the per-flow policy types, the `FrameTransport` and `Dialer` interfaces, network
- * constants and the coded error base. Implementation packages depend on this one, never on each
+ * constants and the coded error base; and the few helpers two packages share (`KeyedBudget`,
+ * `SlabPool`, `withLandingReads`). Implementation packages depend on this one, never on each
  * other; the app composes them.
  *
  * @example
@@ -27,6 +28,7 @@ export {
 export type { Dialer, UdpChannel } from "./dialer.js";
 export { codeOf, DesktopdError, errorFamily } from "./errors.js";
 export { KeyedBudget } from "./keyed-budget.js";
+export { canLandReads, withLandingReads } from "./landing-reads.js";
 export { debugEnabled, type Logger, silentLogger } from "./logger.js";
 export { DEFAULT_MTU, DEFAULT_SUBNET, MAX_MTU, MIN_MTU } from "./network.js";
 export {

@@ -1,9 +1,9 @@
 /** One TCP forward: a host listener whose every connection is dialled to the target and joined. */
 import net from "node:net";
 import type { Duplex } from "node:stream";
+import { withLandingReads } from "@desktopd/core";
 import { listenTcp } from "./bind.js";
 import { dialTarget, type ForwardContext, type RunningForward, remoteOf } from "./forward.js";
-import { withLandingReads } from "./landing-reads.js";
 import { abortTarget, joinStreams, resetSocket } from "./pipe.js";
 
 interface Conn {

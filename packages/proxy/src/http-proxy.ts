@@ -8,7 +8,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type net from "node:net";
 import type { Duplex } from "node:stream";
-import type { Logger } from "@desktopd/core";
+import { type Logger, SlabPool, systemClock } from "@desktopd/core";
 import type { ProxySettings } from "./settings.js";
 import {
   basicAuth,
@@ -75,6 +75,8 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
   };
   const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 30_000 });
   const open = new Set<Duplex>();
+  /** Downloads through tunnels: remote reads on their way to the client (see `splice`). */
+  const readPool = new SlabPool({ maxSlabs: 64, maxFree: 8, clock: systemClock });
   const contexts = new WeakMap<object, ConnectionContext>();
 
   const answer = (res: ServerResponse, status: number, text: string) => {
@@ -245,7 +247,7 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
           }
           client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
           if (head.length > 0) remote.write(head);
-          splice(client, remote, open);
+          splice(client, remote, open, readPool);
         },
         (error: unknown) => {
           const status = UpstreamError.isInstance(error) ? error.status : 502;
@@ -281,6 +283,7 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
     close() {
       for (const s of open) s.destroy();
       open.clear();
+      readPool.close();
     },
   };
 }

@@ -6,7 +6,7 @@
  * without SNI, and anything that is neither, goes by address.
  */
 import type { Duplex } from "node:stream";
-import type { Logger } from "@desktopd/core";
+import { type Logger, SlabPool, systemClock } from "@desktopd/core";
 import type { HttpProxy } from "./http-proxy.js";
 import type { ProxySettings } from "./settings.js";
 import { MAX_CLIENT_HELLO, readClientHello } from "./sni.js";
@@ -55,6 +55,8 @@ export function createTransparentProxy(o: TransparentProxyOptions): TransparentP
   const timeoutMs = o.timeoutMs ?? 10_000;
   const counters: TransparentCounters = { http: 0, tlsByName: 0, byAddress: 0, failed: 0 };
   const open = new Set<Duplex>();
+  /** Downloads through tunnels: remote reads on their way to the client (see `splice`). */
+  const readPool = new SlabPool({ maxSlabs: 64, maxFree: 8, clock: systemClock });
 
   const tunnel = (guest: Duplex, first: Buffer, context: TransparentFlow, name: string | undefined) => {
     const { ip, port } = context.original;
@@ -81,7 +83,7 @@ export function createTransparentProxy(o: TransparentProxyOptions): TransparentP
             return;
           }
           remote.write(first);
-          splice(guest, remote, open);
+          splice(guest, remote, open, readPool);
           guest.resume();
         },
         (error: unknown) => {
@@ -156,6 +158,7 @@ export function createTransparentProxy(o: TransparentProxyOptions): TransparentP
     close() {
       for (const s of open) s.destroy();
       open.clear();
+      readPool.close();
     },
   };
 }

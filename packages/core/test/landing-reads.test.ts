@@ -1,7 +1,8 @@
 import { once } from "node:events";
 import net from "node:net";
+import tls from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
-import { withLandingReads } from "../src/landing-reads.js";
+import { canLandReads, withLandingReads } from "../src/landing-reads.js";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -110,5 +111,25 @@ describe("withLandingReads", () => {
     socket.connect((plain.address() as net.AddressInfo).port, "127.0.0.1");
     await once(socket, "end");
     expect(texts.join("")).toBe("over data events");
+  });
+
+  it("canLandReads: only a connected plain TCP socket with nothing waiting either way", async () => {
+    const plain = net.createServer((s) => s.on("error", () => {}));
+    plain.listen(0, "127.0.0.1");
+    await once(plain, "listening");
+    cleanups.push(() => plain.close());
+    const port = (plain.address() as net.AddressInfo).port;
+    const connecting = net.connect(port, "127.0.0.1");
+    cleanups.push(() => connecting.destroy());
+    expect(canLandReads(connecting)).toBe(false);
+    await once(connecting, "connect");
+    expect(canLandReads(connecting)).toBe(true);
+    connecting.pause();
+    connecting.unshift(Buffer.from("waiting"));
+    expect(canLandReads(connecting)).toBe(false);
+    const secure = new tls.TLSSocket(new net.Socket());
+    cleanups.push(() => secure.destroy());
+    expect(canLandReads(secure)).toBe(false);
+    expect(canLandReads({})).toBe(false);
   });
 });
