@@ -35,6 +35,8 @@ export function watchLink(inner: FrameTransport): WatchedLink {
           settle(error);
           receiver.onClose?.(error);
         },
+        // Frames pass straight through: lent ones too, when the receiver takes them.
+        ...(receiver.acceptsLent && { acceptsLent: true }),
       });
     },
     async close() {

@@ -20,8 +20,9 @@ export interface FrameTransport {
    */
   sendv?(parts: readonly Buffer[], meta?: FrameMeta): void;
   /**
-   * Starts delivering received frames. The receiver takes ownership of each frame
-   * (the transport never reuses the buffer). Called once.
+   * Starts delivering received frames. The receiver takes ownership of each frame (the transport
+   * never reuses the buffer), unless it set `acceptsLent` and the frame comes with `meta.lent`.
+   * Called once.
    */
   start(receiver: FrameReceiver): void;
   /** Closes the link; after the returned promise settles no more frames are delivered. */
@@ -59,10 +60,22 @@ export interface FrameMeta {
   csumStart?: number;
   /** Offset of the checksum field from `csumStart` (16 for TCP, 6 for UDP). */
   csumOffset?: number;
+  /**
+   * The frame is lent: its memory is the transport's again once `onFrame` returns, so the
+   * receiver copies what it keeps. Only given to a receiver that set `acceptsLent`.
+   */
+  lent?: boolean;
 }
 
 export interface FrameReceiver {
   onFrame(frame: Buffer, meta?: FrameMeta): void;
+  /**
+   * The receiver copies what it keeps of a frame given with `meta.lent`. A transport may then read
+   * every frame into the same memory: at gigabits per second, a new buffer per frame keeps V8's
+   * collector running full mark-compacts back to back. A decorator sets it only when it passes
+   * frames on at once and its own receiver sets it.
+   */
+  readonly acceptsLent?: boolean;
   /** The link went away (guest gone, device removed). `error` is set when it failed. */
   onClose?(error?: Error): void;
 }

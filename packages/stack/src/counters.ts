@@ -68,14 +68,16 @@ export interface StackCounters {
   ipv6?: Ipv6Counters;
   /**
    * Buffer bytes granted to TCP flows, against the global budget and each guest's share; and
-   * the slabs host reads are copied into (see SlabPool): how many exist and are free, how many
-   * were allocated and reused, and the copies that got memory of their own.
+   * the slabs host reads are copied into (see SlabPool), and those guests' data to host sockets
+   * is copied into: how many exist and are free, how many were allocated and reused, and the
+   * copies that got memory of their own.
    */
   memory: {
     usedBytes: number;
     totalBytes: number;
     perGuestBytes: number;
     readPool: { slabs: number; free: number } & SlabPoolStats;
+    writePool: { slabs: number; free: number } & SlabPoolStats;
   };
   /** Guest flows the egress policy let out or refused, by rule id or default. */
   egress: { allowed: number; denied: number; deniedBy: Record<string, number> };

@@ -35,8 +35,15 @@ import {
   macToString,
   parseIpv4Address,
 } from "./wire/address.js";
-import { ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, parseEthernet } from "./wire/ethernet.js";
+import {
+  ETH_HEADER_LEN,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
+  parseEthernet,
+} from "./wire/ethernet.js";
 import type { IpAddr } from "./wire/ip-addr.js";
+import { IPPROTO_TCP } from "./wire/ipv4.js";
 import { ipv6ToString, parseIpv6Address } from "./wire/ipv6.js";
 
 /**
@@ -264,6 +271,8 @@ class NetworkStack implements Stack {
     this.tcp.maxBurstSegment = transport.offload?.tso ? TSO_MAX_PAYLOAD : undefined;
     transport.start({
       onFrame: (frame, meta) => this.onFrame(frame, meta),
+      // Kept by the IPv4 TCP path only as copies; every other frame is copied first (`onFrame`).
+      acceptsLent: true,
       onClose: (error) => {
         this.log.info({ link: transport.name, err: error?.message }, "guest link closed");
         if (this.link.transport === transport) this.link.transport = undefined;
@@ -413,6 +422,10 @@ class NetworkStack implements Stack {
   private onFrame(frame: Buffer, meta?: FrameMeta): void {
     this.link.frames.in++;
     this.link.frames.bytesIn += frame.length;
+    // The bulk of a guest's traffic, IPv4 TCP, copies what it keeps: its data until the host
+    // socket wrote it, and segments out of order. The other paths keep views of the frame (IPv6
+    // addresses, UDP payloads, ...), so they get a frame of their own.
+    if (meta?.lent && !isWholeTcpOverIpv4(frame)) frame = Buffer.from(frame);
     try {
       const eth = parseEthernet(frame);
       if (!eth.dst.equals(this.net.gatewayMac) && !isBroadcastMac(eth.dst)) {
@@ -445,6 +458,16 @@ class NetworkStack implements Stack {
       }
     }
   }
+}
+
+/** An untagged Ethernet frame carrying an IPv4 TCP segment that is not a fragment. */
+function isWholeTcpOverIpv4(frame: Buffer): boolean {
+  return (
+    frame.length >= ETH_HEADER_LEN + 20 &&
+    frame.readUInt16BE(12) === ETHERTYPE_IPV4 &&
+    frame[ETH_HEADER_LEN + 9] === IPPROTO_TCP &&
+    (frame.readUInt16BE(ETH_HEADER_LEN + 6) & 0x3fff) === 0
+  );
 }
 
 /** Addressing of the network in people's terms. */

@@ -67,6 +67,8 @@ export interface TcpFlowContext {
   readonly budget: BufferBudget;
   /** Host reads are copied here (see SlabPool); the connection releases them once acknowledged. */
   readonly readPool: SlabPool;
+  /** The guest's data to the host socket is copied here; given back once the socket wrote it. */
+  readonly writePool: SlabPool;
   /** Largest grant a flow may grow to, each way. */
   readonly maxBuffer: number;
   readonly connectTimeoutMs: number;
@@ -487,14 +489,21 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
     }
     this.rxSinceFlush += data.length;
     this.bytesFromGuest += data.length;
-    if (this.kind !== "nat") this.stream?.deliver(data);
+    // `data` may lie in a frame the link lends (see FrameMeta.lent): what is kept is a copy.
+    if (this.kind !== "nat") this.stream?.deliver(Buffer.from(data));
     else if (this.socket && !this.socket.destroyed) {
+      const pool = this.ctx.writePool;
+      const chunk = pool.copy(data);
       // A backlog large enough to have narrowed the window: once this write reaches the kernel,
       // the window may open again ('drain' comes only past the socket's 1 MiB mark).
       if (this.socket.writableLength + data.length > this.grants.rx / 2) {
         this.hostWrote ??= () => this.guard(() => this.conn?.receiveSpaceOpened());
-        this.socket.write(data, this.hostWrote);
-      } else this.socket.write(data);
+        const reopen = this.hostWrote;
+        this.socket.write(chunk, () => {
+          pool.release(chunk);
+          reopen();
+        });
+      } else this.socket.write(chunk, () => pool.release(chunk));
     }
   }
 

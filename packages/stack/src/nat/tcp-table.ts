@@ -121,6 +121,11 @@ export class TcpFlowTable implements TcpFlowContext {
   /** Where NATed flows' host reads are copied, recycled once the guest acknowledges them. */
   readonly readPool: SlabPool;
   private readonly releaseSent = (chunk: Buffer): void => this.readPool.release(chunk);
+  /**
+   * Where guests' data to host sockets is copied out of lent frames, recycled once the socket has
+   * written it.
+   */
+  readonly writePool: SlabPool;
   readonly maxBuffer: number;
   readonly connectTimeoutMs: number;
   readonly hostKeepAliveMs: number;
@@ -175,6 +180,7 @@ export class TcpFlowTable implements TcpFlowContext {
     };
     this.budget = new BufferBudget(memory);
     this.readPool = new SlabPool({ clock: this.clock });
+    this.writePool = new SlabPool({ clock: this.clock });
     this.shares = new GuestShares(this.o.maxConnectionsPerGuest);
     this.pendingShares = new GuestShares(this.o.maxPendingConnectsPerGuest);
     this.maxBuffer = Math.max(this.o.receiveBuffer, this.o.sendBuffer);
@@ -517,12 +523,13 @@ export class TcpFlowTable implements TcpFlowContext {
 
   /** Buffer bytes granted, all guests and per guest. */
   memory(): StackCounters["memory"] {
-    const { slabs, free } = this.readPool.size;
+    const pool = (p: SlabPool) => ({ ...p.size, ...p.stats });
     return {
       usedBytes: this.budget.usedBytes,
       totalBytes: this.budget.totalBytes,
       perGuestBytes: this.budget.perGuestBytes,
-      readPool: { slabs, free, ...this.readPool.stats },
+      readPool: pool(this.readPool),
+      writePool: pool(this.writePool),
     };
   }
 
@@ -530,6 +537,7 @@ export class TcpFlowTable implements TcpFlowContext {
   close(): void {
     this.closing = true;
     this.readPool.close();
+    this.writePool.close();
     for (const f of [...this.flows.values()]) f.abort(new DialError("closed", "stack is closed"));
     this.flows.clear();
     this.timeWaits.close();

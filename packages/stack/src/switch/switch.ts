@@ -114,6 +114,9 @@ class LearningSwitch implements VirtualSwitch {
     link.start({
       onFrame: (frame, meta) => this.fromPort(port, frame, meta),
       onClose: (error) => this.removePort(port, error),
+      // A lent frame is copied before it is queued on another port or given to an uplink that
+      // would keep it (see `deliver`).
+      acceptsLent: true,
     });
     return {
       id: port.id,
@@ -211,11 +214,14 @@ class LearningSwitch implements VirtualSwitch {
       if (!this.uplink) return;
       this.stats.framesIn++;
       this.stats.bytesIn += frame.length;
+      if (meta?.lent && !this.uplink.acceptsLent) [frame, meta] = owned(frame, meta);
       this.uplink.onFrame(frame, meta);
       return;
     }
     const port = this.portsById.get(to);
     if (!port) return;
+    // A link keeps what it is sent (a write queue): never memory the sender will read into again.
+    if (meta?.lent) [frame, meta] = owned(frame, meta);
     if (!meta || (!meta.checksumPartial && !meta.gsoSize)) {
       port.link.send(frame);
       return;
@@ -275,4 +281,11 @@ function macFromKey(key: number): string {
   const b = Buffer.allocUnsafe(6);
   b.writeUIntBE(key, 0, 6);
   return macToString(b);
+}
+
+/** A lent frame as one of its own, and its meta without the loan. */
+function owned(frame: Buffer, meta: FrameMeta): [Buffer, FrameMeta | undefined] {
+  const { lent: _, ...rest } = meta;
+  const offload = rest.checksumPartial !== undefined || rest.gsoSize !== undefined;
+  return [Buffer.from(frame), offload ? rest : undefined];
 }

@@ -53,7 +53,8 @@ export class Assembler {
     if (next && seqLt(next.seq, end)) data = data.subarray(0, seqDiff(next.seq, seq));
     if (data.length === 0) return true;
     if (this.segments.length >= this.maxSegments) return false;
-    this.segments.splice(i, 0, { seq, data });
+    // A copy: the segment may lie in a frame the link lends (see FrameMeta.lent).
+    this.segments.splice(i, 0, { seq, data: Buffer.from(data) });
     this.bytes += data.length;
     return true;
   }

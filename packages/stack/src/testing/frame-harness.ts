@@ -43,7 +43,7 @@ import {
 import { parseIpv6Address } from "../wire/ipv6.js";
 import { parseTcp, type TcpEmitFields, type TcpSegment } from "../wire/tcp.js";
 import { parseUdp, type UdpDatagram } from "../wire/udp.js";
-import { createTransportPair } from "./pair.js";
+import { createTransportPair, type TransportPairOptions } from "./pair.js";
 import type { SegmentCheck } from "./tcp-harness.js";
 
 /** A frame the stack sent, parsed as far as it goes. */
@@ -323,8 +323,9 @@ const turn = () => new Promise<void>((r) => setImmediate(r));
 export function frameHarness(
   options: Omit<StackOptions, "clock"> = {},
   clock = new ManualClock(1_000_000),
+  link: TransportPairOptions = {},
 ): FrameHarness {
-  const [stackSide, guestSide] = createTransportPair();
+  const [stackSide, guestSide] = createTransportPair(link);
   const stack = createStack({ ...options, clock });
   stack.attach(stackSide);
   const seen: SeenFrame[] = [];

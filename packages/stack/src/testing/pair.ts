@@ -15,6 +15,12 @@ export interface TransportPairOptions {
    * sends are dropped as "queue-full" (default 4096; a kernel TAP queues 1000).
    */
   queueLimit?: number;
+  /**
+   * Lends frames as a TAP does (`FrameMeta.lent`) to a receiver that accepts them: each one is
+   * copied into one reused buffer, which is overwritten with 0xEE once `onFrame` returns, so
+   * whatever a receiver kept a view of shows up as garbage (default false).
+   */
+  lend?: boolean;
 }
 
 class PairEnd implements FrameTransport {
@@ -27,11 +33,17 @@ class PairEnd implements FrameTransport {
   /** The other end closed: deliver what it sent before, then report the link gone. */
   private peerGone = false;
 
+  /** The one buffer lent frames are copied into (see `TransportPairOptions.lend`). */
+  private readonly loan: Buffer | undefined;
+
   constructor(
     readonly name: string,
     private readonly maxFrameLength: number,
     private readonly queueLimit: number,
-  ) {}
+    lend: boolean,
+  ) {
+    this.loan = lend ? Buffer.alloc(maxFrameLength) : undefined;
+  }
 
   send(frame: Buffer): void {
     const refused =
@@ -94,7 +106,11 @@ class PairEnd implements FrameTransport {
       if (this.closed) return;
       this.stats.framesIn++;
       this.stats.bytesIn += frame.length;
-      receiver.onFrame(frame);
+      if (this.loan && receiver.acceptsLent) {
+        frame.copy(this.loan);
+        receiver.onFrame(this.loan.subarray(0, frame.length), { lent: true });
+        this.loan.fill(0xee, 0, frame.length);
+      } else receiver.onFrame(frame);
     }
     if (this.closed) return;
     if (this.queue.length > 0) this.schedule();
@@ -115,8 +131,9 @@ class PairEnd implements FrameTransport {
 export function createTransportPair(options: TransportPairOptions = {}): [FrameTransport, FrameTransport] {
   const maxFrameLength = options.maxFrameLength ?? 65535 + 18;
   const queueLimit = options.queueLimit ?? 4096;
-  const a = new PairEnd("pair:a", maxFrameLength, queueLimit);
-  const b = new PairEnd("pair:b", maxFrameLength, queueLimit);
+  const lend = options.lend === true;
+  const a = new PairEnd("pair:a", maxFrameLength, queueLimit, lend);
+  const b = new PairEnd("pair:b", maxFrameLength, queueLimit, lend);
   a.peer = b;
   b.peer = a;
   return [a, b];

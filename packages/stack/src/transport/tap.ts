@@ -291,9 +291,10 @@ class Tap implements TapTransport {
         receiver.onFrame(frame);
       });
     } else {
-      // Reads land in one reused buffer large enough for a super-frame; each frame is copied out
-      // because the receiver owns what it gets.
+      // Reads land in one reused buffer large enough for a super-frame. A receiver that copies what
+      // it keeps gets each frame lent from it; any other gets a copy of its own.
       const buffer = Buffer.allocUnsafe(OFFLOAD_READ_BUFFER);
+      const lend = receiver.acceptsLent === true;
       this.socket = socketForFd(this.fd, {
         buffer,
         callback: (bytes) => {
@@ -301,9 +302,17 @@ class Tap implements TapTransport {
             countDrop(this.stats, "truncated");
             return;
           }
-          const chunk = Buffer.allocUnsafe(bytes);
-          buffer.copy(chunk, 0, 0, bytes);
-          const meta = vnetMeta(chunk);
+          let chunk: Buffer;
+          if (lend) chunk = buffer.subarray(0, bytes);
+          else {
+            chunk = Buffer.allocUnsafe(bytes);
+            buffer.copy(chunk, 0, 0, bytes);
+          }
+          let meta = vnetMeta(chunk);
+          if (lend) {
+            if (meta) meta.lent = true;
+            else meta = { lent: true };
+          }
           const frame = this.fromWire(chunk);
           this.stats.framesIn++;
           this.stats.bytesIn += frame.length;

@@ -54,8 +54,8 @@ const MAC_B = "02:00:00:00:00:0b"; // and 10.99.0.2
 const GATEWAY_MAC = parseMac("5a:94:ef:e4:0c:dd")!;
 
 /** A guest: an in-memory link on the switch, and its far end driven by the test. */
-function guest(sw: VirtualSwitch) {
-  const [portSide, far] = createTransportPair();
+function guest(sw: VirtualSwitch, lend = false) {
+  const [portSide, far] = createTransportPair({ lend });
   const port = sw.addPort(portSide);
   const g = { port, far, got: [] as Buffer[], closed: false, send: (f: Buffer) => far.send(f) };
   far.start({
@@ -162,6 +162,19 @@ describe("createSwitch: forwarding", () => {
     expect(a.got).toEqual([]);
     // Towards the stack is "in", as for any transport.
     expect(sw.stats).toMatchObject({ framesIn: 1, bytesIn: discover.length });
+  });
+
+  it("copies a lent frame before another link or an uplink that takes no loans keeps it", async () => {
+    const { sw, up } = newSwitch();
+    const a = guest(sw, true);
+    const b = guest(sw);
+    const frame = hello(MAC_A);
+    a.send(frame);
+    await settle();
+    // The lending link wrote 0xEE over its buffer once the switch returned: a view would show it.
+    expect(hexes(up.got.map((g) => g.frame))).toEqual(hexes([frame]));
+    expect(up.got[0]!.meta).toBeUndefined();
+    expect(hexes(b.got)).toEqual(hexes([frame]));
   });
 
   it("floods unknown unicast, then sends to the learned port only", async () => {

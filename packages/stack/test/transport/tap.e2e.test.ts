@@ -197,6 +197,56 @@ describe.skipIf(!env.ok)(`TAP transport (needs root, netns and /dev/net/tun: ${e
     }
   });
 
+  it("with offload, lends frames to a receiver that accepts loans and gives one that does not its own", async () => {
+    const got: Record<string, { frame: Buffer; text: string; lent: boolean }[]> = { lend: [], own: [] };
+    const taps: TapTransport[] = [];
+    try {
+      for (const [name, net, acceptsLent] of [
+        ["lend", "10.97.0", true],
+        ["own", "10.96.0", false],
+      ] as const) {
+        const t = await openTap({ netns: ns.name, ifname: `${name}0`, offload: true });
+        taps.push(t);
+        t.start({
+          onFrame: (frame, meta) => {
+            if (frame.readUInt16BE(12) !== 0x0800 || frame[23] !== 17) return;
+            const text = frame.subarray(14 + 20 + 8).toString();
+            got[name]!.push({ frame, text, lent: meta?.lent === true });
+          },
+          ...(acceptsLent && { acceptsLent: true }),
+        });
+        await ns.exec("ip", ["addr", "add", `${net}.2/24`, "dev", `${name}0`]);
+        await ns.exec("ip", [
+          "neigh",
+          "replace",
+          `${net}.1`,
+          "lladdr",
+          "02:dd:00:00:00:09",
+          "dev",
+          `${name}0`,
+        ]);
+        for (const text of ["one", "two", "three"]) {
+          const sent = await ns.exec("socat", ["-u", "STDIN", `UDP-SENDTO:${net}.1:9`], { input: text });
+          expect(sent.code, sent.stderr).toBe(0);
+        }
+      }
+      for (let i = 0; i < 100 && (got.lend!.length < 3 || got.own!.length < 3); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // What each receiver saw during its call.
+      expect(got.lend!.map((g) => g.text)).toEqual(["one", "two", "three"]);
+      expect(got.own!.map((g) => g.text)).toEqual(["one", "two", "three"]);
+      // Lent: one memory for all, marked as a loan. Given: a buffer each, still intact afterwards.
+      expect(got.lend!.every((g) => g.lent)).toBe(true);
+      expect(new Set(got.lend!.map((g) => g.frame.buffer)).size).toBe(1);
+      expect(new Set(got.lend!.map((g) => g.frame.byteOffset)).size).toBe(1);
+      expect(got.own!.some((g) => g.lent)).toBe(false);
+      expect(got.own!.map((g) => g.frame.subarray(14 + 20 + 8).toString())).toEqual(["one", "two", "three"]);
+    } finally {
+      for (const t of taps) await t.close();
+    }
+  });
+
   it("drops frames larger than the MTU and counts them", () => {
     const before = tap.stats.drops.oversize ?? 0;
     const outBefore = tap.stats.framesOut;
