@@ -20,6 +20,8 @@ export interface MemoryTrimOptions {
   periodMs?: number;
   /** A period is quiet below this share of one core (default 0.05). */
   quietCpuShare?: number;
+  /** The process's RSS in bytes (default `process.memoryUsage.rss`); a seam for tests. */
+  readRss?: () => number;
 }
 
 export interface MemoryTrimService extends Service {
@@ -32,6 +34,11 @@ export interface MemoryTrimStatus {
   trims: number;
   /** RSS given back by the trims, in bytes (measured around each call). */
   returnedBytes: number;
+  /**
+   * Periods skipped because RSS could not be read: it takes a file descriptor (/proc/self/stat),
+   * and a guest holding thousands of connections can leave none (EMFILE).
+   */
+  unreadable: number;
 }
 
 type Trim = (pad: number) => number;
@@ -49,7 +56,17 @@ export function startMemoryTrim(
 ): MemoryTrimService {
   const periodMs = options.periodMs ?? 1000;
   const quiet = options.quietCpuShare ?? 0.05;
-  const status: MemoryTrimStatus = { state: "starting", trims: 0, returnedBytes: 0 };
+  const readRss = options.readRss ?? (() => process.memoryUsage.rss());
+  const status: MemoryTrimStatus = { state: "starting", trims: 0, returnedBytes: 0, unreadable: 0 };
+  /** RSS now, or undefined (counted) when it cannot be read: a throw in a timer ends the daemon. */
+  const rssNow = (): number | undefined => {
+    try {
+      return readRss();
+    } catch {
+      status.unreadable++;
+      return undefined;
+    }
+  };
   let trim: Trim | undefined;
   let closed = false;
   loadTrim().then(
@@ -72,13 +89,13 @@ export function startMemoryTrim(
     lastCpu = process.cpuUsage();
     if (!trim || closed) return;
     const busy = (cpu.user + cpu.system) / 1000 / periodMs;
-    const rss = process.memoryUsage.rss();
+    const rss = rssNow();
     // Quiet, and grown since the last trim: a daemon idle since then has nothing to give back.
-    if (busy >= quiet || rss < trimmedRss + MIN_GROWTH) return;
+    if (rss === undefined || busy >= quiet || rss < trimmedRss + MIN_GROWTH) return;
     collect?.();
     trim(0);
     status.trims++;
-    trimmedRss = process.memoryUsage.rss();
+    trimmedRss = rssNow() ?? rss;
     status.returnedBytes += Math.max(0, rss - trimmedRss);
   }, periodMs);
   timer.unref();
