@@ -271,7 +271,7 @@ class NetworkStack implements Stack {
     this.tcp.maxBurstSegment = transport.offload?.tso ? TSO_MAX_PAYLOAD : undefined;
     transport.start({
       onFrame: (frame, meta) => this.onFrame(frame, meta),
-      // Kept by the IPv4 TCP path only as copies; every other frame is copied first (`onFrame`).
+      // Kept by the TCP paths only as copies; every other frame is copied first (`onFrame`).
       acceptsLent: true,
       onClose: (error) => {
         this.log.info({ link: transport.name, err: error?.message }, "guest link closed");
@@ -422,10 +422,10 @@ class NetworkStack implements Stack {
   private onFrame(frame: Buffer, meta?: FrameMeta): void {
     this.link.frames.in++;
     this.link.frames.bytesIn += frame.length;
-    // The bulk of a guest's traffic, IPv4 TCP, copies what it keeps: its data until the host
-    // socket wrote it, and segments out of order. The other paths keep views of the frame (IPv6
-    // addresses, UDP payloads, ...), so they get a frame of their own.
-    if (meta?.lent && !isWholeTcpOverIpv4(frame)) frame = Buffer.from(frame);
+    // The bulk of a guest's traffic, TCP, copies what it keeps: its data until the host socket
+    // wrote it, segments out of order, the SYN of a pending connect. The other paths keep views
+    // of the frame (fragments, UDP payloads, ...), so they get a frame of their own.
+    if (meta?.lent && !isWholeTcp(frame)) frame = Buffer.from(frame);
     try {
       const eth = parseEthernet(frame);
       if (!eth.dst.equals(this.net.gatewayMac) && !isBroadcastMac(eth.dst)) {
@@ -460,14 +460,19 @@ class NetworkStack implements Stack {
   }
 }
 
-/** An untagged Ethernet frame carrying an IPv4 TCP segment that is not a fragment. */
-function isWholeTcpOverIpv4(frame: Buffer): boolean {
-  return (
-    frame.length >= ETH_HEADER_LEN + 20 &&
-    frame.readUInt16BE(12) === ETHERTYPE_IPV4 &&
-    frame[ETH_HEADER_LEN + 9] === IPPROTO_TCP &&
-    (frame.readUInt16BE(ETH_HEADER_LEN + 6) & 0x3fff) === 0
-  );
+/**
+ * An untagged Ethernet frame carrying a TCP segment that is not a fragment: IPv4, or IPv6 with
+ * TCP right after its fixed header (no extension header).
+ */
+function isWholeTcp(frame: Buffer): boolean {
+  if (frame.length < ETH_HEADER_LEN + 40) return false;
+  const ethertype = frame.readUInt16BE(12);
+  if (ethertype === ETHERTYPE_IPV4) {
+    return (
+      frame[ETH_HEADER_LEN + 9] === IPPROTO_TCP && (frame.readUInt16BE(ETH_HEADER_LEN + 6) & 0x3fff) === 0
+    );
+  }
+  return ethertype === ETHERTYPE_IPV6 && frame[ETH_HEADER_LEN + 6] === IPPROTO_TCP;
 }
 
 /** Addressing of the network in people's terms. */

@@ -6,9 +6,12 @@
 import dgram from "node:dgram";
 import { once } from "node:events";
 import net from "node:net";
+import os from "node:os";
 import { afterEach, describe, expect, it } from "vitest";
-import { type FrameHarness, frameHarness } from "../../src/testing/frame-harness.js";
-import { TCP_ACK, TCP_PSH, TCP_SYN } from "../../src/wire/tcp.js";
+import { type FrameHarness, frameHarness, type SeenFrame } from "../../src/testing/frame-harness.js";
+import { ETHERTYPE_IPV6 } from "../../src/wire/ethernet.js";
+import { parseIpv6 } from "../../src/wire/ipv6.js";
+import { parseTcpWith, TCP_ACK, TCP_PSH, TCP_SYN } from "../../src/wire/tcp.js";
 
 const A = { mac: "02:00:00:00:00:0a", ip: "192.168.65.3" };
 
@@ -22,48 +25,82 @@ afterEach(async () => {
 
 const lending = () => frameHarness({}, undefined, { lend: true });
 
+const haveIpv6Loopback = os.networkInterfaces().lo?.some((a) => a.address === "::1") === true;
+const GUEST6 = "fdc4:f303:9324::3";
+const HOST6 = "fdc4:f303:9324::254";
+
+/** A host TCP server on `address` that collects what it is sent. */
+async function collector(address: string) {
+  const got = { bytes: Buffer.alloc(0) };
+  const server = net.createServer((s) => {
+    s.on("data", (b: Buffer) => {
+      got.bytes = Buffer.concat([got.bytes, b]);
+    });
+    s.on("error", () => {});
+  });
+  server.listen(0, address);
+  await once(server, "listening");
+  cleanups.push(() => server.close());
+  return { got, port: (server.address() as net.AddressInfo).port };
+}
+
+/**
+ * The guest connects over `family` and sends three parts, the third before the second; the host
+ * server must get them whole and in order.
+ */
+async function sendsInParts(family: 4 | 6, port: number, got: { bytes: Buffer }) {
+  h = lending();
+  const g = h.guest(A.mac, A.ip);
+  const dst = family === 4 ? h.config.hostAddress : HOST6;
+  const segment = (t: Parameters<typeof g.tcp>[0]) => (family === 4 ? g.tcp(t) : g.tcp6(GUEST6, t));
+  segment({ dst, srcPort: 40000, dstPort: port, flags: TCP_SYN, seq: 1000 });
+  for (let i = 0; i < 50 && h.seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  await h.settle();
+  // The harness parses IPv4 frames only: an IPv6 segment is read here.
+  const segmentOf = (f: SeenFrame) =>
+    family === 4
+      ? f.tcp
+      : f.eth.ethertype === ETHERTYPE_IPV6
+        ? parseTcpWith(parseIpv6(f.eth.payload).payload, 0, { verifyChecksum: false })
+        : undefined;
+  const synAck = h
+    .take()
+    .map(segmentOf)
+    .find((t) => t?.flags === (TCP_SYN | TCP_ACK));
+  expect(synAck).toBeDefined();
+  const ack = synAck!.seq + 1;
+  const one = Buffer.from("first part, ");
+  const two = Buffer.from("second part, ");
+  const three = Buffer.from("third part.");
+  const base = 1001;
+  const send = (seq: number, payload: Buffer) =>
+    segment({ dst, srcPort: 40000, dstPort: port, flags: TCP_ACK | TCP_PSH, seq, ack, payload });
+  send(base, one);
+  // The third part before the second: held out of order until the hole is filled.
+  send(base + one.length + two.length, three);
+  await h.settle();
+  send(base + one.length, two);
+  await h.settle();
+  const expected = Buffer.concat([one, two, three]).toString();
+  for (let i = 0; i < 100 && got.bytes.length < expected.length; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  expect(got.bytes.toString()).toBe(expected);
+}
+
 describe("lent frames", () => {
   it("TCP data reaches the host socket as sent, in order and after a hole is filled", async () => {
-    let received = Buffer.alloc(0);
-    const server = net.createServer((s) => {
-      s.on("data", (b: Buffer) => {
-        received = Buffer.concat([received, b]);
-      });
-      s.on("error", () => {});
-    });
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    cleanups.push(() => server.close());
-    const port = (server.address() as net.AddressInfo).port;
-
-    h = lending();
-    const g = h.guest(A.mac, A.ip);
-    const dst = h.config.hostAddress;
-    g.tcp({ dst, srcPort: 40000, dstPort: port, flags: TCP_SYN, seq: 1000 });
-    for (let i = 0; i < 50 && h.seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    await h.settle();
-    const synAck = h.take().find((f) => f.tcp?.flags === (TCP_SYN | TCP_ACK))?.tcp;
-    expect(synAck).toBeDefined();
-    const ack = synAck!.seq + 1;
-    const part = (text: string) => Buffer.from(text);
-    const one = part("first part, ");
-    const two = part("second part, ");
-    const three = part("third part.");
-    const base = 1001;
-    const send = (seq: number, payload: Buffer) =>
-      g.tcp({ dst, srcPort: 40000, dstPort: port, flags: TCP_ACK | TCP_PSH, seq, ack, payload });
-    send(base, one);
-    // The third part before the second: held out of order until the hole is filled.
-    send(base + one.length + two.length, three);
-    await h.settle();
-    send(base + one.length, two);
-    await h.settle();
-    const expected = Buffer.concat([one, two, three]).toString();
-    for (let i = 0; i < 100 && received.length < expected.length; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(received.toString()).toBe(expected);
+    const { got, port } = await collector("127.0.0.1");
+    await sendsInParts(4, port, got);
   });
+
+  it.skipIf(!haveIpv6Loopback)(
+    `the same over IPv6${haveIpv6Loopback ? "" : " (SKIPPED: this machine's loopback has no ::1)"}`,
+    async () => {
+      const { got, port } = await collector("::1");
+      await sendsInParts(6, port, got);
+    },
+  );
 
   it("a UDP datagram is copied before the stack keeps it", async () => {
     const server = dgram.createSocket("udp4");
