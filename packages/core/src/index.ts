@@ -28,7 +28,7 @@ export {
 export type { Dialer, UdpChannel } from "./dialer.js";
 export { codeOf, DesktopdError, errorFamily } from "./errors.js";
 export { KeyedBudget } from "./keyed-budget.js";
-export { canLandReads, withLandingReads } from "./landing-reads.js";
+export { canLandReads, withLandingReads, writeCopy } from "./landing-reads.js";
 export { debugEnabled, type Logger, silentLogger } from "./logger.js";
 export { DEFAULT_MTU, DEFAULT_SUBNET, MAX_MTU, MIN_MTU } from "./network.js";
 export {

@@ -10,6 +10,8 @@
  * under a new Socket that has one.
  */
 import net from "node:net";
+import type { Writable } from "node:stream";
+import type { SlabPool } from "./slab-pool.js";
 
 /** libuv hands each read to its callback before the next read: one buffer serves every socket. */
 const LANDING = Buffer.allocUnsafeSlow(64 * 1024);
@@ -77,4 +79,15 @@ export function canLandReads(socket: unknown): socket is net.Socket {
     socket.readableLength === 0 &&
     socket.writableLength === 0
   );
+}
+
+/**
+ * Hands one landed read on to `target`: a copy in `pool`, given back from the write's callback
+ * (the target must be done with a chunk by then, as a `net.Socket` is). False: stop reading, the
+ * target is full (resume on its 'drain') or done.
+ */
+export function writeCopy(target: Writable, pool: SlabPool, bytes: Buffer): boolean {
+  if (target.destroyed || target.writableEnded) return false;
+  const chunk = pool.copy(bytes);
+  return target.write(chunk, () => pool.release(chunk));
 }

@@ -6,13 +6,13 @@
  */
 import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import type { SlabPool } from "@desktopd/core";
+import { type SlabPool, writeCopy } from "@desktopd/core";
 
 /**
  * Joins `client` and `target`; `count` sees every chunk ("in": client → target); `onClose` runs
  * once both are closed. The client's reads are not events: the returned function takes each one
- * (see `withLandingReads`), copies it into `pool` and writes the copy to the target, which hands
- * the memory back from its write callback. False: the target is full, stop reading until 'drain'.
+ * (see `withLandingReads`) and writes a copy of it in `pool` to the target (`writeCopy`). False:
+ * the target is full, stop reading until 'drain'.
  */
 export function joinStreams(
   client: Socket,
@@ -51,8 +51,7 @@ export function joinStreams(
   return (bytes) => {
     if (target.destroyed || target.writableEnded) return false;
     count("in", bytes.length);
-    const chunk = pool.copy(bytes);
-    return target.write(chunk, () => pool.release(chunk));
+    return writeCopy(target, pool, bytes);
   };
 }
 

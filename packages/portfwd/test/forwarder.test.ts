@@ -57,6 +57,35 @@ async function server(onSocket: (s: net.Socket) => void) {
   return s;
 }
 
+/** Waits until the forward's first entry stops taking bytes (kernel buffers full); its bytesIn. */
+async function heldBytes(f: Forwarder, stepMs: number): Promise<number> {
+  let last = -1;
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, stepMs));
+    const now = f.list()[0]!.stats.bytesIn;
+    if (now === last && now > 0) break;
+    last = now;
+  }
+  return f.list()[0]!.stats.bytesIn;
+}
+
+/** Resumes `socket` and resolves with how much it read and its sha256 once `total` bytes came. */
+function drained(socket: net.Socket, total: number): Promise<{ received: number; hex: string }> {
+  const digest = createHash("sha256");
+  let received = 0;
+  const all = new Promise<{ received: number; hex: string }>((resolve) => {
+    socket.on("data", (b: Buffer) => {
+      received += b.length;
+      digest.update(b);
+      if (received === total) resolve({ received, hex: digest.digest("hex") });
+    });
+  });
+  socket.resume();
+  return all;
+}
+
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+
 describe("TCP forwarding", () => {
   it("carries bytes both ways and reports live stats and events", async () => {
     const target = await server(echo);
@@ -194,31 +223,14 @@ describe("TCP forwarding", () => {
     const sent = randomBytes(queued);
     c.write(sent);
     // Wait until the forwarder stops taking bytes: kernel buffers fill, then nothing moves.
-    let last = -1;
-    for (let i = 0; i < 50; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      const now = f.list()[0]!.stats.bytesIn;
-      if (now === last && now > 0) break;
-      last = now;
-    }
-    const held = f.list()[0]!.stats.bytesIn;
+    const held = await heldBytes(f, 100);
     expect(held).toBeGreaterThan(0);
     // Socket buffers on both sides hold a few MiB; without backpressure all 64 MiB would flow in.
     expect(held).toBeLessThan(queued / 3);
     // Once the target reads, everything arrives.
-    let received = 0;
-    const digest = createHash("sha256");
-    const all = new Promise<void>((resolve) => {
-      targetSocket!.on("data", (b: Buffer) => {
-        received += b.length;
-        digest.update(b);
-        if (received === queued) resolve();
-      });
-    });
-    targetSocket!.resume();
-    await all;
+    const { received, hex } = await drained(targetSocket!, queued);
     expect(received).toBe(queued);
-    expect(digest.digest("hex")).toBe(createHash("sha256").update(sent).digest("hex"));
+    expect(hex).toBe(sha256(sent));
   });
 
   it("a connection its target holds back keeps its bytes while other connections move theirs", async () => {
@@ -236,28 +248,11 @@ describe("TCP forwarding", () => {
     await once(c, "connect");
     const slow = randomBytes(16 << 20);
     c.write(slow);
-    let last = -1;
-    for (let i = 0; i < 50; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      const now = f.list()[0]!.stats.bytesIn;
-      if (now === last && now > 0) break;
-      last = now;
-    }
+    await heldBytes(f, 50);
     // The held connection's last read waits in the forwarder's memory; this one's reads pass it.
     const fast = randomBytes(8 << 20);
     expect((await roundTrip(info!.hostPort, fast)).equals(fast)).toBe(true);
-    const digest = createHash("sha256");
-    let received = 0;
-    const all = new Promise<void>((resolve) => {
-      held[0]!.on("data", (b: Buffer) => {
-        digest.update(b);
-        received += b.length;
-        if (received === slow.length) resolve();
-      });
-    });
-    held[0]!.resume();
-    await all;
-    expect(digest.digest("hex")).toBe(createHash("sha256").update(slow).digest("hex"));
+    expect((await drained(held[0]!, slow.length)).hex).toBe(sha256(slow));
   });
 
   it("remove closes the listener; open connections live on unless asked to close", async () => {

@@ -7,7 +7,7 @@ import { lookup } from "node:dns/promises";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
-import { canLandReads, type SlabPool, withLandingReads } from "@desktopd/core";
+import { canLandReads, type SlabPool, withLandingReads, writeCopy } from "@desktopd/core";
 import { SocksClient } from "socks";
 import { ProxyError } from "./errors.js";
 import { formatUpstream, type Upstream } from "./upstream.js";
@@ -220,11 +220,7 @@ export function splice(client: Duplex, remote: Duplex, open: Set<Duplex>, pool?:
 
 /** `remote`'s reads to `client` through `pool`, with backpressure and its end; the socket now. */
 function relayed(remote: net.Socket, client: Duplex, pool: SlabPool): net.Socket {
-  const socket = withLandingReads(remote, (bytes) => {
-    if (client.destroyed || client.writableEnded) return false;
-    const chunk = pool.copy(bytes);
-    return client.write(chunk, () => pool.release(chunk));
-  });
+  const socket = withLandingReads(remote, (bytes) => writeCopy(client, pool, bytes));
   client.on("drain", () => socket.resume());
   socket.on("end", () => client.end());
   socket.resume();
