@@ -7,8 +7,12 @@ import dgram from "node:dgram";
 import { once } from "node:events";
 import net from "node:net";
 import os from "node:os";
+import { fuzzAsync, mutated } from "@desktopd/fuzz";
+import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
+import { tcpFrame, udpFrames } from "../../src/iface/frames.js";
 import { type FrameHarness, frameHarness, type SeenFrame } from "../../src/testing/frame-harness.js";
+import { parseIpv4Address, parseMac } from "../../src/wire/address.js";
 import { ETHERTYPE_IPV6 } from "../../src/wire/ethernet.js";
 import { parseIpv6 } from "../../src/wire/ipv6.js";
 import { parseTcpWith, TCP_ACK, TCP_PSH, TCP_SYN } from "../../src/wire/tcp.js";
@@ -115,5 +119,47 @@ describe("lent frames", () => {
     await h.settle();
     const [message] = await got;
     expect(message.toString()).toBe("a datagram, intact");
+  });
+
+  it("hostile frames, lent, are answered or dropped and leave the stack serving", async () => {
+    // Every flow refused before a host socket opens: mutated addresses must not leave the machine.
+    h = frameHarness({ egress: { rules: ["deny *"] } }, undefined, { lend: true });
+    const harness = h;
+    const g = harness.guest(A.mac, A.ip);
+    const route = {
+      srcMac: g.mac,
+      dstMac: parseMac(harness.config.gatewayMac)!,
+      srcIp: parseIpv4Address(A.ip)!,
+      dstIp: parseIpv4Address(harness.config.hostAddress)!,
+    };
+    const valid = fc.constantFrom(
+      tcpFrame(
+        route,
+        { srcPort: 40000, dstPort: 80, seq: 1, ack: 0, flags: TCP_SYN, window: 65535 },
+        undefined,
+      ),
+      tcpFrame(
+        route,
+        { srcPort: 40000, dstPort: 80, seq: 2, ack: 9, flags: TCP_ACK | TCP_PSH, window: 65535 },
+        Buffer.from("data"),
+      ),
+      udpFrames(route, 40001, 53, Buffer.from("a query"), 1500)[0]!,
+    );
+    await fuzzAsync(
+      "stack",
+      "lent hostile frames",
+      fc.array(mutated(valid), { minLength: 1, maxLength: 20 }),
+      async (frames) => {
+        for (const f of frames) g.send(f);
+        await harness.settle();
+        harness.take();
+      },
+      40,
+    );
+    expect(harness.stack.counters().drops["internal-error"]).toBeUndefined();
+    // A guest the fuzzing did not speak for (mutated frames may have claimed A's address).
+    harness.guest("02:00:00:00:00:0b", "192.168.65.4").ping(harness.config.gateway);
+    await harness.settle();
+    expect(harness.take().some((f) => f.icmp?.type === 0)).toBe(true);
   });
 });
