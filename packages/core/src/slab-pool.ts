@@ -76,16 +76,24 @@ export class SlabPool {
 
   /** A copy of `src`, in pool memory when there is room; give it back with `release`. */
   copy(src: Buffer): Buffer {
-    const n = src.length;
+    const view = this.take(src.length);
+    src.copy(view);
+    return view;
+  }
+
+  /**
+   * `n` bytes of pool memory when there is room, of their own otherwise, for the caller to fill
+   * (their content is whatever was there); give them back with `release`.
+   */
+  take(n: number): Buffer {
     if (this.clock) this.lastCopyAt = this.clock.now();
     let slab = this.current;
     if (!slab || this.used + n > this.slabSize) slab = n <= this.slabSize ? this.nextSlab() : undefined;
     if (!slab) {
       this.stats.unpooled++;
-      return Buffer.from(src);
+      return Buffer.allocUnsafe(n);
     }
     const view = slab.bytes.subarray(this.used, this.used + n);
-    src.copy(view);
     this.used += n;
     slab.live += n;
     return view;

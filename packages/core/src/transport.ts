@@ -14,9 +14,10 @@ export interface FrameTransport {
   /**
    * Optional: sends one frame given as consecutive parts (headers, then views of payload the
    * sender still owns), as `send` would the joined frame. The parts are only read during the
-   * call, so a link that writes them at once (writev) copies nothing; one that would keep them
-   * must not offer this. Callers pass a handful of parts; a link whose single write takes fewer
-   * than it was given joins them first (one write must stay one frame).
+   * call, so a link that writes them at once (writev) copies nothing, and one that writes later
+   * copies them into memory of its own (a socket's queue). Callers pass a handful of parts; a
+   * link whose single write takes fewer than it was given joins them first (one write must stay
+   * one frame).
    */
   sendv?(parts: readonly Buffer[], meta?: FrameMeta): void;
   /**

@@ -20,7 +20,12 @@ import {
 import { macToString } from "../wire/address.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
 import { payloadLength } from "../wire/payload.js";
-import { completeChecksum, segmentTcpFrame } from "./software-offload.js";
+import {
+  completeChecksum,
+  completeChecksumParts,
+  segmentTcpFrame,
+  segmentTcpParts,
+} from "./software-offload.js";
 
 export interface SwitchOptions {
   /**
@@ -76,6 +81,19 @@ function takesAsIs(port: Port, meta: FrameMeta | undefined): boolean {
   if (!meta) return true;
   const needsTso = meta.gsoSize !== undefined && meta.gsoSize > 0;
   return (!needsTso || port.canTso) && (!meta.checksumPartial || port.canCsum);
+}
+
+/**
+ * What a port could not do for a frame in parts, done in JavaScript without copying its payload:
+ * the frames as parts, or undefined where only the joined frame can be handled.
+ */
+function offloadedParts(parts: readonly Buffer[], meta: FrameMeta | undefined): Buffer[][] | undefined {
+  if (!meta) return undefined;
+  // A super-frame is cut (as `deliver` cuts one), each segment with a complete checksum.
+  if (meta.gsoSize !== undefined && meta.gsoSize > 0) return segmentTcpParts(parts, meta.gsoSize);
+  if (!meta.checksumPartial) return undefined;
+  const frame = completeChecksumParts(parts, meta.csumStart ?? 0, meta.csumOffset ?? 0);
+  return frame ? [frame] : undefined;
 }
 
 class LearningSwitch implements VirtualSwitch {
@@ -142,22 +160,29 @@ class LearningSwitch implements VirtualSwitch {
   }
 
   /**
-   * A frame from the stack in parts: handed on uncopied when it goes to one port that takes it
-   * as it is and writes parts itself; joined and sent as any frame otherwise.
+   * A frame from the stack in parts, to one port that writes parts itself: handed on uncopied
+   * when the port takes it as it is, or cut and checksummed here into parts of new headers and
+   * views of the same payload. Joined and sent as any frame otherwise.
    */
   sendv(parts: readonly Buffer[], meta?: FrameMeta): void {
     const head = parts[0];
     if (!head || head.length < ETH_HEADER_LEN) return;
     const to = head[0]! & 1 ? undefined : this.macs.get(macKey(head, 0));
     const port = to === undefined ? undefined : this.portsById.get(to);
-    if (!port?.link.sendv || !takesAsIs(port, meta)) {
+    const frames = port?.link.sendv
+      ? takesAsIs(port, meta)
+        ? [parts]
+        : offloadedParts(parts, meta)
+      : undefined;
+    if (!frames) {
       this.send(Buffer.concat(parts as Buffer[]), meta);
       return;
     }
     this.stats.framesOut++;
     this.stats.bytesOut += payloadLength(parts);
     this.learn(head, UPLINK);
-    port.link.sendv(parts, meta);
+    if (frames.length === 1 && frames[0] === parts) port!.link.sendv!(parts, meta);
+    else for (const frame of frames) port!.link.sendv!(frame);
   }
 
   async close(): Promise<void> {

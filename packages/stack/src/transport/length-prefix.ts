@@ -25,16 +25,24 @@ export interface LengthPrefixLimits {
 }
 
 export interface LengthPrefixSink {
-  frame(frame: Buffer): void;
+  /**
+   * A frame: a view of the chunk being pushed (`assembled` false), or a frame that was split
+   * across chunks and joined (`assembled` true). With `reuseAssembly`, an assembled frame's
+   * memory is used again for the next one once this call returns.
+   */
+  frame(frame: Buffer, assembled: boolean): void;
   /** A frame was skipped; the stream stays in sync. */
   drop(reason: "truncated" | "oversize"): void;
 }
 
 /**
  * Cuts a byte stream into frames. Whole frames inside one chunk are handed out as views of that
- * chunk (no copy); only a frame split across chunks is assembled into a buffer of its own.
+ * chunk (no copy); only a frame split across chunks is assembled, into a buffer of its own, or
+ * with `reuseAssembly` into one buffer kept for every such frame (a sink that copies what it
+ * keeps then makes no garbage per frame).
  */
 export class LengthPrefixDecoder {
+  private assembly: Buffer | undefined;
   /** Bytes of an incomplete header carried over to the next chunk. */
   private header = Buffer.alloc(LENGTH_PREFIX_BYTES);
   private headerFill = 0;
@@ -47,6 +55,7 @@ export class LengthPrefixDecoder {
   constructor(
     private readonly limits: LengthPrefixLimits,
     private readonly sink: LengthPrefixSink,
+    private readonly reuseAssembly = false,
   ) {}
 
   /** True while a frame or header is incomplete: a close now cuts a frame short. */
@@ -76,7 +85,7 @@ export class LengthPrefixDecoder {
         if (this.partialFill === this.partial.length) {
           const frame = this.partial;
           this.partial = undefined;
-          this.sink.frame(frame);
+          this.sink.frame(frame, true);
         }
         continue;
       }
@@ -103,13 +112,19 @@ export class LengthPrefixDecoder {
         continue;
       }
       if (chunk.length - pos >= length) {
-        this.sink.frame(chunk.subarray(pos, pos + length));
+        this.sink.frame(chunk.subarray(pos, pos + length), false);
         pos += length;
       } else {
-        this.partial = Buffer.allocUnsafe(length);
+        this.partial = this.assemblyFor(length);
         this.partialFill = 0;
       }
     }
     return undefined;
+  }
+
+  private assemblyFor(length: number): Buffer {
+    if (!this.reuseAssembly) return Buffer.allocUnsafe(length);
+    this.assembly ??= Buffer.allocUnsafeSlow(this.limits.maxFrame);
+    return this.assembly.subarray(0, length);
   }
 }

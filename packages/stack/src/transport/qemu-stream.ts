@@ -66,13 +66,20 @@ export async function listenQemuStream(
   const server = net.createServer({ noDelay: true });
   server.maxConnections = maxLinks;
   let count = 0;
-  const sockets = new Set<net.Socket>();
+  const links = new Set<FrameTransport>();
   server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
     // Until the link starts, an early reset must not be an unhandled error.
     socket.on("error", () => {});
-    onLink(streamTransport(socket, socket, { ...options, name: `qemu:${label}#${++count}` }));
+    const link = streamTransport(socket, socket, {
+      ...options,
+      name: `qemu:${label}#${++count}`,
+      ownsSocket: true,
+      onClosed: () => links.delete(link),
+    });
+    links.add(link);
+    // A link never started keeps the socket it was given, and only that socket hears the close.
+    socket.once("close", () => links.delete(link));
+    onLink(link);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error) =>
@@ -102,7 +109,7 @@ export async function listenQemuStream(
   return {
     address: actual,
     async close() {
-      for (const s of sockets) s.destroy();
+      await Promise.all([...links].map((link) => link.close()));
       // libuv unlinks the socket file itself; removing the path again could hit a successor's socket.
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -128,20 +135,33 @@ export function connectQemuStream(
   const clock = options.clock ?? systemClock;
   let stopped = false;
   let timer: Timer | undefined;
-  let current: net.Socket | undefined;
+  /** The socket being connected, or the link made of it. */
+  let current: { socket: net.Socket; link?: FrameTransport } | undefined;
   let count = 0;
   const attempt = () => {
     if (stopped) return;
     const socket = "path" in address ? net.connect(address.path) : net.connect(address.port, address.host);
-    current = socket;
+    const entry: { socket: net.Socket; link?: FrameTransport } = { socket };
+    current = entry;
     socket.setNoDelay(true);
-    socket.once("connect", () => {
-      onLink(streamTransport(socket, socket, { ...options, name: `qemu:${label}#${++count}` }));
-    });
-    socket.once("close", () => {
-      if (current === socket) current = undefined;
+    let ended = false;
+    // Once per attempt: the socket's close (refused, or a link never started) or the link's.
+    const retry = () => {
+      if (ended) return;
+      ended = true;
+      if (current === entry) current = undefined;
       if (!stopped) timer = clock.setTimer(attempt, retryMs);
+    };
+    socket.once("connect", () => {
+      entry.link = streamTransport(socket, socket, {
+        ...options,
+        name: `qemu:${label}#${++count}`,
+        ownsSocket: true,
+        onClosed: retry,
+      });
+      onLink(entry.link);
     });
+    socket.once("close", retry);
     // Refused or reset: "close" follows and schedules the next attempt.
     socket.on("error", () => {});
   };
@@ -150,7 +170,9 @@ export function connectQemuStream(
     async close() {
       stopped = true;
       timer?.cancel();
-      current?.destroy();
+      const last = current;
+      if (last?.link) await last.link.close();
+      else last?.socket.destroy();
     },
   };
 }

@@ -16,6 +16,26 @@ export function sum16(buf: Buffer, start: number, end: number, initial = 0): num
   return sum;
 }
 
+/**
+ * `sum16` over consecutive views as if they were one buffer: a view that follows an odd number of
+ * bytes starts with the low byte of the word the previous one left open.
+ */
+export function sum16Views(views: readonly Buffer[], initial = 0): number {
+  let sum = initial;
+  let odd = false;
+  for (const view of views) {
+    let start = 0;
+    if (odd && view.length > 0) {
+      sum += view[0]!;
+      start = 1;
+      odd = false;
+    }
+    sum += sum16(view, start, view.length);
+    if ((view.length - start) & 1) odd = true;
+  }
+  return sum;
+}
+
 /** Folds a running sum to 16 bits and complements it. */
 export function finish(sum: number): number {
   while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);

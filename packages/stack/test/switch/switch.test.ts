@@ -14,6 +14,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { arpFrame, icmpFrame, TCP_FRAME_L4_OFFSET, tcpFrame, tcpHeaders } from "../../src/iface/frames.js";
 import { createStack } from "../../src/stack.js";
+import { segmentTcpFrame } from "../../src/switch/software-offload.js";
 import {
   createSwitch,
   type SwitchOptions,
@@ -535,19 +536,55 @@ describe("createSwitch: offload", () => {
     expect(sw.stats.framesOut).toBe(1);
   });
 
-  it("joins parts for a port that cannot take them as they are", async () => {
+  it("cuts parts for a port that writes parts but has no TSO, into parts: the payload is never copied", () => {
     const { sw } = newSwitch();
-    // Writes parts but has no TSO: the super-frame is joined, then cut in software.
     const csumOnly = new OffloadLink("csum-only", { tso: false, csum: true }).writesParts();
     sw.addPort(csumOnly);
     csumOnly.deliver(hello(GUEST));
-    const parts = [tcpHeaders(route, fields, payload.length), payload];
-    sw.sendv(parts, tso);
-    expect(csumOnly.sentParts).toHaveLength(0);
-    expect(csumOnly.sent).toHaveLength(Math.ceil(payload.length / 1448));
-    const segs = csumOnly.sent.map((x) => verified(x.frame));
+    // The payload in three views of one buffer, cut at odd offsets, as the stack's send buffer has it.
+    const views = [payload.subarray(0, 1001), payload.subarray(1001, 20_003), payload.subarray(20_003)];
+    const head = tcpHeaders(route, fields, payload.length);
+    const headBefore = Buffer.from(head);
+    sw.sendv([head, ...views], tso);
+    expect(csumOnly.sent).toHaveLength(0);
+    expect(csumOnly.sentParts).toHaveLength(Math.ceil(payload.length / 1448));
+    expect(sw.stats.framesOut).toBe(1);
+    for (const { parts, meta } of csumOnly.sentParts) {
+      expect(meta).toBeUndefined();
+      // Every part after the new headers is a view of the sender's payload.
+      for (const part of parts.slice(1)) expect(part.buffer).toBe(payload.buffer);
+    }
+    const segs = csumOnly.sentParts.map((x) => verified(Buffer.concat(x.parts as Buffer[])));
     expect(Buffer.concat(segs.map((x) => x.payload)).equals(payload)).toBe(true);
+    // The same frames the copying path cuts, byte for byte; the sender's headers untouched.
+    const cut = segmentTcpFrame(tcpFrame(route, fields, payload, true), 1448);
+    expect(csumOnly.sentParts.map((x) => Buffer.concat(x.parts as Buffer[]).toString("hex"))).toEqual(
+      cut.map((f) => f.toString("hex")),
+    );
+    expect(head.equals(headBefore)).toBe(true);
+  });
 
+  it("completes a partial checksum for a port that writes parts but has no checksum offload", () => {
+    const { sw } = newSwitch();
+    const plain = new OffloadLink("plain", { tso: false, csum: false }).writesParts();
+    sw.addPort(plain);
+    plain.deliver(hello(GUEST));
+    const odd = payload.subarray(0, 1001);
+    const head = tcpHeaders(route, fields, odd.length + 7);
+    const headBefore = Buffer.from(head);
+    const tail = Buffer.from("seven!!");
+    sw.sendv([head, odd, tail], csum);
+    expect(plain.sentParts).toHaveLength(1);
+    const [{ parts, meta }] = plain.sentParts as [{ parts: readonly Buffer[]; meta?: FrameMeta }];
+    expect(meta).toBeUndefined();
+    expect(parts[1]).toBe(odd);
+    expect(parts[2]).toBe(tail);
+    const seg = verified(Buffer.concat(parts as Buffer[]));
+    expect(seg.payload.equals(Buffer.concat([odd, tail]))).toBe(true);
+    expect(head.equals(headBefore)).toBe(true);
+  });
+
+  it("joins parts for a port that does not write parts", async () => {
     // An in-memory link without sendv: joined, checksum completed.
     const { sw: sw2 } = newSwitch();
     const g = guest(sw2);
