@@ -12,7 +12,8 @@ import * as net from "node:net";
 import { countDrop, type FrameReceiver, type FrameTransport, newTransportStats } from "@desktopd/core";
 import { TransportError } from "../errors.js";
 import { ETH_HEADER_LEN } from "../wire/ethernet.js";
-import { type BatchSender, type Datagram, UnixDgramSocket } from "./unix-dgram-socket.js";
+import { payloadLength } from "../wire/payload.js";
+import { type BatchSender, UnixDgramSocket } from "./unix-dgram-socket.js";
 
 /** Old vfkit versions send this 4-byte datagram first, to make their address known. */
 const VFKIT_HANDSHAKE = Buffer.from("VFKT");
@@ -112,6 +113,7 @@ function isBound(path: string): Promise<boolean> {
 class DatagramListener implements UnixDatagramListener {
   readonly stats = { drops: {} as Record<string, number> };
   private readonly peers = new Map<string, PeerLink>();
+  private scratchBuffer: Buffer | undefined;
   private closed = false;
 
   constructor(
@@ -122,16 +124,15 @@ class DatagramListener implements UnixDatagramListener {
     readonly options: UnixDatagramOptions,
   ) {
     socket.startReceiving(
-      (batch) => {
-        for (const d of batch) this.onDatagram(d);
-      },
+      (data, from, truncated) => this.onDatagram(data, from, truncated),
       (error) => {
         for (const peer of [...this.peers.values()]) peer.shutdown(error);
       },
     );
   }
 
-  private onDatagram({ data: datagram, from, truncated }: Datagram): void {
+  /** `datagram` is lent: memory the next one lands in. */
+  private onDatagram(datagram: Buffer, from: string, truncated: boolean): void {
     if (this.closed) return;
     if (!from) {
       countDrop(this.stats, "unaddressable-peer");
@@ -149,6 +150,12 @@ class DatagramListener implements UnixDatagramListener {
     }
     if (datagram.length === VFKIT_HANDSHAKE.length && datagram.equals(VFKIT_HANDSHAKE)) return;
     peer.receive(datagram, truncated);
+  }
+
+  /** Memory for one frame, free again once the synchronous send that uses it returns. */
+  scratch(length: number): Buffer {
+    this.scratchBuffer ??= Buffer.allocUnsafeSlow((this.options.maxFrame ?? DEFAULT_MAX_FRAME) + 1);
+    return this.scratchBuffer.subarray(0, length);
   }
 
   forget(peer: PeerLink): void {
@@ -205,26 +212,48 @@ class PeerLink implements FrameTransport {
     }
     this.stats.framesIn++;
     this.stats.bytesIn += datagram.length;
-    this.receiver?.onFrame(datagram);
+    const receiver = this.receiver;
+    if (!receiver) return;
+    // Lent on to a receiver that copies what it keeps; a copy of its own for any other.
+    if (receiver.acceptsLent) receiver.onFrame(datagram, { lent: true });
+    else receiver.onFrame(Buffer.from(datagram));
   }
 
   send(frame: Buffer): void {
-    if (this.closed) {
-      countDrop(this.stats, "link-down");
-      return;
-    }
+    if (!this.refuses(frame.length)) this.transmit(frame, true);
+  }
+
+  /**
+   * The parts joined in the listener's scratch buffer, which sendto copies at once: a buffer of
+   * its own only for a frame that has to wait in the backlog.
+   */
+  sendv(parts: readonly Buffer[]): void {
+    const length = payloadLength(parts);
+    if (this.refuses(length)) return;
+    const frame = this.listener.scratch(length);
+    let at = 0;
+    for (const part of parts) at += part.copy(frame, at);
+    this.transmit(frame, false);
+  }
+
+  /** Counts a frame of `length` bytes that cannot go at all, and says so. */
+  private refuses(length: number): boolean {
+    if (this.closed) countDrop(this.stats, "link-down");
     // Also keeps every backlogged frame within what one batch send can carry.
-    if (frame.length > this.maxFrame) {
-      countDrop(this.stats, "oversize");
-      return;
-    }
+    else if (length > this.maxFrame) countDrop(this.stats, "oversize");
+    else return false;
+    return true;
+  }
+
+  /** `owned`: the frame may wait in the backlog as it is; otherwise a copy does. */
+  private transmit(frame: Buffer, owned: boolean): void {
     if (this.backlog.length > 0) {
-      this.enqueue(frame);
+      this.enqueue(owned ? frame : Buffer.from(frame));
       return;
     }
     const error = this.listener.socket.sendTo(frame, this.address);
     if (error === undefined) this.sent(frame);
-    else if (FULL.has(error)) this.enqueue(frame);
+    else if (FULL.has(error)) this.enqueue(owned ? frame : Buffer.from(frame));
     else this.failed(error);
   }
 

@@ -41,13 +41,12 @@ const MSG_NAMELEN_AT = 8;
 const MSG_FLAGS_AT = 48;
 const MMSG_LEN_AT = 56;
 
-/** A received datagram: a copy of its bytes and the sender's path ("" when the sender is unbound). */
-export interface Datagram {
-  data: Buffer;
-  from: string;
-  /** The datagram was longer than the receive buffer and was cut. */
-  truncated: boolean;
-}
+/**
+ * Gets each received datagram: its bytes, lent (valid only during the call: the next datagram
+ * lands in the same memory, so copy what you keep), the sender's path ("" when the sender is
+ * unbound), and whether it was longer than the receive buffer and was cut.
+ */
+export type DatagramHandler = (data: Buffer, from: string, truncated: boolean) => void;
 
 /** struct sockaddr_un for `path`, and its length as bind/sendto take it. */
 export function sockaddrUn(path: string): Buffer {
@@ -77,6 +76,8 @@ export class UnixDgramSocket {
   private receiving = false;
   private readonly addrCache = new Map<string, Buffer>();
   private ring: { base: bigint; view: Buffer } | undefined;
+  private landing: Buffer | undefined;
+  private lastSender: { bytes: Buffer; path: string } | undefined;
   private loopDone: Promise<void> = Promise.resolve();
   /** Batch sends running on a worker (at most maxBlockingSends): each still names `fd`. */
   private sendsInFlight = 0;
@@ -194,8 +195,8 @@ export class UnixDgramSocket {
     return n < 0 ? errnoName(this.c.errno()) : undefined;
   }
 
-  /** Starts the receive loop; `onBatch` gets each batch, `onError` a fatal receive error. */
-  startReceiving(onBatch: (datagrams: Datagram[]) => void, onError: (error: Error) => void): void {
+  /** Starts the receive loop; `onDatagram` gets each datagram, `onError` a fatal receive error. */
+  startReceiving(onDatagram: DatagramHandler, onError: (error: Error) => void): void {
     if (this.receiving || this.closed) return;
     this.receiving = true;
     const slot = MMSGHDR_LEN + IOVEC_LEN + SOCKADDR_UN_LEN;
@@ -236,7 +237,7 @@ export class UnixDgramSocket {
           }
           // The loop goes on even if a receiver throws: close() waits for it to end.
           try {
-            onBatch(this.collect(view, n, headerBytes));
+            this.deliver(view, n, headerBytes, onDatagram);
           } finally {
             next();
           }
@@ -246,30 +247,40 @@ export class UnixDgramSocket {
     });
   }
 
-  private collect(view: Buffer, n: number, headerBytes: number): Datagram[] {
-    const out: Datagram[] = [];
+  /**
+   * Hands out a batch's datagrams one by one, each copied into one landing buffer of JavaScript
+   * memory: the ring is native memory that close() frees, so no view of it may ever escape, and
+   * a buffer per datagram would be garbage for V8 to collect.
+   */
+  private deliver(view: Buffer, n: number, headerBytes: number, onDatagram: DatagramHandler): void {
+    this.landing ??= Buffer.allocUnsafeSlow(this.maxDatagram);
+    const landing = this.landing;
     for (let i = 0; i < n; i++) {
+      if (this.closed) return;
       const msg = i * MMSGHDR_LEN;
       const length = view.readUInt32LE(msg + MMSG_LEN_AT);
       const flags = view.readInt32LE(msg + MSG_FLAGS_AT);
       const nameLen = view.readUInt32LE(msg + MSG_NAMELEN_AT);
       const nameAt = this.batch * (MMSGHDR_LEN + IOVEC_LEN) + i * SOCKADDR_UN_LEN;
-      let from = "";
-      if (nameLen > 2) {
-        const raw = view.subarray(nameAt + 2, nameAt + Math.min(nameLen, SOCKADDR_UN_LEN));
-        const nul = raw.indexOf(0);
-        from = raw.toString("utf8", 0, nul < 0 ? raw.length : nul);
-      }
+      const from =
+        nameLen > 2
+          ? this.senderPath(view.subarray(nameAt + 2, nameAt + Math.min(nameLen, SOCKADDR_UN_LEN)))
+          : "";
       const dataAt = headerBytes + i * this.maxDatagram;
       const kept = Math.min(length, this.maxDatagram);
-      // A copy: the native buffers are reused by the next call while the stack holds frames.
-      out.push({
-        data: Buffer.from(view.subarray(dataAt, dataAt + kept)),
-        from,
-        truncated: (flags & MSG_TRUNC) !== 0,
-      });
+      view.copy(landing, 0, dataAt, dataAt + kept);
+      onDatagram(landing.subarray(0, kept), from, (flags & MSG_TRUNC) !== 0);
     }
-    return out;
+  }
+
+  /** The path in a sender's sun_path bytes; the last one is kept, since a VM sends from one path. */
+  private senderPath(raw: Buffer): string {
+    const nul = raw.indexOf(0);
+    const name = nul < 0 ? raw : raw.subarray(0, nul);
+    if (this.lastSender && name.equals(this.lastSender.bytes)) return this.lastSender.path;
+    const path = name.toString("utf8");
+    this.lastSender = { bytes: Buffer.from(name), path };
+    return path;
   }
 
   /** Stops receiving and closes the socket (the blocked receive is woken by shutdown). */

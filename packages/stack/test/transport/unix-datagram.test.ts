@@ -391,6 +391,63 @@ describe("listenUnixDatagram", { timeout: 30_000 }, () => {
     expect(link.stats.drops["queue-full"]).toBe(dropped);
   });
 
+  it("sends frames given in parts, the parts free again on return, also when they wait in the backlog", async () => {
+    const { listener, all } = await listen(path("desktopd"), { maxBacklog: 4096 });
+    const peer = await Peer.start(path("vm"), false);
+    await peer.send(listener.path, arpQ);
+    await until(() => all.length === 1, "the link");
+    const { link } = all[0]!;
+    // More than the peer's queue holds while it does not read: the rest wait in the backlog.
+    const total = 1200;
+    const scratch = Buffer.alloc(1500);
+    for (let i = 0; i < total; i++) {
+      arpA.copy(scratch, 0, 0, 14);
+      scratch.fill(i & 0xff, 14);
+      scratch.writeUInt32BE(i, 14);
+      const cut = 15 + (i % 7);
+      link.sendv!([scratch.subarray(0, cut), scratch.subarray(cut, 700), scratch.subarray(700)]);
+      scratch.fill(0xee);
+    }
+    expect(link.stats.drops).toEqual({});
+    await peer.startReading();
+    await until(() => peer.received.length === total, "every frame");
+    peer.received.forEach((r, i) => {
+      expect(r.data.length).toBe(1500);
+      expect(r.data.readUInt32BE(14)).toBe(i);
+      expect(r.data.subarray(18).every((b) => b === (i & 0xff))).toBe(true);
+    });
+    expect(link.stats.framesOut).toBe(total);
+  });
+
+  it("lends each datagram to a receiver that copies it, and gives any other one of its own", async () => {
+    const at = path("desktopd");
+    type Got = { kept: Buffer; copy: Buffer; lent: boolean };
+    const got: Record<string, Got[]> = {};
+    const listener = await listenUnixDatagram(at, (link) => {
+      const frames: Got[] = [];
+      const lending = link.name.includes("lending");
+      got[lending ? "lending" : "keeping"] = frames;
+      link.start({
+        acceptsLent: lending,
+        onFrame: (f, meta) => frames.push({ kept: f, copy: Buffer.from(f), lent: meta?.lent === true }),
+      });
+    });
+    cleanups.push(() => listener.close());
+    const [lender, keeper] = await Promise.all([Peer.start(path("lending")), Peer.start(path("keeping"))]);
+    const sent = [arpQ, pingQ, udpQ];
+    for (const f of sent) await lender.send(at, f);
+    for (const f of sent) await keeper.send(at, f);
+    await until(() => got.lending?.length === 3 && got.keeping?.length === 3, "three frames on each link");
+    const hex = (frames: Buffer[]) => frames.map((f) => f.toString("hex"));
+    // Right while lent; the memory is the next datagram's afterwards.
+    expect(hex(got.lending!.map((g) => g.copy))).toEqual(hex(sent));
+    expect(got.lending!.every((g) => g.lent)).toBe(true);
+    expect(hex(got.lending!.map((g) => g.kept))).not.toEqual(hex(sent));
+    // Kept as given, and still right after every later datagram.
+    expect(hex(got.keeping!.map((g) => g.kept))).toEqual(hex(sent));
+    expect(got.keeping!.some((g) => g.lent)).toBe(false);
+  });
+
   it("removes its socket file on close and closes its links", async () => {
     const { listener, all } = await listen(path("desktopd"));
     const peer = await Peer.start(path("vm"));
