@@ -66,6 +66,8 @@ export class SlabPool {
   private idleTimer: Timer | undefined;
   readonly stats: SlabPoolStats = { slabsAllocated: 0, slabsReused: 0, unpooled: 0 };
 
+  private closed = false;
+
   constructor(options: SlabPoolOptions = {}) {
     this.slabSize = options.slabSize ?? 256 * 1024;
     this.maxSlabs = options.maxSlabs ?? 128;
@@ -138,7 +140,8 @@ export class SlabPool {
 
   private recycle(slab: Slab): void {
     slab.live = 0;
-    if (this.free.length >= this.maxFree) return; // left to the collector
+    // Left to the collector: the free list is full, or the pool is closed (late write callbacks).
+    if (this.closed || this.free.length >= this.maxFree) return;
     slab.isFree = true;
     this.free.push(slab);
     this.armIdle();
@@ -160,6 +163,7 @@ export class SlabPool {
 
   /** Stops the idle timer and lets the free slabs go (the stack is closing). */
   close(): void {
+    this.closed = true;
     this.idleTimer?.cancel();
     this.idleTimer = undefined;
     this.free.length = 0;

@@ -109,9 +109,11 @@ export async function listenQemuStream(
   return {
     address: actual,
     async close() {
-      await Promise.all([...links].map((link) => link.close()));
+      // Stop accepting first: a connection accepted while the links close would never be closed.
       // libuv unlinks the socket file itself; removing the path again could hit a successor's socket.
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all([...links].map((link) => link.close()));
+      await stopped;
     },
   };
 }
