@@ -24,7 +24,24 @@ function normalizeName(name: string): string {
   return name.toLowerCase().replace(/\.$/, "");
 }
 
-function addressValue(host: string): { family: 4 | 6; value: bigint } | undefined {
+type AddressValue = { family: 4 | 6; value: bigint };
+
+/** Hosts matched lately, as addresses (null: a name): a proxy asks about the same few again and again. */
+const recentHosts = new Map<string, AddressValue | null>();
+const RECENT_HOSTS = 512;
+
+/** `addressValue`, remembered: ip-num's parse is a measurable cost of every proxied request. */
+function cachedAddressValue(host: string): AddressValue | undefined {
+  const known = recentHosts.get(host);
+  if (known !== undefined) return known ?? undefined;
+  const value = addressValue(host);
+  // Cleared when full, not evicted one by one: a guest naming ever new hosts costs a parse each.
+  if (recentHosts.size >= RECENT_HOSTS) recentHosts.clear();
+  recentHosts.set(host, value ?? null);
+  return value;
+}
+
+function addressValue(host: string): AddressValue | undefined {
   const bare = host.replace(/^\[|\]$/g, "");
   const family = isIP(bare);
   if (family === 4) return { family, value: IPv4.fromDecimalDottedString(bare).getValue() };
@@ -116,7 +133,7 @@ export function parseNoProxy(text: string | readonly string[], key = "NO_PROXY")
     rules,
     matches(host, port) {
       if (rules.length === 0) return false;
-      const address = addressValue(host);
+      const address = cachedAddressValue(host);
       const name = address ? undefined : normalizeName(host);
       for (const r of rules) {
         if (r.kind === "all") return true;

@@ -73,6 +73,26 @@ describe("parseNoProxy", () => {
     );
   });
 
+  it("answers a host asked again as the first time, past the memory of recent hosts", () => {
+    const rules = parseNoProxy("192.0.2.0/25,fd00::/120,corp.example");
+    // 1500 hosts, each asked three times, in two rounds: the remembered parses are cleared on the
+    // way. Neighbours differ in their last characters only, and in the answer.
+    const hosts = Array.from({ length: 1500 }, (_, i) => {
+      if (i % 3 === 0) return { host: `192.0.2.${i % 256}`, inside: i % 256 < 128 };
+      if (i % 3 === 1) return { host: `[fd00::${(i % 512).toString(16)}]`, inside: i % 512 < 256 };
+      return { host: `h${i}.${i % 2 ? "corp" : "other"}.example`, inside: i % 2 === 1 };
+    });
+    for (let round = 0; round < 2; round++) {
+      for (const { host, inside } of hosts) {
+        for (let ask = 0; ask < 3; ask++) expect(rules.matches(host, 80), host).toBe(inside);
+      }
+    }
+    // The same text as an IPv4-mapped address is the IPv4 address, asked before or not.
+    expect(rules.matches("::ffff:192.0.2.9", 80)).toBe(true);
+    expect(rules.matches("::ffff:192.0.2.200", 80)).toBe(false);
+    expect(rules.matches("::ffff:192.0.2.9", 80)).toBe(true);
+  });
+
   it("matches an IPv4 CIDR exactly when the address is inside it", () => {
     fc.assert(
       fc.property(fc.ipV4(), fc.ipV4(), fc.integer({ min: 0, max: 32 }), (net, ip, bits) => {

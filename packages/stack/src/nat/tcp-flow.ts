@@ -579,19 +579,24 @@ export class TcpFlow implements ConnectionHooks, StreamOwner {
     // Node's own would outlive a young-generation collection, and V8 counts their bytes as old
     // space, which at gigabits per second means a mark-compact every few milliseconds.
     if (!this.conn || this.conn.isClosed) return "closed";
-    return this.queue(this.ctx.readPool.copy(chunk));
+    // What a writer writes within one turn of the event loop leaves together at the flush (as
+    // Linux's autocorking): an HTTP answer's head, body and FIN in one segment, not three.
+    return this.queue(this.ctx.readPool.copy(chunk), true);
   }
 
-  /** Queues data for the guest; the connection owns `chunk` from now on. */
-  private queue(chunk: Buffer): boolean | "closed" {
+  /**
+   * Queues data for the guest; the connection owns `chunk` from now on. With `more`, a tail
+   * shorter than a segment waits for the next chunk or the flush.
+   */
+  private queue(chunk: Buffer, more = chunk.length >= FULL_READ): boolean | "closed" {
     const conn = this.conn;
     if (!conn || conn.isClosed) return "closed";
     this.bytesToGuest += chunk.length;
     // The flush arms the retransmission timer for what leaves now (and sends a held tail).
     this.ctx.touch(this);
-    // A chunk as large as a socket read may have more behind it in this batch: its short tail
-    // waits for the next chunk or the flush. A smaller one ended its read, so it all goes now.
-    return conn.send(chunk, chunk.length >= FULL_READ);
+    // By default, a chunk as large as a socket read may have more behind it in this batch: its
+    // short tail waits for the next chunk or the flush. A smaller one ended its read: it all goes now.
+    return conn.send(chunk, more);
   }
 
   end(): void {

@@ -757,8 +757,13 @@ export class Connection {
           }
         }
         const seq = this.sndNxt;
-        this.emitData(seq, this.sendBuf.views(dataOffset, len), len === available);
-        this.sndNxt = seqAdd(this.sndNxt, len);
+        const end = seqAdd(seq, len);
+        // The FIN rides on the segment that ends the data (as Linux's does), unless it went
+        // already and this is not a resend of its segment.
+        const fin = len === available && this.finQueued && !(this.finSent && seqGe(end, this.sndMax));
+        if (fin) this.markFinSent();
+        this.emitData(seq, this.sendBuf.views(dataOffset, len), len === available, fin);
+        this.sndNxt = fin ? seqAdd(end, 1) : end;
         if (seqGt(this.sndNxt, this.sndMax)) {
           this.sndMax = this.sndNxt;
           if (!this.timed) this.timed = { seq: this.sndNxt, at: now };
@@ -767,11 +772,7 @@ export class Connection {
         continue;
       }
       if (this.finQueued && available === 0 && !(this.finSent && seqGe(this.sndNxt, this.sndMax))) {
-        if (!this.finSent) {
-          this.finSent = true;
-          if (this.state === TcpState.Established) this.setState(TcpState.FinWait1);
-          else if (this.state === TcpState.CloseWait) this.setState(TcpState.LastAck);
-        }
+        this.markFinSent();
         this.emit(this.sndNxt, TCP_FIN | TCP_ACK, undefined);
         this.sndNxt = seqAdd(this.sndNxt, 1);
         if (seqGt(this.sndNxt, this.sndMax)) this.sndMax = this.sndNxt;
@@ -788,14 +789,22 @@ export class Connection {
     }
   }
 
+  /** Our FIN leaves (the first time: the state moves on). */
+  private markFinSent(): void {
+    if (this.finSent) return;
+    this.finSent = true;
+    if (this.state === TcpState.Established) this.setState(TcpState.FinWait1);
+    else if (this.state === TcpState.CloseWait) this.setState(TcpState.LastAck);
+  }
+
   private persistInterval(): number {
     return Math.min(Math.max(this.rtt.rto, 200) * 2 ** this.persistBackoff, 60_000);
   }
 
-  private emitData(seq: number, payload: Payload, push: boolean): void {
+  private emitData(seq: number, payload: Payload, push: boolean, fin = false): void {
     if (seqLt(seq, this.sndMax)) this.recovery.segmentsRetransmitted++;
     const segmentSize = payloadLength(payload) > this.sndMss ? this.sndMss : undefined;
-    this.emit(seq, TCP_ACK | (push ? TCP_PSH : 0), payload, segmentSize);
+    this.emit(seq, TCP_ACK | (push ? TCP_PSH : 0) | (fin ? TCP_FIN : 0), payload, segmentSize);
   }
 
   /** Most payload one data segment may carry: one MSS, or whole MSSes up to maxBurstSegment. */

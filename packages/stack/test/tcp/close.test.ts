@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { TcpState } from "../../src/tcp/state.js";
 import { Ack, expectSegment, Flags, Len, Seq, TcpHarness } from "../../src/testing/tcp-harness.js";
-import { TCP_ACK, TCP_FIN, TCP_RST } from "../../src/wire/tcp.js";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST } from "../../src/wire/tcp.js";
 
 const RCV = 1001;
 
@@ -24,7 +24,7 @@ describe("active close", () => {
     expect(h.state).toBe(TcpState.Closed);
   });
 
-  it("ESTABLISHED close with data queued → FIN follows the data", () => {
+  it("ESTABLISHED close with data queued → the FIN rides on the segment that ends the data", () => {
     const h = TcpHarness.established({}, { windowScale: undefined });
     h.peerSend({ window: 1000 });
     h.conn.send(Buffer.alloc(1500, 7));
@@ -34,10 +34,37 @@ describe("active close", () => {
     expect(h.conn.send(Buffer.from("late"))).toBe(false);
     h.clearOut();
     h.peerSend({ ack: h.iss + 1001, window: 1000 });
-    expect(h.out).toHaveLength(2);
-    expectSegment(h.out[0], Seq(h.iss + 1001), Len(500));
-    expectSegment(h.out[1], Flags(TCP_FIN | TCP_ACK, true), Seq(h.iss + 1501));
+    expect(h.out).toHaveLength(1);
+    expectSegment(h.out[0], Flags(TCP_FIN | TCP_ACK | TCP_PSH, true), Seq(h.iss + 1001), Len(500));
     expect(h.state).toBe(TcpState.FinWait1);
+    // An ACK of the data alone leaves the FIN outstanding; the ACK of both moves on.
+    h.peerSend({ ack: h.iss + 1501 });
+    expect(h.state).toBe(TcpState.FinWait1);
+    h.peerSend({ ack: h.iss + 1502 });
+    expect(h.state).toBe(TcpState.FinWait2);
+  });
+
+  it("data and FIN sent together and lost → the resend after the timeout carries both again", () => {
+    const h = TcpHarness.established();
+    // Held for more (as a stream's writes are until the flush), then closed: one segment.
+    h.conn.send(Buffer.from("last words"), true);
+    expect(h.out).toHaveLength(0);
+    h.conn.close();
+    expect(h.out).toHaveLength(1);
+    expectSegment(h.out[0], Flags(TCP_FIN | TCP_ACK | TCP_PSH, true), Seq(h.iss + 1), Len(10));
+    h.clearOut();
+    h.fireNextTimer(); // the retransmission timeout
+    expect(h.out).toHaveLength(1);
+    expectSegment(h.out[0], Flags(TCP_FIN | TCP_ACK | TCP_PSH, true), Seq(h.iss + 1), Len(10));
+    expect(h.conn.recovery.segmentsRetransmitted).toBe(1);
+    h.clearOut();
+    // Only the data arrived: the FIN alone goes again at the next timeout.
+    h.peerSend({ ack: h.iss + 11 });
+    expect(h.out).toHaveLength(0);
+    h.fireNextTimer();
+    expectSegment(h.lastOut, Flags(TCP_FIN | TCP_ACK, true), Seq(h.iss + 11), Len(0));
+    h.peerSend({ ack: h.iss + 12 });
+    expect(h.state).toBe(TcpState.FinWait2);
   });
 
   it("FIN-WAIT-1 FIN|ACK acknowledging our FIN → TIME-WAIT", () => {
