@@ -1,21 +1,35 @@
-// Runs inside the guest netns: `node connrate.mjs HOST PORT SECONDS CONCURRENCY`.
+// Runs inside the guest netns: `node connrate.mjs HOST PORT SECONDS CONCURRENCY [WARMUP]`.
 // CONCURRENCY loops each open a TCP connection, close it as soon as it is established, wait for
-// the close to complete, and start over, for SECONDS. Prints one JSON line.
+// the close to complete, and start over, for WARMUP seconds (default 0) not counted, then for
+// SECONDS counted. The warm-up lets this client and the peer's compilers settle, so the figure
+// is a running peer's, not a fresh one's. Prints one JSON line.
 import net from "node:net";
 
-const [host, portArg, secondsArg, concurrencyArg] = process.argv.slice(2);
+const [host, portArg, secondsArg, concurrencyArg, warmupArg] = process.argv.slice(2);
 const port = Number(portArg);
 const seconds = Number(secondsArg);
 const concurrency = Number(concurrencyArg);
+const warmup = Number(warmupArg ?? 0);
 
 let connections = 0;
 let errors = 0;
 let firstError;
-const start = process.hrtime.bigint();
-const deadline = Date.now() + seconds * 1000;
+let start = process.hrtime.bigint();
+const warmUntil = Date.now() + warmup * 1000;
+const deadline = warmUntil + seconds * 1000;
+let counting = warmup <= 0;
 
 // A connection that never completes must not hold the run open.
-setTimeout(() => report("guest connrate hard timeout"), seconds * 1000 + 5000).unref();
+setTimeout(() => report("guest connrate hard timeout"), (warmup + seconds) * 1000 + 5000).unref();
+if (!counting) {
+  setTimeout(() => {
+    counting = true;
+    connections = 0;
+    errors = 0;
+    firstError = undefined;
+    start = process.hrtime.bigint();
+  }, warmup * 1000);
+}
 
 function once() {
   return new Promise((resolve) => {

@@ -1,13 +1,15 @@
-// Runs inside the guest netns: `node rr.mjs HOST PORT SECONDS`.
+// Runs inside the guest netns: `node rr.mjs HOST PORT SECONDS [WARMUP]`.
 // One TCP connection (Nagle off); sends 1 byte, waits for the 1-byte echo, repeats for SECONDS
-// (at most 200 000 round trips) after 200 warm-up rounds. Prints one JSON line with the median
-// and 99th percentile round trip in microseconds.
+// (at most 200 000 round trips) after a warm-up of 200 rounds and WARMUP seconds (default 0),
+// whichever ends last. Prints one JSON line with the median and 99th percentile round trip in
+// microseconds.
 import net from "node:net";
 
-const [host, portArg, secondsArg] = process.argv.slice(2);
+const [host, portArg, secondsArg, warmupArg] = process.argv.slice(2);
 const port = Number(portArg);
 const seconds = Number(secondsArg);
-const warmup = 200;
+const warmupSeconds = Number(warmupArg ?? 0);
+const warmupRounds = 200;
 const maxSamples = 200_000;
 
 function fail(error) {
@@ -15,7 +17,7 @@ function fail(error) {
   process.exit(0);
 }
 
-setTimeout(() => fail("guest rr hard timeout"), seconds * 1000 + 8000).unref();
+setTimeout(() => fail("guest rr hard timeout"), (warmupSeconds + seconds) * 1000 + 8000).unref();
 
 const s = net.connect({ host, port });
 s.setNoDelay(true);
@@ -25,7 +27,9 @@ s.on("error", (err) => fail(err.message));
 const samples = [];
 let rounds = 0;
 let sentAt = 0n;
+let warmUntil = 0;
 let deadline = 0;
+let measuring = false;
 const payload = Buffer.from([0x2a]);
 
 function ping() {
@@ -34,7 +38,7 @@ function ping() {
 }
 
 s.on("connect", () => {
-  deadline = Date.now() + seconds * 1000;
+  warmUntil = Date.now() + warmupSeconds * 1000;
   ping();
 });
 
@@ -43,8 +47,12 @@ s.on("data", (d) => {
   if (d.length === 0) return;
   const rtt = Number(process.hrtime.bigint() - sentAt) / 1000;
   rounds++;
-  if (rounds > warmup) samples.push(rtt);
-  if ((rounds > warmup && Date.now() >= deadline) || samples.length >= maxSamples) return finish();
+  if (measuring) samples.push(rtt);
+  else if (rounds >= warmupRounds && Date.now() >= warmUntil) {
+    measuring = true;
+    deadline = Date.now() + seconds * 1000;
+  }
+  if ((measuring && Date.now() >= deadline) || samples.length >= maxSamples) return finish();
   ping();
 });
 

@@ -1,7 +1,7 @@
 /** TCP connections per second: the guest opens and closes connections (small concurrency) to a host server. */
 import type { Family } from "../family.js";
 import { type Figure, failed } from "./figure.js";
-import { runGuestScript } from "./guest.js";
+import { runGuestScript, WARMUP_SECONDS } from "./guest.js";
 import { type HostServer, startAcceptCloseServer } from "./hostserver.js";
 
 export const connrateConcurrency = 8;
@@ -24,8 +24,9 @@ export async function measureConnrate(
   let server: HostServer | undefined;
   try {
     server = await startAcceptCloseServer(family);
-    const args = [hostAddress, server.port, seconds, connrateConcurrency];
-    const r = await runGuestScript<ConnrateReport>(root, netns, "connrate.mjs", args, (seconds + 15) * 1000);
+    const args = [hostAddress, server.port, seconds, connrateConcurrency, WARMUP_SECONDS];
+    const timeoutMs = (WARMUP_SECONDS + seconds + 15) * 1000;
+    const r = await runGuestScript<ConnrateReport>(root, netns, "connrate.mjs", args, timeoutMs);
     if (r.connections === 0)
       return failed(`no connection completed${r.firstError ? `: ${r.firstError}` : ""}`);
     return {

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Daemon, describeExit, run } from "../proc.js";
 import { connrateConcurrency } from "./connrate.js";
 import { type Figure, failed } from "./figure.js";
+import { WARMUP_SECONDS } from "./guest.js";
 
 /**
  * Guest ports the forwards lead to: below 1024, because the guest's ephemeral range is widened
@@ -69,7 +70,8 @@ export async function measureForwardConnrate(
     await server.waitForLine((l) => l === "listening", 5000, "guest accept-close server");
     const script = join(root, "bench/guest/connrate.mjs");
     const args = [script, "127.0.0.1", String(hostPort), String(seconds), String(connrateConcurrency)];
-    const r = await run(process.execPath, args, (seconds + 15) * 1000);
+    args.push(String(WARMUP_SECONDS));
+    const r = await run(process.execPath, args, (WARMUP_SECONDS + seconds + 15) * 1000);
     const last = r.stdout.trim().split("\n").pop() ?? "";
     let report: ConnrateReport & { error?: string };
     try {

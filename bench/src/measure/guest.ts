@@ -2,6 +2,13 @@
 import { join } from "node:path";
 import { describeExit, run } from "../proc.js";
 
+/**
+ * Seconds a connection-rate or RR script runs unmeasured first: the client's and the peer's
+ * compilers settle, so the figure is a running peer's (a fresh node process, desktopd's or the
+ * guest client's, spends its first second compiling).
+ */
+export const WARMUP_SECONDS = 1;
+
 export async function runGuestScript<T>(
   root: string,
   netns: string,

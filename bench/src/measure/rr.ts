@@ -1,7 +1,7 @@
 /** Request/response latency: 1-byte ping-pong over one TCP connection from the guest to a host echo server. */
 import type { Family } from "../family.js";
 import { type Figure, failed } from "./figure.js";
-import { runGuestScript } from "./guest.js";
+import { runGuestScript, WARMUP_SECONDS } from "./guest.js";
 import { type HostServer, startEchoServer } from "./hostserver.js";
 
 interface RrReport {
@@ -25,8 +25,9 @@ export async function measureRr(
   let server: HostServer | undefined;
   try {
     server = await startEchoServer(family);
-    const args = [hostAddress, server.port, seconds];
-    const r = await runGuestScript<RrReport>(root, netns, "rr.mjs", args, (seconds + 15) * 1000);
+    const args = [hostAddress, server.port, seconds, WARMUP_SECONDS];
+    const timeoutMs = (WARMUP_SECONDS + seconds + 15) * 1000;
+    const r = await runGuestScript<RrReport>(root, netns, "rr.mjs", args, timeoutMs);
     const detail = { samples: r.samples };
     return { median: { value: r.medianUs, detail }, p99: { value: r.p99Us, detail } };
   } catch (err) {
