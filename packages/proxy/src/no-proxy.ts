@@ -29,13 +29,17 @@ type AddressValue = { family: 4 | 6; value: bigint };
 /** Hosts matched lately, as addresses (null: a name): a proxy asks about the same few again and again. */
 const recentHosts = new Map<string, AddressValue | null>();
 const RECENT_HOSTS = 512;
+/** Longest text of an address: a bracketed IPv6 with an embedded IPv4 (`[ffff:…:255.255.255.255]`). */
+const MAX_ADDRESS_TEXT = 47;
 
 /** `addressValue`, remembered: ip-num's parse is a measurable cost of every proxied request. */
 function cachedAddressValue(host: string): AddressValue | undefined {
   const known = recentHosts.get(host);
   if (known !== undefined) return known ?? undefined;
   const value = addressValue(host);
-  // Cleared when full, not evicted one by one: a guest naming ever new hosts costs a parse each.
+  // Only what could be an address is kept (a host name can be 64 KiB long). Cleared when full,
+  // not evicted one by one: a guest naming ever new hosts costs a parse each.
+  if (host.length > MAX_ADDRESS_TEXT) return value;
   if (recentHosts.size >= RECENT_HOSTS) recentHosts.clear();
   recentHosts.set(host, value ?? null);
   return value;

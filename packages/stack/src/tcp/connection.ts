@@ -286,6 +286,8 @@ export class Connection {
   /** Resets the connection (RST to the peer) and drops it. */
   abort(): void {
     if (this.closed) return;
+    // A tail held for more leaves ahead of the reset, as it would have had it gone at once.
+    if (this.tailHeld) this.transmit();
     if (this.state !== TcpState.SynSent && this.state !== TcpState.TimeWait) {
       this.emit(this.sndNxt, TCP_RST | TCP_ACK, undefined);
     }
@@ -611,7 +613,9 @@ export class Connection {
   private lossDetected(): boolean {
     if (this.dupAcks >= 3) return true;
     if (this.scoreboard.sackedBytes() >= 3 * this.sndMss) return true;
-    const outstanding = Math.ceil(seqDiff(this.sndMax, this.sndUna) / this.sndMss);
+    // Segments in flight: a FIN that rides on the last one adds a sequence number, not a segment.
+    const finInFlight = this.finSent ? 1 : 0;
+    const outstanding = Math.ceil((seqDiff(this.sndMax, this.sndUna) - finInFlight) / this.sndMss);
     return (
       outstanding <= 3 &&
       this.dupAcks >= Math.max(1, outstanding - 1) &&

@@ -7,7 +7,7 @@ import type { Duplex } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { seqAdd } from "../../src/tcp/seq.js";
 import { type FrameHarness, frameHarness, type SeenFrame } from "../../src/testing/frame-harness.js";
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from "../../src/wire/tcp.js";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../../src/wire/tcp.js";
 
 const A = { mac: "02:00:00:00:00:0a", ip: "192.168.65.3" };
 const HEAD = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\n";
@@ -107,6 +107,23 @@ describe("a served stream's writes", () => {
     const lengths = sent().map((f) => f.tcp!.payload.length);
     // 4000 bytes with the link's MSS of 1460: two full segments and the rest, not 40 runts.
     expect(lengths).toEqual([1460, 1460, 1080]);
+  });
+
+  it("sends what was written before a destroy in the same turn, then the reset", async () => {
+    const { request, firstSeq } = await served((s) => {
+      s.once("data", () => {
+        s.write("HTTP/1.1 400 Bad Request\r\n\r\n");
+        s.destroy();
+      });
+    });
+    await request("GARBAGE\r\n\r\n");
+    const frames = h!.take(A.ip).filter((f) => f.tcp && (f.tcp.payload.length > 0 || f.tcp.flags & TCP_RST));
+    expect(frames.map((f) => [f.tcp!.seq - firstSeq, f.tcp!.payload.length, f.tcp!.flags & TCP_RST])).toEqual(
+      [
+        [0, 28, 0],
+        [28, 0, TCP_RST],
+      ],
+    );
   });
 
   it("ends a finished stream again quietly, and still tells a callback that it had finished", async () => {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { MAX_VIEWS, SendBuffer } from "../../src/tcp/send-buffer.js";
 import { TcpHarness } from "../../src/testing/tcp-harness.js";
-import { TCP_ACK, TCP_FIN } from "../../src/wire/tcp.js";
+import { TCP_ACK, TCP_FIN, TCP_RST } from "../../src/wire/tcp.js";
 
 const pattern = (offset: number, len: number) =>
   Buffer.from(Array.from({ length: len }, (_, i) => (offset + i) % 251));
@@ -55,6 +55,18 @@ describe("send(data, more)", () => {
     const out = h.takeOut();
     expect(Buffer.concat(out.map((s) => s.payload)).equals(pattern(0, 300))).toBe(true);
     expect(out.at(-1)!.flags & TCP_FIN).toBe(TCP_FIN);
+  });
+
+  it("an abort right after sends the held tail first, then the reset", () => {
+    const h = established();
+    h.conn.send(pattern(0, 300), true);
+    expect(h.takeOut()).toHaveLength(0);
+    h.conn.abort();
+    const out = h.takeOut();
+    expect(out.map((s) => s.payload.length)).toEqual([300, 0]);
+    expect(Buffer.from(out[0]!.payload).equals(pattern(0, 300))).toBe(true);
+    expect(out[1]!.flags & TCP_RST).toBe(TCP_RST);
+    expect(out[1]!.seq).toBe((out[0]!.seq + 300) >>> 0);
   });
 
   it("cuts a super-segment (TSO) at whole segments and holds the rest", () => {

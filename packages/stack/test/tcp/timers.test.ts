@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { TcpState } from "../../src/tcp/state.js";
 import { Ack, expectSegment, Flags, Len, Seq, TcpHarness } from "../../src/testing/tcp-harness.js";
-import { TCP_ACK, TCP_RST } from "../../src/wire/tcp.js";
+import { TCP_ACK, TCP_FIN, TCP_RST } from "../../src/wire/tcp.js";
 
 const MSS = 1460;
 const data = (len: number) => Buffer.from(Array.from({ length: len }, (_, i) => i % 251));
@@ -127,6 +127,30 @@ describe("fast retransmit and NewReno (RFC 5681, RFC 6582)", () => {
     expect(cwndBefore).toBeGreaterThan(0);
     // ssthresh = flight/2; cwnd = ssthresh + 3 MSS.
     expect(h.conn.info().cwnd).toBe(Math.max(Math.floor(flight / 2), 2 * MSS) + 3 * MSS);
+  });
+
+  it("ESTABLISHED two segments, the FIN on the second, the first lost → resent at the first duplicate ACK", () => {
+    // Early retransmit (RFC 5827): two segments in flight can bring one duplicate ACK only. The
+    // FIN riding on the second is a sequence number, not a third segment to wait for.
+    const h = TcpHarness.established();
+    const una = h.iss + 1;
+    // A closed window holds both segments until the FIN is queued behind them.
+    h.peerSend({ ack: una, window: 0 });
+    h.conn.send(data(2 * MSS));
+    h.conn.close();
+    h.clearOut();
+    h.peerSend({ ack: una, window: 65535 });
+    expect(
+      h.out.filter((s) => s.payload.length > 0).map((s) => [s.payload.length, s.flags & TCP_FIN]),
+    ).toEqual([
+      [MSS, 0],
+      [MSS, TCP_FIN],
+    ]);
+    h.clearOut();
+    h.peerSend({ ack: una, sack: [[una + MSS, una + 2 * MSS]] });
+    const resent = h.out.filter((s) => s.seq === una >>> 0 && s.payload.length > 0);
+    expect(resent).toHaveLength(1);
+    expectSegment(resent[0], Len(MSS));
   });
 
   it("ESTABLISHED duplicate ACK with a window change → not counted", () => {
