@@ -21,6 +21,7 @@ import {
   UpstreamError,
 } from "./tunnel.js";
 import { formatUpstream, type Upstream } from "./upstream.js";
+import { UpstreamPool, type UpstreamPoolOptions, upstreamKey } from "./upstream-pool.js";
 
 export interface HttpProxyOptions {
   settings: ProxySettings;
@@ -32,12 +33,18 @@ export interface HttpProxyOptions {
   timeoutMs?: number;
   /** How a direct connection is made (default: a host TCP socket). */
   direct?: DirectConnect;
+  /** Idle keep-alive connections kept to HTTP(S) upstream proxies for plain requests. */
+  upstreamPool?: UpstreamPoolOptions;
   logger?: Logger;
 }
 
 export interface HttpProxyCounters {
   requests: number;
   tunnels: number;
+  /** Plain requests sent to an upstream proxy on a kept-alive connection instead of a new one. */
+  upstreamReused: number;
+  /** Requests sent again on a new connection after a kept-alive one failed before any answer. */
+  upstreamRetried: number;
   /** Answers the proxy gave itself, by status (400, 403, 431, 502, 504...). */
   errors: Record<string, number>;
 }
@@ -69,7 +76,19 @@ export const MAX_HEADER_BYTES = 64 * 1024;
 
 export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
   const timeoutMs = o.timeoutMs ?? 10_000;
-  const counters: HttpProxyCounters = { requests: 0, tunnels: 0, errors: {} };
+  const counters: HttpProxyCounters = {
+    requests: 0,
+    tunnels: 0,
+    upstreamReused: 0,
+    upstreamRetried: 0,
+    errors: {},
+  };
+  const pool = new UpstreamPool(o.upstreamPool);
+  /** Streams that came out of the pool, until their request is sent. */
+  const reused = new WeakSet<Duplex>();
+  // A connection kept for one upstream must not carry requests after the settings moved away.
+  const onSettingsChanged = () => pool.clear();
+  o.settings.on("changed", onSettingsChanged);
   const refuse = (status: number) => {
     counters.errors[status] = (counters.errors[status] ?? 0) + 1;
   };
@@ -136,8 +155,14 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       .routes(host, port, false, target.href)
       .then((hops) =>
         firstReachable(hops, (hop) => {
-          if (hop && (hop.protocol === "http" || hop.protocol === "https"))
+          if (hop && (hop.protocol === "http" || hop.protocol === "https")) {
+            const kept = pool.take(upstreamKey(hop));
+            if (kept) {
+              reused.add(kept);
+              return Promise.resolve(kept);
+            }
             return connectToProxy(hop, timeoutMs);
+          }
           // Direct, an intercepted request goes where the guest sent it, not where its Host says.
           const [toHost, toPort] = original && !hop ? [original.ip, original.port] : [host, port];
           return openTunnel(toHost, toPort, hop, {
@@ -169,16 +194,26 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
     headers: http.OutgoingHttpHeaders,
   ) => {
     const viaProxy = hop !== undefined && (hop.protocol === "http" || hop.protocol === "https");
+    const wasKept = reused.delete(stream);
+    if (wasKept) counters.upstreamReused++;
     if (viaProxy) {
       const auth = basicAuth(hop);
       if (auth) headers["proxy-authorization"] = auth;
+      // Ours to the upstream, whatever the client asked of us (its own was dropped as hop-by-hop).
+      headers.connection = "keep-alive";
+      const key = upstreamKey(hop);
+      // Node's client frees a connection whose exchange ended cleanly with keep-alive.
+      stream.once("free", () => pool.put(key, stream));
     }
+    const bodyless =
+      req.headers["transfer-encoding"] === undefined &&
+      (req.headers["content-length"] === undefined || req.headers["content-length"] === "0");
     const out = http.request({
       method: req.method,
       // An HTTP upstream gets the absolute form; a direct or SOCKS hop the origin form.
       path: viaProxy ? target.href : `${target.pathname}${target.search}`,
       headers,
-      // No agent: one request on the stream the route gave.
+      // No agent: one request on the stream the route gave (the pool above keeps upstream ones).
       createConnection: (() => stream) as never,
     });
     out.setTimeout(timeoutMs, () =>
@@ -189,18 +224,42 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
         ),
       ),
     );
+    let answered = false;
+    let upstreamEnded = false;
     out.on("response", (up) => {
+      answered = true;
       const back: http.OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(up.headers)) {
         if (!HOP_BY_HOP.has(name) && value !== undefined) back[name] = value;
       }
       res.writeHead(up.statusCode ?? 502, up.statusMessage, back);
       up.pipe(res);
+      up.on("end", () => {
+        upstreamEnded = true;
+      });
       up.on("error", () => res.destroy());
     });
-    out.on("error", (error) => answerFailure(res, target, error));
-    req.pipe(out);
+    out.on("error", (error) => {
+      // A kept connection the upstream closed meanwhile: a request without a body is sent again,
+      // once, on a new connection (as browsers do); one with a body cannot be replayed.
+      if (wasKept && viaProxy && !answered && bodyless && !res.destroyed) {
+        counters.upstreamRetried++;
+        stream.destroy();
+        connectToProxy(hop, timeoutMs).then(
+          (fresh) => (res.destroyed ? fresh.destroy() : forward(req, res, target, fresh, hop, headers)),
+          (failure: unknown) => answerFailure(res, target, failure),
+        );
+        return;
+      }
+      answerFailure(res, target, error);
+    });
+    if (bodyless) {
+      req.resume();
+      out.end();
+    } else req.pipe(out);
     res.on("close", () => {
+      // A finished exchange leaves the connection to Node's client: freed to the pool, or closed.
+      if (upstreamEnded) return;
       out.destroy();
       stream.destroy();
     });
@@ -283,6 +342,8 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
     close() {
       for (const s of open) s.destroy();
       open.clear();
+      pool.clear();
+      o.settings.off("changed", onSettingsChanged);
       readPool.close();
     },
   };

@@ -70,3 +70,4 @@ export {
   UpstreamError,
 } from "./tunnel.js";
 export { formatUpstream, parseUpstream, type Upstream, type UpstreamProtocol } from "./upstream.js";
+export type { UpstreamPoolOptions } from "./upstream-pool.js";
