@@ -71,6 +71,9 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
+/** Methods a proxy may send again on its own (RFC 9110 9.2.2), when they carry no body. */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
 /** Largest request head: beyond it the client gets 431 (Node's parser enforces it). */
 export const MAX_HEADER_BYTES = 64 * 1024;
 
@@ -86,8 +89,14 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
   const pool = new UpstreamPool(o.upstreamPool);
   /** Streams that came out of the pool, until their request is sent. */
   const reused = new WeakSet<Duplex>();
-  // A connection kept for one upstream must not carry requests after the settings moved away.
-  const onSettingsChanged = () => pool.clear();
+  // A connection kept for one upstream must not carry requests after the settings moved away,
+  // nor one in use then come back to the pool afterwards (`generation`), nor any after close().
+  let generation = 0;
+  let closed = false;
+  const onSettingsChanged = () => {
+    generation++;
+    pool.clear();
+  };
   o.settings.on("changed", onSettingsChanged);
   const refuse = (status: number) => {
     counters.errors[status] = (counters.errors[status] ?? 0) + 1;
@@ -202,8 +211,12 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       // Ours to the upstream, whatever the client asked of us (its own was dropped as hop-by-hop).
       headers.connection = "keep-alive";
       const key = upstreamKey(hop);
+      const born = generation;
       // Node's client frees a connection whose exchange ended cleanly with keep-alive.
-      stream.once("free", () => pool.put(key, stream));
+      stream.once("free", () => {
+        if (closed || born !== generation) stream.destroy();
+        else pool.put(key, stream);
+      });
     }
     const bodyless =
       req.headers["transfer-encoding"] === undefined &&
@@ -240,9 +253,13 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       up.on("error", () => res.destroy());
     });
     out.on("error", (error) => {
-      // A kept connection the upstream closed meanwhile: a request without a body is sent again,
-      // once, on a new connection (as browsers do); one with a body cannot be replayed.
-      if (wasKept && viaProxy && !answered && bodyless && !res.destroyed) {
+      // A kept connection the upstream closed meanwhile: an idempotent request without a body
+      // is sent again, once, on a new connection (RFC 9110 9.2.2, as browsers do). Not after our
+      // own timeout, and never a request with a body, which cannot be replayed.
+      const code = (error as NodeJS.ErrnoException).code;
+      const connectionLost = code === "ECONNRESET" || code === "EPIPE";
+      const replayable = bodyless && IDEMPOTENT.has(req.method ?? "");
+      if (wasKept && viaProxy && connectionLost && replayable && !answered && !res.destroyed) {
         counters.upstreamRetried++;
         stream.destroy();
         connectToProxy(hop, timeoutMs).then(
@@ -259,7 +276,8 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
     } else req.pipe(out);
     res.on("close", () => {
       // A finished exchange leaves the connection to Node's client: freed to the pool, or closed.
-      if (upstreamEnded) return;
+      // One whose answer came before the client's body ended (a 403 to an upload) is not finished.
+      if (upstreamEnded && out.writableFinished) return;
       out.destroy();
       stream.destroy();
     });
@@ -340,6 +358,7 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
     },
     counters: () => ({ ...counters, errors: { ...counters.errors } }),
     close() {
+      closed = true;
       for (const s of open) s.destroy();
       open.clear();
       pool.clear();

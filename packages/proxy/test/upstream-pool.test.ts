@@ -37,14 +37,24 @@ async function origin(): Promise<number> {
  * destroys a connection when a second request arrives on it (an upstream that closed a kept
  * connection just as it was reused).
  */
-async function upstreamProxy(o: { dropSecond?: boolean } = {}) {
-  const stats = { connections: 0, requests: 0, closed: 0 };
+async function upstreamProxy(
+  o: { dropSecond?: boolean; stallSecond?: boolean; refuseBodies?: boolean } = {},
+) {
+  const stats = { connections: 0, requests: 0, closed: 0, methods: [] as string[] };
   const server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
     stats.requests++;
+    stats.methods.push(req.method ?? "");
     const socket = req.socket as net.Socket & { served?: number };
     socket.served = (socket.served ?? 0) + 1;
     if (o.dropSecond && socket.served === 2) {
       socket.destroy();
+      return;
+    }
+    if (o.stallSecond && socket.served === 2) return;
+    if (o.refuseBodies && req.headers["content-length"] !== undefined) {
+      // At once, without reading the body, and keeping the connection (as a 403 or 413 may).
+      res.writeHead(403, { "content-length": "0" });
+      res.end();
       return;
     }
     const url = new URL(req.url ?? "");
@@ -67,31 +77,39 @@ async function upstreamProxy(o: { dropSecond?: boolean } = {}) {
 }
 
 /** The proxy under test on a host port, with `upstream` as its HTTP proxy. */
-async function proxyTo(upstreamPort: number) {
+async function proxyTo(upstreamPort: number, timeoutMs = 3000) {
   const settings = new ProxySettings(configFromEnv({ http_proxy: `http://127.0.0.1:${upstreamPort}` }));
-  const proxy: HttpProxy = createHttpProxy({ settings, timeoutMs: 3000 });
+  const proxy: HttpProxy = createHttpProxy({ settings, timeoutMs });
   closers.push(() => proxy.close());
   const port = await listen(net.createServer((s) => proxy.handle(s)));
   return { proxy, port, settings };
 }
 
-/** One GET through the proxy on a new client connection; the answer's status and body. */
-function get(proxyPort: number, url: string): Promise<{ status: number; body: string }> {
+/** One request (GET by default) through the proxy on a new client connection; the answer's status and body. */
+function get(proxyPort: number, url: string, method = "GET"): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port: proxyPort, path: url, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => {
-        body += d;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = http.request(
+      { host: "127.0.0.1", port: proxyPort, path: url, method, agent: false },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
+          body += d;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on("error", reject);
     req.end();
   });
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 20));
+
+/** Waits for `cond` (at most 3 s): the sockets' events come when the kernel and the loop get to them. */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 150 && !cond(); i++) await settle();
+}
 
 describe("kept-alive connections to an HTTP upstream proxy", () => {
   it("carries one client's requests after another over one upstream connection", async () => {
@@ -129,6 +147,67 @@ describe("kept-alive connections to an HTTP upstream proxy", () => {
     expect(await get(port, `http://127.0.0.1:${web}/second`)).toEqual({ status: 200, body: "hello /second" });
     expect(proxy.counters().upstreamRetried).toBe(1);
     expect(up.stats.connections).toBe(2);
+  });
+
+  it("sends neither a POST nor a request that timed out again", async () => {
+    const web = await origin();
+    const dropper = await upstreamProxy({ dropSecond: true });
+    const a = await proxyTo(dropper.port);
+    await get(a.port, `http://127.0.0.1:${web}/first`);
+    await settle();
+    // The upstream may have acted on the POST before it dropped the connection: 502, not twice.
+    expect((await get(a.port, `http://127.0.0.1:${web}/deploy`, "POST")).status).toBe(502);
+    expect(dropper.stats.methods).toEqual(["GET", "POST"]);
+    expect(a.proxy.counters().upstreamRetried).toBe(0);
+
+    const staller = await upstreamProxy({ stallSecond: true });
+    const b = await proxyTo(staller.port, 300);
+    await get(b.port, `http://127.0.0.1:${web}/first`);
+    await settle();
+    expect((await get(b.port, `http://127.0.0.1:${web}/slow`)).status).toBe(504);
+    expect(staller.stats.requests).toBe(2);
+    expect(b.proxy.counters().upstreamRetried).toBe(0);
+  });
+
+  it("closes the upstream connection of an upload its client left after an early answer", async () => {
+    const web = await origin();
+    const up = await upstreamProxy({ refuseBodies: true });
+    const { port } = await proxyTo(up.port);
+    for (let i = 0; i < 3; i++) {
+      const client = net.connect(port, "127.0.0.1");
+      client.write(
+        `POST http://127.0.0.1:${web}/upload HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 1000000\r\n\r\n`,
+      );
+      client.write(Buffer.alloc(100));
+      let seen = "";
+      await new Promise<void>((resolve) =>
+        client.on("data", (d: Buffer) => {
+          seen += d.toString("latin1");
+          if (seen.includes("\r\n\r\n")) resolve();
+        }),
+      );
+      expect(seen).toMatch(/^HTTP\/1\.1 403/);
+      client.destroy();
+    }
+    await until(() => up.stats.closed === 3);
+    expect(up.stats.connections).toBe(3);
+    expect(up.stats.closed).toBe(3);
+  });
+
+  it("does not keep a connection that was in use when the settings changed", async () => {
+    const slowWeb = await listen(
+      http.createServer((req, res) => setTimeout(() => res.end(`late ${req.url}`), 100)),
+    );
+    const up = await upstreamProxy();
+    const other = await upstreamProxy();
+    const { port, settings } = await proxyTo(up.port);
+    const pending = get(port, `http://127.0.0.1:${slowWeb}/inflight`);
+    await until(() => up.stats.requests === 1);
+    settings.set(configFromEnv({ http_proxy: `http://127.0.0.1:${other.port}` }));
+    expect(await pending).toEqual({ status: 200, body: "late /inflight" });
+    await until(() => up.stats.closed === 1);
+    expect(up.stats.closed).toBe(1);
+    expect(other.stats.requests).toBe(0);
   });
 
   it("lets a kept connection go when the upstream closes it, and when the settings change", async () => {
