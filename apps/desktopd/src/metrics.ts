@@ -303,6 +303,16 @@ export function createDaemonMetrics(source: MetricsSource): DaemonMetrics {
   );
   mirroredCounter(
     registry,
+    "desktopd_proxy_upstream_kept_total",
+    "Plain requests sent to an upstream proxy on a kept-alive connection (reused), and those sent again on a new one after a kept connection was lost (retried).",
+    ["outcome"],
+    proxied((p) => [
+      [{ outcome: "reused" }, p.explicit.upstreamReused],
+      [{ outcome: "retried" }, p.explicit.upstreamRetried],
+    ]),
+  );
+  mirroredCounter(
+    registry,
     "desktopd_proxy_errors_total",
     "Answers the explicit proxy gave itself, by HTTP status (400, 403, 431, 502, 504...).",
     ["status"],

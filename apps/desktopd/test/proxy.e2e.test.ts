@@ -274,7 +274,8 @@ describe.skipIf(!ready)("the proxy through the daemon", () => {
   });
 
   it("shows what the proxies did in the metrics", async () => {
-    const metrics = parseExposition((await ctl("metrics")).out);
+    const metricsText = (await ctl("metrics")).out;
+    const metrics = parseExposition(metricsText);
     expect(
       sampleValue(metrics, "desktopd_proxy_transparent_total", { route: "tls-sni" }),
     ).toBeGreaterThanOrEqual(2);
@@ -290,6 +291,9 @@ describe.skipIf(!ready)("the proxy through the daemon", () => {
       sampleValue(metrics, "desktopd_socks5_connections_total", { outcome: "connected" }),
     ).toBeGreaterThanOrEqual(1);
     expect(sampleValue(metrics, "desktopd_socks5_connections_total", { outcome: "auth" })).toBe(1);
+    // tinyproxy closes every connection: nothing was kept (a counter shows no sample at 0).
+    expect(metricsText).toContain("# TYPE desktopd_proxy_upstream_kept_total counter");
+    expect(sampleValue(metrics, "desktopd_proxy_upstream_kept_total", { outcome: "reused" }) ?? 0).toBe(0);
   });
 
   it("refuses a bad upstream URL from the CLI, naming the key, and keeps the settings", async () => {
