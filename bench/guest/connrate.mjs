@@ -17,13 +17,12 @@ let firstError;
 let start = process.hrtime.bigint();
 const warmUntil = Date.now() + warmup * 1000;
 const deadline = warmUntil + seconds * 1000;
-let counting = warmup <= 0;
 
 // A connection that never completes must not hold the run open.
 setTimeout(() => report("guest connrate hard timeout"), (warmup + seconds) * 1000 + 5000).unref();
-if (!counting) {
+if (warmup > 0) {
+  // What the warm-up did is forgotten: the counts and the clock start again.
   setTimeout(() => {
-    counting = true;
     connections = 0;
     errors = 0;
     firstError = undefined;

@@ -69,8 +69,8 @@ export async function measureForwardConnrate(
   try {
     await server.waitForLine((l) => l === "listening", 5000, "guest accept-close server");
     const script = join(root, "bench/guest/connrate.mjs");
-    const args = [script, "127.0.0.1", String(hostPort), String(seconds), String(connrateConcurrency)];
-    args.push(String(WARMUP_SECONDS));
+    const counts = [hostPort, seconds, connrateConcurrency, WARMUP_SECONDS].map(String);
+    const args = [script, "127.0.0.1", ...counts];
     const r = await run(process.execPath, args, (WARMUP_SECONDS + seconds + 15) * 1000);
     const last = r.stdout.trim().split("\n").pop() ?? "";
     let report: ConnrateReport & { error?: string };

@@ -120,20 +120,17 @@ export async function runProxyBench(root: string, seconds: number): Promise<Prox
     const requests = (p: typeof via | typeof direct) =>
       figure(
         async () => {
+          const burst = (secs: number) =>
+            load<RequestsReport>(
+              root,
+              p.ns,
+              [p.host, p.port, FAR, FAR_PORT, secs, "requests", CONCURRENCY],
+              secs,
+            );
           // A second unmeasured first: the figure is the steady state of a daemon that has been
           // running, not the compiler warming up on a fresh one (30-50 % of a cold run's CPU).
-          await load<RequestsReport>(
-            root,
-            p.ns,
-            [p.host, p.port, FAR, FAR_PORT, 1, "requests", CONCURRENCY],
-            1,
-          );
-          return load<RequestsReport>(
-            root,
-            p.ns,
-            [p.host, p.port, FAR, FAR_PORT, seconds, "requests", CONCURRENCY],
-            seconds,
-          );
+          await burst(1);
+          return burst(seconds);
         },
         (r) => r.perSecond,
         (r) => ({ requests: r.requests, errors: r.errors }),

@@ -164,7 +164,7 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       .routes(host, port, false, target.href)
       .then((hops) =>
         firstReachable(hops, (hop) => {
-          if (hop && (hop.protocol === "http" || hop.protocol === "https")) {
+          if (isHttpUpstream(hop)) {
             const kept = pool.take(upstreamKey(hop));
             if (kept) {
               reused.add(kept);
@@ -202,7 +202,7 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
     hop: Upstream | undefined,
     headers: http.OutgoingHttpHeaders,
   ) => {
-    const viaProxy = hop !== undefined && (hop.protocol === "http" || hop.protocol === "https");
+    const viaProxy = isHttpUpstream(hop);
     const wasKept = reused.delete(stream);
     if (wasKept) counters.upstreamReused++;
     if (viaProxy) {
@@ -366,6 +366,11 @@ export function createHttpProxy(o: HttpProxyOptions): HttpProxy {
       readPool.close();
     },
   };
+}
+
+/** An HTTP(S) proxy hop: it takes plain requests in absolute form (and keeps connections). */
+function isHttpUpstream(hop: Upstream | undefined): hop is Upstream {
+  return hop !== undefined && (hop.protocol === "http" || hop.protocol === "https");
 }
 
 function hostPort(ip: string, port: number): string {

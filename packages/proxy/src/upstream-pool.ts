@@ -17,6 +17,9 @@ export interface UpstreamPoolOptions {
   max?: number;
 }
 
+/** While idle, anything from the upstream (data, its FIN, an error) ends the connection. */
+const IDLE_ENDS = ["data", "end", "close", "error"] as const;
+
 interface Idle {
   stream: Duplex;
   timer: NodeJS.Timeout;
@@ -84,11 +87,7 @@ export class UpstreamPool {
       },
     };
     entry.timer.unref();
-    // While idle, anything from the upstream (data, its FIN, an error) ends the connection.
-    stream.on("data", entry.drop);
-    stream.on("end", entry.drop);
-    stream.on("close", entry.drop);
-    stream.on("error", entry.drop);
+    for (const event of IDLE_ENDS) stream.on(event, entry.drop);
     stream.resume();
     list.push(entry);
     this.idle.set(key, list);
@@ -108,11 +107,7 @@ export class UpstreamPool {
 
   private forget(key: string, entry: Idle): void {
     clearTimeout(entry.timer);
-    const s = entry.stream;
-    s.off("data", entry.drop);
-    s.off("end", entry.drop);
-    s.off("close", entry.drop);
-    s.off("error", entry.drop);
+    for (const event of IDLE_ENDS) entry.stream.off(event, entry.drop);
     this.count--;
     if (this.idle.get(key)?.length === 0) this.idle.delete(key);
   }

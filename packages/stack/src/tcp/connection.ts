@@ -762,9 +762,9 @@ export class Connection {
         }
         const seq = this.sndNxt;
         const end = seqAdd(seq, len);
-        // The FIN rides on the segment that ends the data (as Linux's does), unless it went
-        // already and this is not a resend of its segment.
-        const fin = len === available && this.finQueued && !(this.finSent && seqGe(end, this.sndMax));
+        // The FIN rides on the segment that ends the data (as Linux's does), and again on a resend
+        // of that segment: once sent, the FIN lies past all data, so `end` is below sndMax then.
+        const fin = len === available && this.finQueued;
         if (fin) this.markFinSent();
         this.emitData(seq, this.sendBuf.views(dataOffset, len), len === available, fin);
         this.sndNxt = fin ? seqAdd(end, 1) : end;
