@@ -210,6 +210,26 @@ describe("kept-alive connections to an HTTP upstream proxy", () => {
     expect(other.stats.requests).toBe(0);
   });
 
+  it("keeps no more than its bound after a flood of requests at once", async () => {
+    // Slow answers keep all of them in flight together.
+    const web = await listen(
+      http.createServer((req, res) => setTimeout(() => res.end(`late ${req.url}`), 200)),
+    );
+    const up = await upstreamProxy();
+    const { port } = await proxyTo(up.port);
+    const answers = await Promise.all(
+      Array.from({ length: 150 }, (_, i) => get(port, `http://127.0.0.1:${web}/f${i}`)),
+    );
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    // Each had a connection of its own; past the pool's 8 per upstream, those are closed.
+    expect(up.stats.connections).toBeGreaterThan(8);
+    await until(() => up.stats.connections - up.stats.closed <= 8);
+    await settle();
+    const kept = up.stats.connections - up.stats.closed;
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThanOrEqual(8);
+  });
+
   it("lets a kept connection go when the upstream closes it, and when the settings change", async () => {
     const web = await origin();
     const up = await upstreamProxy();
